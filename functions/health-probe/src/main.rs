@@ -1,0 +1,30 @@
+//! health-probe: wiring only; the steps live in `shared::cluster::health`.
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+use shared::{
+    aws::{sdk_config, AsgFleet, CloudWatchMetrics, SsmParameters},
+    cluster::{auth::VaultLogin, health::HealthProbe},
+    config::ProbeConfig,
+    lambda::startup_failed,
+    telemetry::init_logging,
+    vault::VaultClient,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging();
+    // Fails at cold start with the variable's name, before any event is taken.
+    let config = ProbeConfig::from_env().map_err(startup_failed)?;
+    let api = VaultClient::new(&config.vault).map_err(startup_failed)?;
+    // Built once per cold start, reused by every invocation.
+    let sdk = sdk_config().await;
+    let probe = HealthProbe {
+        cluster: config.cluster.cluster.clone(),
+        fleet: AsgFleet::from_sdk(&sdk, config.cluster),
+        api,
+        login: VaultLogin::new(config.auth, SsmParameters::from_sdk(&sdk)),
+        metrics: CloudWatchMetrics::from_sdk(&sdk, config.metrics_namespace),
+    };
+    let probe = &probe;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { probe.handle(&event.payload).await })).await
+}

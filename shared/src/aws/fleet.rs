@@ -1,0 +1,84 @@
+use async_trait::async_trait;
+use aws_sdk_autoscaling::types::LifecycleState;
+
+use super::describe;
+use crate::{
+    cluster::ports::{Fleet, FleetError, FleetNode},
+    config::ClusterSettings,
+    ids::{InstanceId, NodeAddr},
+};
+
+/// The cluster's Auto Scaling group, with each node's address from EC2.
+#[derive(Clone, Debug)]
+pub struct AsgFleet {
+    autoscaling: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    settings: ClusterSettings,
+}
+
+impl AsgFleet {
+    /// A fleet over `settings.asg`, addressing nodes as `settings` says.
+    pub fn new(autoscaling: aws_sdk_autoscaling::Client, ec2: aws_sdk_ec2::Client, settings: ClusterSettings) -> Self {
+        Self { autoscaling, ec2, settings }
+    }
+
+    fn unavailable(&self, reason: String) -> FleetError {
+        FleetError::Unavailable { group: self.settings.asg.clone(), reason }
+    }
+}
+
+#[async_trait]
+impl Fleet for AsgFleet {
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+        let group = &self.settings.asg;
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(describe(e)))?;
+        let Some(found) = out.auto_scaling_groups().first() else {
+            return Err(FleetError::NoSuchGroup { group: group.clone() });
+        };
+        let ids: Vec<String> = found
+            .instances()
+            .iter()
+            .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A group holds at most a few dozen instances: one page of DescribeInstances.
+        let described = self
+            .ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| self.unavailable(describe(e)))?;
+        let mut nodes = Vec::new();
+        for instance in described.reservations().iter().flat_map(|r| r.instances()) {
+            let Some(id) = instance.instance_id() else { continue };
+            let tagged = instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(self.settings.node_address_tag.as_str()))
+                .and_then(|t| t.value());
+            let text = match (tagged, instance.private_ip_address()) {
+                (Some(addr), _) => addr.to_owned(),
+                (None, Some(ip)) => format!("{}://{ip}:{}", self.settings.scheme, self.settings.port),
+                (None, None) => {
+                    return Err(FleetError::NoAddress { instance: id.into(), tag: self.settings.node_address_tag.clone() })
+                }
+            };
+            let addr: NodeAddr = text
+                .parse()
+                .map_err(|e: String| self.unavailable(format!("instance {id}: {e}")))?;
+            nodes.push(FleetNode { instance: InstanceId::from(id), addr });
+        }
+        nodes.sort();
+        Ok(nodes)
+    }
+}

@@ -1,0 +1,42 @@
+//! Thin adapters from the ports to the AWS SDK: one call, map the types, map the error.
+//! The SDK already retries throttling and 5xx, so nothing here loops.
+
+mod cloudwatch;
+mod fleet;
+mod ssm;
+
+pub use cloudwatch::CloudWatchMetrics;
+pub use fleet::AsgFleet;
+pub use ssm::SsmParameters;
+
+/// The SDK configuration for this process: region, credentials and `AWS_ENDPOINT_URL`
+/// from the standard sources. Load it once per cold start.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// An SDK error with its whole context (service code, message, request id) in one line.
+pub(crate) fn describe<E: std::error::Error>(error: E) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(error).to_string()
+}
+
+impl AsgFleet {
+    /// The fleet, with clients built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, settings: crate::config::ClusterSettings) -> Self {
+        Self::new(aws_sdk_autoscaling::Client::new(sdk), aws_sdk_ec2::Client::new(sdk), settings)
+    }
+}
+
+impl SsmParameters {
+    /// Parameters read with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_ssm::Client::new(sdk))
+    }
+}
+
+impl CloudWatchMetrics {
+    /// Metrics into `namespace`, with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, namespace: String) -> Self {
+        Self::new(aws_sdk_cloudwatch::Client::new(sdk), namespace)
+    }
+}

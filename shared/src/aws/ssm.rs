@@ -1,0 +1,37 @@
+use async_trait::async_trait;
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+
+use super::describe;
+use crate::{
+    cluster::ports::{ParameterError, ParameterStore},
+    secret::Secret,
+};
+
+/// SSM Parameter Store, SecureString parameters decrypted on read.
+#[derive(Clone, Debug)]
+pub struct SsmParameters {
+    client: aws_sdk_ssm::Client,
+}
+
+impl SsmParameters {
+    /// Parameters read through `client`.
+    pub fn new(client: aws_sdk_ssm::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl ParameterStore for SsmParameters {
+    async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
+        let out = self.client.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
+            match e.as_service_error() {
+                Some(GetParameterError::ParameterNotFound(_)) => ParameterError::Missing { name: name.to_owned() },
+                _ => ParameterError::Unavailable { name: name.to_owned(), reason: describe(e) },
+            }
+        })?;
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(|v| Secret::new(v.to_owned()))
+            .ok_or_else(|| ParameterError::Missing { name: name.to_owned() })
+    }
+}

@@ -1,0 +1,165 @@
+//! How a function obtains a Vault token: its own AppRole (role ID and secret ID from
+//! SSM), never the root token. The token is cached across invocations of a warm Lambda
+//! and renewed by a fresh login when 80% of its lease has passed, so a probe that runs
+//! every minute does not mint a token every minute.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use tracing::info;
+
+use super::ports::{NodeApi, ParameterError, ParameterStore};
+use crate::{config::AuthSettings, ids::NodeAddr, secret::Secret, vault::VaultError};
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The credentials could not be read from SSM.
+    #[error("cannot read this function's Vault credentials")]
+    Credentials(#[source] ParameterError),
+    /// Vault answered and said no: the role, its secret ID or its policy is wrong.
+    #[error("vault refused this function's login through {node}; check its AppRole and the secret ID in SSM")]
+    Refused {
+        /// The node asked.
+        node: NodeAddr,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
+    /// The node could not be reached or answered with a server error.
+    #[error("cannot log in through {node}")]
+    Unavailable {
+        /// The node asked.
+        node: NodeAddr,
+        /// What happened.
+        #[source]
+        source: VaultError,
+    },
+    /// The configured method cannot be used by this build.
+    #[error("VAULT_AUTH={method} is not available in this release; use approle")]
+    Unsupported {
+        /// The method.
+        method: &'static str,
+    },
+}
+
+impl LoginError {
+    /// True when the cause is configuration (retrying will not help).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Credentials(ParameterError::Missing { .. }) | Self::Refused { .. } | Self::Unsupported { .. })
+    }
+}
+
+struct Cached {
+    token: Secret,
+    renew_after: Instant,
+}
+
+/// A function's Vault login, with its token cached between invocations.
+pub struct VaultLogin<P> {
+    settings: AuthSettings,
+    parameters: P,
+    cached: Mutex<Option<Cached>>,
+}
+
+impl<P: ParameterStore> VaultLogin<P> {
+    /// A login that reads its credentials from `parameters` when it first needs them.
+    pub fn new(settings: AuthSettings, parameters: P) -> Self {
+        Self { settings, parameters, cached: Mutex::new(None) }
+    }
+
+    /// A valid token: the cached one, or a fresh login through `node`.
+    pub async fn token(&self, api: &impl NodeApi, node: &NodeAddr) -> Result<Secret, LoginError> {
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
+        }
+        let (mount, role_parameter, secret_parameter) = match &self.settings {
+            AuthSettings::AppRole { mount, role_id_parameter, secret_id_parameter } => {
+                (mount, role_id_parameter, secret_id_parameter)
+            }
+            AuthSettings::Aws { .. } => return Err(LoginError::Unsupported { method: "aws" }),
+        };
+        let role_id = self.parameters.secret(role_parameter).await.map_err(LoginError::Credentials)?;
+        let secret_id = self.parameters.secret(secret_parameter).await.map_err(LoginError::Credentials)?;
+        let login = api.approle_login(node, mount, &role_id, &secret_id).await.map_err(|source| {
+            match source.status().map(|s| s.as_u16()) {
+                Some(400 | 403) => LoginError::Refused { node: node.clone(), source },
+                _ => LoginError::Unavailable { node: node.clone(), source },
+            }
+        })?;
+        info!(node = %node, lease_secs = login.lease.as_secs(), "logged in to vault");
+        let renew_after = Instant::now() + login.lease.mul_f64(0.8).max(Duration::from_secs(1));
+        self.store(Cached { token: login.token.clone(), renew_after });
+        Ok(login.token)
+    }
+
+    /// Drops the cached token, e.g. after Vault answered 403 to it.
+    pub fn forget(&self) {
+        *self.lock() = None;
+    }
+
+    fn cached_token(&self) -> Option<Secret> {
+        let cached = self.lock();
+        cached.as_ref().filter(|c| Instant::now() < c.renew_after).map(|c| c.token.clone())
+    }
+
+    fn store(&self, cached: Cached) {
+        *self.lock() = Some(cached);
+    }
+
+    // A std mutex: held for a clone or an assignment, never across an await.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{capture_logs, FakeCluster, FakeParameters};
+
+    fn approle() -> AuthSettings {
+        AuthSettings::AppRole { mount: "approle".into(), role_id_parameter: "/p/role-id".into(), secret_id_parameter: "/p/secret-id".into() }
+    }
+
+    #[tokio::test]
+    async fn logs_in_once_and_reuses_the_token() {
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let parameters = FakeParameters::with(&[("/p/role-id", "role-canary-1"), ("/p/secret-id", "secret-canary-2")]);
+        let login = VaultLogin::new(approle(), parameters);
+        let node = cluster.addr("i-1");
+        let first = login.token(&cluster, &node).await.expect("login");
+        let second = login.token(&cluster, &node).await.expect("cached");
+        assert_eq!(first, second);
+        assert_eq!(cluster.logins(), 1);
+        login.forget();
+        login.token(&cluster, &node).await.expect("fresh login");
+        assert_eq!(cluster.logins(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_is_a_configuration_error_and_leaks_nothing() {
+        let logs = capture_logs();
+        let cluster = FakeCluster::healthy(&["i-1"]).refusing_logins();
+        let parameters = FakeParameters::with(&[("/p/role-id", "role-canary-1"), ("/p/secret-id", "secret-canary-2")]);
+        let login = VaultLogin::new(approle(), parameters);
+        let err = login.token(&cluster, &cluster.addr("i-1")).await.expect_err("refused");
+        assert!(err.is_configuration(), "{err}");
+        for text in [logs.contents(), crate::error_chain(&err), format!("{err:?}")] {
+            for secret in ["role-canary-1", "secret-canary-2"] {
+                assert!(!text.contains(secret), "{secret} leaked: {text}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_parameter_is_named() {
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let login = VaultLogin::new(approle(), FakeParameters::with(&[("/p/role-id", "r")]));
+        let err = login.token(&cluster, &cluster.addr("i-1")).await.expect_err("missing");
+        assert!(crate::error_chain(&err).contains("/p/secret-id"), "{}", crate::error_chain(&err));
+        assert_eq!(cluster.logins(), 0);
+    }
+}

@@ -1,0 +1,104 @@
+//! The ports the cluster logic talks through, in domain words. The adapters behind them
+//! are `crate::aws` (Auto Scaling, EC2, SSM) and `crate::vault`; the fakes are in
+//! `crate::testing`.
+
+use async_trait::async_trait;
+
+use crate::{
+    ids::{InstanceId, NodeAddr},
+    secret::Secret,
+    vault::{AutopilotState, Health, Login, VaultClient, VaultError},
+};
+
+/// An instance the Auto Scaling group counts as a member, with its node's API address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FleetNode {
+    /// The EC2 instance, which by convention is also the node's Raft `node_id`.
+    pub instance: InstanceId,
+    /// Where its API answers (from the address tag, else private IP, port and scheme).
+    pub addr: NodeAddr,
+}
+
+/// Why the fleet could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The Auto Scaling or EC2 API failed (the SDK already retried).
+    #[error("cannot list the instances of auto scaling group {group}: {reason}")]
+    Unavailable {
+        /// The group.
+        group: String,
+        /// The SDK's error, with its context.
+        reason: String,
+    },
+    /// The group does not exist: a configuration error, not a cluster failure.
+    #[error("auto scaling group {group} does not exist; check ASG_NAME")]
+    NoSuchGroup {
+        /// The group.
+        group: String,
+    },
+    /// An instance has neither the address tag nor a private IP.
+    #[error("instance {instance} has no {tag} tag and no private IP, so its node cannot be reached")]
+    NoAddress {
+        /// The instance.
+        instance: InstanceId,
+        /// The tag looked for.
+        tag: String,
+    },
+}
+
+/// The cluster's Auto Scaling group.
+#[async_trait]
+pub trait Fleet: Send + Sync {
+    /// Instances the group counts as InService now, sorted by instance id.
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError>;
+}
+
+/// Why a parameter could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParameterError {
+    /// It does not exist.
+    #[error("SSM parameter {name} does not exist")]
+    Missing {
+        /// The parameter's name.
+        name: String,
+    },
+    /// SSM refused or failed (access denied, KMS, throttling after retries).
+    #[error("cannot read SSM parameter {name}: {reason}")]
+    Unavailable {
+        /// The parameter's name.
+        name: String,
+        /// The SDK's error (it never holds the value).
+        reason: String,
+    },
+}
+
+/// Where secrets are kept (SSM Parameter Store, SecureString).
+#[async_trait]
+pub trait ParameterStore: Send + Sync {
+    /// The decrypted value of one parameter.
+    async fn secret(&self, name: &str) -> Result<Secret, ParameterError>;
+}
+
+/// The Vault API calls the cluster logic makes, so tests can pass a fake cluster.
+#[async_trait]
+pub trait NodeApi: Send + Sync {
+    /// `GET sys/health` of one node.
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError>;
+    /// AppRole login through one node.
+    async fn approle_login(&self, node: &NodeAddr, mount: &str, role_id: &Secret, secret_id: &Secret) -> Result<Login, VaultError>;
+    /// Autopilot's view of the cluster, asked of one node.
+    async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError>;
+}
+
+#[async_trait]
+impl NodeApi for VaultClient {
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
+        VaultClient::health(self, node).await
+    }
+    async fn approle_login(&self, node: &NodeAddr, mount: &str, role_id: &Secret, secret_id: &Secret) -> Result<Login, VaultError> {
+        VaultClient::approle_login(self, node, mount, role_id, secret_id).await
+    }
+    async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError> {
+        VaultClient::autopilot_state(self, node, token).await
+    }
+}

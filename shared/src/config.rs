@@ -1,0 +1,300 @@
+//! Configuration from environment variables. Every error names the variable, and every
+//! variable has a default that works for a standard cluster unless it identifies the
+//! cluster itself (`CLUSTER_NAME`, `ASG_NAME`).
+
+use std::{collections::BTreeMap, fmt::Display, path::PathBuf, str::FromStr, time::Duration};
+
+use crate::ids::ClusterName;
+
+/// A missing or invalid setting, found at cold start before any event is taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable without a default is not set.
+    #[error("environment variable {name} is not set: {hint}")]
+    Missing {
+        /// The variable.
+        name: &'static str,
+        /// What it should hold.
+        hint: &'static str,
+    },
+    /// A variable holds a value that cannot be used.
+    #[error("environment variable {name}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it holds (configuration values are never secrets).
+        value: String,
+        /// What it should hold.
+        expected: String,
+    },
+}
+
+/// Where variables come from: the process environment in a Lambda, a map in a test.
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// A snapshot of the process environment.
+    pub fn process() -> Self {
+        Self { vars: std::env::vars().collect() }
+    }
+
+    /// Only the given pairs: for tests, so no test touches the process environment.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        Self { vars }
+    }
+
+    /// The value, or `None` when unset or empty (an empty CloudFormation parameter is unset).
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value of a variable that has no default.
+    pub fn required(&self, name: &'static str, hint: &'static str) -> Result<&str, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing { name, hint })
+    }
+
+    /// The parsed value, or `default` when unset.
+    pub fn parsed_or<T>(&self, name: &'static str, default: T, expected: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|_| invalid(name, value, expected)),
+        }
+    }
+
+    /// A duration given in whole seconds, or `default` when unset.
+    pub fn seconds_or(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        let secs = self.parsed_or(name, default.as_secs(), "a whole number of seconds")?;
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: impl Display) -> ConfigError {
+    ConfigError::Invalid { name, value: value.to_owned(), expected: expected.to_string() }
+}
+
+/// Which cluster a function serves, and how its nodes are found.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `CLUSTER_NAME`: names metrics, SSM parameters and S3 prefixes.
+    pub cluster: ClusterName,
+    /// `ASG_NAME`: the Auto Scaling group whose in-service instances are the nodes.
+    pub asg: String,
+    /// `NODE_ADDRESS_TAG`: EC2 tag holding a node's API address (else private IP).
+    pub node_address_tag: String,
+    /// `VAULT_SCHEME` and `VAULT_PORT`: used with the private IP when the tag is absent.
+    pub scheme: String,
+    /// See `scheme`.
+    pub port: u16,
+}
+
+impl ClusterSettings {
+    /// Reads `CLUSTER_NAME`, `ASG_NAME`, `NODE_ADDRESS_TAG`, `VAULT_SCHEME`, `VAULT_PORT`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let raw = env.required("CLUSTER_NAME", "the cluster's name, e.g. prod")?;
+        let cluster = raw
+            .parse()
+            .map_err(|e| invalid("CLUSTER_NAME", raw, e))?;
+        let scheme = env.optional("VAULT_SCHEME").unwrap_or("https").to_owned();
+        if scheme != "https" && scheme != "http" {
+            return Err(invalid("VAULT_SCHEME", &scheme, "https or http"));
+        }
+        Ok(Self {
+            cluster,
+            asg: env.required("ASG_NAME", "the cluster's Auto Scaling group name")?.to_owned(),
+            node_address_tag: env.optional("NODE_ADDRESS_TAG").unwrap_or("vault-api-addr").to_owned(),
+            scheme,
+            port: env.parsed_or("VAULT_PORT", 8200, "a TCP port number")?,
+        })
+    }
+}
+
+/// How the functions reach Vault: TLS trust, timeouts and retries.
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    /// `VAULT_CACERT_PEM` (inline) or `VAULT_CACERT` (a file): the only CAs trusted.
+    /// Neither set: the platform's roots.
+    pub ca: CaSource,
+    /// `VAULT_REQUEST_TIMEOUT_SECS`: one HTTP request, connection included.
+    pub request_timeout: Duration,
+    /// `VAULT_MAX_RETRIES`: extra attempts after a connection error (never after an answer).
+    pub max_retries: u32,
+}
+
+/// Where the CA bundle that verifies the nodes' certificates comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaSource {
+    /// The platform's trust store.
+    System,
+    /// A PEM bundle given inline.
+    Pem(String),
+    /// A PEM file, e.g. shipped in the deployment package.
+    File(PathBuf),
+}
+
+impl VaultSettings {
+    /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`, `VAULT_MAX_RETRIES`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let ca = match (env.optional("VAULT_CACERT_PEM"), env.optional("VAULT_CACERT")) {
+            (Some(pem), _) if !pem.contains("-----BEGIN CERTIFICATE-----") => {
+                return Err(invalid("VAULT_CACERT_PEM", "(not shown)", "PEM certificates"))
+            }
+            (Some(pem), _) => CaSource::Pem(pem.to_owned()),
+            (None, Some(path)) => CaSource::File(PathBuf::from(path)),
+            (None, None) => CaSource::System,
+        };
+        let request_timeout = env.seconds_or("VAULT_REQUEST_TIMEOUT_SECS", Duration::from_secs(5))?;
+        if request_timeout.is_zero() {
+            return Err(invalid("VAULT_REQUEST_TIMEOUT_SECS", "0", "at least 1"));
+        }
+        Ok(Self { ca, request_timeout, max_retries: env.parsed_or("VAULT_MAX_RETRIES", 3, "a whole number")? })
+    }
+}
+
+/// How a function logs in to Vault. Never the root token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthSettings {
+    /// `VAULT_AUTH=approle`: role ID and secret ID read from SSM SecureString parameters.
+    AppRole {
+        /// `VAULT_AUTH_MOUNT` (default `approle`).
+        mount: String,
+        /// `<SSM_PREFIX>/<CLUSTER_NAME>/approle/<function>/role-id`.
+        role_id_parameter: String,
+        /// `<SSM_PREFIX>/<CLUSTER_NAME>/approle/<function>/secret-id`.
+        secret_id_parameter: String,
+    },
+    /// `VAULT_AUTH=aws`: Vault's aws auth method, IAM flavour, with the function's role.
+    Aws {
+        /// `VAULT_AUTH_MOUNT` (default `aws`).
+        mount: String,
+        /// `VAULT_AWS_AUTH_ROLE` (default: the function's name).
+        role: String,
+        /// `VAULT_AWS_AUTH_SERVER_ID`: value of `X-Vault-AWS-IAM-Server-ID`, when required.
+        server_id: Option<String>,
+    },
+}
+
+impl AuthSettings {
+    /// Reads `VAULT_AUTH`, `VAULT_AUTH_MOUNT`, `SSM_PREFIX`, `VAULT_AWS_AUTH_ROLE`,
+    /// `VAULT_AWS_AUTH_SERVER_ID` for the function named `function`.
+    pub fn from_env(env: &Env, cluster: &ClusterName, function: &str) -> Result<Self, ConfigError> {
+        let method = env.optional("VAULT_AUTH").unwrap_or("approle");
+        match method {
+            "approle" => {
+                let base = format!("{}/approle/{function}", ssm_cluster_path(env, cluster)?);
+                Ok(Self::AppRole {
+                    mount: env.optional("VAULT_AUTH_MOUNT").unwrap_or("approle").to_owned(),
+                    role_id_parameter: format!("{base}/role-id"),
+                    secret_id_parameter: format!("{base}/secret-id"),
+                })
+            }
+            "aws" => Ok(Self::Aws {
+                mount: env.optional("VAULT_AUTH_MOUNT").unwrap_or("aws").to_owned(),
+                role: env.optional("VAULT_AWS_AUTH_ROLE").unwrap_or(function).to_owned(),
+                server_id: env.optional("VAULT_AWS_AUTH_SERVER_ID").map(str::to_owned),
+            }),
+            other => Err(invalid("VAULT_AUTH", other, "approle or aws")),
+        }
+    }
+}
+
+/// `<SSM_PREFIX>/<cluster>`: the root of every parameter this product keeps for a cluster.
+pub fn ssm_cluster_path(env: &Env, cluster: &ClusterName) -> Result<String, ConfigError> {
+    let prefix = env.optional("SSM_PREFIX").unwrap_or("/vault-lifecycle");
+    if !prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err(invalid("SSM_PREFIX", prefix, "a path that starts with / and does not end with /"));
+    }
+    Ok(format!("{prefix}/{cluster}"))
+}
+
+/// Everything health-probe needs.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// The cluster and how its nodes are found.
+    pub cluster: ClusterSettings,
+    /// TLS, timeouts, retries.
+    pub vault: VaultSettings,
+    /// How the probe logs in to read autopilot state.
+    pub auth: AuthSettings,
+    /// `METRICS_NAMESPACE` (default `VaultLifecycle`).
+    pub metrics_namespace: String,
+}
+
+impl ProbeConfig {
+    /// Reads the process environment; the error names the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::process())
+    }
+
+    /// Reads the given variables.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let cluster = ClusterSettings::from_env(env)?;
+        Ok(Self {
+            auth: AuthSettings::from_env(env, &cluster.cluster, "health-probe")?,
+            vault: VaultSettings::from_env(env)?,
+            metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or("VaultLifecycle").to_owned(),
+            cluster,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: [(&str, &str); 2] = [("CLUSTER_NAME", "prod"), ("ASG_NAME", "vault-prod")];
+
+    #[test]
+    fn defaults_fit_a_standard_cluster() {
+        let config = ProbeConfig::from(&Env::from_pairs(MINIMAL)).expect("minimal config");
+        assert_eq!(config.cluster.port, 8200);
+        assert_eq!(config.cluster.scheme, "https");
+        assert_eq!(config.cluster.node_address_tag, "vault-api-addr");
+        assert_eq!(config.vault.ca, CaSource::System);
+        assert_eq!(config.vault.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.metrics_namespace, "VaultLifecycle");
+        assert_eq!(
+            config.auth,
+            AuthSettings::AppRole {
+                mount: "approle".into(),
+                role_id_parameter: "/vault-lifecycle/prod/approle/health-probe/role-id".into(),
+                secret_id_parameter: "/vault-lifecycle/prod/approle/health-probe/secret-id".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (&[("ASG_NAME", "a")], "CLUSTER_NAME"),
+            (&[("CLUSTER_NAME", "prod")], "ASG_NAME"),
+            (&[("CLUSTER_NAME", "Prod Cluster"), ("ASG_NAME", "a")], "CLUSTER_NAME"),
+            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_PORT", "eighty")], "VAULT_PORT"),
+            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_SCHEME", "ftp")], "VAULT_SCHEME"),
+            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_AUTH", "token")], "VAULT_AUTH"),
+            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("SSM_PREFIX", "vault/")], "SSM_PREFIX"),
+            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_CACERT_PEM", "x")], "VAULT_CACERT_PEM"),
+        ];
+        for (pairs, variable) in cases {
+            let err = ProbeConfig::from(&Env::from_pairs(pairs.iter().copied()))
+                .expect_err(variable)
+                .to_string();
+            assert!(err.contains(variable), "error for {variable} does not name it: {err}");
+        }
+    }
+
+    #[test]
+    fn aws_auth_defaults_its_role_to_the_function() {
+        let env = Env::from_pairs(MINIMAL.into_iter().chain([("VAULT_AUTH", "aws")]));
+        let config = ProbeConfig::from(&env).expect("aws auth config");
+        assert_eq!(
+            config.auth,
+            AuthSettings::Aws { mount: "aws".into(), role: "health-probe".into(), server_id: None }
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Scheduled and direct requests: health-probe, snapshot-backup, snapshot-restore,
+//! credential-rotation.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{describe, direct, eventbridge, is_schedule, EventError};
+
+/// health-probe: a schedule tick or a direct `{}`; nothing to choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRequest;
+
+impl ProbeRequest {
+    /// Accepts a scheduled event (rule or Scheduler), `{}` or `null`.
+    pub fn parse(value: &Value) -> Result<Self, EventError> {
+        let empty = value.is_null() || value.as_object().is_some_and(|m| m.is_empty());
+        if empty || eventbridge(value).is_some_and(|e| is_schedule(&e)) {
+            return Ok(Self);
+        }
+        Err(EventError::Unrecognised {
+            function: "health-probe",
+            expected: "a scheduled event or {}",
+            got: describe(value),
+        })
+    }
+}
+
+/// snapshot-backup: take one snapshot now.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// Why, recorded in the catalog (`scheduled` for a schedule tick).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// A schedule fired it (not a person).
+    #[serde(skip)]
+    pub scheduled: bool,
+}
+
+impl BackupRequest {
+    /// Accepts a scheduled event, `{}` or `{"reason": "..."}`.
+    pub fn parse(value: &Value) -> Result<Self, EventError> {
+        if let Some(event) = eventbridge(value) {
+            if is_schedule(&event) {
+                return Ok(Self { reason: Some("scheduled".into()), scheduled: true });
+            }
+            return Err(EventError::Unrecognised {
+                function: "snapshot-backup",
+                expected: "a scheduled event or {\"reason\": \"...\"}",
+                got: describe(value),
+            });
+        }
+        direct("snapshot-backup", value)
+    }
+}
+
+/// Which snapshot to restore.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SnapshotSelector {
+    /// The newest good snapshot: `"latest"`.
+    Latest(Latest),
+    /// The newest good snapshot taken at or before a time: `{"as_of": "2026-11-20T03:00:00Z"}`.
+    AsOf {
+        /// The time, RFC 3339.
+        as_of: DateTime<Utc>,
+    },
+    /// One exact object version: `{"key": "...", "version_id": "..."}`.
+    Exact {
+        /// The S3 key.
+        key: String,
+        /// The S3 version id.
+        version_id: String,
+    },
+}
+
+/// The word `latest`, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Latest {
+    /// `"latest"`.
+    Latest,
+}
+
+/// snapshot-restore: which snapshot, and how carefully.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// The snapshot.
+    pub snapshot: SnapshotSelector,
+    /// Say what would be restored, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Allow a snapshot taken from another cluster.
+    #[serde(default)]
+    pub force: bool,
+    /// Why, recorded with the restore.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+const RESTORE_FORMS: &str = "{\"snapshot\": \"latest\"}, {\"snapshot\": {\"as_of\": \"<RFC 3339 time>\"}} or {\"snapshot\": {\"key\": \"...\", \"version_id\": \"...\"}}, with optional dry_run, force and reason";
+
+impl RestoreRequest {
+    /// Accepts only a direct request: a restore never runs from a schedule or an alarm.
+    pub fn parse(value: &Value) -> Result<Self, EventError> {
+        let function = "snapshot-restore";
+        if eventbridge(value).is_some() || value.get("snapshot").is_none() {
+            return Err(EventError::Unrecognised { function, expected: RESTORE_FORMS, got: describe(value) });
+        }
+        let request: Self = direct(function, value).map_err(|_| EventError::Invalid {
+            function,
+            field: "snapshot".into(),
+            reason: format!("is not one of {RESTORE_FORMS}"),
+        })?;
+        if let SnapshotSelector::Exact { key, version_id } = &request.snapshot {
+            if key.trim().is_empty() || version_id.trim().is_empty() {
+                return Err(EventError::Invalid { function, field: "snapshot".into(), reason: "needs a non-empty key and version_id".into() });
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// What credential-rotation can rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationTarget {
+    /// Vault's barrier keyring (`sys/rotate`).
+    Keyring,
+    /// The functions' own AppRole secret IDs.
+    ApproleSecretIds,
+    /// Database secrets engines' root credentials.
+    DatabaseRoot,
+    /// The unseal or recovery key shares (rekey, verified).
+    UnsealShares,
+}
+
+/// credential-rotation: what to rotate now.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationRequest {
+    /// The targets; `None` (a schedule tick) means the configured set.
+    #[serde(default)]
+    pub rotate: Option<Vec<RotationTarget>>,
+}
+
+impl RotationRequest {
+    /// Accepts a scheduled event or `{"rotate": [...]}`.
+    pub fn parse(value: &Value) -> Result<Self, EventError> {
+        let function = "credential-rotation";
+        if let Some(event) = eventbridge(value) {
+            if is_schedule(&event) {
+                return Ok(Self { rotate: None });
+            }
+            return Err(EventError::Unrecognised { function, expected: "a scheduled event or {\"rotate\": [...]}", got: describe(value) });
+        }
+        let request: Self = direct(function, value)?;
+        if request.rotate.as_ref().is_some_and(Vec::is_empty) {
+            return Err(EventError::Invalid { function, field: "rotate".into(), reason: "is empty; name at least one of keyring, approle-secret-ids, database-root, unseal-shares".into() });
+        }
+        Ok(request)
+    }
+}

@@ -1,0 +1,67 @@
+//! What every function's `main` shares: how an error becomes the invocation's result.
+//!
+//! The `error_type` of a failed invocation says whether a retry can help: `Permanent.*`
+//! (bad input, bad configuration: fix something first) or `Transient.*` (AWS or a node
+//! did not answer: a retry or the next schedule tick may succeed). The message is the
+//! whole error chain; no error in this crate holds a secret.
+
+use lambda_runtime::Diagnostic;
+use tracing::error;
+
+use crate::{cluster::health::ProbeError, error_chain, events::EventError};
+
+/// A failed invocation, ready for the Lambda runtime.
+#[derive(Debug)]
+pub struct FunctionError {
+    /// `Permanent.<Variant>` or `Transient.<Variant>`.
+    pub error_type: String,
+    /// The error chain.
+    pub message: String,
+}
+
+impl FunctionError {
+    /// Logs the failure once, as one structured line, and wraps it.
+    pub fn new(retry_helps: bool, variant: &str, error: &dyn std::error::Error) -> Self {
+        let error_type = format!("{}.{variant}", if retry_helps { "Transient" } else { "Permanent" });
+        let message = error_chain(error);
+        error!(error_type = %error_type, error = %message, "invocation failed");
+        Self { error_type, message }
+    }
+}
+
+impl From<FunctionError> for Diagnostic {
+    fn from(e: FunctionError) -> Self {
+        Diagnostic { error_type: e.error_type, error_message: e.message }
+    }
+}
+
+impl From<EventError> for FunctionError {
+    fn from(e: EventError) -> Self {
+        let variant = match e {
+            EventError::Unrecognised { .. } => "UnrecognisedEvent",
+            EventError::Invalid { .. } => "InvalidEvent",
+        };
+        Self::new(false, variant, &e)
+    }
+}
+
+impl From<ProbeError> for FunctionError {
+    fn from(e: ProbeError) -> Self {
+        use crate::cluster::ports::FleetError;
+        let (retry_helps, variant) = match &e {
+            ProbeError::Fleet(FleetError::NoSuchGroup { .. }) => (false, "NoSuchGroup"),
+            ProbeError::Fleet(FleetError::NoAddress { .. }) => (false, "NoNodeAddress"),
+            ProbeError::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
+            ProbeError::Metrics(_) => (true, "MetricsNotPublished"),
+            ProbeError::Login(login) => (!login.is_configuration(), "LoginFailed"),
+        };
+        Self::new(retry_helps, variant, &e)
+    }
+}
+
+/// Logs a start-up failure (bad configuration) as one structured line and returns it for
+/// `main` to exit with, so the cold start fails before any event is taken.
+pub fn startup_failed(error: impl std::error::Error + Send + Sync + 'static) -> lambda_runtime::Error {
+    error!(error = %error_chain(&error), "cannot start");
+    Box::new(error)
+}

@@ -1,0 +1,8 @@
+//! Fakes for every port, and a log capture, for unit tests here and in the functions.
+//! Each fake is plain state a test sets and reads back; none expects calls in an order.
+
+mod cluster;
+mod logs;
+
+pub use cluster::{FakeCluster, FakeFleet, FakeMetrics, FakeNode, FakeParameters};
+pub use logs::{capture_logs, LogCapture};

@@ -1,0 +1,262 @@
+//! The API calls the functions make, with their answers as typed structs. Only the fields
+//! we use are declared; unknown fields are ignored so newer servers keep working.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{decode, status_error, VaultClient, VaultError};
+use crate::{ids::NodeAddr, secret::Secret};
+
+/// A node's answer to `GET sys/health`, status code included.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    /// 200 active, 429 standby, 472 DR secondary, 473 performance standby,
+    /// 474 standby without an active node, 501 not initialised, 503 sealed, 530 removed.
+    pub code: u16,
+    /// The node has been initialised (or joined an initialised cluster).
+    pub initialized: bool,
+    /// The node is sealed.
+    pub sealed: bool,
+    /// The node is a standby.
+    pub standby: bool,
+    /// Server version, e.g. `2.7.2`.
+    pub version: String,
+    /// Cluster id, once initialised and unsealed.
+    pub cluster_id: Option<String>,
+}
+
+impl Health {
+    /// The node is the active node of its cluster.
+    pub fn is_active(&self) -> bool {
+        self.code == 200
+    }
+}
+
+#[derive(Deserialize)]
+struct HealthBody {
+    initialized: bool,
+    sealed: bool,
+    #[serde(default)]
+    standby: bool,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    cluster_id: Option<String>,
+}
+
+/// The codes `sys/health` uses to describe a node rather than to report a failure.
+const HEALTH_CODES: [u16; 9] = [200, 429, 472, 473, 474, 501, 503, 530, 500];
+
+/// A token from a login, with how long Vault will honour it.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The client token; send it, never log it.
+    pub token: Secret,
+    /// How long it lives unless renewed.
+    pub lease: Duration,
+}
+
+/// One server in `sys/storage/raft/configuration`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RaftServer {
+    /// The node id (by convention, the EC2 instance id).
+    pub node_id: String,
+    /// Its Raft cluster address, `host:port`.
+    pub address: String,
+    /// It leads the cluster now.
+    pub leader: bool,
+    /// It votes.
+    pub voter: bool,
+}
+
+/// `sys/storage/raft/configuration`: the peer list as Raft holds it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RaftConfiguration {
+    /// Every peer, voters and non-voters.
+    pub servers: Vec<RaftServer>,
+}
+
+/// One server in autopilot's view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AutopilotServer {
+    /// The node id (by convention, the EC2 instance id).
+    pub id: String,
+    /// Autopilot judges it healthy.
+    pub healthy: bool,
+    /// `leader`, `voter`, `non-voter` or `staging`.
+    pub status: String,
+    /// Time since the leader last heard from it.
+    pub last_contact: Option<Duration>,
+}
+
+impl AutopilotServer {
+    /// It counts toward quorum.
+    pub fn is_voter(&self) -> bool {
+        self.status == "leader" || self.status == "voter"
+    }
+}
+
+/// `sys/storage/raft/autopilot/state`: the cluster's health as autopilot judges it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AutopilotState {
+    /// Every server is healthy.
+    pub healthy: bool,
+    /// How many voters can fail before quorum is lost.
+    pub failure_tolerance: u32,
+    /// The leader's node id.
+    pub leader: Option<String>,
+    /// Every server autopilot knows, by node id.
+    pub servers: BTreeMap<String, AutopilotServer>,
+}
+
+#[derive(Deserialize)]
+struct Data<T> {
+    data: T,
+}
+
+impl VaultClient {
+    /// `GET sys/health`. Every status the endpoint uses to describe a node is an answer,
+    /// not an error: a sealed node is `Ok` with `code: 503`.
+    pub async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
+        let path = "sys/health";
+        let (status, bytes) = self.send(node, Method::GET, path, None, None).await?;
+        if !HEALTH_CODES.contains(&status.as_u16()) {
+            return Err(status_error(node, Method::GET, path, status, &bytes));
+        }
+        let body: HealthBody = decode(node, path, &bytes)?;
+        Ok(Health {
+            code: status.as_u16(),
+            initialized: body.initialized,
+            sealed: body.sealed,
+            standby: body.standby,
+            version: body.version,
+            cluster_id: body.cluster_id.filter(|id| !id.is_empty()),
+        })
+    }
+
+    /// `POST auth/<mount>/login` with a role ID and secret ID.
+    pub async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
+        #[derive(Deserialize)]
+        struct Auth {
+            client_token: Secret,
+            lease_duration: u64,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            auth: Auth,
+        }
+        let body = json!({ "role_id": role_id.expose(), "secret_id": secret_id.expose() });
+        let path = format!("auth/{mount}/login");
+        let answer: Answer = self.call(node, Method::POST, &path, None, Some(&body)).await?;
+        Ok(Login { token: answer.auth.client_token, lease: Duration::from_secs(answer.auth.lease_duration) })
+    }
+
+    /// `GET sys/storage/raft/configuration` (needs a token).
+    pub async fn raft_configuration(&self, node: &NodeAddr, token: &Secret) -> Result<RaftConfiguration, VaultError> {
+        #[derive(Deserialize)]
+        struct Config {
+            config: RaftConfiguration,
+        }
+        let answer: Data<Config> = self.call(node, Method::GET, "sys/storage/raft/configuration", Some(token), None).await?;
+        Ok(answer.data.config)
+    }
+
+    /// `GET sys/storage/raft/autopilot/state` (needs a token).
+    pub async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError> {
+        #[derive(Deserialize)]
+        struct Server {
+            id: String,
+            healthy: bool,
+            status: String,
+            #[serde(default)]
+            last_contact: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            healthy: bool,
+            failure_tolerance: u32,
+            #[serde(default)]
+            leader: Option<String>,
+            #[serde(default)]
+            servers: BTreeMap<String, Server>,
+        }
+        let path = "sys/storage/raft/autopilot/state";
+        let answer: Data<State> = self.call(node, Method::GET, path, Some(token), None).await?;
+        let mut servers = BTreeMap::new();
+        for (key, server) in answer.data.servers {
+            let last_contact = match server.last_contact.as_deref() {
+                None | Some("") => None,
+                Some(text) => Some(parse_go_duration(text).ok_or_else(|| VaultError::Decode {
+                    node: node.clone(),
+                    path: path.into(),
+                    reason: format!("last_contact {text:?} of {key} is not a duration"),
+                })?),
+            };
+            servers.insert(key, AutopilotServer { id: server.id, healthy: server.healthy, status: server.status, last_contact });
+        }
+        Ok(AutopilotState {
+            healthy: answer.data.healthy,
+            failure_tolerance: answer.data.failure_tolerance,
+            leader: answer.data.leader.filter(|l| !l.is_empty()),
+            servers,
+        })
+    }
+}
+
+/// Parses Go's `time.Duration` text (`1.5s`, `250ms`, `1m30s`, `0s`), as autopilot sends it.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    match rest {
+        "" => return None,
+        "0" => return Some(Duration::ZERO),
+        _ => {}
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_as_autopilot_sends_them() {
+        let ms = |v: u64| Some(Duration::from_millis(v));
+        assert_eq!(parse_go_duration("0s"), ms(0));
+        assert_eq!(parse_go_duration("0"), ms(0));
+        assert_eq!(parse_go_duration("250ms"), ms(250));
+        assert_eq!(parse_go_duration("1.5s"), ms(1500));
+        assert_eq!(parse_go_duration("1m30s"), ms(90_000));
+        assert_eq!(parse_go_duration("1h0m0.5s"), ms(3_600_500));
+        assert_eq!(parse_go_duration("3.002714ms").map(|d| d.as_micros()), Some(3002));
+        for bad in ["", "s", "5", "5 s", "5d", "1.2.3s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+}
