@@ -37,45 +37,70 @@ pub struct Env {
 impl Env {
     /// A snapshot of the process environment.
     pub fn process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self {
+            vars: std::env::vars().collect(),
+        }
     }
 
     /// Only the given pairs: for tests, so no test touches the process environment.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let vars = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         Self { vars }
     }
 
     /// The value, or `None` when unset or empty (an empty CloudFormation parameter is unset).
     pub fn optional(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     /// The value of a variable that has no default.
     pub fn required(&self, name: &'static str, hint: &'static str) -> Result<&str, ConfigError> {
-        self.optional(name).ok_or(ConfigError::Missing { name, hint })
+        self.optional(name)
+            .ok_or(ConfigError::Missing { name, hint })
     }
 
     /// The parsed value, or `default` when unset.
-    pub fn parsed_or<T>(&self, name: &'static str, default: T, expected: &str) -> Result<T, ConfigError>
+    pub fn parsed_or<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr,
     {
         match self.optional(name) {
             None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|_| invalid(name, value, expected)),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(name, value, expected)),
         }
     }
 
     /// A duration given in whole seconds, or `default` when unset.
-    pub fn seconds_or(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    pub fn seconds_or(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         let secs = self.parsed_or(name, default.as_secs(), "a whole number of seconds")?;
         Ok(Duration::from_secs(secs))
     }
 }
 
 fn invalid(name: &'static str, value: &str, expected: impl Display) -> ConfigError {
-    ConfigError::Invalid { name, value: value.to_owned(), expected: expected.to_string() }
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        expected: expected.to_string(),
+    }
 }
 
 /// Which cluster a function serves, and how its nodes are found.
@@ -97,17 +122,20 @@ impl ClusterSettings {
     /// Reads `CLUSTER_NAME`, `ASG_NAME`, `NODE_ADDRESS_TAG`, `VAULT_SCHEME`, `VAULT_PORT`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw = env.required("CLUSTER_NAME", "the cluster's name, e.g. prod")?;
-        let cluster = raw
-            .parse()
-            .map_err(|e| invalid("CLUSTER_NAME", raw, e))?;
+        let cluster = raw.parse().map_err(|e| invalid("CLUSTER_NAME", raw, e))?;
         let scheme = env.optional("VAULT_SCHEME").unwrap_or("https").to_owned();
         if scheme != "https" && scheme != "http" {
             return Err(invalid("VAULT_SCHEME", &scheme, "https or http"));
         }
         Ok(Self {
             cluster,
-            asg: env.required("ASG_NAME", "the cluster's Auto Scaling group name")?.to_owned(),
-            node_address_tag: env.optional("NODE_ADDRESS_TAG").unwrap_or("vault-api-addr").to_owned(),
+            asg: env
+                .required("ASG_NAME", "the cluster's Auto Scaling group name")?
+                .to_owned(),
+            node_address_tag: env
+                .optional("NODE_ADDRESS_TAG")
+                .unwrap_or("vault-api-addr")
+                .to_owned(),
             scheme,
             port: env.parsed_or("VAULT_PORT", 8200, "a TCP port number")?,
         })
@@ -140,19 +168,31 @@ pub enum CaSource {
 impl VaultSettings {
     /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`, `VAULT_MAX_RETRIES`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let ca = match (env.optional("VAULT_CACERT_PEM"), env.optional("VAULT_CACERT")) {
+        let ca = match (
+            env.optional("VAULT_CACERT_PEM"),
+            env.optional("VAULT_CACERT"),
+        ) {
             (Some(pem), _) if !pem.contains("-----BEGIN CERTIFICATE-----") => {
-                return Err(invalid("VAULT_CACERT_PEM", "(not shown)", "PEM certificates"))
+                return Err(invalid(
+                    "VAULT_CACERT_PEM",
+                    "(not shown)",
+                    "PEM certificates",
+                ))
             }
             (Some(pem), _) => CaSource::Pem(pem.to_owned()),
             (None, Some(path)) => CaSource::File(PathBuf::from(path)),
             (None, None) => CaSource::System,
         };
-        let request_timeout = env.seconds_or("VAULT_REQUEST_TIMEOUT_SECS", Duration::from_secs(5))?;
+        let request_timeout =
+            env.seconds_or("VAULT_REQUEST_TIMEOUT_SECS", Duration::from_secs(5))?;
         if request_timeout.is_zero() {
             return Err(invalid("VAULT_REQUEST_TIMEOUT_SECS", "0", "at least 1"));
         }
-        Ok(Self { ca, request_timeout, max_retries: env.parsed_or("VAULT_MAX_RETRIES", 3, "a whole number")? })
+        Ok(Self {
+            ca,
+            request_timeout,
+            max_retries: env.parsed_or("VAULT_MAX_RETRIES", 3, "a whole number")?,
+        })
     }
 }
 
@@ -188,14 +228,20 @@ impl AuthSettings {
             "approle" => {
                 let base = format!("{}/approle/{function}", ssm_cluster_path(env, cluster)?);
                 Ok(Self::AppRole {
-                    mount: env.optional("VAULT_AUTH_MOUNT").unwrap_or("approle").to_owned(),
+                    mount: env
+                        .optional("VAULT_AUTH_MOUNT")
+                        .unwrap_or("approle")
+                        .to_owned(),
                     role_id_parameter: format!("{base}/role-id"),
                     secret_id_parameter: format!("{base}/secret-id"),
                 })
             }
             "aws" => Ok(Self::Aws {
                 mount: env.optional("VAULT_AUTH_MOUNT").unwrap_or("aws").to_owned(),
-                role: env.optional("VAULT_AWS_AUTH_ROLE").unwrap_or(function).to_owned(),
+                role: env
+                    .optional("VAULT_AWS_AUTH_ROLE")
+                    .unwrap_or(function)
+                    .to_owned(),
                 server_id: env.optional("VAULT_AWS_AUTH_SERVER_ID").map(str::to_owned),
             }),
             other => Err(invalid("VAULT_AUTH", other, "approle or aws")),
@@ -207,7 +253,11 @@ impl AuthSettings {
 pub fn ssm_cluster_path(env: &Env, cluster: &ClusterName) -> Result<String, ConfigError> {
     let prefix = env.optional("SSM_PREFIX").unwrap_or("/vault-lifecycle");
     if !prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err(invalid("SSM_PREFIX", prefix, "a path that starts with / and does not end with /"));
+        return Err(invalid(
+            "SSM_PREFIX",
+            prefix,
+            "a path that starts with / and does not end with /",
+        ));
     }
     Ok(format!("{prefix}/{cluster}"))
 }
@@ -237,7 +287,10 @@ impl ProbeConfig {
         Ok(Self {
             auth: AuthSettings::from_env(env, &cluster.cluster, "health-probe")?,
             vault: VaultSettings::from_env(env)?,
-            metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or("VaultLifecycle").to_owned(),
+            metrics_namespace: env
+                .optional("METRICS_NAMESPACE")
+                .unwrap_or("VaultLifecycle")
+                .to_owned(),
             cluster,
         })
     }
@@ -273,18 +326,59 @@ mod tests {
         let cases: [(&[(&str, &str)], &str); 8] = [
             (&[("ASG_NAME", "a")], "CLUSTER_NAME"),
             (&[("CLUSTER_NAME", "prod")], "ASG_NAME"),
-            (&[("CLUSTER_NAME", "Prod Cluster"), ("ASG_NAME", "a")], "CLUSTER_NAME"),
-            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_PORT", "eighty")], "VAULT_PORT"),
-            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_SCHEME", "ftp")], "VAULT_SCHEME"),
-            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_AUTH", "token")], "VAULT_AUTH"),
-            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("SSM_PREFIX", "vault/")], "SSM_PREFIX"),
-            (&[("CLUSTER_NAME", "prod"), ("ASG_NAME", "a"), ("VAULT_CACERT_PEM", "x")], "VAULT_CACERT_PEM"),
+            (
+                &[("CLUSTER_NAME", "Prod Cluster"), ("ASG_NAME", "a")],
+                "CLUSTER_NAME",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_PORT", "eighty"),
+                ],
+                "VAULT_PORT",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_SCHEME", "ftp"),
+                ],
+                "VAULT_SCHEME",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_AUTH", "token"),
+                ],
+                "VAULT_AUTH",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("SSM_PREFIX", "vault/"),
+                ],
+                "SSM_PREFIX",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_CACERT_PEM", "x"),
+                ],
+                "VAULT_CACERT_PEM",
+            ),
         ];
         for (pairs, variable) in cases {
             let err = ProbeConfig::from(&Env::from_pairs(pairs.iter().copied()))
                 .expect_err(variable)
                 .to_string();
-            assert!(err.contains(variable), "error for {variable} does not name it: {err}");
+            assert!(
+                err.contains(variable),
+                "error for {variable} does not name it: {err}"
+            );
         }
     }
 
@@ -294,7 +388,11 @@ mod tests {
         let config = ProbeConfig::from(&env).expect("aws auth config");
         assert_eq!(
             config.auth,
-            AuthSettings::Aws { mount: "aws".into(), role: "health-probe".into(), server_id: None }
+            AuthSettings::Aws {
+                mount: "aws".into(),
+                role: "health-probe".into(),
+                server_id: None
+            }
         );
     }
 }

@@ -13,7 +13,8 @@ impl FromStr for ClusterName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let fits = (1..=63).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-');
         if fits {
             Ok(Self(s.to_owned()))
@@ -81,7 +82,9 @@ impl FromStr for NodeAddr {
             .or_else(|| trimmed.strip_prefix("http://"))
             .ok_or_else(|| format!("node address {s:?} must start with https:// or http://"))?;
         if rest.is_empty() || rest.contains('/') || rest.contains('@') || rest.contains('?') {
-            return Err(format!("node address {s:?} must be scheme://host[:port] and nothing more"));
+            return Err(format!(
+                "node address {s:?} must be scheme://host[:port] and nothing more"
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -111,7 +114,13 @@ mod tests {
     fn node_addresses_are_base_urls() {
         let addr: NodeAddr = "https://10.0.1.5:8200/".parse().expect("valid");
         assert_eq!(addr.as_str(), "https://10.0.1.5:8200");
-        for bad in ["10.0.1.5:8200", "https://", "https://h:1/v1", "ftp://h", "https://u@h"] {
+        for bad in [
+            "10.0.1.5:8200",
+            "https://",
+            "https://h:1/v1",
+            "ftp://h",
+            "https://u@h",
+        ] {
             assert!(bad.parse::<NodeAddr>().is_err(), "{bad}");
         }
     }

@@ -22,16 +22,29 @@ pub struct FunctionError {
 impl FunctionError {
     /// Logs the failure once, as one structured line, and wraps it.
     pub fn new(retry_helps: bool, variant: &str, error: &dyn std::error::Error) -> Self {
-        let error_type = format!("{}.{variant}", if retry_helps { "Transient" } else { "Permanent" });
+        let error_type = format!(
+            "{}.{variant}",
+            if retry_helps {
+                "Transient"
+            } else {
+                "Permanent"
+            }
+        );
         let message = error_chain(error);
         error!(error_type = %error_type, error = %message, "invocation failed");
-        Self { error_type, message }
+        Self {
+            error_type,
+            message,
+        }
     }
 }
 
 impl From<FunctionError> for Diagnostic {
     fn from(e: FunctionError) -> Self {
-        Diagnostic { error_type: e.error_type, error_message: e.message }
+        Diagnostic {
+            error_type: e.error_type,
+            error_message: e.message,
+        }
     }
 }
 
@@ -61,7 +74,9 @@ impl From<ProbeError> for FunctionError {
 
 /// Logs a start-up failure (bad configuration) as one structured line and returns it for
 /// `main` to exit with, so the cold start fails before any event is taken.
-pub fn startup_failed(error: impl std::error::Error + Send + Sync + 'static) -> lambda_runtime::Error {
+pub fn startup_failed(
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> lambda_runtime::Error {
     error!(error = %error_chain(&error), "cannot start");
     Box::new(error)
 }

@@ -55,8 +55,14 @@ mod tests {
         struct Holder {
             token: Secret,
         }
-        let holder = Holder { token: secret.clone() };
-        for text in [format!("{secret:?}"), secret.to_string(), format!("{holder:?}")] {
+        let holder = Holder {
+            token: secret.clone(),
+        };
+        for text in [
+            format!("{secret:?}"),
+            secret.to_string(),
+            format!("{holder:?}"),
+        ] {
             assert!(!text.contains("canary"), "secret leaked: {text}");
             assert!(text.contains("[redacted]"), "no redaction marker: {text}");
         }

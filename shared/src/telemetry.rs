@@ -60,12 +60,22 @@ pub struct Metric {
 impl Metric {
     /// A cluster-wide metric.
     pub fn cluster(cluster: &str, name: &'static str, value: f64, unit: Unit) -> Self {
-        Self { name, value, unit, dimensions: vec![("Cluster", cluster.to_owned())] }
+        Self {
+            name,
+            value,
+            unit,
+            dimensions: vec![("Cluster", cluster.to_owned())],
+        }
     }
 
     /// A per-node metric.
     pub fn node(cluster: &str, node: &str, name: &'static str, value: f64, unit: Unit) -> Self {
-        Self { name, value, unit, dimensions: vec![("Cluster", cluster.to_owned()), ("Node", node.to_owned())] }
+        Self {
+            name,
+            value,
+            unit,
+            dimensions: vec![("Cluster", cluster.to_owned()), ("Node", node.to_owned())],
+        }
     }
 }
 

@@ -1,1 +1,106 @@
+//! The real-server test bed that integration tests share.
+//!
+//! - [`openbao`]: OpenBao Raft clusters on loopback with TLS from a per-run CA, Shamir or
+//!   transit auto-unseal, and raw-API helpers to set up preconditions.
+//! - [`moto`]: moto server as AWS (every region at once), started through
+//!   `tests/moto_server.py`, which adds the lifecycle actions moto lacks; fixtures for
+//!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances point at
+//!   OpenBao nodes.
+//! - [`postgres`]: a throw-away PostgreSQL server.
+//! - [`lambda`]: a function binary under `cargo lambda watch`, invoked with events/ files.
+//! - [`tls`]: the per-run CA.
+//!
+//! Every server listens on a free loopback port and keeps its data in a temp dir; every
+//! process is ended when its handle drops (panics included) and its log is printed when
+//! the test failed. moto is shared: `cargo xtask test` starts one for the whole run and
+//! passes `TESTBED_MOTO_URL`; without it, each test process starts its own once.
 
+pub mod lambda;
+pub mod moto;
+pub mod openbao;
+pub mod postgres;
+mod process;
+pub mod tls;
+
+use std::{
+    future::Future,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The Python virtual environment that `cargo xtask` installs the tools into.
+pub fn venv() -> PathBuf {
+    std::env::var_os("TESTBED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/venv"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A name no other test or run uses: `<prefix>-<8 hex>`, lower case.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", fastrand_u32())
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.finish() as u32
+}
+
+/// Polls `probe` every 100 ms until it returns `Ok(Some(value))` or `timeout` passes.
+/// The error names what was awaited and the last thing seen.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match probe().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => "not yet".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a command to completion and returns its stdout; the error holds its stderr.
+pub fn run(command: &mut std::process::Command) -> Result<String> {
+    let out = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

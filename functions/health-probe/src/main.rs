@@ -26,5 +26,8 @@ async fn main() -> Result<(), Error> {
         metrics: CloudWatchMetrics::from_sdk(&sdk, config.metrics_namespace),
     };
     let probe = &probe;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { probe.handle(&event.payload).await })).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        probe.handle(&event.payload).await
+    }))
+    .await
 }

@@ -40,7 +40,10 @@ impl MetricsSink for CloudWatchMetrics {
             let data = batch
                 .iter()
                 .map(|m| {
-                    let dimensions = m.dimensions.iter().map(|(k, v)| Dimension::builder().name(*k).value(v).build());
+                    let dimensions = m
+                        .dimensions
+                        .iter()
+                        .map(|(k, v)| Dimension::builder().name(*k).value(v).build());
                     MetricDatum::builder()
                         .metric_name(m.name)
                         .value(m.value)
@@ -56,7 +59,11 @@ impl MetricsSink for CloudWatchMetrics {
                 .set_metric_data(Some(data))
                 .send()
                 .await
-                .map_err(|e| MetricsError { namespace: self.namespace.clone(), count: metrics.len(), reason: describe(e) })?;
+                .map_err(|e| MetricsError {
+                    namespace: self.namespace.clone(),
+                    count: metrics.len(),
+                    reason: describe(e),
+                })?;
         }
         Ok(())
     }

@@ -18,12 +18,23 @@ pub struct AsgFleet {
 
 impl AsgFleet {
     /// A fleet over `settings.asg`, addressing nodes as `settings` says.
-    pub fn new(autoscaling: aws_sdk_autoscaling::Client, ec2: aws_sdk_ec2::Client, settings: ClusterSettings) -> Self {
-        Self { autoscaling, ec2, settings }
+    pub fn new(
+        autoscaling: aws_sdk_autoscaling::Client,
+        ec2: aws_sdk_ec2::Client,
+        settings: ClusterSettings,
+    ) -> Self {
+        Self {
+            autoscaling,
+            ec2,
+            settings,
+        }
     }
 
     fn unavailable(&self, reason: String) -> FleetError {
-        FleetError::Unavailable { group: self.settings.asg.clone(), reason }
+        FleetError::Unavailable {
+            group: self.settings.asg.clone(),
+            reason,
+        }
     }
 }
 
@@ -39,7 +50,9 @@ impl Fleet for AsgFleet {
             .await
             .map_err(|e| self.unavailable(describe(e)))?;
         let Some(found) = out.auto_scaling_groups().first() else {
-            return Err(FleetError::NoSuchGroup { group: group.clone() });
+            return Err(FleetError::NoSuchGroup {
+                group: group.clone(),
+            });
         };
         let ids: Vec<String> = found
             .instances()
@@ -60,7 +73,9 @@ impl Fleet for AsgFleet {
             .map_err(|e| self.unavailable(describe(e)))?;
         let mut nodes = Vec::new();
         for instance in described.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(id) = instance.instance_id() else { continue };
+            let Some(id) = instance.instance_id() else {
+                continue;
+            };
             let tagged = instance
                 .tags()
                 .iter()
@@ -68,15 +83,23 @@ impl Fleet for AsgFleet {
                 .and_then(|t| t.value());
             let text = match (tagged, instance.private_ip_address()) {
                 (Some(addr), _) => addr.to_owned(),
-                (None, Some(ip)) => format!("{}://{ip}:{}", self.settings.scheme, self.settings.port),
+                (None, Some(ip)) => {
+                    format!("{}://{ip}:{}", self.settings.scheme, self.settings.port)
+                }
                 (None, None) => {
-                    return Err(FleetError::NoAddress { instance: id.into(), tag: self.settings.node_address_tag.clone() })
+                    return Err(FleetError::NoAddress {
+                        instance: id.into(),
+                        tag: self.settings.node_address_tag.clone(),
+                    })
                 }
             };
             let addr: NodeAddr = text
                 .parse()
                 .map_err(|e: String| self.unavailable(format!("instance {id}: {e}")))?;
-            nodes.push(FleetNode { instance: InstanceId::from(id), addr });
+            nodes.push(FleetNode {
+                instance: InstanceId::from(id),
+                addr,
+            });
         }
         nodes.sort();
         Ok(nodes)

@@ -23,7 +23,11 @@ pub(crate) fn describe<E: std::error::Error>(error: E) -> String {
 impl AsgFleet {
     /// The fleet, with clients built from `sdk`.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, settings: crate::config::ClusterSettings) -> Self {
-        Self::new(aws_sdk_autoscaling::Client::new(sdk), aws_sdk_ec2::Client::new(sdk), settings)
+        Self::new(
+            aws_sdk_autoscaling::Client::new(sdk),
+            aws_sdk_ec2::Client::new(sdk),
+            settings,
+        )
     }
 }
 

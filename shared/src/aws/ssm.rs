@@ -23,15 +23,27 @@ impl SsmParameters {
 #[async_trait]
 impl ParameterStore for SsmParameters {
     async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
-        let out = self.client.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
-            match e.as_service_error() {
-                Some(GetParameterError::ParameterNotFound(_)) => ParameterError::Missing { name: name.to_owned() },
-                _ => ParameterError::Unavailable { name: name.to_owned(), reason: describe(e) },
-            }
-        })?;
+        let out = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(GetParameterError::ParameterNotFound(_)) => ParameterError::Missing {
+                    name: name.to_owned(),
+                },
+                _ => ParameterError::Unavailable {
+                    name: name.to_owned(),
+                    reason: describe(e),
+                },
+            })?;
         out.parameter()
             .and_then(|p| p.value())
             .map(|v| Secret::new(v.to_owned()))
-            .ok_or_else(|| ParameterError::Missing { name: name.to_owned() })
+            .ok_or_else(|| ParameterError::Missing {
+                name: name.to_owned(),
+            })
     }
 }

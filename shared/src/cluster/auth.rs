@@ -48,7 +48,12 @@ pub enum LoginError {
 impl LoginError {
     /// True when the cause is configuration (retrying will not help).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, Self::Credentials(ParameterError::Missing { .. }) | Self::Refused { .. } | Self::Unsupported { .. })
+        matches!(
+            self,
+            Self::Credentials(ParameterError::Missing { .. })
+                | Self::Refused { .. }
+                | Self::Unsupported { .. }
+        )
     }
 }
 
@@ -67,7 +72,11 @@ pub struct VaultLogin<P> {
 impl<P: ParameterStore> VaultLogin<P> {
     /// A login that reads its credentials from `parameters` when it first needs them.
     pub fn new(settings: AuthSettings, parameters: P) -> Self {
-        Self { settings, parameters, cached: Mutex::new(None) }
+        Self {
+            settings,
+            parameters,
+            cached: Mutex::new(None),
+        }
     }
 
     /// A valid token: the cached one, or a fresh login through `node`.
@@ -76,22 +85,42 @@ impl<P: ParameterStore> VaultLogin<P> {
             return Ok(token);
         }
         let (mount, role_parameter, secret_parameter) = match &self.settings {
-            AuthSettings::AppRole { mount, role_id_parameter, secret_id_parameter } => {
-                (mount, role_id_parameter, secret_id_parameter)
-            }
+            AuthSettings::AppRole {
+                mount,
+                role_id_parameter,
+                secret_id_parameter,
+            } => (mount, role_id_parameter, secret_id_parameter),
             AuthSettings::Aws { .. } => return Err(LoginError::Unsupported { method: "aws" }),
         };
-        let role_id = self.parameters.secret(role_parameter).await.map_err(LoginError::Credentials)?;
-        let secret_id = self.parameters.secret(secret_parameter).await.map_err(LoginError::Credentials)?;
-        let login = api.approle_login(node, mount, &role_id, &secret_id).await.map_err(|source| {
-            match source.status().map(|s| s.as_u16()) {
-                Some(400 | 403) => LoginError::Refused { node: node.clone(), source },
-                _ => LoginError::Unavailable { node: node.clone(), source },
-            }
-        })?;
+        let role_id = self
+            .parameters
+            .secret(role_parameter)
+            .await
+            .map_err(LoginError::Credentials)?;
+        let secret_id = self
+            .parameters
+            .secret(secret_parameter)
+            .await
+            .map_err(LoginError::Credentials)?;
+        let login = api
+            .approle_login(node, mount, &role_id, &secret_id)
+            .await
+            .map_err(|source| match source.status().map(|s| s.as_u16()) {
+                Some(400 | 403) => LoginError::Refused {
+                    node: node.clone(),
+                    source,
+                },
+                _ => LoginError::Unavailable {
+                    node: node.clone(),
+                    source,
+                },
+            })?;
         info!(node = %node, lease_secs = login.lease.as_secs(), "logged in to vault");
         let renew_after = Instant::now() + login.lease.mul_f64(0.8).max(Duration::from_secs(1));
-        self.store(Cached { token: login.token.clone(), renew_after });
+        self.store(Cached {
+            token: login.token.clone(),
+            renew_after,
+        });
         Ok(login.token)
     }
 
@@ -102,7 +131,10 @@ impl<P: ParameterStore> VaultLogin<P> {
 
     fn cached_token(&self) -> Option<Secret> {
         let cached = self.lock();
-        cached.as_ref().filter(|c| Instant::now() < c.renew_after).map(|c| c.token.clone())
+        cached
+            .as_ref()
+            .filter(|c| Instant::now() < c.renew_after)
+            .map(|c| c.token.clone())
     }
 
     fn store(&self, cached: Cached) {
@@ -111,7 +143,9 @@ impl<P: ParameterStore> VaultLogin<P> {
 
     // A std mutex: held for a clone or an assignment, never across an await.
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
-        self.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -121,13 +155,20 @@ mod tests {
     use crate::testing::{capture_logs, FakeCluster, FakeParameters};
 
     fn approle() -> AuthSettings {
-        AuthSettings::AppRole { mount: "approle".into(), role_id_parameter: "/p/role-id".into(), secret_id_parameter: "/p/secret-id".into() }
+        AuthSettings::AppRole {
+            mount: "approle".into(),
+            role_id_parameter: "/p/role-id".into(),
+            secret_id_parameter: "/p/secret-id".into(),
+        }
     }
 
     #[tokio::test]
     async fn logs_in_once_and_reuses_the_token() {
         let cluster = FakeCluster::healthy(&["i-1"]);
-        let parameters = FakeParameters::with(&[("/p/role-id", "role-canary-1"), ("/p/secret-id", "secret-canary-2")]);
+        let parameters = FakeParameters::with(&[
+            ("/p/role-id", "role-canary-1"),
+            ("/p/secret-id", "secret-canary-2"),
+        ]);
         let login = VaultLogin::new(approle(), parameters);
         let node = cluster.addr("i-1");
         let first = login.token(&cluster, &node).await.expect("login");
@@ -143,11 +184,21 @@ mod tests {
     async fn a_refused_login_is_a_configuration_error_and_leaks_nothing() {
         let logs = capture_logs();
         let cluster = FakeCluster::healthy(&["i-1"]).refusing_logins();
-        let parameters = FakeParameters::with(&[("/p/role-id", "role-canary-1"), ("/p/secret-id", "secret-canary-2")]);
+        let parameters = FakeParameters::with(&[
+            ("/p/role-id", "role-canary-1"),
+            ("/p/secret-id", "secret-canary-2"),
+        ]);
         let login = VaultLogin::new(approle(), parameters);
-        let err = login.token(&cluster, &cluster.addr("i-1")).await.expect_err("refused");
+        let err = login
+            .token(&cluster, &cluster.addr("i-1"))
+            .await
+            .expect_err("refused");
         assert!(err.is_configuration(), "{err}");
-        for text in [logs.contents(), crate::error_chain(&err), format!("{err:?}")] {
+        for text in [
+            logs.contents(),
+            crate::error_chain(&err),
+            format!("{err:?}"),
+        ] {
             for secret in ["role-canary-1", "secret-canary-2"] {
                 assert!(!text.contains(secret), "{secret} leaked: {text}");
             }
@@ -158,8 +209,15 @@ mod tests {
     async fn a_missing_parameter_is_named() {
         let cluster = FakeCluster::healthy(&["i-1"]);
         let login = VaultLogin::new(approle(), FakeParameters::with(&[("/p/role-id", "r")]));
-        let err = login.token(&cluster, &cluster.addr("i-1")).await.expect_err("missing");
-        assert!(crate::error_chain(&err).contains("/p/secret-id"), "{}", crate::error_chain(&err));
+        let err = login
+            .token(&cluster, &cluster.addr("i-1"))
+            .await
+            .expect_err("missing");
+        assert!(
+            crate::error_chain(&err).contains("/p/secret-id"),
+            "{}",
+            crate::error_chain(&err)
+        );
         assert_eq!(cluster.logins(), 0);
     }
 }

@@ -124,8 +124,12 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
 
         let (autopilot, autopilot_error, login_error) = match self.read_autopilot(&nodes).await {
             Ok(state) => (state, None, None),
-            Err(AutopilotUnread::NoLeader) => (None, Some("no unsealed node to ask".to_owned()), None),
-            Err(AutopilotUnread::Login(e)) if e.is_configuration() => (None, Some(error_chain(&e)), Some(e)),
+            Err(AutopilotUnread::NoLeader) => {
+                (None, Some("no unsealed node to ask".to_owned()), None)
+            }
+            Err(AutopilotUnread::Login(e)) if e.is_configuration() => {
+                (None, Some(error_chain(&e)), Some(e))
+            }
             Err(AutopilotUnread::Login(e)) => (None, Some(error_chain(&e)), None),
             Err(AutopilotUnread::Vault(text)) => (None, Some(text), None),
         };
@@ -135,7 +139,12 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             }
         }
         let summary = summarise(&nodes, autopilot.as_ref());
-        let report = ClusterReport { cluster: self.cluster.clone(), nodes, summary, autopilot_error };
+        let report = ClusterReport {
+            cluster: self.cluster.clone(),
+            nodes,
+            summary,
+            autopilot_error,
+        };
         info!(
             cluster = %report.cluster,
             in_service = report.summary.in_service,
@@ -155,8 +164,15 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
     /// Autopilot's state, asked of the active node (else any unsealed node, which
     /// forwards to the active one). A 403 to a cached token means it was revoked: log in
     /// again once.
-    async fn read_autopilot(&self, nodes: &[NodeReport]) -> Result<Option<AutopilotState>, AutopilotUnread> {
-        let answering = |n: &&NodeReport| n.health.as_ref().is_some_and(|h| h.initialized && !h.sealed);
+    async fn read_autopilot(
+        &self,
+        nodes: &[NodeReport],
+    ) -> Result<Option<AutopilotState>, AutopilotUnread> {
+        let answering = |n: &&NodeReport| {
+            n.health
+                .as_ref()
+                .is_some_and(|h| h.initialized && !h.sealed)
+        };
         let Some(node) = nodes
             .iter()
             .filter(answering)
@@ -166,10 +182,16 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             return Err(AutopilotUnread::NoLeader);
         };
         for attempt in 1..=2 {
-            let token = self.login.token(&self.api, &node.addr).await.map_err(AutopilotUnread::Login)?;
+            let token = self
+                .login
+                .token(&self.api, &node.addr)
+                .await
+                .map_err(AutopilotUnread::Login)?;
             match self.api.autopilot_state(&node.addr, &token).await {
                 Ok(state) => return Ok(Some(state)),
-                Err(e) if attempt == 1 && e.status().map(|s| s.as_u16()) == Some(403) => self.login.forget(),
+                Err(e) if attempt == 1 && e.status().map(|s| s.as_u16()) == Some(403) => {
+                    self.login.forget()
+                }
                 Err(e) => return Err(AutopilotUnread::Vault(error_chain(&e))),
             }
         }
@@ -184,7 +206,12 @@ enum AutopilotUnread {
 }
 
 fn summarise(nodes: &[NodeReport], autopilot: Option<&AutopilotState>) -> ClusterSummary {
-    let count = |pred: &dyn Fn(&Health) -> bool| nodes.iter().filter(|n| n.health.as_ref().is_some_and(pred)).count() as u32;
+    let count = |pred: &dyn Fn(&Health) -> bool| {
+        nodes
+            .iter()
+            .filter(|n| n.health.as_ref().is_some_and(pred))
+            .count() as u32
+    };
     let instances: BTreeSet<&str> = nodes.iter().map(|n| n.instance.as_str()).collect();
     ClusterSummary {
         in_service: nodes.len() as u32,
@@ -194,11 +221,22 @@ fn summarise(nodes: &[NodeReport], autopilot: Option<&AutopilotState>) -> Cluste
         leader_present: count(&Health::is_active) > 0,
         autopilot_readable: autopilot.is_some(),
         autopilot_healthy: autopilot.map(|a| a.healthy),
-        healthy_voters: autopilot.map(|a| a.servers.values().filter(|s| s.is_voter() && s.healthy).count() as u32),
+        healthy_voters: autopilot.map(|a| {
+            a.servers
+                .values()
+                .filter(|s| s.is_voter() && s.healthy)
+                .count() as u32
+        }),
         voters: autopilot.map(|a| a.servers.values().filter(|s| s.is_voter()).count() as u32),
         failure_tolerance: autopilot.map(|a| a.failure_tolerance),
         peers_without_instance: autopilot
-            .map(|a| a.servers.keys().filter(|id| !instances.contains(id.as_str())).cloned().collect())
+            .map(|a| {
+                a.servers
+                    .keys()
+                    .filter(|id| !instances.contains(id.as_str()))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -213,32 +251,97 @@ pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
     let mut out = vec![
         Metric::cluster(cluster, "NodesInService", s.in_service as f64, Unit::Count),
         Metric::cluster(cluster, "NodesReachable", s.reachable as f64, Unit::Count),
-        Metric::cluster(cluster, "NodesInitialized", s.initialized as f64, Unit::Count),
+        Metric::cluster(
+            cluster,
+            "NodesInitialized",
+            s.initialized as f64,
+            Unit::Count,
+        ),
         Metric::cluster(cluster, "NodesUnsealed", s.unsealed as f64, Unit::Count),
         Metric::cluster(cluster, "LeaderPresent", flag(s.leader_present), Unit::None),
-        Metric::cluster(cluster, "AutopilotReadable", flag(s.autopilot_readable), Unit::None),
-        Metric::cluster(cluster, "ClusterHealthy", flag(s.leader_present && s.autopilot_healthy == Some(true)), Unit::None),
+        Metric::cluster(
+            cluster,
+            "AutopilotReadable",
+            flag(s.autopilot_readable),
+            Unit::None,
+        ),
+        Metric::cluster(
+            cluster,
+            "ClusterHealthy",
+            flag(s.leader_present && s.autopilot_healthy == Some(true)),
+            Unit::None,
+        ),
     ];
     let known = [
         ("HealthyVoters", s.healthy_voters),
         ("Voters", s.voters),
         ("FailureTolerance", s.failure_tolerance),
-        ("RaftPeersWithoutInstance", s.autopilot_readable.then_some(s.peers_without_instance.len() as u32)),
+        (
+            "RaftPeersWithoutInstance",
+            s.autopilot_readable
+                .then_some(s.peers_without_instance.len() as u32),
+        ),
     ];
-    out.extend(known.into_iter().filter_map(|(name, v)| v.map(|v| Metric::cluster(cluster, name, v as f64, Unit::Count))));
+    out.extend(
+        known.into_iter().filter_map(|(name, v)| {
+            v.map(|v| Metric::cluster(cluster, name, v as f64, Unit::Count))
+        }),
+    );
     for node in &report.nodes {
         let id = node.instance.as_str();
-        out.push(Metric::node(cluster, id, "NodeReachable", flag(node.health.is_some()), Unit::None));
+        out.push(Metric::node(
+            cluster,
+            id,
+            "NodeReachable",
+            flag(node.health.is_some()),
+            Unit::None,
+        ));
         if let Some(h) = &node.health {
-            out.push(Metric::node(cluster, id, "NodeInitialized", flag(h.initialized), Unit::None));
-            out.push(Metric::node(cluster, id, "NodeSealed", flag(h.sealed), Unit::None));
-            out.push(Metric::node(cluster, id, "NodeActive", flag(h.is_active()), Unit::None));
+            out.push(Metric::node(
+                cluster,
+                id,
+                "NodeInitialized",
+                flag(h.initialized),
+                Unit::None,
+            ));
+            out.push(Metric::node(
+                cluster,
+                id,
+                "NodeSealed",
+                flag(h.sealed),
+                Unit::None,
+            ));
+            out.push(Metric::node(
+                cluster,
+                id,
+                "NodeActive",
+                flag(h.is_active()),
+                Unit::None,
+            ));
         }
         if let Some(a) = &node.autopilot {
-            out.push(Metric::node(cluster, id, "NodeHealthy", flag(a.healthy), Unit::None));
-            out.push(Metric::node(cluster, id, "NodeVoter", flag(a.is_voter()), Unit::None));
+            out.push(Metric::node(
+                cluster,
+                id,
+                "NodeHealthy",
+                flag(a.healthy),
+                Unit::None,
+            ));
+            out.push(Metric::node(
+                cluster,
+                id,
+                "NodeVoter",
+                flag(a.is_voter()),
+                Unit::None,
+            ));
             if let Some(contact) = a.last_contact {
-                out.push(Metric::node(cluster, id, "NodeLastContact", contact.as_secs_f64() * 1000.0, Unit::Milliseconds));
+                out.push(Metric::node(
+                    cluster,
+                    id,
+                    "NodeLastContact",
+                    contact.as_secs_f64() * 1000.0,
+                    Unit::Milliseconds,
+                ));
             }
         }
     }
@@ -247,7 +350,10 @@ pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
 
 impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, P, M> {
     /// The Lambda handler: checks the event is a schedule tick or `{}`, then probes.
-    pub async fn handle(&self, event: &serde_json::Value) -> Result<ClusterReport, crate::lambda::FunctionError> {
+    pub async fn handle(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<ClusterReport, crate::lambda::FunctionError> {
         crate::events::ProbeRequest::parse(event)?;
         Ok(self.run().await?)
     }

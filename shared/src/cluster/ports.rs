@@ -37,7 +37,9 @@ pub enum FleetError {
         group: String,
     },
     /// An instance has neither the address tag nor a private IP.
-    #[error("instance {instance} has no {tag} tag and no private IP, so its node cannot be reached")]
+    #[error(
+        "instance {instance} has no {tag} tag and no private IP, so its node cannot be reached"
+    )]
     NoAddress {
         /// The instance.
         instance: InstanceId,
@@ -85,9 +87,19 @@ pub trait NodeApi: Send + Sync {
     /// `GET sys/health` of one node.
     async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError>;
     /// AppRole login through one node.
-    async fn approle_login(&self, node: &NodeAddr, mount: &str, role_id: &Secret, secret_id: &Secret) -> Result<Login, VaultError>;
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError>;
     /// Autopilot's view of the cluster, asked of one node.
-    async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError>;
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError>;
 }
 
 #[async_trait]
@@ -95,10 +107,20 @@ impl NodeApi for VaultClient {
     async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
         VaultClient::health(self, node).await
     }
-    async fn approle_login(&self, node: &NodeAddr, mount: &str, role_id: &Secret, secret_id: &Secret) -> Result<Login, VaultError> {
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
         VaultClient::approle_login(self, node, mount, role_id, secret_id).await
     }
-    async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError> {
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
         VaultClient::autopilot_state(self, node, token).await
     }
 }

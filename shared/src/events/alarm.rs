@@ -31,7 +31,11 @@ impl AlarmState {
             "ALARM" => Ok(Self::Alarm),
             "OK" => Ok(Self::Ok),
             "INSUFFICIENT_DATA" => Ok(Self::InsufficientData),
-            other => Err(EventError::Invalid { function: FUNCTION, field: field.into(), reason: format!("{other:?} is not an alarm state") }),
+            other => Err(EventError::Invalid {
+                function: FUNCTION,
+                field: field.into(),
+                reason: format!("{other:?} is not an alarm state"),
+            }),
         }
     }
 }
@@ -102,14 +106,28 @@ impl FailoverRequest {
     pub fn parse(value: &Value) -> Result<Self, EventError> {
         if let Some(event) = eventbridge(value) {
             if event.detail_type == "CloudWatch Alarm State Change" {
-                let notice = from_cloudwatch_shape(&event.detail, "detail", AlarmDelivery::EventBridge)?;
-                return Ok(Self::Alarm(AlarmNotice { arn: event.resources.and_then(|r| r.into_iter().next()), ..notice }));
+                let notice =
+                    from_cloudwatch_shape(&event.detail, "detail", AlarmDelivery::EventBridge)?;
+                return Ok(Self::Alarm(AlarmNotice {
+                    arn: event.resources.and_then(|r| r.into_iter().next()),
+                    ..notice
+                }));
             }
             return Err(unrecognised(value));
         }
         if value.get("alarmData").is_some() {
-            let notice = from_cloudwatch_shape(&value["alarmData"], "alarmData", AlarmDelivery::AlarmAction)?;
-            return Ok(Self::Alarm(AlarmNotice { arn: value.get("alarmArn").and_then(Value::as_str).map(str::to_owned), ..notice }));
+            let notice = from_cloudwatch_shape(
+                &value["alarmData"],
+                "alarmData",
+                AlarmDelivery::AlarmAction,
+            )?;
+            return Ok(Self::Alarm(AlarmNotice {
+                arn: value
+                    .get("alarmArn")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                ..notice
+            }));
         }
         if let Some(records) = value.get("Records").and_then(Value::as_array) {
             return from_sns(records);
@@ -126,23 +144,45 @@ fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventEr
         "plan" | "failback" => &["action"],
         "failover" => &["action", "reason"],
         other => {
-            return Err(EventError::Invalid { function: FUNCTION, field: "action".into(), reason: format!("{other:?} is not one of plan, failover, failback") })
+            return Err(EventError::Invalid {
+                function: FUNCTION,
+                field: "action".into(),
+                reason: format!("{other:?} is not one of plan, failover, failback"),
+            })
         }
     };
-    if let Some(extra) = value.as_object().and_then(|m| m.keys().find(|k| !allowed.contains(&k.as_str()))) {
-        return Err(EventError::Invalid { function: FUNCTION, field: extra.clone(), reason: format!("is not a field of the {action} request") });
+    if let Some(extra) = value
+        .as_object()
+        .and_then(|m| m.keys().find(|k| !allowed.contains(&k.as_str())))
+    {
+        return Err(EventError::Invalid {
+            function: FUNCTION,
+            field: extra.clone(),
+            reason: format!("is not a field of the {action} request"),
+        });
     }
     Ok(match action {
         "plan" => FailoverRequest::Plan,
         "failback" => FailoverRequest::Failback,
-        _ => FailoverRequest::Failover { reason: value.get("reason").and_then(Value::as_str).map(str::to_owned) },
+        _ => FailoverRequest::Failover {
+            reason: value
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
     })
 }
 
 /// The alarm-action `alarmData` and the EventBridge `detail` share one shape.
-fn from_cloudwatch_shape(data: &Value, at: &str, delivery: AlarmDelivery) -> Result<AlarmNotice, EventError> {
-    let name = text(FUNCTION, data, "alarmName").map_err(|_| invalid(&format!("{at}.alarmName"), "is missing"))?;
-    let state_text = text(FUNCTION, data, "state.value").map_err(|_| invalid(&format!("{at}.state.value"), "is missing"))?;
+fn from_cloudwatch_shape(
+    data: &Value,
+    at: &str,
+    delivery: AlarmDelivery,
+) -> Result<AlarmNotice, EventError> {
+    let name = text(FUNCTION, data, "alarmName")
+        .map_err(|_| invalid(&format!("{at}.alarmName"), "is missing"))?;
+    let state_text = text(FUNCTION, data, "state.value")
+        .map_err(|_| invalid(&format!("{at}.state.value"), "is missing"))?;
     let state = AlarmState::parse(&format!("{at}.state.value"), &state_text)?;
     let previous = match data.pointer("/previousState/value").and_then(Value::as_str) {
         Some(v) => Some(AlarmState::parse(&format!("{at}.previousState.value"), v)?),
@@ -159,7 +199,10 @@ fn from_cloudwatch_shape(data: &Value, at: &str, delivery: AlarmDelivery) -> Res
         arn: None,
         state,
         previous,
-        reason: data.pointer("/state/reason").and_then(Value::as_str).map(str::to_owned),
+        reason: data
+            .pointer("/state/reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         kind,
         delivery,
     })
@@ -168,9 +211,17 @@ fn from_cloudwatch_shape(data: &Value, at: &str, delivery: AlarmDelivery) -> Res
 /// Metric math when any metric has an expression; anomaly detection when one of those
 /// expressions is an anomaly band; a plain metric otherwise.
 fn metrics_kind(metrics: Option<&Value>, expression_key: &str) -> AlarmKind {
-    let Some(metrics) = metrics.and_then(Value::as_array) else { return AlarmKind::Unknown };
-    let expressions: Vec<&str> = metrics.iter().filter_map(|m| m.get(expression_key).and_then(Value::as_str)).collect();
-    if expressions.iter().any(|e| e.contains("ANOMALY_DETECTION_BAND")) {
+    let Some(metrics) = metrics.and_then(Value::as_array) else {
+        return AlarmKind::Unknown;
+    };
+    let expressions: Vec<&str> = metrics
+        .iter()
+        .filter_map(|m| m.get(expression_key).and_then(Value::as_str))
+        .collect();
+    if expressions
+        .iter()
+        .any(|e| e.contains("ANOMALY_DETECTION_BAND"))
+    {
         AlarmKind::AnomalyDetection
     } else if !expressions.is_empty() {
         AlarmKind::MetricMath
@@ -183,15 +234,33 @@ fn metrics_kind(metrics: Option<&Value>, expression_key: &str) -> AlarmKind {
 
 fn from_sns(records: &[Value]) -> Result<FailoverRequest, EventError> {
     let [record] = records else {
-        return Err(invalid("Records", &format!("holds {} records; SNS delivers exactly one", records.len())));
+        return Err(invalid(
+            "Records",
+            &format!("holds {} records; SNS delivers exactly one", records.len()),
+        ));
     };
-    let message = text(FUNCTION, record, "Sns.Message").map_err(|_| invalid("Records[0].Sns.Message", "is missing"))?;
-    let alarm: Value = serde_json::from_str(&message).map_err(|_| invalid("Records[0].Sns.Message", "is not a CloudWatch alarm notification (not JSON)"))?;
-    let field = |name: &str| text(FUNCTION, &alarm, name).map_err(|_| invalid(&format!("Records[0].Sns.Message.{name}"), "is missing"));
+    let message = text(FUNCTION, record, "Sns.Message")
+        .map_err(|_| invalid("Records[0].Sns.Message", "is missing"))?;
+    let alarm: Value = serde_json::from_str(&message).map_err(|_| {
+        invalid(
+            "Records[0].Sns.Message",
+            "is not a CloudWatch alarm notification (not JSON)",
+        )
+    })?;
+    let field = |name: &str| {
+        text(FUNCTION, &alarm, name)
+            .map_err(|_| invalid(&format!("Records[0].Sns.Message.{name}"), "is missing"))
+    };
     let name = field("AlarmName")?;
-    let state = AlarmState::parse("Records[0].Sns.Message.NewStateValue", &field("NewStateValue")?)?;
+    let state = AlarmState::parse(
+        "Records[0].Sns.Message.NewStateValue",
+        &field("NewStateValue")?,
+    )?;
     let previous = match alarm.get("OldStateValue").and_then(Value::as_str) {
-        Some(v) => Some(AlarmState::parse("Records[0].Sns.Message.OldStateValue", v)?),
+        Some(v) => Some(AlarmState::parse(
+            "Records[0].Sns.Message.OldStateValue",
+            v,
+        )?),
         None => None,
     };
     let trigger = alarm.get("Trigger").unwrap_or(&Value::Null);
@@ -204,19 +273,33 @@ fn from_sns(records: &[Value]) -> Result<FailoverRequest, EventError> {
     };
     Ok(FailoverRequest::Alarm(AlarmNotice {
         name,
-        arn: alarm.get("AlarmArn").and_then(Value::as_str).map(str::to_owned),
+        arn: alarm
+            .get("AlarmArn")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         state,
         previous,
-        reason: alarm.get("NewStateReason").and_then(Value::as_str).map(str::to_owned),
+        reason: alarm
+            .get("NewStateReason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         kind,
         delivery: AlarmDelivery::Sns,
     }))
 }
 
 fn invalid(field: &str, reason: &str) -> EventError {
-    EventError::Invalid { function: FUNCTION, field: field.into(), reason: reason.into() }
+    EventError::Invalid {
+        function: FUNCTION,
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 fn unrecognised(value: &Value) -> EventError {
-    EventError::Unrecognised { function: FUNCTION, expected: EXPECTED, got: describe(value) }
+    EventError::Unrecognised {
+        function: FUNCTION,
+        expected: EXPECTED,
+        got: describe(value),
+    }
 }

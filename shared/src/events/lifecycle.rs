@@ -64,14 +64,20 @@ impl LifecycleRequest {
             return Self::from_detail(&event.detail, transition);
         }
         if value.get("Event").and_then(Value::as_str) == Some("autoscaling:TEST_NOTIFICATION") {
-            return Ok(Self::TestNotification { group: text(FUNCTION, value, "AutoScalingGroupName")? });
+            return Ok(Self::TestNotification {
+                group: text(FUNCTION, value, "AutoScalingGroupName")?,
+            });
         }
         match value.get("action").and_then(Value::as_str) {
-            Some("reconcile") if value.as_object().is_some_and(|m| m.len() == 1) => Ok(Self::Reconcile),
+            Some("reconcile") if value.as_object().is_some_and(|m| m.len() == 1) => {
+                Ok(Self::Reconcile)
+            }
             Some(other) if other != "reconcile" => Err(EventError::Invalid {
                 function: FUNCTION,
                 field: "action".into(),
-                reason: format!("{other:?} is not an action; the only direct action is \"reconcile\""),
+                reason: format!(
+                    "{other:?} is not an action; the only direct action is \"reconcile\""
+                ),
             }),
             _ => Err(unrecognised(value)),
         }
@@ -79,7 +85,9 @@ impl LifecycleRequest {
 
     fn from_detail(detail: &Value, transition: Transition) -> Result<Self, EventError> {
         if detail.get("Event").and_then(Value::as_str) == Some("autoscaling:TEST_NOTIFICATION") {
-            return Ok(Self::TestNotification { group: text(FUNCTION, detail, "AutoScalingGroupName")? });
+            return Ok(Self::TestNotification {
+                group: text(FUNCTION, detail, "AutoScalingGroupName")?,
+            });
         }
         let stated = text(FUNCTION, detail, "LifecycleTransition")?;
         let expected = match transition {
@@ -96,7 +104,11 @@ impl LifecycleRequest {
         let field = |name: &str| text(FUNCTION, detail, name).map_err(|e| prefix_detail(e));
         let instance = field("EC2InstanceId")?;
         if !instance.starts_with("i-") {
-            return Err(EventError::Invalid { function: FUNCTION, field: "detail.EC2InstanceId".into(), reason: format!("{instance:?} is not an instance id") });
+            return Err(EventError::Invalid {
+                function: FUNCTION,
+                field: "detail.EC2InstanceId".into(),
+                reason: format!("{instance:?} is not an instance id"),
+            });
         }
         Ok(Self::Action(LifecycleAction {
             group: field("AutoScalingGroupName")?,
@@ -125,11 +137,23 @@ impl LifecycleRequest {
 
 fn prefix_detail(error: EventError) -> EventError {
     match error {
-        EventError::Invalid { function, field, reason } => EventError::Invalid { function, field: format!("detail.{field}"), reason },
+        EventError::Invalid {
+            function,
+            field,
+            reason,
+        } => EventError::Invalid {
+            function,
+            field: format!("detail.{field}"),
+            reason,
+        },
         other => other,
     }
 }
 
 fn unrecognised(value: &Value) -> EventError {
-    EventError::Unrecognised { function: FUNCTION, expected: EXPECTED, got: describe(value) }
+    EventError::Unrecognised {
+        function: FUNCTION,
+        expected: EXPECTED,
+        got: describe(value),
+    }
 }

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 pub use alarm::{AlarmDelivery, AlarmKind, AlarmNotice, AlarmState, FailoverRequest};
 pub use lifecycle::{LifecycleAction, LifecycleRequest, Transition};
-pub use requests::{BackupRequest, ProbeRequest, RestoreRequest, RotationRequest, RotationTarget, SnapshotSelector};
+pub use requests::{
+    BackupRequest, ProbeRequest, RestoreRequest, RotationRequest, RotationTarget, SnapshotSelector,
+};
 
 /// An event a function cannot act on. Nothing was changed.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -58,14 +60,18 @@ pub(crate) fn eventbridge(value: &Value) -> Option<EventBridgeEvent<Value>> {
 
 /// A schedule fired this event: an EventBridge rule or an EventBridge Scheduler envelope.
 pub(crate) fn is_schedule(event: &EventBridgeEvent<Value>) -> bool {
-    event.detail_type == "Scheduled Event" && (event.source == "aws.events" || event.source == "aws.scheduler")
+    event.detail_type == "Scheduled Event"
+        && (event.source == "aws.events" || event.source == "aws.scheduler")
 }
 
 /// A short description of an unexpected event for an error message: its envelope's
 /// source and detail-type, or its top-level keys. Never values, which may be anything.
 pub(crate) fn describe(value: &Value) -> String {
     if let Some(event) = eventbridge(value) {
-        return format!("an EventBridge event {:?} from {}", event.detail_type, event.source);
+        return format!(
+            "an EventBridge event {:?} from {}",
+            event.detail_type, event.source
+        );
     }
     match value {
         Value::Object(map) if map.is_empty() => "an empty object".into(),
@@ -80,7 +86,10 @@ pub(crate) fn describe(value: &Value) -> String {
 }
 
 /// Decodes a direct request into `T` (which denies unknown fields), naming the problem.
-pub(crate) fn direct<T: DeserializeOwned>(function: &'static str, value: &Value) -> Result<T, EventError> {
+pub(crate) fn direct<T: DeserializeOwned>(
+    function: &'static str,
+    value: &Value,
+) -> Result<T, EventError> {
     serde_json::from_value(value.clone()).map_err(|e| EventError::Invalid {
         function,
         field: "request".into(),
@@ -89,15 +98,27 @@ pub(crate) fn direct<T: DeserializeOwned>(function: &'static str, value: &Value)
 }
 
 /// A required string field, or an error naming its path.
-pub(crate) fn text(function: &'static str, value: &Value, path: &str) -> Result<String, EventError> {
+pub(crate) fn text(
+    function: &'static str,
+    value: &Value,
+    path: &str,
+) -> Result<String, EventError> {
     let mut current = value;
     for key in path.split('.') {
         current = current.get(key).unwrap_or(&Value::Null);
     }
     match current {
         Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-        Value::Null => Err(EventError::Invalid { function, field: path.into(), reason: "is missing".into() }),
-        _ => Err(EventError::Invalid { function, field: path.into(), reason: "must be a non-empty string".into() }),
+        Value::Null => Err(EventError::Invalid {
+            function,
+            field: path.into(),
+            reason: "is missing".into(),
+        }),
+        _ => Err(EventError::Invalid {
+            function,
+            field: path.into(),
+            reason: "must be a non-empty string".into(),
+        }),
     }
 }
 

@@ -43,7 +43,10 @@ impl BackupRequest {
     pub fn parse(value: &Value) -> Result<Self, EventError> {
         if let Some(event) = eventbridge(value) {
             if is_schedule(&event) {
-                return Ok(Self { reason: Some("scheduled".into()), scheduled: true });
+                return Ok(Self {
+                    reason: Some("scheduled".into()),
+                    scheduled: true,
+                });
             }
             return Err(EventError::Unrecognised {
                 function: "snapshot-backup",
@@ -107,7 +110,11 @@ impl RestoreRequest {
     pub fn parse(value: &Value) -> Result<Self, EventError> {
         let function = "snapshot-restore";
         if eventbridge(value).is_some() || value.get("snapshot").is_none() {
-            return Err(EventError::Unrecognised { function, expected: RESTORE_FORMS, got: describe(value) });
+            return Err(EventError::Unrecognised {
+                function,
+                expected: RESTORE_FORMS,
+                got: describe(value),
+            });
         }
         let request: Self = direct(function, value).map_err(|_| EventError::Invalid {
             function,
@@ -116,7 +123,11 @@ impl RestoreRequest {
         })?;
         if let SnapshotSelector::Exact { key, version_id } = &request.snapshot {
             if key.trim().is_empty() || version_id.trim().is_empty() {
-                return Err(EventError::Invalid { function, field: "snapshot".into(), reason: "needs a non-empty key and version_id".into() });
+                return Err(EventError::Invalid {
+                    function,
+                    field: "snapshot".into(),
+                    reason: "needs a non-empty key and version_id".into(),
+                });
             }
         }
         Ok(request)
@@ -154,7 +165,11 @@ impl RotationRequest {
             if is_schedule(&event) {
                 return Ok(Self { rotate: None });
             }
-            return Err(EventError::Unrecognised { function, expected: "a scheduled event or {\"rotate\": [...]}", got: describe(value) });
+            return Err(EventError::Unrecognised {
+                function,
+                expected: "a scheduled event or {\"rotate\": [...]}",
+                got: describe(value),
+            });
         }
         let request: Self = direct(function, value)?;
         if request.rotate.as_ref().is_some_and(Vec::is_empty) {

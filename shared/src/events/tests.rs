@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use super::*;
 
 fn sample(path: &str) -> Value {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(path);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
@@ -40,7 +42,9 @@ fn parse(function: &str, value: &Value) -> Result<String, EventError> {
         "snapshot-restore" => format!("{:?}", RestoreRequest::parse(value)?),
         "credential-rotation" => format!("{:?}", RotationRequest::parse(value)?),
         "dr-failover" => match FailoverRequest::parse(value)? {
-            FailoverRequest::Alarm(a) => format!("{:?} {:?} {:?} {}", a.delivery, a.kind, a.state, a.name),
+            FailoverRequest::Alarm(a) => {
+                format!("{:?} {:?} {:?} {}", a.delivery, a.kind, a.state, a.name)
+            }
             other => format!("{other:?}"),
         },
         other => panic!("events/{other}/ is not a function of this product"),
@@ -50,11 +54,23 @@ fn parse(function: &str, value: &Value) -> Result<String, EventError> {
 #[test]
 fn every_sample_event_parses_into_its_functions_request() {
     let files = all_samples();
-    assert!(files.len() >= 30, "expected a sample per trigger, found {}", files.len());
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "json")) {
-        let function = file.parent().and_then(Path::file_name).and_then(|n| n.to_str()).expect("dir name");
+    assert!(
+        files.len() >= 30,
+        "expected a sample per trigger, found {}",
+        files.len()
+    );
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+    {
+        let function = file
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .expect("dir name");
         let text = std::fs::read_to_string(file).expect("readable");
-        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let value: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         if let Err(e) = parse(function, &value) {
             panic!("{} does not parse for {function}: {e}", file.display());
         }
@@ -66,7 +82,10 @@ fn samples_parse_to_what_they_stand_for() {
     let cases = [
         ("health-probe/schedule.json", "ProbeRequest"),
         ("health-probe/scheduler.json", "ProbeRequest"),
-        ("node-lifecycle/launch.json", "Launching vault-prod i-0123456789abcdef0"),
+        (
+            "node-lifecycle/launch.json",
+            "Launching vault-prod i-0123456789abcdef0",
+        ),
         ("node-lifecycle/terminate.json", "Terminating vault-prod"),
         ("node-lifecycle/other-group.json", "Launching web-frontend"),
         ("node-lifecycle/test-notification.json", "TestNotification"),
@@ -76,19 +95,46 @@ fn samples_parse_to_what_they_stand_for() {
         ("snapshot-backup/direct.json", "before upgrade"),
         ("snapshot-restore/latest.json", "Latest(Latest)"),
         ("snapshot-restore/as-of.json", "AsOf"),
-        ("snapshot-restore/exact-version.json", "version_id: \"3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY\""),
+        (
+            "snapshot-restore/exact-version.json",
+            "version_id: \"3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY\"",
+        ),
         ("snapshot-restore/dry-run.json", "dry_run: true"),
         ("snapshot-restore/force-other-cluster.json", "force: true"),
         ("credential-rotation/schedule.json", "rotate: None"),
-        ("credential-rotation/direct.json", "[Keyring, ApproleSecretIds, DatabaseRoot]"),
+        (
+            "credential-rotation/direct.json",
+            "[Keyring, ApproleSecretIds, DatabaseRoot]",
+        ),
         ("credential-rotation/unseal-shares.json", "[UnsealShares]"),
-        ("dr-failover/alarm-action-metric.json", "AlarmAction Metric Alarm"),
-        ("dr-failover/alarm-action-metric-math.json", "AlarmAction MetricMath Alarm"),
-        ("dr-failover/alarm-action-composite.json", "AlarmAction Composite Alarm"),
-        ("dr-failover/alarm-action-anomaly.json", "AlarmAction AnomalyDetection Alarm"),
-        ("dr-failover/eventbridge-metric.json", "EventBridge Metric Alarm"),
-        ("dr-failover/eventbridge-metric-math.json", "EventBridge MetricMath Alarm"),
-        ("dr-failover/eventbridge-composite.json", "EventBridge Composite Alarm"),
+        (
+            "dr-failover/alarm-action-metric.json",
+            "AlarmAction Metric Alarm",
+        ),
+        (
+            "dr-failover/alarm-action-metric-math.json",
+            "AlarmAction MetricMath Alarm",
+        ),
+        (
+            "dr-failover/alarm-action-composite.json",
+            "AlarmAction Composite Alarm",
+        ),
+        (
+            "dr-failover/alarm-action-anomaly.json",
+            "AlarmAction AnomalyDetection Alarm",
+        ),
+        (
+            "dr-failover/eventbridge-metric.json",
+            "EventBridge Metric Alarm",
+        ),
+        (
+            "dr-failover/eventbridge-metric-math.json",
+            "EventBridge MetricMath Alarm",
+        ),
+        (
+            "dr-failover/eventbridge-composite.json",
+            "EventBridge Composite Alarm",
+        ),
         ("dr-failover/sns-metric.json", "Sns Metric Alarm"),
         ("dr-failover/sns-metric-math.json", "Sns MetricMath Alarm"),
         ("dr-failover/sns-ok.json", "Sns Metric Ok"),
@@ -99,7 +145,10 @@ fn samples_parse_to_what_they_stand_for() {
     for (path, expected) in cases {
         let function = path.split('/').next().expect("dir");
         let got = parse(function, &sample(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert!(got.contains(expected), "{path}: expected {expected:?} in {got:?}");
+        assert!(
+            got.contains(expected),
+            "{path}: expected {expected:?} in {got:?}"
+        );
     }
 }
 
@@ -109,7 +158,10 @@ fn scheduler_string_detail_and_rule_object_detail_are_both_schedules() {
         let event = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.scheduler",
             "account": "123456789012", "time": "2026-11-20T03:00:00Z", "region": "eu-west-1", "resources": [], "detail": detail});
         assert_eq!(ProbeRequest::parse(&event), Ok(ProbeRequest));
-        assert_eq!(LifecycleRequest::parse(&event), Ok(LifecycleRequest::Reconcile));
+        assert_eq!(
+            LifecycleRequest::parse(&event),
+            Ok(LifecycleRequest::Reconcile)
+        );
     }
 }
 
@@ -117,37 +169,116 @@ fn scheduler_string_detail_and_rule_object_detail_are_both_schedules() {
 fn malformed_and_misdirected_events_say_what_is_wrong() {
     let launch = sample("node-lifecycle/launch.json");
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("health-probe", launch.clone(), "EC2 Instance-launch Lifecycle Action"),
-        ("health-probe", json!({"action": "reconcile"}), "keys [action]"),
-        ("node-lifecycle", json!({"action": "recon"}), "\"recon\" is not an action"),
+        (
+            "health-probe",
+            launch.clone(),
+            "EC2 Instance-launch Lifecycle Action",
+        ),
+        (
+            "health-probe",
+            json!({"action": "reconcile"}),
+            "keys [action]",
+        ),
+        (
+            "node-lifecycle",
+            json!({"action": "recon"}),
+            "\"recon\" is not an action",
+        ),
         ("node-lifecycle", json!({"hello": 1}), "keys [hello]"),
         ("node-lifecycle", json!([1, 2]), "a JSON array"),
         ("snapshot-restore", json!({}), "an empty object"),
-        ("snapshot-restore", json!({"snapshot": "newest"}), "snapshot is not one of"),
-        ("snapshot-restore", json!({"snapshot": {"as_of": "yesterday"}}), "snapshot is not one of"),
-        ("snapshot-restore", json!({"snapshot": {"key": "k", "version_id": " "}}), "non-empty key and version_id"),
-        ("snapshot-restore", json!({"snapshot": "latest", "froce": true}), "snapshot is not one of"),
-        ("snapshot-restore", sample("snapshot-backup/schedule.json"), "Scheduled Event"),
-        ("snapshot-backup", json!({"reasn": "x"}), "unknown field `reasn`"),
-        ("credential-rotation", json!({"rotate": ["root-token"]}), "unknown variant `root-token`"),
-        ("credential-rotation", json!({"rotate": []}), "rotate is empty"),
-        ("dr-failover", json!({"action": "explode"}), "\"explode\" is not one of plan, failover, failback"),
-        ("dr-failover", json!({"action": "plan", "force": true}), "force is not a field"),
+        (
+            "snapshot-restore",
+            json!({"snapshot": "newest"}),
+            "snapshot is not one of",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": {"as_of": "yesterday"}}),
+            "snapshot is not one of",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": {"key": "k", "version_id": " "}}),
+            "non-empty key and version_id",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": "latest", "froce": true}),
+            "snapshot is not one of",
+        ),
+        (
+            "snapshot-restore",
+            sample("snapshot-backup/schedule.json"),
+            "Scheduled Event",
+        ),
+        (
+            "snapshot-backup",
+            json!({"reasn": "x"}),
+            "unknown field `reasn`",
+        ),
+        (
+            "credential-rotation",
+            json!({"rotate": ["root-token"]}),
+            "unknown variant `root-token`",
+        ),
+        (
+            "credential-rotation",
+            json!({"rotate": []}),
+            "rotate is empty",
+        ),
+        (
+            "dr-failover",
+            json!({"action": "explode"}),
+            "\"explode\" is not one of plan, failover, failback",
+        ),
+        (
+            "dr-failover",
+            json!({"action": "plan", "force": true}),
+            "force is not a field",
+        ),
         ("dr-failover", json!({"Records": []}), "holds 0 records"),
-        ("dr-failover", json!({"Records": [{"Sns": {"Message": "not json"}}]}), "not JSON"),
-        ("dr-failover", json!({"alarmData": {"alarmName": "a", "state": {"value": "RED"}}}), "\"RED\" is not an alarm state"),
+        (
+            "dr-failover",
+            json!({"Records": [{"Sns": {"Message": "not json"}}]}),
+            "not JSON",
+        ),
+        (
+            "dr-failover",
+            json!({"alarmData": {"alarmName": "a", "state": {"value": "RED"}}}),
+            "\"RED\" is not an alarm state",
+        ),
     ];
     for (function, value, expected) in cases {
         let err = parse(function, &value).expect_err(expected).to_string();
-        assert!(err.contains(expected), "{function}: expected {expected:?} in {err:?}");
-        assert!(err.starts_with(function), "{function}: error does not name the function: {err:?}");
+        assert!(
+            err.contains(expected),
+            "{function}: expected {expected:?} in {err:?}"
+        );
+        assert!(
+            err.starts_with(function),
+            "{function}: error does not name the function: {err:?}"
+        );
     }
     let mut bad_launch = launch;
     bad_launch["detail"]["LifecycleTransition"] = json!("autoscaling:EC2_INSTANCE_TERMINATING");
-    let err = LifecycleRequest::parse(&bad_launch).expect_err("mismatched transition").to_string();
-    assert!(err.contains("does not match the event's detail-type"), "{err}");
-    bad_launch["detail"].as_object_mut().expect("object").remove("LifecycleActionToken");
+    let err = LifecycleRequest::parse(&bad_launch)
+        .expect_err("mismatched transition")
+        .to_string();
+    assert!(
+        err.contains("does not match the event's detail-type"),
+        "{err}"
+    );
+    bad_launch["detail"]
+        .as_object_mut()
+        .expect("object")
+        .remove("LifecycleActionToken");
     bad_launch["detail"]["LifecycleTransition"] = json!("autoscaling:EC2_INSTANCE_LAUNCHING");
-    let err = LifecycleRequest::parse(&bad_launch).expect_err("no token").to_string();
-    assert!(err.contains("detail.LifecycleActionToken is missing"), "{err}");
+    let err = LifecycleRequest::parse(&bad_launch)
+        .expect_err("no token")
+        .to_string();
+    assert!(
+        err.contains("detail.LifecycleActionToken is missing"),
+        "{err}"
+    );
 }

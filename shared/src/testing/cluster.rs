@@ -42,7 +42,14 @@ pub struct FakeCluster {
 }
 
 fn health(code: u16, sealed: bool) -> Health {
-    Health { code, initialized: true, sealed, standby: code == 429, version: "2.7.2".into(), cluster_id: Some("c-1".into()) }
+    Health {
+        code,
+        initialized: true,
+        sealed,
+        standby: code == 429,
+        version: "2.7.2".into(),
+        cluster_id: Some("c-1".into()),
+    }
 }
 
 impl FakeCluster {
@@ -53,11 +60,19 @@ impl FakeCluster {
             let status = if i == 0 { "leader" } else { "voter" };
             let node = FakeNode {
                 health: Some(health(if i == 0 { 200 } else { 429 }, false)),
-                autopilot: Some(AutopilotServer { id: id.to_string(), healthy: true, status: status.into(), last_contact: Some(Duration::from_millis(5)) }),
+                autopilot: Some(AutopilotServer {
+                    id: id.to_string(),
+                    healthy: true,
+                    status: status.into(),
+                    last_contact: Some(Duration::from_millis(5)),
+                }),
             };
             cluster.lock().insert(id.to_string(), node);
         }
-        *cluster.failure_tolerance.lock().unwrap_or_else(|p| p.into_inner()) = (instances.len().saturating_sub(1) / 2) as u32;
+        *cluster
+            .failure_tolerance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (instances.len().saturating_sub(1) / 2) as u32;
         cluster
     }
 
@@ -69,7 +84,9 @@ impl FakeCluster {
 
     /// The address the fake answers at for `instance`.
     pub fn addr(&self, instance: &str) -> NodeAddr {
-        format!("https://{instance}.test:8200").parse().unwrap_or_else(|e| panic!("{e}"))
+        format!("https://{instance}.test:8200")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The node stops answering.
@@ -99,22 +116,42 @@ impl FakeCluster {
     }
 
     fn node(&self, addr: &NodeAddr) -> Option<FakeNode> {
-        let instance = addr.as_str().trim_start_matches("https://").split('.').next().unwrap_or_default().to_owned();
+        let instance = addr
+            .as_str()
+            .trim_start_matches("https://")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         self.lock().get(&instance).cloned()
     }
 }
 
 fn unreachable(addr: &NodeAddr, path: &str) -> VaultError {
-    VaultError::Status { node: addr.clone(), method: Method::GET, path: path.into(), status: StatusCode::SERVICE_UNAVAILABLE, errors: vec!["fake node is down".into()] }
+    VaultError::Status {
+        node: addr.clone(),
+        method: Method::GET,
+        path: path.into(),
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        errors: vec!["fake node is down".into()],
+    }
 }
 
 #[async_trait]
 impl NodeApi for FakeCluster {
     async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
-        self.node(node).and_then(|n| n.health).ok_or_else(|| unreachable(node, "sys/health"))
+        self.node(node)
+            .and_then(|n| n.health)
+            .ok_or_else(|| unreachable(node, "sys/health"))
     }
 
-    async fn approle_login(&self, node: &NodeAddr, mount: &str, _role_id: &Secret, _secret_id: &Secret) -> Result<Login, VaultError> {
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        _role_id: &Secret,
+        _secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
         self.login_count.fetch_add(1, Ordering::SeqCst);
         if self.refuse_logins.load(Ordering::SeqCst) {
             return Err(VaultError::Status {
@@ -126,19 +163,39 @@ impl NodeApi for FakeCluster {
             });
         }
         let n = self.login_count.load(Ordering::SeqCst);
-        Ok(Login { token: Secret::new(format!("fake-token-{n}")), lease: Duration::from_secs(300) })
+        Ok(Login {
+            token: Secret::new(format!("fake-token-{n}")),
+            lease: Duration::from_secs(300),
+        })
     }
 
-    async fn autopilot_state(&self, node: &NodeAddr, _token: &Secret) -> Result<AutopilotState, VaultError> {
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        _token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
         let nodes = self.lock().clone();
-        if !nodes.values().any(|n| n.health.as_ref().is_some_and(|h| h.code == 200)) {
+        if !nodes
+            .values()
+            .any(|n| n.health.as_ref().is_some_and(|h| h.code == 200))
+        {
             return Err(unreachable(node, "sys/storage/raft/autopilot/state"));
         }
-        let servers: BTreeMap<String, AutopilotServer> = nodes.into_values().filter_map(|n| n.autopilot).map(|a| (a.id.clone(), a)).collect();
+        let servers: BTreeMap<String, AutopilotServer> = nodes
+            .into_values()
+            .filter_map(|n| n.autopilot)
+            .map(|a| (a.id.clone(), a))
+            .collect();
         Ok(AutopilotState {
             healthy: servers.values().all(|s| s.healthy),
-            failure_tolerance: *self.failure_tolerance.lock().unwrap_or_else(|p| p.into_inner()),
-            leader: servers.values().find(|s| s.status == "leader").map(|s| s.id.clone()),
+            failure_tolerance: *self
+                .failure_tolerance
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            leader: servers
+                .values()
+                .find(|s| s.status == "leader")
+                .map(|s| s.id.clone()),
             servers,
         })
     }
@@ -156,8 +213,17 @@ pub struct FakeFleet {
 impl FakeFleet {
     /// The in-service nodes of `cluster` named `instances`.
     pub fn of(cluster: &FakeCluster, instances: &[&str]) -> Self {
-        let nodes = instances.iter().map(|i| FleetNode { instance: InstanceId::from(*i), addr: cluster.addr(i) }).collect();
-        Self { in_service: Mutex::new(nodes), fail_next: AtomicBool::new(false) }
+        let nodes = instances
+            .iter()
+            .map(|i| FleetNode {
+                instance: InstanceId::from(*i),
+                addr: cluster.addr(i),
+            })
+            .collect();
+        Self {
+            in_service: Mutex::new(nodes),
+            fail_next: AtomicBool::new(false),
+        }
     }
 }
 
@@ -165,9 +231,16 @@ impl FakeFleet {
 impl Fleet for FakeFleet {
     async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(FleetError::Unavailable { group: "fake".into(), reason: "injected failure".into() });
+            return Err(FleetError::Unavailable {
+                group: "fake".into(),
+                reason: "injected failure".into(),
+            });
         }
-        Ok(self.in_service.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        Ok(self
+            .in_service
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 }
 
@@ -181,7 +254,14 @@ pub struct FakeParameters {
 impl FakeParameters {
     /// Parameters with these values.
     pub fn with(pairs: &[(&str, &str)]) -> Self {
-        Self { values: Mutex::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()) }
+        Self {
+            values: Mutex::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -189,7 +269,12 @@ impl FakeParameters {
 impl ParameterStore for FakeParameters {
     async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        values.get(name).map(|v| Secret::new(v.clone())).ok_or_else(|| ParameterError::Missing { name: name.to_owned() })
+        values
+            .get(name)
+            .map(|v| Secret::new(v.clone()))
+            .ok_or_else(|| ParameterError::Missing {
+                name: name.to_owned(),
+            })
     }
 }
 
@@ -208,7 +293,14 @@ impl FakeMetrics {
         published
             .iter()
             .rev()
-            .find(|m| m.name == name && m.dimensions.iter().find(|(k, _)| *k == "Node").map(|(_, v)| v.as_str()) == node)
+            .find(|m| {
+                m.name == name
+                    && m.dimensions
+                        .iter()
+                        .find(|(k, _)| *k == "Node")
+                        .map(|(_, v)| v.as_str())
+                        == node
+            })
             .map(|m| m.value)
     }
 }
@@ -216,7 +308,10 @@ impl FakeMetrics {
 #[async_trait]
 impl MetricsSink for FakeMetrics {
     async fn publish(&self, metrics: &[Metric]) -> Result<(), MetricsError> {
-        self.published.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(metrics);
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(metrics);
         Ok(())
     }
 }

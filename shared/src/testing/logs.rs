@@ -14,7 +14,11 @@ pub struct LogCapture {
 impl LogCapture {
     /// What was logged so far.
     pub fn contents(&self) -> String {
-        let bytes = self.buffer.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let bytes = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
@@ -23,7 +27,10 @@ struct Sink(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Sink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -41,5 +48,8 @@ pub fn capture_logs() -> LogCapture {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || Sink(writer.clone()))
         .finish();
-    LogCapture { buffer, _guard: tracing::subscriber::set_default(subscriber) }
+    LogCapture {
+        buffer,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
 }

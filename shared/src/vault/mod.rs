@@ -123,7 +123,10 @@ impl VaultClient {
             builder = builder.tls_certs_only(certs);
         }
         let http = builder.build().map_err(|e| setup(e.to_string()))?;
-        Ok(Self { http, max_retries: settings.max_retries })
+        Ok(Self {
+            http,
+            max_retries: settings.max_retries,
+        })
     }
 
     /// Sends one request and returns the status and body, retrying connection errors only.
@@ -141,9 +144,11 @@ impl VaultClient {
             attempt += 1;
             let mut request = self.http.request(method.clone(), &url);
             if let Some(token) = token {
-                let mut value = HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
-                    reason: "a Vault token holds characters that cannot be sent in a header".into(),
-                })?;
+                let mut value =
+                    HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
+                        reason: "a Vault token holds characters that cannot be sent in a header"
+                            .into(),
+                    })?;
                 value.set_sensitive(true);
                 request = request.header("X-Vault-Token", value);
             }
@@ -165,7 +170,12 @@ impl VaultClient {
                     tokio::time::sleep(delay).await;
                 }
                 Err(source) => {
-                    return Err(VaultError::Unreachable { node: node.clone(), path: path.to_owned(), attempts: attempt, source })
+                    return Err(VaultError::Unreachable {
+                        node: node.clone(),
+                        path: path.to_owned(),
+                        attempts: attempt,
+                        source,
+                    })
                 }
             }
         }
@@ -190,7 +200,9 @@ impl VaultClient {
 
 /// Full-jitter exponential backoff: uniform in [0, min(cap, base × 2^(attempt-1))].
 fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
     ceiling.mul_f64(fastrand::f64())
 }
 
@@ -202,14 +214,28 @@ fn decode<T: DeserializeOwned>(node: &NodeAddr, path: &str, bytes: &[u8]) -> Res
     })
 }
 
-fn status_error(node: &NodeAddr, method: Method, path: &str, status: StatusCode, body: &[u8]) -> VaultError {
+fn status_error(
+    node: &NodeAddr,
+    method: Method,
+    path: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> VaultError {
     #[derive(serde::Deserialize)]
     struct Errors {
         #[serde(default)]
         errors: Vec<String>,
     }
-    let errors = serde_json::from_slice::<Errors>(body).map(|e| e.errors).unwrap_or_default();
-    VaultError::Status { node: node.clone(), method, path: path.to_owned(), status, errors }
+    let errors = serde_json::from_slice::<Errors>(body)
+        .map(|e| e.errors)
+        .unwrap_or_default();
+    VaultError::Status {
+        node: node.clone(),
+        method,
+        path: path.to_owned(),
+        status,
+        errors,
+    }
 }
 
 #[cfg(test)]
@@ -223,13 +249,22 @@ mod tests {
             assert!(delay <= BACKOFF_CAP, "attempt {attempt}: {delay:?}");
         }
         let early: Duration = (0..200).map(|_| backoff(1)).max().expect("samples");
-        assert!(early <= BACKOFF_BASE, "first retry waits at most the base: {early:?}");
+        assert!(
+            early <= BACKOFF_BASE,
+            "first retry waits at most the base: {early:?}"
+        );
     }
 
     #[test]
     fn status_errors_carry_vaults_messages() {
         let node: NodeAddr = "https://127.0.0.1:8200".parse().expect("addr");
-        let err = status_error(&node, Method::POST, "auth/approle/login", StatusCode::BAD_REQUEST, br#"{"errors":["invalid role or secret ID"]}"#);
+        let err = status_error(
+            &node,
+            Method::POST,
+            "auth/approle/login",
+            StatusCode::BAD_REQUEST,
+            br#"{"errors":["invalid role or secret ID"]}"#,
+        );
         assert_eq!(err.to_string(), "node https://127.0.0.1:8200 answered 400 Bad Request to POST auth/approle/login: invalid role or secret ID");
         assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
     }

@@ -88,7 +88,8 @@ pub struct AutopilotServer {
     pub healthy: bool,
     /// `leader`, `voter`, `non-voter` or `staging`.
     pub status: String,
-    /// Time since the leader last heard from it.
+    /// Time since the leader last heard from it (milliseconds in JSON).
+    #[serde(rename = "last_contact_ms", serialize_with = "millis")]
     pub last_contact: Option<Duration>,
 }
 
@@ -156,22 +157,43 @@ impl VaultClient {
         }
         let body = json!({ "role_id": role_id.expose(), "secret_id": secret_id.expose() });
         let path = format!("auth/{mount}/login");
-        let answer: Answer = self.call(node, Method::POST, &path, None, Some(&body)).await?;
-        Ok(Login { token: answer.auth.client_token, lease: Duration::from_secs(answer.auth.lease_duration) })
+        let answer: Answer = self
+            .call(node, Method::POST, &path, None, Some(&body))
+            .await?;
+        Ok(Login {
+            token: answer.auth.client_token,
+            lease: Duration::from_secs(answer.auth.lease_duration),
+        })
     }
 
     /// `GET sys/storage/raft/configuration` (needs a token).
-    pub async fn raft_configuration(&self, node: &NodeAddr, token: &Secret) -> Result<RaftConfiguration, VaultError> {
+    pub async fn raft_configuration(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<RaftConfiguration, VaultError> {
         #[derive(Deserialize)]
         struct Config {
             config: RaftConfiguration,
         }
-        let answer: Data<Config> = self.call(node, Method::GET, "sys/storage/raft/configuration", Some(token), None).await?;
+        let answer: Data<Config> = self
+            .call(
+                node,
+                Method::GET,
+                "sys/storage/raft/configuration",
+                Some(token),
+                None,
+            )
+            .await?;
         Ok(answer.data.config)
     }
 
     /// `GET sys/storage/raft/autopilot/state` (needs a token).
-    pub async fn autopilot_state(&self, node: &NodeAddr, token: &Secret) -> Result<AutopilotState, VaultError> {
+    pub async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
         #[derive(Deserialize)]
         struct Server {
             id: String,
@@ -190,7 +212,9 @@ impl VaultClient {
             servers: BTreeMap<String, Server>,
         }
         let path = "sys/storage/raft/autopilot/state";
-        let answer: Data<State> = self.call(node, Method::GET, path, Some(token), None).await?;
+        let answer: Data<State> = self
+            .call(node, Method::GET, path, Some(token), None)
+            .await?;
         let mut servers = BTreeMap::new();
         for (key, server) in answer.data.servers {
             let last_contact = match server.last_contact.as_deref() {
@@ -201,7 +225,15 @@ impl VaultClient {
                     reason: format!("last_contact {text:?} of {key} is not a duration"),
                 })?),
             };
-            servers.insert(key, AutopilotServer { id: server.id, healthy: server.healthy, status: server.status, last_contact });
+            servers.insert(
+                key,
+                AutopilotServer {
+                    id: server.id,
+                    healthy: server.healthy,
+                    status: server.status,
+                    last_contact,
+                },
+            );
         }
         Ok(AutopilotState {
             healthy: answer.data.healthy,
@@ -209,6 +241,16 @@ impl VaultClient {
             leader: answer.data.leader.filter(|l| !l.is_empty()),
             servers,
         })
+    }
+}
+
+fn millis<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => serializer.serialize_some(&(d.as_secs_f64() * 1000.0).round()),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -225,7 +267,9 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -254,7 +298,10 @@ mod tests {
         assert_eq!(parse_go_duration("1.5s"), ms(1500));
         assert_eq!(parse_go_duration("1m30s"), ms(90_000));
         assert_eq!(parse_go_duration("1h0m0.5s"), ms(3_600_500));
-        assert_eq!(parse_go_duration("3.002714ms").map(|d| d.as_micros()), Some(3002));
+        assert_eq!(
+            parse_go_duration("3.002714ms").map(|d| d.as_micros()),
+            Some(3002)
+        );
         for bad in ["", "s", "5", "5 s", "5d", "1.2.3s"] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }

@@ -8,13 +8,23 @@ use crate::{
 
 const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
 
-fn probe(cluster: FakeCluster, fleet: FakeFleet) -> HealthProbe<FakeFleet, FakeCluster, FakeParameters, FakeMetrics> {
-    let auth = AuthSettings::AppRole { mount: "approle".into(), role_id_parameter: "/r".into(), secret_id_parameter: "/s".into() };
+fn probe(
+    cluster: FakeCluster,
+    fleet: FakeFleet,
+) -> HealthProbe<FakeFleet, FakeCluster, FakeParameters, FakeMetrics> {
+    let auth = AuthSettings::AppRole {
+        mount: "approle".into(),
+        role_id_parameter: "/r".into(),
+        secret_id_parameter: "/s".into(),
+    };
     HealthProbe {
         cluster: "prod".parse().expect("name"),
         fleet,
         api: cluster,
-        login: VaultLogin::new(auth, FakeParameters::with(&[("/r", "role-canary"), ("/s", "secret-canary")])),
+        login: VaultLogin::new(
+            auth,
+            FakeParameters::with(&[("/r", "role-canary"), ("/s", "secret-canary")]),
+        ),
         metrics: FakeMetrics::default(),
     }
 }
@@ -45,16 +55,30 @@ async fn a_sealed_and_a_dead_node_are_metrics_not_failures() {
     cluster.kill("i-3");
     let fleet = FakeFleet::of(&cluster, &NODES);
     let probe = probe(cluster, fleet);
-    let report = probe.run().await.expect("a dead node is not a failed probe");
+    let report = probe
+        .run()
+        .await
+        .expect("a dead node is not a failed probe");
     let m = |name, node| probe.metrics.value(name, node);
     assert_eq!(m("NodesReachable", None), Some(2.0));
     assert_eq!(m("NodesUnsealed", None), Some(1.0));
     assert_eq!(m("NodeReachable", Some("i-3")), Some(0.0));
-    assert_eq!(m("NodeSealed", Some("i-3")), None, "a dead node's seal state is unknown, not 0");
+    assert_eq!(
+        m("NodeSealed", Some("i-3")),
+        None,
+        "a dead node's seal state is unknown, not 0"
+    );
     assert_eq!(m("NodeSealed", Some("i-2")), Some(1.0));
     assert_eq!(m("NodeHealthy", Some("i-2")), Some(0.0));
     assert_eq!(m("ClusterHealthy", None), Some(0.0));
-    assert!(report.nodes[2].error.as_deref().is_some_and(|e| e.contains("fake node is down")), "{:?}", report.nodes[2]);
+    assert!(
+        report.nodes[2]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("fake node is down")),
+        "{:?}",
+        report.nodes[2]
+    );
 }
 
 #[tokio::test]
@@ -69,8 +93,15 @@ async fn without_a_leader_autopilot_figures_are_left_out_not_zero() {
     assert_eq!(probe.metrics.value("LeaderPresent", None), Some(0.0));
     assert_eq!(probe.metrics.value("AutopilotReadable", None), Some(0.0));
     assert_eq!(probe.metrics.value("FailureTolerance", None), None);
-    assert_eq!(report.autopilot_error.as_deref(), Some("no unsealed node to ask"));
-    assert_eq!(probe.api.logins(), 0, "no login is tried without a node to ask");
+    assert_eq!(
+        report.autopilot_error.as_deref(),
+        Some("no unsealed node to ask")
+    );
+    assert_eq!(
+        probe.api.logins(),
+        0,
+        "no login is tried without a node to ask"
+    );
 }
 
 #[tokio::test]
@@ -79,8 +110,14 @@ async fn raft_peers_without_an_instance_are_named() {
     let fleet = FakeFleet::of(&cluster, &NODES[..2]);
     let probe = probe(cluster, fleet);
     let report = probe.run().await.expect("probe");
-    assert_eq!(report.summary.peers_without_instance, vec!["i-3".to_owned()]);
-    assert_eq!(probe.metrics.value("RaftPeersWithoutInstance", None), Some(1.0));
+    assert_eq!(
+        report.summary.peers_without_instance,
+        vec!["i-3".to_owned()]
+    );
+    assert_eq!(
+        probe.metrics.value("RaftPeersWithoutInstance", None),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -91,10 +128,17 @@ async fn a_refused_login_publishes_health_then_fails_without_leaking() {
     let probe = probe(cluster, fleet);
     let err = probe.run().await.expect_err("misconfigured login");
     assert!(matches!(err, ProbeError::Login(_)), "{err:?}");
-    assert_eq!(probe.metrics.value("NodesUnsealed", None), Some(3.0), "health metrics still published");
+    assert_eq!(
+        probe.metrics.value("NodesUnsealed", None),
+        Some(3.0),
+        "health metrics still published"
+    );
     assert_eq!(probe.metrics.value("AutopilotReadable", None), Some(0.0));
     for text in [logs.contents(), error_chain(&err), format!("{err:?}")] {
-        assert!(!text.contains("role-canary") && !text.contains("secret-canary"), "credential leaked: {text}");
+        assert!(
+            !text.contains("role-canary") && !text.contains("secret-canary"),
+            "credential leaked: {text}"
+        );
     }
 }
 
@@ -102,7 +146,9 @@ async fn a_refused_login_publishes_health_then_fails_without_leaking() {
 async fn an_unavailable_fleet_fails_and_publishes_nothing() {
     let cluster = FakeCluster::healthy(&NODES);
     let fleet = FakeFleet::of(&cluster, &NODES);
-    fleet.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    fleet
+        .fail_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let probe = probe(cluster, fleet);
     assert!(matches!(probe.run().await, Err(ProbeError::Fleet(_))));
     assert!(probe.metrics.published.lock().expect("lock").is_empty());
@@ -113,10 +159,21 @@ async fn the_handler_refuses_a_misdirected_event_before_probing() {
     let cluster = FakeCluster::healthy(&NODES);
     let fleet = FakeFleet::of(&cluster, &NODES);
     let probe = probe(cluster, fleet);
-    let err = probe.handle(&json!({"snapshot": "latest"})).await.expect_err("not a probe event");
+    let err = probe
+        .handle(&json!({"snapshot": "latest"}))
+        .await
+        .expect_err("not a probe event");
     assert_eq!(err.error_type, "Permanent.UnrecognisedEvent");
-    assert!(err.message.contains("health-probe does not take an object with keys [snapshot]"), "{}", err.message);
-    assert!(probe.metrics.published.lock().expect("lock").is_empty(), "nothing was probed");
+    assert!(
+        err.message
+            .contains("health-probe does not take an object with keys [snapshot]"),
+        "{}",
+        err.message
+    );
+    assert!(
+        probe.metrics.published.lock().expect("lock").is_empty(),
+        "nothing was probed"
+    );
     let report = probe.handle(&json!({})).await.expect("{} probes");
     assert_eq!(report.nodes.len(), 3);
 }

@@ -1,0 +1,360 @@
+//! health-probe against a real 3-node OpenBao cluster and moto: what it publishes is read
+//! back from moto's CloudWatch, through the API the alarms use.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+use reqwest::Method;
+use serde_json::json;
+use shared::{
+    aws::{AsgFleet, CloudWatchMetrics, SsmParameters},
+    cluster::{auth::VaultLogin, health::HealthProbe, policies},
+    config::{AuthSettings, CaSource, ClusterSettings, Env, VaultSettings},
+    vault::VaultClient,
+};
+use testbed::{
+    lambda::{Invocation, LambdaEmulator},
+    moto::{Moto, RegionFixture},
+    openbao::{BaoCluster, Seal},
+    poll_until, unique_name,
+};
+
+const REGION: &str = "eu-west-1";
+const NAMESPACE: &str = "VaultLifecycle";
+
+/// A healthy 3-node cluster whose nodes are the instances of an ASG in moto, with the
+/// probe's AppRole credentials in SSM.
+struct Bed {
+    name: String,
+    aws: RegionFixture,
+    bao: BaoCluster,
+    secrets: Vec<String>,
+}
+
+async fn bed() -> Result<Bed> {
+    let moto = Moto::shared().await?;
+    let name = unique_name("hp");
+    let aws = RegionFixture::create(moto, REGION, &name).await?;
+    let ids = aws.create_asg(3, false).await?;
+    let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
+    let keys = bao.bootstrap().await?;
+    for (id, node) in ids.iter().zip(&bao.nodes) {
+        aws.tag(id, "vault-api-addr", &node.api_addr).await?;
+    }
+    let (role_id, secret_id) = bao.approle("health-probe", policies::HEALTH_PROBE).await?;
+    let base = format!("/vault-lifecycle/{name}/approle/health-probe");
+    aws.put_secret_parameter(&format!("{base}/role-id"), &role_id)
+        .await?;
+    aws.put_secret_parameter(&format!("{base}/secret-id"), &secret_id)
+        .await?;
+    let mut secrets = keys.keys.clone();
+    secrets.extend([keys.root_token.clone(), role_id, secret_id]);
+    Ok(Bed {
+        name,
+        aws,
+        bao,
+        secrets,
+    })
+}
+
+impl Bed {
+    fn env(&self) -> Env {
+        Env::from_pairs([
+            ("CLUSTER_NAME", self.name.as_str()),
+            ("ASG_NAME", self.aws.asg.as_str()),
+        ])
+    }
+
+    fn probe(
+        &self,
+    ) -> Result<HealthProbe<AsgFleet, VaultClient, SsmParameters, CloudWatchMetrics>> {
+        let env = self.env();
+        let cluster = ClusterSettings::from_env(&env)?;
+        let settings = VaultSettings {
+            ca: CaSource::Pem(self.bao.ca.ca_pem.clone()),
+            request_timeout: Duration::from_secs(5),
+            max_retries: 1,
+        };
+        Ok(HealthProbe {
+            cluster: cluster.cluster.clone(),
+            login: VaultLogin::new(
+                AuthSettings::from_env(&env, &cluster.cluster, "health-probe")?,
+                SsmParameters::from_sdk(&self.aws.sdk),
+            ),
+            fleet: AsgFleet::from_sdk(&self.aws.sdk, cluster),
+            api: VaultClient::new(&settings)?,
+            metrics: CloudWatchMetrics::from_sdk(&self.aws.sdk, NAMESPACE.into()),
+        })
+    }
+
+    /// The one data point of `metric` published since `since`: `None` when there is none;
+    /// an error when there is more than one (a probe publishes each metric once).
+    async fn metric(
+        &self,
+        metric: &str,
+        node: Option<&str>,
+        since: SystemTime,
+    ) -> Result<Option<f64>> {
+        match self.stats(metric, node, since).await? {
+            None => Ok(None),
+            Some((1, min, max)) if min == max => Ok(Some(max)),
+            Some(other) => anyhow::bail!(
+                "{metric} {node:?}: expected one data point, got (count, min, max) = {other:?}"
+            ),
+        }
+    }
+
+    /// Count, minimum and maximum of the data points of `metric` since `since`.
+    async fn stats(
+        &self,
+        metric: &str,
+        node: Option<&str>,
+        since: SystemTime,
+    ) -> Result<Option<(u32, f64, f64)>> {
+        let mut dimensions = vec![Dimension::builder()
+            .name("Cluster")
+            .value(&self.name)
+            .build()];
+        if let Some(node) = node {
+            dimensions.push(Dimension::builder().name("Node").value(node).build());
+        }
+        let out = aws_sdk_cloudwatch::Client::new(&self.aws.sdk)
+            .get_metric_statistics()
+            .namespace(NAMESPACE)
+            .metric_name(metric)
+            .set_dimensions(Some(dimensions))
+            .start_time(since.into())
+            .end_time((SystemTime::now() + Duration::from_secs(5)).into())
+            .period(3600)
+            .statistics(Statistic::Maximum)
+            .statistics(Statistic::Minimum)
+            .statistics(Statistic::SampleCount)
+            .send()
+            .await?;
+        match out.datapoints() {
+            [] => Ok(None),
+            [point] => Ok(Some((
+                point.sample_count().context("no count")? as u32,
+                point.minimum().context("no minimum")?,
+                point.maximum().context("no maximum")?,
+            ))),
+            points => anyhow::bail!("{metric} {node:?}: expected one period, got {points:?}"),
+        }
+    }
+
+    /// Waits until autopilot, asked directly, judges `unhealthy` unhealthy and every other
+    /// server healthy: the precondition the probe is then asked to report.
+    async fn wait_until_only_unhealthy(&self, unhealthy: &str) -> Result<()> {
+        let active = self.bao.active_index().await?;
+        poll_until(
+            &format!("autopilot to judge only {unhealthy} unhealthy"),
+            Duration::from_secs(60),
+            || async move {
+                let state = self
+                    .bao
+                    .root(
+                        active,
+                        Method::GET,
+                        "sys/storage/raft/autopilot/state",
+                        None,
+                    )
+                    .await?;
+                let servers = state["data"]["servers"].as_object().context("no servers")?;
+                let settled = servers
+                    .iter()
+                    .all(|(id, s)| s["healthy"] == json!(id != unhealthy));
+                Ok(settled.then_some(()))
+            },
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> Result<()> {
+    let mut bed = bed().await?;
+    let ids: Vec<String> = bed.bao.nodes.iter().map(|n| n.node_id.clone()).collect();
+    let probe = bed.probe()?;
+
+    // Healthy: three unsealed voters, one leader, one failure tolerated.
+    let since = SystemTime::now();
+    let report = probe.run().await?;
+    assert_eq!(report.nodes.len(), 3);
+    for (metric, node, value) in [
+        ("NodesInService", None, 3.0),
+        ("NodesUnsealed", None, 3.0),
+        ("HealthyVoters", None, 3.0),
+        ("FailureTolerance", None, 1.0),
+        ("LeaderPresent", None, 1.0),
+        ("ClusterHealthy", None, 1.0),
+        ("RaftPeersWithoutInstance", None, 0.0),
+        ("NodeActive", Some(ids[0].as_str()), 1.0),
+        ("NodeVoter", Some(ids[2].as_str()), 1.0),
+    ] {
+        assert_eq!(
+            bed.metric(metric, node, since).await?,
+            Some(value),
+            "{metric} {node:?} when healthy"
+        );
+    }
+
+    // One standby sealed: still a leader and quorum, but no failure left to tolerate.
+    let active = bed.bao.active_index().await?;
+    let sealed = (active + 1) % 3;
+    let killed = (active + 2) % 3;
+    bed.bao.seal(sealed).await?;
+    bed.wait_until_only_unhealthy(&ids[sealed]).await?;
+    let since = SystemTime::now();
+    probe.run().await?;
+    for (metric, node, value) in [
+        ("NodesReachable", None, Some(3.0)),
+        ("NodesUnsealed", None, Some(2.0)),
+        ("LeaderPresent", None, Some(1.0)),
+        ("HealthyVoters", None, Some(2.0)),
+        ("FailureTolerance", None, Some(0.0)),
+        ("ClusterHealthy", None, Some(0.0)),
+        ("NodeSealed", Some(ids[sealed].as_str()), Some(1.0)),
+        ("NodeHealthy", Some(ids[sealed].as_str()), Some(0.0)),
+        ("NodeSealed", Some(ids[killed].as_str()), Some(0.0)),
+    ] {
+        assert_eq!(
+            bed.metric(metric, node, since).await?,
+            value,
+            "{metric} {node:?} with one node sealed"
+        );
+    }
+
+    // And another killed: quorum is lost, the leader steps down; the probe still reports.
+    bed.bao.kill(killed);
+    poll_until(
+        "the last node to step down",
+        Duration::from_secs(60),
+        || async { Ok((bed.bao.health_code(active).await? != 200).then_some(())) },
+    )
+    .await?;
+    let since = SystemTime::now();
+    let report = probe
+        .run()
+        .await
+        .context("a dead cluster is reported, not a failed probe")?;
+    for (metric, node, value) in [
+        ("NodesInService", None, Some(3.0)),
+        ("NodesReachable", None, Some(2.0)),
+        ("NodesUnsealed", None, Some(1.0)),
+        ("LeaderPresent", None, Some(0.0)),
+        ("AutopilotReadable", None, Some(0.0)),
+        ("ClusterHealthy", None, Some(0.0)),
+        ("FailureTolerance", None, None),
+        ("NodeReachable", Some(ids[killed].as_str()), Some(0.0)),
+        ("NodeSealed", Some(ids[killed].as_str()), None),
+        ("NodeSealed", Some(ids[sealed].as_str()), Some(1.0)),
+        ("NodeReachable", Some(ids[active].as_str()), Some(1.0)),
+    ] {
+        assert_eq!(
+            bed.metric(metric, node, since).await?,
+            value,
+            "{metric} {node:?} with quorum lost"
+        );
+    }
+    let dead = &report.nodes[killed];
+    assert!(
+        dead.error
+            .as_deref()
+            .is_some_and(|e| e.contains("did not answer")),
+        "{dead:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() -> Result<()> {
+    let bed = bed().await?;
+    let moto = Moto::shared().await?;
+    let ca_file = bed.bao.ca.ca_file.display().to_string();
+    let mut env = moto.env(REGION);
+    env.extend(
+        [
+            ("CLUSTER_NAME", bed.name.as_str()),
+            ("ASG_NAME", bed.aws.asg.as_str()),
+            ("VAULT_CACERT", ca_file.as_str()),
+            ("RUST_LOG", "trace"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let mut emulator = LambdaEmulator::start(&env).await?;
+
+    let start = SystemTime::now();
+    for (count, sample) in [
+        (1, "health-probe/schedule.json"),
+        (2, "health-probe/scheduler.json"),
+    ] {
+        let Invocation::Ok(report) = emulator
+            .invoke("health-probe", sample, Duration::from_secs(600))
+            .await?
+        else {
+            anyhow::bail!("{sample} failed; emulator output:\n{}", emulator.output());
+        };
+        assert_eq!(report["summary"]["in_service"], json!(3), "{report}");
+        assert_eq!(report["summary"]["failure_tolerance"], json!(1), "{report}");
+        assert_eq!(report["summary"]["leader_present"], json!(true), "{report}");
+        assert_eq!(
+            bed.stats("HealthyVoters", None, start).await?,
+            Some((count, 3.0, 3.0)),
+            "one data point per invocation: {sample}"
+        );
+    }
+
+    // A misdirected event: a clear, permanent error, and nothing probed or published.
+    let Invocation::Err(error) = emulator
+        .invoke(
+            "health-probe",
+            "node-lifecycle/launch.json",
+            Duration::from_secs(120),
+        )
+        .await?
+    else {
+        anyhow::bail!("a lifecycle event must not probe");
+    };
+    // cargo-lambda wraps the message across lines behind a frame: read it as one line.
+    let error = error
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(error.contains("Permanent.UnrecognisedEvent"), "{error}");
+    assert!(error.contains("health-probe does not take an EventBridge event \"EC2 Instance-launch Lifecycle Action\" from aws.autoscaling"), "{error}");
+    assert_eq!(
+        bed.stats("NodesInService", None, start).await?,
+        Some((2, 3.0, 3.0)),
+        "nothing published for a bad event"
+    );
+
+    // Logged at TRACE, yet no share, token or secret ID appears in anything it printed.
+    let output = emulator.output();
+    assert!(
+        output.contains("probed cluster"),
+        "the function's logs are captured: {output}"
+    );
+    for secret in &bed.secrets {
+        assert!(
+            !output.contains(secret.as_str()),
+            "a secret reached the function's output"
+        );
+    }
+
+    // A missing setting stops the binary at start-up with the variable's name.
+    let binary = testbed::repo_root()
+        .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("debug/health-probe");
+    let out = std::process::Command::new(&binary)
+        .env_clear()
+        .env("CLUSTER_NAME", "prod")
+        .output()
+        .with_context(|| binary.display().to_string())?;
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("ASG_NAME"), "{text}");
+    Ok(())
+}
