@@ -496,6 +496,14 @@ listener "tcp" {{
         self.wait_until_health(index, 503).await
     }
 
+    /// The process ids of the running servers.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.process.child.as_ref().map(|c| c.id()))
+            .collect()
+    }
+
     /// The directory holding every node's data, config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()

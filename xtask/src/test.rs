@@ -1,0 +1,121 @@
+//! `cargo xtask test`: every check the project has, in one command, with a summary.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::tools::{self, repo_root};
+
+struct Step {
+    name: &'static str,
+    passed: bool,
+    took: Duration,
+}
+
+fn step(steps: &mut Vec<Step>, name: &'static str, command: &mut Command) {
+    eprintln!("\nxtask: == {name} ==");
+    let start = Instant::now();
+    let passed = command
+        .current_dir(repo_root())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    steps.push(Step {
+        name,
+        passed,
+        took: start.elapsed(),
+    });
+}
+
+fn has_nextest() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub fn run() -> Result<()> {
+    let start = Instant::now();
+    let tools = tools::ensure()?;
+    let setup = start.elapsed();
+    let mut steps = Vec::new();
+    step(
+        &mut steps,
+        "rustfmt",
+        Command::new("cargo").args(["fmt", "--all", "--check"]),
+    );
+    step(
+        &mut steps,
+        "cfn-lint infra/",
+        Command::new(tools.bin.join("cfn-lint")).arg("infra/template.yaml"),
+    );
+    step(
+        &mut steps,
+        "checkov infra/",
+        Command::new(tools.bin.join("checkov")).args([
+            "--quiet",
+            "--compact",
+            "--framework",
+            "cloudformation",
+            "-f",
+            "infra/template.yaml",
+            "--config-file",
+            "infra/.checkov.yaml",
+        ]),
+    );
+    step(
+        &mut steps,
+        "clippy",
+        Command::new("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+
+    // One moto for every test process; tests keep apart through unique names.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let moto = runtime.block_on(testbed::moto::Moto::start())?;
+    let mut tests = Command::new("cargo");
+    if has_nextest() {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    tests.env("TESTBED_MOTO_URL", &moto.url);
+    step(&mut steps, "unit and integration tests", &mut tests);
+    drop(moto);
+
+    eprintln!("\nxtask: summary");
+    eprintln!(
+        "  {:<28} {:>9}  ok",
+        "tool set-up",
+        format!("{:.0?}", setup)
+    );
+    for s in &steps {
+        eprintln!(
+            "  {:<28} {:>9}  {}",
+            s.name,
+            format!("{:.0?}", s.took),
+            if s.passed { "ok" } else { "FAILED" }
+        );
+    }
+    eprintln!(
+        "  {:<28} {:>9}",
+        "total",
+        format!("{:.0?}", start.elapsed())
+    );
+    let failed = steps.iter().filter(|s| !s.passed).count();
+    println!("steps: {} passed, {} failed", steps.len() - failed, failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

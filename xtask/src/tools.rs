@@ -1,0 +1,99 @@
+//! Installs what the test bed needs, on first use: the Python tools into a git-ignored
+//! venv inside the repo (re-installed when xtask/requirements.txt changes), and
+//! PostgreSQL from Debian's packages when it is missing.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context, Result};
+
+/// Paths of the installed tools.
+pub struct Tools {
+    /// The venv's bin/ (cargo-lambda, cfn-lint, checkov, python).
+    pub bin: PathBuf,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
+}
+
+pub fn ensure() -> Result<Tools> {
+    let root = repo_root();
+    let venv = root.join(".tools/venv");
+    let requirements = std::fs::read_to_string(root.join("xtask/requirements.txt"))?;
+    let stamp = venv.join(".installed-requirements");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
+        eprintln!("xtask: installing the test bed's Python tools into .tools/venv (about 2 minutes, once)");
+        if !venv.join("bin/python").exists() {
+            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+            status(Command::new(&python).args(["-m", "venv"]).arg(&venv))
+                .context("cannot create the venv: Python 3.11 with the venv module is needed")?;
+        }
+        let pip = venv.join("bin/pip");
+        status(
+            Command::new(&pip)
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(root.join("xtask/requirements.txt")),
+        )?;
+        status(Command::new(&pip).args(["check", "--disable-pip-version-check"]))?;
+        std::fs::write(&stamp, &requirements)?;
+    }
+    ensure_postgres()?;
+    Ok(Tools {
+        bin: venv.join("bin"),
+    })
+}
+
+fn postgres_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten()
+                .any(|d| d.path().join("bin/postgres").exists())
+        })
+        .unwrap_or(false)
+}
+
+fn ensure_postgres() -> Result<()> {
+    if postgres_installed() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing PostgreSQL with apt-get");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        status(&mut command)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "postgresql"])
+        .context("cannot install PostgreSQL; install the Debian package postgresql by hand")?;
+    if !postgres_installed() {
+        bail!("apt-get installed postgresql, but no server binary is under /usr/lib/postgresql");
+    }
+    Ok(())
+}
+
+pub fn status(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
