@@ -198,7 +198,7 @@ listener "tcp" {{
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("{url}"))?;
+        let response = request.send().await.with_context(|| url.clone())?;
         let status = response.status().as_u16();
         let text = response.text().await?;
         let value = if text.trim().is_empty() {

@@ -101,7 +101,7 @@ impl LifecycleRequest {
                 reason: format!("is {stated:?}, which does not match the event's detail-type (expected {expected:?})"),
             });
         }
-        let field = |name: &str| text(FUNCTION, detail, name).map_err(|e| prefix_detail(e));
+        let field = |name: &str| text(FUNCTION, detail, name).map_err(prefix_detail);
         let instance = field("EC2InstanceId")?;
         if !instance.starts_with("i-") {
             return Err(EventError::Invalid {

@@ -1,0 +1,378 @@
+"""moto server whose Auto Scaling lifecycle hooks behave like AWS, for the test bed.
+
+    python tests/moto_server.py [--host 127.0.0.1] [--port 0]
+
+Serves every region on one port (region from the request signature); port 0 binds a
+free one. When ready it prints one line to stdout, `moto ready http://HOST:PORT`; logs go
+to stderr. It exits on SIGTERM/SIGINT and when its parent process dies.
+
+moto 5.2.5 stores lifecycle hooks but never runs them: instances go straight to
+InService, TerminateInstanceInAutoScalingGroup terminates at once, and
+CompleteLifecycleAction / RecordLifecycleActionHeartbeat answer HTTP 500. The functions
+under test live on lifecycle events, so this patches moto's Auto Scaling model and API:
+
+* An instance launched into a group with an EC2_INSTANCE_LAUNCHING hook (create, update,
+  SetDesiredCapacity, AttachInstances, replacements) waits in Pending:Wait with one
+  pending action (uuid4 token) per hook, and counts toward desired capacity.
+  CreateAutoScalingGroup honours LifecycleHookSpecificationList.
+* With an EC2_INSTANCE_TERMINATING hook, TerminateInstanceInAutoScalingGroup and
+  scale-in put the instance in Terminating:Wait; a replacement (capacity not
+  decremented) is launched at once, as moto always did.
+* CompleteLifecycleAction (by token or instance id): launch CONTINUE -> InService;
+  launch ABANDON -> terminated, out of the group, replacement launched; terminate
+  CONTINUE/ABANDON -> terminated and out of the group. With several hooks on one
+  transition the instance waits for all (an ABANDON ends all). No active action -> 400
+  ValidationError "No active Lifecycle Action found with token <t>" (or "with instance
+  ID <id>"), as AWS answers. RecordLifecycleActionHeartbeat counts heartbeats, same 400.
+* DeleteLifecycleHook completes its outstanding actions (ABANDON launches, CONTINUE
+  terminations); DeleteAutoScalingGroup deletes the group's hooks. Both as in AWS.
+* GET /_testbed/lifecycle-actions lists every action of all regions, oldest first, so
+  tests can build the EventBridge events AWS would send. An action whose instance left
+  its wait state another way (EC2 TerminateInstances, group deleted, scaled in while
+  Pending:Wait) is listed completed with result ABANDON.
+
+Not reproduced: heartbeat timeouts and DefaultResult (actions wait until completed),
+notifications (SNS/SQS/EventBridge), the Pending:Proceed / Terminating:Proceed states,
+terminate hooks on launch ABANDON, and terminate hooks on scale-in of mixed-instances
+groups with weighted overrides (moto's own scale-in). Classic ELBs see Pending:Wait
+instances as registered.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
+from moto.autoscaling.models import TerminateInstanceActivity
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import EmptyResult
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
+from moto.moto_server.werkzeug_app import create_backend_app
+from werkzeug.serving import make_server
+
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+WAIT_STATE = {LAUNCHING: "Pending:Wait", TERMINATING: "Terminating:Wait"}
+COUNTED = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}  # toward capacity
+LOCK = threading.RLock()  # held for every Auto Scaling call and the test endpoint
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else None
+
+
+@dataclass(eq=False)
+class Action:
+    """One lifecycle action: one instance waiting on one hook."""
+
+    backend: AutoScalingBackend
+    group: FakeAutoScalingGroup
+    state: InstanceState
+    hook: str
+    transition: str
+    token: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created: datetime = field(default_factory=_now)
+    completed: datetime | None = None
+    result: str | None = None
+    heartbeats: list[datetime] = field(default_factory=list)
+
+    def live(self) -> bool:
+        """Pending, and its instance still waits in its group."""
+        return (
+            self.completed is None
+            and self.backend.autoscaling_groups.get(self.group.name) is self.group
+            and self.state in self.group.instance_states
+            and self.state.lifecycle_state == WAIT_STATE[self.transition]
+        )
+
+    def close(self, result: str) -> None:
+        self.result, self.completed = result, _now()
+
+    def to_json(self) -> dict:
+        return {
+            "region": self.backend.region_name,
+            "group": self.group.name,
+            "hook": self.hook,
+            "instance_id": self.state.instance.id,
+            "transition": self.transition,
+            "token": self.token,
+            "state": "pending" if self.completed is None else "completed",
+            "result": self.result,
+            "heartbeats": len(self.heartbeats),
+            "created": _iso(self.created),
+            "completed": _iso(self.completed),
+            "last_heartbeat": _iso(self.heartbeats[-1]) if self.heartbeats else None,
+        }
+
+
+ACTIONS: list[Action] = []  # oldest first, all accounts and regions
+
+
+def _sweep() -> None:
+    """Closes actions whose instance left its wait state without CompleteLifecycleAction."""
+    for action in ACTIONS:
+        if action.completed is None and not action.live():
+            action.close("ABANDON")
+
+
+def _hooks(group: FakeAutoScalingGroup, transition: str) -> list:
+    return [
+        h
+        for h in group.autoscaling_backend.lifecycle_hooks.values()
+        if h.auto_scaling_group_name == group.name and h.lifecycle_transition == transition
+    ]
+
+
+def _wait(group: FakeAutoScalingGroup, states: list, transition: str) -> None:
+    """Puts `states` in the transition's wait state with one action per hook, if any."""
+    hooks = _hooks(group, transition)
+    for state in states if hooks else []:
+        state.lifecycle_state = WAIT_STATE[transition]
+        for hook in hooks:
+            ACTIONS.append(Action(group.autoscaling_backend, group, state, hook.name, transition))
+
+
+def _terminate(group: FakeAutoScalingGroup, state: InstanceState) -> None:
+    group.instance_states.remove(state)
+    group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
+    group.autoscaling_backend.update_attached_elbs(group.name)
+
+
+def _complete(action: Action, result: str) -> None:
+    """Completes `action`; the instance moves on once no sibling action is pending."""
+    action.close(result)
+    siblings = [a for a in ACTIONS if a.live() and a.state is action.state]
+    if siblings and result == "CONTINUE":
+        return
+    for sibling in siblings:
+        sibling.close("ABANDON")
+    group, state = action.group, action.state
+    if action.transition == LAUNCHING and result == "CONTINUE":
+        state.lifecycle_state = "InService"
+        group.autoscaling_backend.update_attached_elbs(group.name)
+    else:
+        _terminate(group, state)
+        if action.transition == LAUNCHING:
+            group.set_desired_capacity(group.desired_capacity)  # launches a replacement
+
+
+def patches(cls):
+    """Sets cls.<name> to the decorated function, called with moto's original first."""
+
+    def decorate(fn):
+        original = getattr(cls, fn.__name__, None)
+        setattr(cls, fn.__name__, lambda self, *a, **kw: fn(original, self, *a, **kw))
+        return fn
+
+    return decorate
+
+
+# --- the model --------------------------------------------------------------------------
+
+
+@patches(FakeAutoScalingGroup)
+def active_instances(original, self):
+    return [s for s in self.instance_states if s.lifecycle_state in COUNTED]
+
+
+@patches(FakeAutoScalingGroup)
+def set_desired_capacity(original, self, new_capacity):
+    target = (self.min_size if new_capacity is None else new_capacity) or 0
+    weighted = (self.mixed_instances_policy or {}).get("LaunchTemplate", {}).get("Overrides")
+    excess = len(self.active_instances()) - target
+    if excess > 0 and not weighted and _hooks(self, TERMINATING):
+        victims = [s for s in self.active_instances() if not s.protected_from_scale_in]
+        _wait(self, victims[:excess], TERMINATING)
+    # moto scales in from all instances: hide those already terminating from it.
+    before = list(self.instance_states)
+    leaving = {s for s in before if s.lifecycle_state.startswith("Terminating")}
+    self.instance_states = [s for s in before if s not in leaving]
+    try:
+        original(self, new_capacity)
+    finally:
+        now = self.instance_states
+        keep = leaving | set(now)
+        self.instance_states = [s for s in before if s in keep] + [s for s in now if s not in before]
+
+
+@patches(FakeAutoScalingGroup)
+def replace_autoscaling_group_instances(original, self, count_needed, propagated_tags):
+    first_new = len(self.instance_states)
+    original(self, count_needed, propagated_tags)
+    _wait(self, self.instance_states[first_new:], LAUNCHING)
+
+
+@patches(AutoScalingBackend)
+def attach_instances(original, self, group_name, instance_ids):
+    original(self, group_name, instance_ids)
+    group = self.autoscaling_groups[group_name]
+    _wait(group, [s for s in group.instance_states if s.instance.id in instance_ids], LAUNCHING)
+
+
+@patches(AutoScalingBackend)
+def terminate_instance(original, self, instance_id, should_decrement):
+    groups = self.autoscaling_groups.values()
+    states = [s for g in groups for s in g.instance_states if s.instance.id == instance_id]
+    if not states:
+        raise ValidationError(
+            f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+        )
+    state = states[0]
+    group, size = state.auto_scaling_group, state.auto_scaling_group.desired_capacity
+    if state.lifecycle_state.startswith("Terminating"):
+        return TerminateInstanceActivity(state.instance, size)  # already on its way out
+    if not _hooks(group, TERMINATING):
+        return original(self, instance_id, should_decrement)
+    if should_decrement:
+        group.desired_capacity = size - 1
+    _wait(group, [state], TERMINATING)
+    group.set_desired_capacity(group.desired_capacity)  # the replacement, unless decremented
+    return TerminateInstanceActivity(state.instance, size)
+
+
+@patches(AutoScalingBackend)
+def delete_auto_scaling_group(original, self, group_name):
+    group = self.autoscaling_groups.get(group_name)
+    if group is not None:
+        for key, hook in list(self.lifecycle_hooks.items()):
+            if hook.auto_scaling_group_name == group_name:
+                del self.lifecycle_hooks[key]
+        for state in [s for s in group.instance_states if s.lifecycle_state.startswith("Terminating")]:
+            _terminate(group, state)
+    original(self, group_name)
+
+
+@patches(AutoScalingBackend)
+def delete_lifecycle_hook(original, self, as_name, name):
+    original(self, as_name, name)
+    for action in [a for a in ACTIONS if a.backend is self and a.hook == name]:
+        if action.group.name == as_name and action.live():  # an earlier one may end it
+            _complete(action, "ABANDON" if action.transition == LAUNCHING else "CONTINUE")
+
+
+# --- the API ----------------------------------------------------------------------------
+
+
+@patches(AutoScalingResponse)
+def call_action(original, self):
+    with LOCK:
+        return original(self)
+
+
+@patches(AutoScalingResponse)
+def create_auto_scaling_group(original, self):
+    """Also creates the hooks of LifecycleHookSpecificationList, before the first launch."""
+    backend, group = self.autoscaling_backend, self._get_param("AutoScalingGroupName")
+    specs = self._get_param("LifecycleHookSpecificationList", [])
+    for s in specs:
+        backend.create_lifecycle_hook(
+            s["LifecycleHookName"], group, s["LifecycleTransition"],
+            s.get("HeartbeatTimeout"), s.get("DefaultResult"),
+        )  # fmt: skip
+    try:
+        return original(self)
+    except Exception:
+        for s in specs:
+            backend.delete_lifecycle_hook(group, s["LifecycleHookName"])
+        raise
+
+
+def _find_action(response: AutoScalingResponse) -> Action:
+    group = response._get_param("AutoScalingGroupName")
+    hook = response._get_param("LifecycleHookName")
+    token = response._get_param("LifecycleActionToken")
+    instance_id = response._get_param("InstanceId")
+    if not token and not instance_id:
+        raise ValidationError("Either LifecycleActionToken or InstanceId must be provided")
+    _sweep()
+    for a in ACTIONS:
+        if (
+            a.completed is None
+            and (a.backend, a.group.name, a.hook) == (response.autoscaling_backend, group, hook)
+            and (a.token == token if token else a.state.instance.id == instance_id)
+        ):
+            return a
+    what = f"token {token}" if token else f"instance ID {instance_id}"
+    raise ValidationError(f"No active Lifecycle Action found with {what}")
+
+
+@patches(AutoScalingResponse)
+def complete_lifecycle_action(original, self):
+    result = self._get_param("LifecycleActionResult")
+    if result not in ("CONTINUE", "ABANDON"):
+        raise ValidationError(f"Invalid LifecycleActionResult {result}: use CONTINUE or ABANDON")
+    _complete(_find_action(self), result)
+    return EmptyResult()
+
+
+@patches(AutoScalingResponse)
+def record_lifecycle_action_heartbeat(original, self):
+    _find_action(self).heartbeats.append(_now())
+    return EmptyResult()
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+def testbed_app(moto_app):
+    """WSGI app: /_testbed/lifecycle-actions here, everything else to moto."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.rstrip("/") == "/_testbed/lifecycle-actions":
+            with LOCK:
+                _sweep()
+                body = json.dumps({"actions": [a.to_json() for a in ACTIONS]}).encode()
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            start_response("200 OK", headers)
+            return [body]
+        if path == "/moto-api/reset":  # moto forgets every group, so forget their actions
+            with LOCK:
+                ACTIONS.clear()
+        return moto_app(environ, start_response)
+
+    return app
+
+
+def exit_with_parent() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    logging.info("parent %d is gone, exiting", parent)
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 binds a free port")
+    args = parser.parse_args()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    threading.Thread(target=exit_with_parent, name="parent-watch", daemon=True).start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: os._exit(0))
+
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(
+        args.host, args.port, testbed_app(moto_app), threaded=True, request_handler=MotoRequestHandler
+    )
+    os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
+    print(f"moto ready http://{args.host}:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
