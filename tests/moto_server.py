@@ -2,40 +2,36 @@
 
     python tests/moto_server.py [--host 127.0.0.1] [--port 0]
 
-Serves every region on one port (region from the request signature); port 0 binds a
-free one. When ready it prints one line to stdout, `moto ready http://HOST:PORT`; logs go
-to stderr. It exits on SIGTERM/SIGINT and when its parent process dies.
+Serves all regions (region from the request signature) on one port; 0 binds a free one.
+When ready it prints one line to stdout, `moto ready http://HOST:PORT`; logs go to
+stderr. It exits on SIGTERM/SIGINT and when its parent process dies.
 
-moto 5.2.5 stores lifecycle hooks but never runs them: instances go straight to
+Why: moto 5.2.5 stores lifecycle hooks but never runs them. Instances go straight to
 InService, TerminateInstanceInAutoScalingGroup terminates at once, and
-CompleteLifecycleAction / RecordLifecycleActionHeartbeat answer HTTP 500. The functions
-under test live on lifecycle events, so this patches moto's Auto Scaling model and API:
+CompleteLifecycleAction / RecordLifecycleActionHeartbeat answer HTTP 500, while the
+functions under test live on lifecycle events. So this patches moto's Auto Scaling:
 
-* An instance launched into a group with an EC2_INSTANCE_LAUNCHING hook (create, update,
-  SetDesiredCapacity, AttachInstances, replacements) waits in Pending:Wait with one
-  pending action (uuid4 token) per hook, and counts toward desired capacity.
-  CreateAutoScalingGroup honours LifecycleHookSpecificationList.
-* With an EC2_INSTANCE_TERMINATING hook, TerminateInstanceInAutoScalingGroup and
-  scale-in put the instance in Terminating:Wait; a replacement (capacity not
-  decremented) is launched at once, as moto always did.
-* CompleteLifecycleAction (by token or instance id): launch CONTINUE -> InService;
-  launch ABANDON -> terminated, out of the group, replacement launched; terminate
-  CONTINUE/ABANDON -> terminated and out of the group. With several hooks on one
-  transition the instance waits for all (an ABANDON ends all). No active action -> 400
-  ValidationError "No active Lifecycle Action found with token <t>" (or "with instance
-  ID <id>"), as AWS answers. RecordLifecycleActionHeartbeat counts heartbeats, same 400.
-* DeleteLifecycleHook completes its outstanding actions (ABANDON launches, CONTINUE
-  terminations); DeleteAutoScalingGroup deletes the group's hooks. Both as in AWS.
-* GET /_testbed/lifecycle-actions lists every action of all regions, oldest first, so
-  tests can build the EventBridge events AWS would send. An action whose instance left
-  its wait state another way (EC2 TerminateInstances, group deleted, scaled in while
-  Pending:Wait) is listed completed with result ABANDON.
+* Launch hooks: instances launched into the group (create, update, SetDesiredCapacity,
+  AttachInstances, replacements) wait in Pending:Wait, one pending action (uuid4 token)
+  per hook, and count toward desired capacity. LifecycleHookSpecificationList works.
+* Terminate hooks: TerminateInstanceInAutoScalingGroup and scale-in leave the instance in
+  Terminating:Wait; the replacement (capacity not decremented) launches at once, as before.
+* CompleteLifecycleAction, by token or instance id: launch CONTINUE -> InService; launch
+  ABANDON -> terminated, out of the group, replacement launched; terminate CONTINUE or
+  ABANDON -> terminated, out of the group. Several hooks on one transition: the instance
+  waits for all, an ABANDON ends all. No active action -> 400 ValidationError "No active
+  Lifecycle Action found with token <t>" (or "with instance ID <id>"), as AWS answers.
+  RecordLifecycleActionHeartbeat counts heartbeats, with the same error.
+* As in AWS, DeleteLifecycleHook completes its outstanding actions (ABANDON launches,
+  CONTINUE terminations) and DeleteAutoScalingGroup deletes the group's hooks.
+* GET /_testbed/lifecycle-actions lists all actions of all regions, oldest first, so tests
+  can build the EventBridge events AWS would send. An action whose instance left its wait
+  state another way (EC2 TerminateInstances, group deleted) shows completed, ABANDON.
 
 Not reproduced: heartbeat timeouts and DefaultResult (actions wait until completed),
-notifications (SNS/SQS/EventBridge), the Pending:Proceed / Terminating:Proceed states,
-terminate hooks on launch ABANDON, and terminate hooks on scale-in of mixed-instances
-groups with weighted overrides (moto's own scale-in). Classic ELBs see Pending:Wait
-instances as registered.
+notifications, Pending:Proceed/Terminating:Proceed, terminate hooks after a launch
+ABANDON or on scale-in of mixed-instances groups with weighted overrides; classic ELBs
+register Pending:Wait instances.
 """
 
 import argparse
@@ -204,8 +200,8 @@ def set_desired_capacity(original, self, new_capacity):
         original(self, new_capacity)
     finally:
         now = self.instance_states
-        keep = leaving | set(now)
-        self.instance_states = [s for s in before if s in keep] + [s for s in now if s not in before]
+        kept = [s for s in before if s in leaving or s in now]
+        self.instance_states = kept + [s for s in now if s not in before]
 
 
 @patches(FakeAutoScalingGroup)
@@ -250,8 +246,9 @@ def delete_auto_scaling_group(original, self, group_name):
         for key, hook in list(self.lifecycle_hooks.items()):
             if hook.auto_scaling_group_name == group_name:
                 del self.lifecycle_hooks[key]
-        for state in [s for s in group.instance_states if s.lifecycle_state.startswith("Terminating")]:
-            _terminate(group, state)
+        for state in list(group.instance_states):
+            if state.lifecycle_state.startswith("Terminating"):
+                _terminate(group, state)
     original(self, group_name)
 
 
@@ -278,10 +275,8 @@ def create_auto_scaling_group(original, self):
     backend, group = self.autoscaling_backend, self._get_param("AutoScalingGroupName")
     specs = self._get_param("LifecycleHookSpecificationList", [])
     for s in specs:
-        backend.create_lifecycle_hook(
-            s["LifecycleHookName"], group, s["LifecycleTransition"],
-            s.get("HeartbeatTimeout"), s.get("DefaultResult"),
-        )  # fmt: skip
+        hook = (s["LifecycleHookName"], group, s["LifecycleTransition"])
+        backend.create_lifecycle_hook(*hook, s.get("HeartbeatTimeout"), s.get("DefaultResult"))
     try:
         return original(self)
     except Exception:
@@ -366,9 +361,8 @@ def main() -> None:
         signal.signal(signum, lambda *_: os._exit(0))
 
     moto_app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(
-        args.host, args.port, testbed_app(moto_app), threaded=True, request_handler=MotoRequestHandler
-    )
+    app, handler = testbed_app(moto_app), MotoRequestHandler
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
     os.environ["MOTO_PORT"] = str(server.server_port)  # moto builds some URLs from it
     print(f"moto ready http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()

@@ -1,22 +1,45 @@
 //! `cargo xtask <task>`: the project's tasks.
 //!
-//! - `test`: installs the tools on first use, then fmt, clippy, every test, cfn-lint and
-//!   checkov, with a summary. CI runs exactly this.
+//! - `test`: installs the tools on first use, then fmt, cfn-lint, checkov, clippy and
+//!   every test, with a summary. CI runs exactly this.
 //! - `sandbox [--once]`: the product's story on loopback, driven by the functions.
 //! - `tools`: only installs the tools.
 
-mod sandbox;
 mod test;
 mod tools;
 
+use std::process::Command;
+
 use anyhow::{bail, Result};
+
+use crate::tools::{repo_root, status};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test::run(),
-        Some("sandbox") => sandbox::run(args.iter().any(|a| a == "--once")),
+        Some("sandbox") => sandbox(&args[1..]),
         Some("tools") => tools::ensure().map(|_| ()),
         _ => bail!("usage: cargo xtask <test | sandbox [--once] | tools>"),
     }
+}
+
+/// Builds the whole workspace (one feature set, so nothing is built twice) and runs the
+/// test bed's `sandbox` binary.
+fn sandbox(args: &[String]) -> Result<()> {
+    tools::ensure()?;
+    eprintln!("xtask: building the workspace");
+    status(
+        Command::new("cargo")
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(repo_root()),
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    status(
+        Command::new(target.join("debug/sandbox"))
+            .args(args)
+            .current_dir(repo_root()),
+    )
 }

@@ -81,8 +81,7 @@ pub fn run() -> Result<()> {
     );
 
     // One moto for every test process; tests keep apart through unique names.
-    let runtime = tokio::runtime::Runtime::new()?;
-    let moto = runtime.block_on(testbed::moto::Moto::start())?;
+    let moto = tools::Moto::start(&tools.bin)?;
     let mut tests = Command::new("cargo");
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);

@@ -97,3 +97,43 @@ pub fn status(command: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// The moto launcher, started once for a whole test run; killed on drop (and it exits by
+/// itself if this process dies).
+pub struct Moto {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Moto {
+    pub fn start(bin: &Path) -> Result<Self> {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(bin.join("python"))
+            .arg(repo_root().join("tests/moto_server.py"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start tests/moto_server.py")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        match line.trim().strip_prefix("moto ready ") {
+            Some(url) => Ok(Self {
+                url: url.to_owned(),
+                child,
+            }),
+            None => {
+                let _ = child.kill();
+                bail!("moto did not start: {line:?}")
+            }
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

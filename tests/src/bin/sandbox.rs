@@ -1,4 +1,5 @@
-//! `cargo xtask sandbox`: the product's story on loopback, driven by the functions.
+//! The sandbox (`cargo xtask sandbox` builds the workspace and runs this): the product's
+//! story on loopback, driven by the functions.
 //!
 //! moto as AWS in two regions, a 3-node OpenBao Raft cluster with TLS whose nodes are the
 //! instances of an Auto Scaling group, and the functions under `cargo lambda watch`.
@@ -7,7 +8,6 @@
 
 use std::{
     os::unix::fs::PermissionsExt,
-    process::Command,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -20,8 +20,6 @@ use testbed::{
     openbao::{BaoCluster, Seal},
 };
 
-use crate::tools::{self, repo_root};
-
 const PRIMARY: &str = "eu-west-1";
 const DR: &str = "eu-central-1";
 const CLUSTER: &str = "sandbox";
@@ -30,16 +28,10 @@ fn say(step: &str, start: Instant) {
     println!("[{:>6.1}s] {step}", start.elapsed().as_secs_f64());
 }
 
-pub fn run(once: bool) -> Result<()> {
-    tools::ensure()?;
-    let start = Instant::now();
-    say("building the functions", start);
-    tools::status(
-        Command::new("cargo")
-            .args(["build", "--quiet", "-p", "health-probe"])
-            .current_dir(repo_root()),
-    )?;
-    tokio::runtime::Runtime::new()?.block_on(story(once, start))
+#[tokio::main]
+async fn main() -> Result<()> {
+    let once = std::env::args().any(|a| a == "--once");
+    story(once, Instant::now()).await
 }
 
 async fn story(once: bool, start: Instant) -> Result<()> {
