@@ -216,12 +216,15 @@ pub enum AuthSettings {
         role: String,
         /// `VAULT_AWS_AUTH_SERVER_ID`: value of `X-Vault-AWS-IAM-Server-ID`, when required.
         server_id: Option<String>,
+        /// `VAULT_AWS_AUTH_STS_REGION`: the region of Vault's `sts_endpoint`; unset, the
+        /// global endpoint (signed for us-east-1), as Vault's default.
+        sts_region: Option<String>,
     },
 }
 
 impl AuthSettings {
     /// Reads `VAULT_AUTH`, `VAULT_AUTH_MOUNT`, `SSM_PREFIX`, `VAULT_AWS_AUTH_ROLE`,
-    /// `VAULT_AWS_AUTH_SERVER_ID` for the function named `function`.
+    /// `VAULT_AWS_AUTH_SERVER_ID`, `VAULT_AWS_AUTH_STS_REGION` for the function `function`.
     pub fn from_env(env: &Env, cluster: &ClusterName, function: &str) -> Result<Self, ConfigError> {
         let method = env.optional("VAULT_AUTH").unwrap_or("approle");
         match method {
@@ -243,6 +246,7 @@ impl AuthSettings {
                     .unwrap_or(function)
                     .to_owned(),
                 server_id: env.optional("VAULT_AWS_AUTH_SERVER_ID").map(str::to_owned),
+                sts_region: env.optional("VAULT_AWS_AUTH_STS_REGION").map(str::to_owned),
             }),
             other => Err(invalid("VAULT_AUTH", other, "approle or aws")),
         }
@@ -391,7 +395,8 @@ mod tests {
             AuthSettings::Aws {
                 mount: "aws".into(),
                 role: "health-probe".into(),
-                server_id: None
+                server_id: None,
+                sts_region: None,
             }
         );
     }

@@ -2,7 +2,7 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use shared::{
-    aws::{sdk_config, AsgFleet, CloudWatchMetrics, SsmParameters},
+    aws::{sdk_config, AsgFleet, CloudWatchMetrics, SsmParameters, StsCallerIdentity},
     cluster::{auth::VaultLogin, health::HealthProbe},
     config::ProbeConfig,
     lambda::startup_failed,
@@ -18,11 +18,15 @@ async fn main() -> Result<(), Error> {
     let api = VaultClient::new(&config.vault).map_err(startup_failed)?;
     // Built once per cold start, reused by every invocation.
     let sdk = sdk_config().await;
+    let mut login = VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(&sdk));
+    if let Some(identity) = StsCallerIdentity::from_sdk(&sdk, &config.auth) {
+        login = login.with_identity(std::sync::Arc::new(identity));
+    }
     let probe = HealthProbe {
         cluster: config.cluster.cluster.clone(),
         fleet: AsgFleet::from_sdk(&sdk, config.cluster),
         api,
-        login: VaultLogin::new(config.auth, SsmParameters::from_sdk(&sdk)),
+        login,
         metrics: CloudWatchMetrics::from_sdk(&sdk, config.metrics_namespace),
     };
     let probe = &probe;

@@ -3,10 +3,12 @@
 
 mod cloudwatch;
 mod fleet;
+mod iam_login;
 mod ssm;
 
 pub use cloudwatch::CloudWatchMetrics;
 pub use fleet::AsgFleet;
+pub use iam_login::StsCallerIdentity;
 pub use ssm::SsmParameters;
 
 /// The SDK configuration for this process: region, credentials and `AWS_ENDPOINT_URL`
@@ -42,5 +44,21 @@ impl CloudWatchMetrics {
     /// Metrics into `namespace`, with a client built from `sdk`.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, namespace: String) -> Self {
         Self::new(aws_sdk_cloudwatch::Client::new(sdk), namespace)
+    }
+}
+
+impl StsCallerIdentity {
+    /// Signs with the credentials `sdk` resolves (the Lambda's execution role); `None`
+    /// when `sdk` has no credentials provider.
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        auth: &crate::config::AuthSettings,
+    ) -> Option<Self> {
+        let region = match auth {
+            crate::config::AuthSettings::Aws { sts_region, .. } => sts_region.clone(),
+            crate::config::AuthSettings::AppRole { .. } => None,
+        };
+        sdk.credentials_provider()
+            .map(|credentials| Self::new(credentials, region))
     }
 }

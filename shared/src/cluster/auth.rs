@@ -1,26 +1,26 @@
 //! How a function obtains a Vault token: its own AppRole (role ID and secret ID from
-//! SSM), never the root token. The token is cached across invocations of a warm Lambda
+//! SSM) or its own AWS identity (Vault's aws auth method), never the root token. The token is cached across invocations of a warm Lambda
 //! and renewed by a fresh login when 80% of its lease has passed, so a probe that runs
 //! every minute does not mint a token every minute.
 
 use std::{
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use tracing::info;
 
-use super::ports::{NodeApi, ParameterError, ParameterStore};
+use super::ports::{CallerIdentitySigner, NodeApi, ParameterError, ParameterStore};
 use crate::{config::AuthSettings, ids::NodeAddr, secret::Secret, vault::VaultError};
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// The credentials could not be read from SSM.
+    /// The credentials could not be read from SSM (approle) or signed (aws).
     #[error("cannot read this function's Vault credentials")]
     Credentials(#[source] ParameterError),
     /// Vault answered and said no: the role, its secret ID or its policy is wrong.
-    #[error("vault refused this function's login through {node}; check its AppRole and the secret ID in SSM")]
+    #[error("vault refused this function's login through {node}; check its role and credentials (AppRole secret ID in SSM, or the aws auth role bound to its IAM role)")]
     Refused {
         /// The node asked.
         node: NodeAddr,
@@ -37,12 +37,9 @@ pub enum LoginError {
         #[source]
         source: VaultError,
     },
-    /// The configured method cannot be used by this build.
-    #[error("VAULT_AUTH={method} is not available in this release; use approle")]
-    Unsupported {
-        /// The method.
-        method: &'static str,
-    },
+    /// VAULT_AUTH=aws, but the function was built without an AWS identity to sign with.
+    #[error("VAULT_AUTH=aws needs the function's AWS identity, and none was given to the login")]
+    NoIdentity,
 }
 
 impl LoginError {
@@ -52,7 +49,7 @@ impl LoginError {
             self,
             Self::Credentials(ParameterError::Missing { .. })
                 | Self::Refused { .. }
-                | Self::Unsupported { .. }
+                | Self::NoIdentity
         )
     }
 }
@@ -66,6 +63,7 @@ struct Cached {
 pub struct VaultLogin<P> {
     settings: AuthSettings,
     parameters: P,
+    identity: Option<Arc<dyn CallerIdentitySigner>>,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -75,8 +73,15 @@ impl<P: ParameterStore> VaultLogin<P> {
         Self {
             settings,
             parameters,
+            identity: None,
             cached: Mutex::new(None),
         }
+    }
+
+    /// Gives the login the function's AWS identity, used when `VAULT_AUTH=aws`.
+    pub fn with_identity(mut self, identity: Arc<dyn CallerIdentitySigner>) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// A valid token: the cached one, or a fresh login through `node`.
@@ -84,37 +89,48 @@ impl<P: ParameterStore> VaultLogin<P> {
         if let Some(token) = self.cached_token() {
             return Ok(token);
         }
-        let (mount, role_parameter, secret_parameter) = match &self.settings {
+        let login = match &self.settings {
             AuthSettings::AppRole {
                 mount,
                 role_id_parameter,
                 secret_id_parameter,
-            } => (mount, role_id_parameter, secret_id_parameter),
-            AuthSettings::Aws { .. } => return Err(LoginError::Unsupported { method: "aws" }),
+            } => {
+                let role_id = self
+                    .parameters
+                    .secret(role_id_parameter)
+                    .await
+                    .map_err(LoginError::Credentials)?;
+                let secret_id = self
+                    .parameters
+                    .secret(secret_id_parameter)
+                    .await
+                    .map_err(LoginError::Credentials)?;
+                api.approle_login(node, mount, &role_id, &secret_id).await
+            }
+            AuthSettings::Aws {
+                mount,
+                role,
+                server_id,
+                ..
+            } => {
+                let identity = self.identity.as_ref().ok_or(LoginError::NoIdentity)?;
+                let request = identity
+                    .sign_caller_identity(server_id.as_deref())
+                    .await
+                    .map_err(LoginError::Credentials)?;
+                api.aws_login(node, mount, role, &request).await
+            }
         };
-        let role_id = self
-            .parameters
-            .secret(role_parameter)
-            .await
-            .map_err(LoginError::Credentials)?;
-        let secret_id = self
-            .parameters
-            .secret(secret_parameter)
-            .await
-            .map_err(LoginError::Credentials)?;
-        let login = api
-            .approle_login(node, mount, &role_id, &secret_id)
-            .await
-            .map_err(|source| match source.status().map(|s| s.as_u16()) {
-                Some(400 | 403) => LoginError::Refused {
-                    node: node.clone(),
-                    source,
-                },
-                _ => LoginError::Unavailable {
-                    node: node.clone(),
-                    source,
-                },
-            })?;
+        let login = login.map_err(|source| match source.status().map(|s| s.as_u16()) {
+            Some(400 | 403) => LoginError::Refused {
+                node: node.clone(),
+                source,
+            },
+            _ => LoginError::Unavailable {
+                node: node.clone(),
+                source,
+            },
+        })?;
         info!(node = %node, lease_secs = login.lease.as_secs(), "logged in to vault");
         let renew_after = Instant::now() + login.lease.mul_f64(0.8).max(Duration::from_secs(1));
         self.store(Cached {
@@ -203,6 +219,49 @@ mod tests {
                 assert!(!text.contains(secret), "{secret} leaked: {text}");
             }
         }
+    }
+
+    struct CannedIdentity;
+
+    #[async_trait::async_trait]
+    impl CallerIdentitySigner for CannedIdentity {
+        async fn sign_caller_identity(
+            &self,
+            _server_id: Option<&str>,
+        ) -> Result<crate::cluster::ports::IamLoginRequest, ParameterError> {
+            Ok(crate::cluster::ports::IamLoginRequest {
+                method: "POST",
+                url: "dXJs".into(),
+                body: "Ym9keQ==".into(),
+                headers: Secret::new("signed-canary"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn aws_auth_logs_in_with_the_functions_identity() {
+        let aws = AuthSettings::Aws {
+            mount: "aws".into(),
+            role: "health-probe".into(),
+            server_id: None,
+            sts_region: None,
+        };
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let without = VaultLogin::new(aws.clone(), FakeParameters::default());
+        let err = without
+            .token(&cluster, &cluster.addr("i-1"))
+            .await
+            .expect_err("no identity");
+        assert!(
+            matches!(err, LoginError::NoIdentity) && err.is_configuration(),
+            "{err}"
+        );
+        let with =
+            VaultLogin::new(aws, FakeParameters::default()).with_identity(Arc::new(CannedIdentity));
+        with.token(&cluster, &cluster.addr("i-1"))
+            .await
+            .expect("aws login");
+        assert_eq!(cluster.logins(), 1);
     }
 
     #[tokio::test]

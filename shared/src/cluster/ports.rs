@@ -81,6 +81,30 @@ pub trait ParameterStore: Send + Sync {
     async fn secret(&self, name: &str) -> Result<Secret, ParameterError>;
 }
 
+/// A signed `sts:GetCallerIdentity` request, base64-encoded as Vault's aws auth method
+/// takes it. The headers carry a signature valid for minutes: they are a secret.
+#[derive(Debug, Clone)]
+pub struct IamLoginRequest {
+    /// `POST`.
+    pub method: &'static str,
+    /// The STS URL, base64.
+    pub url: String,
+    /// The form body, base64.
+    pub body: String,
+    /// The signed headers as JSON, base64.
+    pub headers: Secret,
+}
+
+/// Signs the request that proves this function's AWS identity to Vault.
+#[async_trait]
+pub trait CallerIdentitySigner: Send + Sync {
+    /// A fresh signed request; `server_id` is signed in as `X-Vault-AWS-IAM-Server-ID`.
+    async fn sign_caller_identity(
+        &self,
+        server_id: Option<&str>,
+    ) -> Result<IamLoginRequest, ParameterError>;
+}
+
 /// The Vault API calls the cluster logic makes, so tests can pass a fake cluster.
 #[async_trait]
 pub trait NodeApi: Send + Sync {
@@ -93,6 +117,14 @@ pub trait NodeApi: Send + Sync {
         mount: &str,
         role_id: &Secret,
         secret_id: &Secret,
+    ) -> Result<Login, VaultError>;
+    /// aws (IAM) login through one node.
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role: &str,
+        request: &IamLoginRequest,
     ) -> Result<Login, VaultError>;
     /// Autopilot's view of the cluster, asked of one node.
     async fn autopilot_state(
@@ -115,6 +147,15 @@ impl NodeApi for VaultClient {
         secret_id: &Secret,
     ) -> Result<Login, VaultError> {
         VaultClient::approle_login(self, node, mount, role_id, secret_id).await
+    }
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role: &str,
+        request: &IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        VaultClient::aws_login(self, node, mount, role, request).await
     }
     async fn autopilot_state(
         &self,

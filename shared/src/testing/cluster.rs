@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 
 use crate::{
-    cluster::ports::{Fleet, FleetError, FleetNode, NodeApi, ParameterError, ParameterStore},
+    cluster::ports::{
+        Fleet, FleetError, FleetNode, IamLoginRequest, NodeApi, ParameterError, ParameterStore,
+    },
     ids::{InstanceId, NodeAddr},
     secret::Secret,
     telemetry::{Metric, MetricsError, MetricsSink},
@@ -167,6 +169,17 @@ impl NodeApi for FakeCluster {
             token: Secret::new(format!("fake-token-{n}")),
             lease: Duration::from_secs(300),
         })
+    }
+
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        _role: &str,
+        _request: &IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        let nothing = Secret::new("");
+        self.approle_login(node, mount, &nothing, &nothing).await
     }
 
     async fn autopilot_state(

@@ -138,13 +138,30 @@ impl VaultClient {
         })
     }
 
-    /// `POST auth/<mount>/login` with a role ID and secret ID.
-    pub async fn approle_login(
+    /// `POST auth/<mount>/login` of the aws auth method with a signed GetCallerIdentity.
+    pub async fn aws_login(
         &self,
         node: &NodeAddr,
         mount: &str,
-        role_id: &Secret,
-        secret_id: &Secret,
+        role: &str,
+        request: &crate::cluster::ports::IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        let body = json!({
+            "role": role,
+            "iam_http_request_method": request.method,
+            "iam_request_url": request.url,
+            "iam_request_body": request.body,
+            "iam_request_headers": request.headers.expose(),
+        });
+        self.login(node, &format!("auth/{mount}/login"), &body)
+            .await
+    }
+
+    async fn login(
+        &self,
+        node: &NodeAddr,
+        path: &str,
+        body: &serde_json::Value,
     ) -> Result<Login, VaultError> {
         #[derive(Deserialize)]
         struct Auth {
@@ -155,15 +172,26 @@ impl VaultClient {
         struct Answer {
             auth: Auth,
         }
-        let body = json!({ "role_id": role_id.expose(), "secret_id": secret_id.expose() });
-        let path = format!("auth/{mount}/login");
         let answer: Answer = self
-            .call(node, Method::POST, &path, None, Some(&body))
+            .call(node, Method::POST, path, None, Some(body))
             .await?;
         Ok(Login {
             token: answer.auth.client_token,
             lease: Duration::from_secs(answer.auth.lease_duration),
         })
+    }
+
+    /// `POST auth/<mount>/login` with a role ID and secret ID.
+    pub async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
+        let body = json!({ "role_id": role_id.expose(), "secret_id": secret_id.expose() });
+        self.login(node, &format!("auth/{mount}/login"), &body)
+            .await
     }
 
     /// `GET sys/storage/raft/configuration` (needs a token).
