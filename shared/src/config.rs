@@ -137,7 +137,16 @@ impl ClusterSettings {
                 .unwrap_or("vault-api-addr")
                 .to_owned(),
             scheme,
-            port: env.parsed_or("VAULT_PORT", 8200, "a TCP port number")?,
+            port: match env.parsed_or("VAULT_PORT", 8200u16, "a TCP port number")? {
+                0 => {
+                    return Err(invalid(
+                        "VAULT_PORT",
+                        "0",
+                        "a TCP port number from 1 to 65535",
+                    ))
+                }
+                port => port,
+            },
         })
     }
 }

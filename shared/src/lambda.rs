@@ -63,10 +63,13 @@ impl From<ProbeError> for FunctionError {
         use crate::cluster::ports::FleetError;
         let (retry_helps, variant) = match &e {
             ProbeError::Fleet(FleetError::NoSuchGroup { .. }) => (false, "NoSuchGroup"),
-            ProbeError::Fleet(FleetError::NoAddress { .. }) => (false, "NoNodeAddress"),
+            ProbeError::Fleet(FleetError::NoAddress { .. } | FleetError::BadAddressTag { .. }) => {
+                (false, "NoNodeAddress")
+            }
             ProbeError::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
             ProbeError::Metrics(_) => (true, "MetricsNotPublished"),
-            ProbeError::Login(login) => (!login.is_configuration(), "LoginFailed"),
+            ProbeError::Login(_) => (false, "LoginRefused"),
+            ProbeError::Denied(_) => (false, "PolicyDenied"),
         };
         Self::new(retry_helps, variant, &e)
     }

@@ -13,10 +13,14 @@ use tracing_subscriber::EnvFilter;
 /// Starts JSON logging. The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's
 /// logging configuration), else `RUST_LOG`, else `info`.
 pub fn init_logging() {
-    let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .ok()
+    let set = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v: &String| !v.trim().is_empty())
+    };
+    let filter = set("AWS_LAMBDA_LOG_LEVEL")
         .map(|level| level.to_lowercase())
-        .or_else(|| std::env::var("RUST_LOG").ok())
+        .or_else(|| set("RUST_LOG"))
         .unwrap_or_else(|| "info".to_owned());
     tracing_subscriber::fmt()
         .json()

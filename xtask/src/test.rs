@@ -81,7 +81,12 @@ pub fn run() -> Result<()> {
     );
 
     // One moto for every test process; tests keep apart through unique names.
-    let moto = tools::Moto::start(&tools.bin)?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    std::fs::create_dir_all(&target)?;
+    let moto_log: std::path::PathBuf = target.join("moto-test.log");
+    let moto = tools::Moto::start(&tools.bin, &moto_log)?;
     let mut tests = Command::new("cargo");
     if has_nextest() {
         tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -114,6 +119,7 @@ pub fn run() -> Result<()> {
     let failed = steps.iter().filter(|s| !s.passed).count();
     println!("steps: {} passed, {} failed", steps.len() - failed, failed);
     if failed > 0 {
+        eprintln!("moto's log of this run: {}", moto_log.display());
         std::process::exit(1);
     }
     Ok(())

@@ -103,29 +103,33 @@ pub fn status(command: &mut Command) -> Result<()> {
 pub struct Moto {
     pub url: String,
     child: std::process::Child,
+    // Kept open so that a later line on moto's stdout cannot hit a broken pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Moto {
-    pub fn start(bin: &Path) -> Result<Self> {
+    /// Starts moto with its log in `log`.
+    pub fn start(bin: &Path, log: &Path) -> Result<Self> {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(bin.join("python"))
             .arg(repo_root().join("tests/moto_server.py"))
             .args(["--host", "127.0.0.1", "--port", "0"])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log)?)
             .spawn()
             .context("cannot start tests/moto_server.py")?;
-        let stdout = child.stdout.take().context("no stdout")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         match line.trim().strip_prefix("moto ready ") {
             Some(url) => Ok(Self {
                 url: url.to_owned(),
                 child,
+                _stdout: stdout,
             }),
             None => {
                 let _ = child.kill();
-                bail!("moto did not start: {line:?}")
+                bail!("moto did not start: {line:?}; its log: {}", log.display())
             }
         }
     }

@@ -36,7 +36,7 @@ fn unit(unit: Unit) -> StandardUnit {
 impl MetricsSink for CloudWatchMetrics {
     async fn publish(&self, metrics: &[Metric]) -> Result<(), MetricsError> {
         let now = DateTime::from(std::time::SystemTime::now());
-        for batch in metrics.chunks(BATCH) {
+        for (index, batch) in metrics.chunks(BATCH).enumerate() {
             let data = batch
                 .iter()
                 .map(|m| {
@@ -61,7 +61,8 @@ impl MetricsSink for CloudWatchMetrics {
                 .await
                 .map_err(|e| MetricsError {
                     namespace: self.namespace.clone(),
-                    count: metrics.len(),
+                    // Earlier batches were published; this one and the rest were not.
+                    count: metrics.len() - index * BATCH,
                     reason: describe(e),
                 })?;
         }

@@ -95,7 +95,11 @@ impl Fleet for AsgFleet {
             };
             let addr: NodeAddr = text
                 .parse()
-                .map_err(|e: String| self.unavailable(format!("instance {id}: {e}")))?;
+                .map_err(|_: String| FleetError::BadAddressTag {
+                    instance: id.into(),
+                    tag: self.settings.node_address_tag.clone(),
+                    value: text.clone(),
+                })?;
             nodes.push(FleetNode {
                 instance: InstanceId::from(id),
                 addr,

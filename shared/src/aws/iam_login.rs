@@ -13,7 +13,7 @@ use aws_sigv4::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 
 use crate::{
-    cluster::ports::{CallerIdentitySigner, IamLoginRequest, ParameterError},
+    cluster::ports::{CallerIdentitySigner, IamLoginRequest, IdentityError},
     secret::Secret,
 };
 
@@ -45,11 +45,8 @@ impl StsCallerIdentity {
     }
 }
 
-fn failed(reason: String) -> ParameterError {
-    ParameterError::Unavailable {
-        name: "the function's AWS credentials".into(),
-        reason,
-    }
+fn failed(reason: String) -> IdentityError {
+    IdentityError { reason }
 }
 
 #[async_trait]
@@ -57,7 +54,7 @@ impl CallerIdentitySigner for StsCallerIdentity {
     async fn sign_caller_identity(
         &self,
         server_id: Option<&str>,
-    ) -> Result<IamLoginRequest, ParameterError> {
+    ) -> Result<IamLoginRequest, IdentityError> {
         let credentials = self
             .credentials
             .provide_credentials()

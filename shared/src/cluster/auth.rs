@@ -10,15 +10,18 @@ use std::{
 
 use tracing::info;
 
-use super::ports::{CallerIdentitySigner, NodeApi, ParameterError, ParameterStore};
+use super::ports::{CallerIdentitySigner, IdentityError, NodeApi, ParameterError, ParameterStore};
 use crate::{config::AuthSettings, ids::NodeAddr, secret::Secret, vault::VaultError};
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// The credentials could not be read from SSM (approle) or signed (aws).
+    /// The AppRole credentials could not be read from SSM.
     #[error("cannot read this function's Vault credentials")]
     Credentials(#[source] ParameterError),
+    /// The function's AWS identity could not be signed (aws auth).
+    #[error("cannot prove this function's AWS identity to vault")]
+    Identity(#[source] IdentityError),
     /// Vault answered and said no: the role, its secret ID or its policy is wrong.
     #[error("vault refused this function's login through {node}; check its role and credentials (AppRole secret ID in SSM, or the aws auth role bound to its IAM role)")]
     Refused {
@@ -117,7 +120,7 @@ impl<P: ParameterStore> VaultLogin<P> {
                 let request = identity
                     .sign_caller_identity(server_id.as_deref())
                     .await
-                    .map_err(LoginError::Credentials)?;
+                    .map_err(LoginError::Identity)?;
                 api.aws_login(node, mount, role, &request).await
             }
         };
@@ -228,7 +231,7 @@ mod tests {
         async fn sign_caller_identity(
             &self,
             _server_id: Option<&str>,
-        ) -> Result<crate::cluster::ports::IamLoginRequest, ParameterError> {
+        ) -> Result<crate::cluster::ports::IamLoginRequest, IdentityError> {
             Ok(crate::cluster::ports::IamLoginRequest {
                 method: "POST",
                 url: "dXJs".into(),

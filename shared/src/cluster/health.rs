@@ -80,13 +80,17 @@ pub enum ProbeError {
     /// The fleet could not be listed, so nothing was probed.
     #[error("nothing was probed")]
     Fleet(#[from] FleetError),
-    /// The metrics could not be published; the report is in the log.
+    /// The metrics could not be published; a one-line summary of the probe is in the log.
     #[error("the probe ran but its metrics were not published")]
     Metrics(#[from] MetricsError),
     /// The probe's own Vault login is misconfigured. Health metrics were published;
     /// autopilot metrics were not, until the login is fixed.
     #[error("health metrics were published, autopilot could not be read")]
     Login(#[source] LoginError),
+    /// Vault refused autopilot's state to a fresh token: the probe's policy lacks
+    /// `sys/storage/raft/autopilot/state`. Health metrics were published.
+    #[error("health metrics were published; vault denied the probe autopilot's state, so its policy lacks read on sys/storage/raft/autopilot/state")]
+    Denied(#[source] crate::vault::VaultError),
 }
 
 /// health-probe: one cluster, its fleet, its nodes' API, the probe's login and a sink.
@@ -122,13 +126,16 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             })
             .collect();
 
-        let (autopilot, autopilot_error, login_error) = match self.read_autopilot(&nodes).await {
+        let (autopilot, autopilot_error, misconfigured) = match self.read_autopilot(&nodes).await {
             Ok(state) => (state, None, None),
             Err(AutopilotUnread::NoLeader) => {
                 (None, Some("no unsealed node to ask".to_owned()), None)
             }
             Err(AutopilotUnread::Login(e)) if e.is_configuration() => {
-                (None, Some(error_chain(&e)), Some(e))
+                (None, Some(error_chain(&e)), Some(ProbeError::Login(e)))
+            }
+            Err(AutopilotUnread::Denied(e)) => {
+                (None, Some(error_chain(&e)), Some(ProbeError::Denied(e)))
             }
             Err(AutopilotUnread::Login(e)) => (None, Some(error_chain(&e)), None),
             Err(AutopilotUnread::Vault(text)) => (None, Some(text), None),
@@ -155,8 +162,8 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             "probed cluster"
         );
         self.metrics.publish(&metrics(&report)).await?;
-        match login_error {
-            Some(e) => Err(ProbeError::Login(e)),
+        match misconfigured {
+            Some(e) => Err(e),
             None => Ok(report),
         }
     }
@@ -189,7 +196,11 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
                 .map_err(AutopilotUnread::Login)?;
             match self.api.autopilot_state(&node.addr, &token).await {
                 Ok(state) => return Ok(Some(state)),
-                Err(e) if attempt == 1 && e.status().map(|s| s.as_u16()) == Some(403) => {
+                Err(e) if e.status().map(|s| s.as_u16()) == Some(403) => {
+                    if attempt == 2 {
+                        // A fresh token refused too: the probe's policy lacks the path.
+                        return Err(AutopilotUnread::Denied(e));
+                    }
                     self.login.forget()
                 }
                 Err(e) => return Err(AutopilotUnread::Vault(error_chain(&e))),
@@ -202,6 +213,7 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
 enum AutopilotUnread {
     NoLeader,
     Login(LoginError),
+    Denied(crate::vault::VaultError),
     Vault(String),
 }
 
@@ -243,7 +255,9 @@ fn summarise(nodes: &[NodeReport], autopilot: Option<&AutopilotState>) -> Cluste
 
 /// The metrics a report becomes. Cluster-wide ones carry the `Cluster` dimension; per-node
 /// ones `Cluster` and `Node`. A figure that is unknown (autopilot unreadable) is left out
-/// rather than published as 0, so alarms on it treat missing data as breaching.
+/// rather than published as 0, so alarms on it treat missing data as breaching. The one
+/// exception is `ClusterHealthy`, a verdict: 0 unless a leader is present and autopilot
+/// judges every server healthy.
 pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
     let cluster = report.cluster.as_str();
     let s = &report.summary;

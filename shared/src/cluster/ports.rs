@@ -36,6 +36,16 @@ pub enum FleetError {
         /// The group.
         group: String,
     },
+    /// An instance's address tag does not hold a usable address.
+    #[error("instance {instance}: tag {tag} holds {value:?}, which is not scheme://host:port")]
+    BadAddressTag {
+        /// The instance.
+        instance: InstanceId,
+        /// The tag.
+        tag: String,
+        /// What it holds.
+        value: String,
+    },
     /// An instance has neither the address tag nor a private IP.
     #[error(
         "instance {instance} has no {tag} tag and no private IP, so its node cannot be reached"
@@ -95,6 +105,14 @@ pub struct IamLoginRequest {
     pub headers: Secret,
 }
 
+/// Why the function's AWS identity could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign sts:GetCallerIdentity with this function's AWS credentials: {reason}")]
+pub struct IdentityError {
+    /// The credentials provider's or signer's error (it never holds a key).
+    pub reason: String,
+}
+
 /// Signs the request that proves this function's AWS identity to Vault.
 #[async_trait]
 pub trait CallerIdentitySigner: Send + Sync {
@@ -102,7 +120,7 @@ pub trait CallerIdentitySigner: Send + Sync {
     async fn sign_caller_identity(
         &self,
         server_id: Option<&str>,
-    ) -> Result<IamLoginRequest, ParameterError>;
+    ) -> Result<IamLoginRequest, IdentityError>;
 }
 
 /// The Vault API calls the cluster logic makes, so tests can pass a fake cluster.

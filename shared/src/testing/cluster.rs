@@ -41,6 +41,8 @@ pub struct FakeCluster {
     pub login_count: AtomicUsize,
     /// Answer 400 to every login.
     pub refuse_logins: AtomicBool,
+    /// Answer 403 to autopilot's state, as Vault does when a policy lacks the path.
+    pub deny_autopilot: AtomicBool,
 }
 
 fn health(code: u16, sealed: bool) -> Health {
@@ -187,6 +189,15 @@ impl NodeApi for FakeCluster {
         node: &NodeAddr,
         _token: &Secret,
     ) -> Result<AutopilotState, VaultError> {
+        if self.deny_autopilot.load(Ordering::SeqCst) {
+            return Err(VaultError::Status {
+                node: node.clone(),
+                method: Method::GET,
+                path: "sys/storage/raft/autopilot/state".into(),
+                status: StatusCode::FORBIDDEN,
+                errors: vec!["permission denied".into()],
+            });
+        }
         let nodes = self.lock().clone();
         if !nodes
             .values()

@@ -48,7 +48,33 @@ struct HealthBody {
 }
 
 /// The codes `sys/health` uses to describe a node rather than to report a failure.
-const HEALTH_CODES: [u16; 9] = [200, 429, 472, 473, 474, 501, 503, 530, 500];
+const HEALTH_CODES: [u16; 8] = [200, 429, 472, 473, 474, 501, 503, 530];
+
+/// A node's answer to `GET sys/seal-status`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SealStatus {
+    /// `shamir`, `transit`, `awskms`, ...
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    /// The node has been initialised.
+    pub initialized: bool,
+    /// The node is sealed.
+    pub sealed: bool,
+    /// Shares needed to unseal (or recovery shares needed, under auto-unseal).
+    #[serde(rename = "t")]
+    pub threshold: u32,
+    /// Shares in all.
+    #[serde(rename = "n")]
+    pub shares: u32,
+    /// Shares entered so far toward the threshold.
+    pub progress: u32,
+    /// The shares are recovery shares (auto-unseal), not unseal shares.
+    #[serde(default)]
+    pub recovery_seal: bool,
+    /// Server version.
+    #[serde(default)]
+    pub version: String,
+}
 
 /// A token from a login, with how long Vault will honour it.
 #[derive(Debug, Clone)]
@@ -136,6 +162,12 @@ impl VaultClient {
             version: body.version,
             cluster_id: body.cluster_id.filter(|id| !id.is_empty()),
         })
+    }
+
+    /// `GET sys/seal-status`: answers sealed or not, without a token.
+    pub async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        self.call(node, Method::GET, "sys/seal-status", None, None)
+            .await
     }
 
     /// `POST auth/<mount>/login` of the aws auth method with a signed GetCallerIdentity.
@@ -277,7 +309,7 @@ fn millis<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match value {
-        Some(d) => serializer.serialize_some(&(d.as_secs_f64() * 1000.0).round()),
+        Some(d) => serializer.serialize_some(&(d.as_millis() as u64)),
         None => serializer.serialize_none(),
     }
 }

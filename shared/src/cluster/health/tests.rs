@@ -143,6 +143,34 @@ async fn a_refused_login_publishes_health_then_fails_without_leaking() {
 }
 
 #[tokio::test]
+async fn a_policy_without_autopilot_is_named_after_one_fresh_login() {
+    let cluster = FakeCluster::healthy(&NODES);
+    cluster
+        .deny_autopilot
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let fleet = FakeFleet::of(&cluster, &NODES);
+    let probe = probe(cluster, fleet);
+    let err = probe.run().await.expect_err("denied");
+    assert!(matches!(err, ProbeError::Denied(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("sys/storage/raft/autopilot/state"),
+        "{err}"
+    );
+    assert_eq!(
+        probe.api.logins(),
+        2,
+        "one fresh login, not one per retry forever"
+    );
+    assert_eq!(
+        probe.metrics.value("NodesUnsealed", None),
+        Some(3.0),
+        "health still published"
+    );
+    let mapped = crate::lambda::FunctionError::from(err);
+    assert_eq!(mapped.error_type, "Permanent.PolicyDenied");
+}
+
+#[tokio::test]
 async fn an_unavailable_fleet_fails_and_publishes_nothing() {
     let cluster = FakeCluster::healthy(&NODES);
     let fleet = FakeFleet::of(&cluster, &NODES);

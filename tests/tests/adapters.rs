@@ -1,0 +1,224 @@
+//! The adapters against the real servers: the Vault client against OpenBao (TLS, status
+//! codes, errors), and the AWS adapters against moto (unknown group, missing parameter,
+//! address from tag or private IP).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use reqwest::StatusCode;
+use shared::{
+    aws::{AsgFleet, SsmParameters},
+    cluster::ports::{Fleet, FleetError, ParameterError, ParameterStore},
+    config::{CaSource, ClusterSettings, Env, VaultSettings},
+    ids::NodeAddr,
+    secret::Secret,
+    vault::{VaultClient, VaultError},
+};
+use testbed::{
+    free_port,
+    moto::{Moto, RegionFixture},
+    openbao::{BaoCluster, Seal},
+    unique_name,
+};
+
+fn client(ca: CaSource) -> Result<VaultClient> {
+    Ok(VaultClient::new(&VaultSettings {
+        ca,
+        request_timeout: Duration::from_secs(5),
+        max_retries: 2,
+    })?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vault_client_reads_every_state_of_a_real_cluster() -> Result<()> {
+    let ids: Vec<String> = ["a-1", "a-2"].map(String::from).into();
+    let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
+    let vault = client(CaSource::Pem(bao.ca.ca_pem.clone()))?;
+    // Restarts keep a node's ports, so its address holds for the whole test.
+    let addrs: Vec<NodeAddr> = bao
+        .nodes
+        .iter()
+        .map(|n| n.api_addr.parse())
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let addr = |i: usize| -> Result<NodeAddr> { Ok(addrs[i].clone()) };
+
+    let fresh = vault.health(&addr(0)?).await?;
+    assert_eq!(
+        (fresh.code, fresh.initialized, fresh.sealed),
+        (501, false, true),
+        "not initialised"
+    );
+
+    bao.bootstrap().await?;
+    let active = bao.active_index().await?;
+    let standby = 1 - active;
+    let health = vault.health(&addr(active)?).await?;
+    assert!(
+        health.is_active() && health.cluster_id.is_some(),
+        "{health:?}"
+    );
+    assert_eq!(vault.health(&addr(standby)?).await?.code, 429);
+    let seal = vault.seal_status(&addr(standby)?).await?;
+    assert_eq!(
+        (
+            seal.seal_type.as_str(),
+            seal.sealed,
+            seal.threshold,
+            seal.shares
+        ),
+        ("shamir", false, 3, 5)
+    );
+
+    let policy = format!(
+        "{}path \"sys/storage/raft/configuration\" {{ capabilities = [\"read\"] }}\n",
+        shared::cluster::policies::HEALTH_PROBE
+    );
+    let (role_id, secret_id) = bao.approle("adapter-test", &policy).await?;
+    // Log in through the active node: OpenBao's standbys serve some requests from their
+    // own, slightly stale, state, and may not know a secret ID issued a moment ago.
+    let login = vault
+        .approle_login(
+            &addr(active)?,
+            "approle",
+            &Secret::new(role_id.clone()),
+            &Secret::new(secret_id),
+        )
+        .await?;
+    assert_eq!(
+        login.lease,
+        Duration::from_secs(300),
+        "the role's token_ttl"
+    );
+    let raft = vault
+        .raft_configuration(&addr(active)?, &login.token)
+        .await?;
+    let mut peers: Vec<&str> = raft.servers.iter().map(|s| s.node_id.as_str()).collect();
+    peers.sort();
+    assert_eq!(peers, ["a-1", "a-2"]);
+    let autopilot = vault.autopilot_state(&addr(standby)?, &login.token).await?;
+    assert_eq!(autopilot.servers.len(), 2);
+    assert_eq!(autopilot.leader.as_deref(), Some(ids[active].as_str()));
+
+    // Vault's "no" is an answer with its message, never retried, never holding the secret.
+    let refused = vault
+        .approle_login(
+            &addr(active)?,
+            "approle",
+            &Secret::new(role_id),
+            &Secret::new("wrong-secret-canary"),
+        )
+        .await
+        .expect_err("wrong secret id");
+    assert_eq!(refused.status(), Some(StatusCode::BAD_REQUEST), "{refused}");
+    assert!(!format!("{refused} {refused:?}").contains("wrong-secret-canary"));
+    let forbidden = vault
+        .autopilot_state(&addr(active)?, &Secret::new("not-a-token"))
+        .await
+        .expect_err("bad token");
+    assert_eq!(forbidden.status(), Some(StatusCode::FORBIDDEN));
+
+    // Sealed: health says so with 503, seal status with the unseal progress.
+    bao.seal(standby).await?;
+    assert_eq!(vault.health(&addr(standby)?).await?.code, 503);
+    let sealed = vault.seal_status(&addr(standby)?).await?;
+    assert!(
+        sealed.sealed && sealed.initialized && sealed.progress == 0,
+        "{sealed:?}"
+    );
+
+    // A certificate from another CA is refused: no one skips TLS verification.
+    let stranger = BaoCluster::start(&["other".to_owned()], Seal::Shamir).await?;
+    let other_ca = client(CaSource::Pem(stranger.ca.ca_pem.clone()))?;
+    let err = other_ca.health(&addr(active)?).await.expect_err("wrong CA");
+    assert!(err.is_unreachable(), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_node_is_retried_then_named() -> Result<()> {
+    let vault = client(CaSource::System)?;
+    let node: NodeAddr = format!("https://127.0.0.1:{}", free_port()?)
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    match vault.health(&node).await {
+        Err(VaultError::Unreachable {
+            node: named,
+            attempts,
+            ..
+        }) => {
+            assert_eq!(named, node);
+            assert_eq!(attempts, 3, "one try and two retries");
+        }
+        other => anyhow::bail!("expected Unreachable, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_aws_adapters_name_what_is_missing() -> Result<()> {
+    let moto = Moto::shared().await?;
+    let name = unique_name("ad");
+    let fixture = RegionFixture::create(moto, "eu-west-1", &name).await?;
+    let settings = |asg: &str| {
+        ClusterSettings::from_env(&Env::from_pairs([
+            ("CLUSTER_NAME", "ad"),
+            ("ASG_NAME", asg),
+        ]))
+    };
+
+    let missing = AsgFleet::from_sdk(&fixture.sdk, settings("no-such-group")?)
+        .in_service()
+        .await
+        .expect_err("unknown group");
+    assert!(
+        matches!(missing, FleetError::NoSuchGroup { .. }),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("no-such-group"));
+
+    let ids = fixture.create_asg(2, false).await?;
+    fixture
+        .tag(&ids[0], "vault-api-addr", "https://127.0.0.1:18200")
+        .await?;
+    let nodes = AsgFleet::from_sdk(&fixture.sdk, settings(&fixture.asg)?)
+        .in_service()
+        .await?;
+    assert_eq!(nodes.len(), 2);
+    let tagged = nodes
+        .iter()
+        .find(|n| n.instance.as_str() == ids[0])
+        .expect("tagged node");
+    assert_eq!(
+        tagged.addr.as_str(),
+        "https://127.0.0.1:18200",
+        "the tag wins"
+    );
+    let untagged = nodes
+        .iter()
+        .find(|n| n.instance.as_str() == ids[1])
+        .expect("untagged node");
+    assert!(
+        untagged.addr.as_str().starts_with("https://") && untagged.addr.as_str().ends_with(":8200"),
+        "private IP, scheme and port: {}",
+        untagged.addr
+    );
+
+    let parameters = SsmParameters::from_sdk(&fixture.sdk);
+    let absent = format!("/{name}/absent");
+    match parameters.secret(&absent).await {
+        Err(ParameterError::Missing { name: named }) => assert_eq!(named, absent),
+        other => anyhow::bail!("expected Missing, got {other:?}"),
+    }
+    fixture
+        .put_secret_parameter(&format!("/{name}/present"), "parameter-canary")
+        .await?;
+    assert_eq!(
+        parameters
+            .secret(&format!("/{name}/present"))
+            .await?
+            .expose(),
+        "parameter-canary"
+    );
+    Ok(())
+}
