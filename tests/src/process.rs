@@ -1,5 +1,6 @@
 //! A child process that is killed when its handle drops, with its output in a log file
-//! that is printed when the test is failing.
+//! that is printed when the test panics, and kept under `target/testbed-logs/` in every
+//! case (a test that fails by returning `Err` drops its servers before it is reported).
 
 use std::{
     fs::File,
@@ -51,9 +52,39 @@ impl Managed {
     }
 }
 
+/// Where the logs of every process the test bed started are kept.
+pub fn logs_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    target.join("testbed-logs")
+}
+
 impl Drop for Managed {
     fn drop(&mut self) {
         self.kill();
+        let kept = logs_dir();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if std::fs::create_dir_all(&kept).is_ok() {
+            let _ = std::fs::copy(
+                &self.log,
+                kept.join(format!("{stamp}-{}-{name}.log", std::process::id())),
+            );
+        }
         if std::thread::panicking() {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(60).collect();

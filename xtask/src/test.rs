@@ -85,6 +85,8 @@ pub fn run() -> Result<()> {
         .map(Into::into)
         .unwrap_or_else(|_| repo_root().join("target"));
     std::fs::create_dir_all(&target)?;
+    // Each run keeps the logs of the servers its tests started; start from none.
+    let _ = std::fs::remove_dir_all(target.join("testbed-logs"));
     let moto_log: std::path::PathBuf = target.join("moto-test.log");
     let moto = tools::Moto::start(&tools.bin, &moto_log)?;
     let mut tests = Command::new("cargo");
