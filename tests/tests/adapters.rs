@@ -222,3 +222,117 @@ async fn the_aws_adapters_name_what_is_missing() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vault_client_builds_and_shrinks_a_cluster_without_leaking_a_share() -> Result<()> {
+    let ids: Vec<String> = ["b-1", "b-2", "b-3"].map(String::from).into();
+    let bao = BaoCluster::start(&ids, Seal::Shamir).await?;
+    let vault = client(CaSource::Pem(bao.ca.ca_pem.clone()))?;
+    let addrs: Vec<NodeAddr> = bao
+        .nodes
+        .iter()
+        .map(|n| n.api_addr.parse())
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+
+    let init = vault.init(&addrs[0], 5, 3, false).await?;
+    assert_eq!(init.shares.len(), 5);
+    let again = vault
+        .init(&addrs[0], 5, 3, false)
+        .await
+        .expect_err("init is one-shot");
+    assert_eq!(again.status(), Some(StatusCode::BAD_REQUEST), "{again}");
+
+    // A share cannot be checked alone: a wrong one counts as progress, and the unseal
+    // fails at the threshold, without echoing any share. Progress can be reset.
+    let wrong = Secret::new("d3JvbmctY2FuYXJ5LXNoYXJl");
+    assert_eq!(vault.unseal(&addrs[0], &wrong).await?.progress, 1);
+    assert_eq!(vault.unseal_reset(&addrs[0]).await?.progress, 0);
+    vault.unseal(&addrs[0], &wrong).await?;
+    vault.unseal(&addrs[0], &init.shares[0]).await?;
+    let failed = vault
+        .unseal(&addrs[0], &init.shares[1])
+        .await
+        .expect_err("a wrong share among three");
+    assert_eq!(failed.status(), Some(StatusCode::BAD_REQUEST), "{failed}");
+    let text = format!("{failed} {failed:?}");
+    for secret in [
+        wrong.expose(),
+        init.shares[0].expose(),
+        init.shares[1].expose(),
+    ] {
+        assert!(!text.contains(secret), "a share reached the error: {text}");
+    }
+    assert_eq!(
+        vault.seal_status(&addrs[0]).await?.progress,
+        0,
+        "a failed unseal starts over"
+    );
+    for (i, share) in init.shares.iter().take(3).enumerate() {
+        let status = vault.unseal(&addrs[0], share).await?;
+        assert_eq!(status.sealed, i < 2, "sealed until the threshold");
+    }
+    testbed::poll_until("node 0 active", Duration::from_secs(30), || async {
+        Ok(vault
+            .health(&addrs[0])
+            .await
+            .ok()
+            .filter(|h| h.is_active())
+            .map(|_| ()))
+    })
+    .await?;
+
+    for i in 1..3 {
+        assert!(
+            vault
+                .join(&addrs[i], &addrs[0], Some(&bao.ca.ca_pem))
+                .await?,
+            "node {i} joined"
+        );
+        for share in init.shares.iter().take(3) {
+            vault.unseal(&addrs[i], share).await?;
+        }
+        testbed::poll_until("a standby", Duration::from_secs(30), || async {
+            Ok(vault
+                .health(&addrs[i])
+                .await
+                .ok()
+                .filter(|h| h.code == 429)
+                .map(|_| ()))
+        })
+        .await?;
+    }
+    let root = &init.root_token;
+    // Only voters can take over: wait until autopilot has promoted both (its
+    // stabilisation time), as node-lifecycle will before calling a launch done.
+    testbed::poll_until("3 raft voters", Duration::from_secs(60), || async {
+        let servers = vault.raft_configuration(&addrs[0], root).await?.servers;
+        Ok((servers.len() == 3 && servers.iter().all(|s| s.voter)).then_some(()))
+    })
+    .await?;
+
+    // Step the leader down: another node takes over.
+    vault.step_down(&addrs[0], root).await?;
+    let leader = testbed::poll_until("a new leader", Duration::from_secs(60), || async {
+        for (i, addr) in addrs.iter().enumerate().skip(1) {
+            if vault.health(addr).await.ok().is_some_and(|h| h.is_active()) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+
+    // Remove a peer through the new leader: it leaves the configuration.
+    let gone = if leader == 1 { 2 } else { 1 };
+    vault.remove_peer(&addrs[leader], root, &ids[gone]).await?;
+    let peers: Vec<String> = vault
+        .raft_configuration(&addrs[leader], root)
+        .await?
+        .servers
+        .into_iter()
+        .map(|s| s.node_id)
+        .collect();
+    assert!(!peers.contains(&ids[gone]) && peers.len() == 2, "{peers:?}");
+    Ok(())
+}

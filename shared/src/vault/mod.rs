@@ -5,6 +5,7 @@
 //! Tokens travel only in the `X-Vault-Token` header, marked sensitive; never in a URL.
 //! Redirects are not followed, so a token is only ever sent to the node we chose.
 
+mod operations;
 mod types;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use reqwest::{header::HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use operations::InitOutput;
 pub use types::*;
 
 use crate::{
