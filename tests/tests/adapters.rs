@@ -336,3 +336,109 @@ async fn the_vault_client_builds_and_shrinks_a_cluster_without_leaking_a_share()
     assert!(!peers.contains(&ids[gone]) && peers.len() == 2, "{peers:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_locks_admit_one_owner_at_a_time() -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::{
+        aws::DynamoLocks,
+        cluster::locks::{Claim, Locks, Released},
+    };
+    let moto = Moto::shared().await?;
+    let fixture = RegionFixture::create(moto, "eu-west-1", &unique_name("lock")).await?;
+    let locks = DynamoLocks::new(
+        aws_sdk_dynamodb::Client::new(&fixture.sdk),
+        fixture.table.clone(),
+        "prod".parse().map_err(anyhow::Error::msg)?,
+    );
+    let ttl = Duration::from_secs(300);
+
+    // Eight runs race for the init lock: exactly one wins, the others see who holds it.
+    let claims = futures_join(&locks, ttl).await?;
+    let winners: Vec<&String> = claims
+        .iter()
+        .filter(|(_, c)| matches!(c, Claim::Acquired { .. }))
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(winners.len(), 1, "{claims:?}");
+    let winner = winners[0].clone();
+    for (owner, claim) in &claims {
+        if *owner != winner {
+            assert!(
+                matches!(claim, Claim::HeldBy { owner: holder, .. } if *holder == winner),
+                "{owner}: {claim:?}"
+            );
+        }
+    }
+
+    // Only the owner releases; the owner may claim again (extend); then anyone may.
+    assert_eq!(
+        locks.release("init", "someone-else").await?,
+        Released::NotOwner
+    );
+    assert!(
+        matches!(
+            locks.claim("init", &winner, ttl).await?,
+            Claim::Acquired { .. }
+        ),
+        "the owner extends its lock"
+    );
+    assert_eq!(locks.release("init", &winner).await?, Released::Released);
+    assert_eq!(
+        locks.release("init", &winner).await?,
+        Released::NotOwner,
+        "released twice"
+    );
+    assert!(matches!(
+        locks.claim("init", "run-b", ttl).await?,
+        Claim::Acquired { .. }
+    ));
+
+    // A lapsed lock (its owner died a while ago) is taken over.
+    let lapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        - 60;
+    aws_sdk_dynamodb::Client::new(&fixture.sdk)
+        .put_item()
+        .table_name(&fixture.table)
+        .item("pk", AttributeValue::S("lock#prod".into()))
+        .item("sk", AttributeValue::S("backup".into()))
+        .item("owner", AttributeValue::S("dead-run".into()))
+        .item("expires_at", AttributeValue::N(lapsed.to_string()))
+        .send()
+        .await?;
+    assert!(
+        matches!(
+            locks.claim("backup", "live-run", ttl).await?,
+            Claim::Acquired { .. }
+        ),
+        "a lapsed lock is free"
+    );
+    assert_eq!(
+        locks.release("backup", "dead-run").await?,
+        Released::NotOwner,
+        "the dead run no longer owns it"
+    );
+    Ok(())
+}
+
+async fn futures_join(
+    locks: &shared::aws::DynamoLocks,
+    ttl: Duration,
+) -> Result<Vec<(String, shared::cluster::locks::Claim)>> {
+    use shared::cluster::locks::Locks;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let locks = locks.clone();
+        set.spawn(async move {
+            let owner = format!("run-{i}");
+            locks.claim("init", &owner, ttl).await.map(|c| (owner, c))
+        });
+    }
+    let mut claims = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        claims.push(joined??);
+    }
+    Ok(claims)
+}

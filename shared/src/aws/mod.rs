@@ -2,11 +2,13 @@
 //! The SDK already retries throttling and 5xx, so nothing here loops.
 
 mod cloudwatch;
+mod dynamo_locks;
 mod fleet;
 mod iam_login;
 mod ssm;
 
 pub use cloudwatch::CloudWatchMetrics;
+pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
 pub use ssm::SsmParameters;

@@ -3,5 +3,6 @@
 
 pub mod auth;
 pub mod health;
+pub mod locks;
 pub mod policies;
 pub mod ports;
