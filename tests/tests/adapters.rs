@@ -442,3 +442,74 @@ async fn futures_join(
     }
     Ok(claims)
 }
+
+#[tokio::test]
+async fn lifecycle_actions_complete_once_and_a_redelivery_is_already_done() -> Result<()> {
+    use aws_sdk_autoscaling::types::LifecycleState;
+    use shared::{
+        aws::AsgLifecycleActions,
+        cluster::lifecycle_actions::{ActionOutcome, LifecycleActions, Verdict},
+        events::{LifecycleAction, Transition},
+    };
+    let moto = Moto::shared().await?;
+    let fixture = RegionFixture::create(moto, "eu-west-1", &unique_name("act")).await?;
+    let ids = fixture.create_asg(2, true).await?;
+    let actions = AsgLifecycleActions::new(aws_sdk_autoscaling::Client::new(&fixture.sdk));
+    let pending: Vec<LifecycleAction> = moto
+        .lifecycle_actions()
+        .await?
+        .into_iter()
+        .filter(|a| a.group == fixture.asg)
+        .map(|a| LifecycleAction {
+            group: a.group,
+            hook: a.hook,
+            instance: a.instance_id.as_str().into(),
+            token: a.token,
+            transition: Transition::Launching,
+            metadata: None,
+        })
+        .collect();
+    assert_eq!(pending.len(), 2);
+
+    assert_eq!(actions.heartbeat(&pending[0]).await?, ActionOutcome::Done);
+    assert_eq!(
+        actions.complete(&pending[0], Verdict::Continue).await?,
+        ActionOutcome::Done
+    );
+    assert_eq!(
+        actions.complete(&pending[0], Verdict::Continue).await?,
+        ActionOutcome::AlreadyDone,
+        "a redelivered event"
+    );
+    assert_eq!(
+        actions.heartbeat(&pending[0]).await?,
+        ActionOutcome::AlreadyDone
+    );
+    assert_eq!(
+        fixture.instances(Some(LifecycleState::InService)).await?,
+        vec![pending[0].instance.to_string()]
+    );
+
+    assert_eq!(
+        actions.complete(&pending[1], Verdict::Abandon).await?,
+        ActionOutcome::Done
+    );
+    let remaining = fixture.instances(None).await?;
+    assert!(
+        !remaining.contains(&pending[1].instance.to_string()),
+        "an abandoned launch leaves the group: {remaining:?}"
+    );
+    let recorded = moto.lifecycle_actions().await?;
+    let results: Vec<Option<&str>> = pending
+        .iter()
+        .map(|p| {
+            recorded
+                .iter()
+                .find(|r| r.token == p.token)
+                .and_then(|r| r.result.as_deref())
+        })
+        .collect();
+    assert_eq!(results, [Some("CONTINUE"), Some("ABANDON")]);
+    assert_eq!(ids.len(), 2);
+    Ok(())
+}

@@ -5,12 +5,14 @@ mod cloudwatch;
 mod dynamo_locks;
 mod fleet;
 mod iam_login;
+mod lifecycle_actions;
 mod ssm;
 
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
+pub use lifecycle_actions::AsgLifecycleActions;
 pub use ssm::SsmParameters;
 
 /// The SDK configuration for this process: region, credentials and `AWS_ENDPOINT_URL`

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod lifecycle_actions;
 pub mod locks;
 pub mod policies;
 pub mod ports;
