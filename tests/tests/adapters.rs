@@ -513,3 +513,44 @@ async fn lifecycle_actions_complete_once_and_a_redelivery_is_already_done() -> R
     assert_eq!(ids.len(), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stored_secret_is_never_overwritten() -> Result<()> {
+    use shared::cluster::ports::Stored;
+    let moto = Moto::shared().await?;
+    let name = unique_name("share");
+    let fixture = RegionFixture::create(moto, "eu-west-1", &name).await?;
+    let parameters = SsmParameters::from_sdk(&fixture.sdk);
+    let path = format!("/vault-lifecycle/{name}/unseal/share-1");
+    let first = Secret::new("c2hhcmUtb25lLWNhbmFyeQ==");
+    assert_eq!(
+        parameters
+            .put_new_secret(&path, &first, &fixture.kms_key)
+            .await?,
+        Stored::Written
+    );
+    let second = Secret::new("c2hhcmUtdHdvLWNhbmFyeQ==");
+    assert_eq!(
+        parameters
+            .put_new_secret(&path, &second, &fixture.kms_key)
+            .await?,
+        Stored::AlreadyExists,
+        "a re-run never replaces a share"
+    );
+    assert_eq!(parameters.secret(&path).await?, first);
+    let described = aws_sdk_ssm::Client::new(&fixture.sdk)
+        .get_parameter()
+        .name(&path)
+        .send()
+        .await?;
+    assert_eq!(
+        described.parameter().and_then(|p| p.r#type()),
+        Some(&aws_sdk_ssm::types::ParameterType::SecureString)
+    );
+    assert_ne!(
+        described.parameter().and_then(|p| p.value()),
+        Some(first.expose()),
+        "stored encrypted, read back only with decryption"
+    );
+    Ok(())
+}

@@ -1,9 +1,12 @@
 use async_trait::async_trait;
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_sdk_ssm::{
+    operation::{get_parameter::GetParameterError, put_parameter::PutParameterError},
+    types::ParameterType,
+};
 
 use super::describe;
 use crate::{
-    cluster::ports::{ParameterError, ParameterStore},
+    cluster::ports::{ParameterError, ParameterStore, Stored},
     secret::Secret,
 };
 
@@ -45,5 +48,39 @@ impl ParameterStore for SsmParameters {
             .ok_or_else(|| ParameterError::Missing {
                 name: name.to_owned(),
             })
+    }
+
+    async fn put_new_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<Stored, ParameterError> {
+        let sent = self
+            .client
+            .put_parameter()
+            .name(name)
+            .value(value.expose())
+            .r#type(ParameterType::SecureString)
+            .key_id(kms_key)
+            .overwrite(false)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Stored::Written),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutParameterError::ParameterAlreadyExists(_))
+                ) =>
+            {
+                Ok(Stored::AlreadyExists)
+            }
+            // The SDK's error describes the request's outcome, never its parameters' values.
+            Err(e) => Err(ParameterError::Unavailable {
+                name: name.to_owned(),
+                reason: describe(e),
+            }),
+        }
     }
 }

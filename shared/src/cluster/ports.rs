@@ -84,11 +84,28 @@ pub enum ParameterError {
     },
 }
 
+/// What became of a write that must never replace a stored secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Written now.
+    Written,
+    /// A parameter of that name exists already; it was left as it was.
+    AlreadyExists,
+}
+
 /// Where secrets are kept (SSM Parameter Store, SecureString).
 #[async_trait]
 pub trait ParameterStore: Send + Sync {
     /// The decrypted value of one parameter.
     async fn secret(&self, name: &str) -> Result<Secret, ParameterError>;
+    /// Writes a SecureString under `kms_key`, unless the name exists: a stored share or
+    /// credential is never overwritten by a re-run.
+    async fn put_new_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<Stored, ParameterError>;
 }
 
 /// A signed `sts:GetCallerIdentity` request, base64-encoded as Vault's aws auth method

@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use crate::{
     cluster::ports::{
         Fleet, FleetError, FleetNode, IamLoginRequest, NodeApi, ParameterError, ParameterStore,
+        Stored,
     },
     ids::{InstanceId, NodeAddr},
     secret::Secret,
@@ -299,6 +300,20 @@ impl ParameterStore for FakeParameters {
             .ok_or_else(|| ParameterError::Missing {
                 name: name.to_owned(),
             })
+    }
+
+    async fn put_new_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        _kms_key: &str,
+    ) -> Result<Stored, ParameterError> {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        if values.contains_key(name) {
+            return Ok(Stored::AlreadyExists);
+        }
+        values.insert(name.to_owned(), value.expose().to_owned());
+        Ok(Stored::Written)
     }
 }
 
