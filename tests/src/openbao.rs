@@ -365,29 +365,44 @@ listener "tcp" {{
         Ok(keys)
     }
 
+    /// Autopilot's servers, as the active node reports them (raw JSON, by node id).
+    pub async fn autopilot_servers(&self) -> Result<serde_json::Map<String, Value>> {
+        let active = self.active_index().await?;
+        let state = self
+            .root(
+                active,
+                Method::GET,
+                "sys/storage/raft/autopilot/state",
+                None,
+            )
+            .await?;
+        state["data"]["servers"]
+            .as_object()
+            .cloned()
+            .context("autopilot state lists no servers")
+    }
+
+    /// Every node's API address, in node order. Restarts keep a node's ports, so these
+    /// hold for the cluster's whole life.
+    pub fn node_addrs(&self) -> Result<Vec<shared::ids::NodeAddr>> {
+        self.nodes
+            .iter()
+            .map(|n| n.api_addr.parse().map_err(anyhow::Error::msg))
+            .collect()
+    }
+
     /// Waits until autopilot reports `count` healthy voters.
     pub async fn wait_until_healthy_voters(&self, count: usize) -> Result<()> {
-        let active = self.active_index().await?;
         poll_until(
             &format!("{count} healthy voters"),
             Duration::from_secs(60),
             || async move {
-                let state = self
-                    .root(
-                        active,
-                        Method::GET,
-                        "sys/storage/raft/autopilot/state",
-                        None,
-                    )
-                    .await?;
-                let servers = state["data"]["servers"].as_object().context("no servers")?;
-                let healthy = servers
-                    .values()
-                    .filter(|s| {
-                        s["healthy"] == json!(true)
-                            && matches!(s["status"].as_str(), Some("leader" | "voter"))
-                    })
-                    .count();
+                let servers = self.autopilot_servers().await?;
+                let is_healthy_voter = |s: &&Value| {
+                    s["healthy"] == json!(true)
+                        && matches!(s["status"].as_str(), Some("leader" | "voter"))
+                };
+                let healthy = servers.values().filter(is_healthy_voter).count();
                 if healthy == count {
                     return Ok(Some(()));
                 }

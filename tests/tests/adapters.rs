@@ -34,13 +34,7 @@ async fn the_vault_client_reads_every_state_of_a_real_cluster() -> Result<()> {
     let ids: Vec<String> = ["a-1", "a-2"].map(String::from).into();
     let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
     let vault = client(CaSource::Pem(bao.ca.ca_pem.clone()))?;
-    // Restarts keep a node's ports, so its address holds for the whole test.
-    let addrs: Vec<NodeAddr> = bao
-        .nodes
-        .iter()
-        .map(|n| n.api_addr.parse())
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let addrs = bao.node_addrs()?;
     let addr = |i: usize| -> Result<NodeAddr> { Ok(addrs[i].clone()) };
 
     let fresh = vault.health(&addr(0)?).await?;
@@ -228,12 +222,7 @@ async fn the_vault_client_builds_and_shrinks_a_cluster_without_leaking_a_share()
     let ids: Vec<String> = ["b-1", "b-2", "b-3"].map(String::from).into();
     let bao = BaoCluster::start(&ids, Seal::Shamir).await?;
     let vault = client(CaSource::Pem(bao.ca.ca_pem.clone()))?;
-    let addrs: Vec<NodeAddr> = bao
-        .nodes
-        .iter()
-        .map(|n| n.api_addr.parse())
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let addrs = bao.node_addrs()?;
 
     let init = vault.init(&addrs[0], 5, 3, false).await?;
     assert_eq!(init.shares.len(), 5);

@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-use reqwest::Method;
 use serde_json::json;
 use shared::{
     aws::{AsgFleet, CloudWatchMetrics, SsmParameters},
@@ -146,25 +145,15 @@ impl Bed {
     /// Waits until autopilot, asked directly, judges `unhealthy` unhealthy and every other
     /// server healthy: the precondition the probe is then asked to report.
     async fn wait_until_only_unhealthy(&self, unhealthy: &str) -> Result<()> {
-        let active = self.bao.active_index().await?;
         poll_until(
             &format!("autopilot to judge only {unhealthy} unhealthy"),
             Duration::from_secs(60),
             || async move {
-                let state = self
-                    .bao
-                    .root(
-                        active,
-                        Method::GET,
-                        "sys/storage/raft/autopilot/state",
-                        None,
-                    )
-                    .await?;
-                let servers = state["data"]["servers"].as_object().context("no servers")?;
-                let settled = servers
+                let servers = self.bao.autopilot_servers().await?;
+                Ok(servers
                     .iter()
-                    .all(|(id, s)| s["healthy"] == json!(id != unhealthy));
-                Ok(settled.then_some(()))
+                    .all(|(id, s)| s["healthy"] == json!(id != unhealthy))
+                    .then_some(()))
             },
         )
         .await
