@@ -65,8 +65,11 @@ impl Bed {
         ])
     }
 
+    /// A probe of this cluster that publishes under the dimension `Cluster=<label>`, so
+    /// each phase of a test reads back its own data points, whatever moto's time windows.
     fn probe(
         &self,
+        label: &str,
     ) -> Result<HealthProbe<AsgFleet, VaultClient, SsmParameters, CloudWatchMetrics>> {
         let env = self.env();
         let cluster = ClusterSettings::from_env(&env)?;
@@ -76,7 +79,7 @@ impl Bed {
             max_retries: 1,
         };
         Ok(HealthProbe {
-            cluster: cluster.cluster.clone(),
+            cluster: label.parse().map_err(anyhow::Error::msg)?,
             login: VaultLogin::new(
                 AuthSettings::from_env(&env, &cluster.cluster, "health-probe")?,
                 SsmParameters::from_sdk(&self.aws.sdk),
@@ -87,15 +90,10 @@ impl Bed {
         })
     }
 
-    /// The one data point of `metric` published since `since`: `None` when there is none;
+    /// The one data point of `metric` under `Cluster=<label>`: `None` when there is none;
     /// an error when there is more than one (a probe publishes each metric once).
-    async fn metric(
-        &self,
-        metric: &str,
-        node: Option<&str>,
-        since: SystemTime,
-    ) -> Result<Option<f64>> {
-        match self.stats(metric, node, since).await? {
+    async fn metric(&self, label: &str, metric: &str, node: Option<&str>) -> Result<Option<f64>> {
+        match self.stats(label, metric, node).await? {
             None => Ok(None),
             Some((1, min, max)) if min == max => Ok(Some(max)),
             Some(other) => anyhow::bail!(
@@ -104,17 +102,15 @@ impl Bed {
         }
     }
 
-    /// Count, minimum and maximum of the data points of `metric` since `since`.
+    /// Count, minimum and maximum of the data points of `metric` under `Cluster=<label>`
+    /// in the last hour (every label is unique to one test).
     async fn stats(
         &self,
+        label: &str,
         metric: &str,
         node: Option<&str>,
-        since: SystemTime,
     ) -> Result<Option<(u32, f64, f64)>> {
-        let mut dimensions = vec![Dimension::builder()
-            .name("Cluster")
-            .value(&self.name)
-            .build()];
+        let mut dimensions = vec![Dimension::builder().name("Cluster").value(label).build()];
         if let Some(node) = node {
             dimensions.push(Dimension::builder().name("Node").value(node).build());
         }
@@ -123,7 +119,7 @@ impl Bed {
             .namespace(NAMESPACE)
             .metric_name(metric)
             .set_dimensions(Some(dimensions))
-            .start_time(since.into())
+            .start_time((SystemTime::now() - Duration::from_secs(3600)).into())
             .end_time((SystemTime::now() + Duration::from_secs(5)).into())
             .period(3600)
             .statistics(Statistic::Maximum)
@@ -164,11 +160,12 @@ impl Bed {
 async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> Result<()> {
     let mut bed = bed().await?;
     let ids: Vec<String> = bed.bao.nodes.iter().map(|n| n.node_id.clone()).collect();
-    let probe = bed.probe()?;
+    // Each phase publishes under its own Cluster dimension (see `Bed::probe`).
+    let phase = |name: &str| format!("{}-{name}", bed.name);
 
     // Healthy: three unsealed voters, one leader, one failure tolerated.
-    let since = SystemTime::now();
-    let report = probe.run().await?;
+    let healthy = phase("healthy");
+    let report = bed.probe(&healthy)?.run().await?;
     assert_eq!(report.nodes.len(), 3);
     for (metric, node, value) in [
         ("NodesInService", None, 3.0),
@@ -182,7 +179,7 @@ async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> 
         ("NodeVoter", Some(ids[2].as_str()), 1.0),
     ] {
         assert_eq!(
-            bed.metric(metric, node, since).await?,
+            bed.metric(&healthy, metric, node).await?,
             Some(value),
             "{metric} {node:?} when healthy"
         );
@@ -194,8 +191,8 @@ async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> 
     let killed = (active + 2) % 3;
     bed.bao.seal(sealed).await?;
     bed.wait_until_only_unhealthy(&ids[sealed]).await?;
-    let since = SystemTime::now();
-    probe.run().await?;
+    let one_sealed = phase("one-sealed");
+    bed.probe(&one_sealed)?.run().await?;
     for (metric, node, value) in [
         ("NodesReachable", None, Some(3.0)),
         ("NodesUnsealed", None, Some(2.0)),
@@ -208,7 +205,7 @@ async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> 
         ("NodeSealed", Some(ids[killed].as_str()), Some(0.0)),
     ] {
         assert_eq!(
-            bed.metric(metric, node, since).await?,
+            bed.metric(&one_sealed, metric, node).await?,
             value,
             "{metric} {node:?} with one node sealed"
         );
@@ -222,8 +219,9 @@ async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> 
         || async { Ok((bed.bao.health_code(active).await? != 200).then_some(())) },
     )
     .await?;
-    let since = SystemTime::now();
-    let report = probe
+    let quorum_lost = phase("quorum-lost");
+    let report = bed
+        .probe(&quorum_lost)?
         .run()
         .await
         .context("a dead cluster is reported, not a failed probe")?;
@@ -241,7 +239,7 @@ async fn probe_publishes_what_a_sealed_and_a_killed_node_do_to_the_cluster() -> 
         ("NodeReachable", Some(ids[active].as_str()), Some(1.0)),
     ] {
         assert_eq!(
-            bed.metric(metric, node, since).await?,
+            bed.metric(&quorum_lost, metric, node).await?,
             value,
             "{metric} {node:?} with quorum lost"
         );
@@ -273,7 +271,6 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
     );
     let mut emulator = LambdaEmulator::start(&env).await?;
 
-    let start = SystemTime::now();
     for (count, sample) in [
         (1, "health-probe/schedule.json"),
         (2, "health-probe/scheduler.json"),
@@ -288,7 +285,7 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
         assert_eq!(report["summary"]["failure_tolerance"], json!(1), "{report}");
         assert_eq!(report["summary"]["leader_present"], json!(true), "{report}");
         assert_eq!(
-            bed.stats("HealthyVoters", None, start).await?,
+            bed.stats(&bed.name, "HealthyVoters", None).await?,
             Some((count, 3.0, 3.0)),
             "one data point per invocation: {sample}"
         );
@@ -314,7 +311,7 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
     assert!(error.contains("Permanent.UnrecognisedEvent"), "{error}");
     assert!(error.contains("health-probe does not take an EventBridge event \"EC2 Instance-launch Lifecycle Action\" from aws.autoscaling"), "{error}");
     assert_eq!(
-        bed.stats("NodesInService", None, start).await?,
+        bed.stats(&bed.name, "NodesInService", None).await?,
         Some((2, 3.0, 3.0)),
         "nothing published for a bad event"
     );
