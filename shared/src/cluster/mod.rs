@@ -6,4 +6,5 @@ pub mod health;
 pub mod lifecycle_actions;
 pub mod locks;
 pub mod policies;
+pub mod polling;
 pub mod ports;
