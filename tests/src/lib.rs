@@ -53,20 +53,7 @@ pub fn free_port() -> Result<u16> {
 
 /// A name no other test or run uses: `<prefix>-<8 hex>`, lower case.
 pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{:08x}", fastrand_u32())
-}
-
-fn fastrand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.write_u32(std::process::id());
-    h.finish() as u32
+    format!("{prefix}-{:08x}", fastrand::u32(..))
 }
 
 /// Polls `probe` every 100 ms until it returns `Ok(Some(value))` or `timeout` passes.

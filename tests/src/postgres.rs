@@ -14,7 +14,6 @@ pub struct Postgres {
     /// The superuser's password.
     pub password: String,
     bin: PathBuf,
-    uid: Option<u32>,
     dir: TempDir,
     _process: Managed,
 }
@@ -91,7 +90,7 @@ impl Postgres {
             port,
             password,
             bin,
-            uid,
+
             dir,
             _process: process,
         };
@@ -144,7 +143,6 @@ impl Postgres {
 
     /// Where its data and log are.
     pub fn dir(&self) -> &std::path::Path {
-        let _ = self.uid;
         self.dir.path()
     }
 }

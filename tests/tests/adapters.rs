@@ -198,6 +198,20 @@ async fn the_aws_adapters_name_what_is_missing() -> Result<()> {
         untagged.addr
     );
 
+    // A tag that is not an address is a configuration error naming instance and value.
+    fixture
+        .tag(&ids[1], "vault-api-addr", "10.0.0.9:8200")
+        .await?;
+    let bad = AsgFleet::from_sdk(&fixture.sdk, settings(&fixture.asg)?)
+        .in_service()
+        .await
+        .expect_err("bad tag");
+    assert!(matches!(bad, FleetError::BadAddressTag { .. }), "{bad}");
+    assert!(
+        bad.to_string().contains(&ids[1]) && bad.to_string().contains("10.0.0.9:8200"),
+        "{bad}"
+    );
+
     let parameters = SsmParameters::from_sdk(&fixture.sdk);
     let absent = format!("/{name}/absent");
     match parameters.secret(&absent).await {

@@ -329,6 +329,47 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
         );
     }
 
+    // The probe's policy loses autopilot (Vault applies policy changes to live tokens):
+    // a permanent, named error after one fresh login, and health is still published.
+    bed.bao
+        .root(
+            0,
+            reqwest::Method::PUT,
+            "sys/policies/acl/health-probe",
+            Some(json!({"policy": "path \"sys/health\" { capabilities = [\"read\"] }"})),
+        )
+        .await?;
+    let Invocation::Err(denied) = emulator
+        .invoke(
+            "health-probe",
+            "health-probe/schedule.json",
+            Duration::from_secs(120),
+        )
+        .await?
+    else {
+        anyhow::bail!("a probe without autopilot's policy must fail");
+    };
+    let denied = denied
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(denied.contains("Permanent.PolicyDenied"), "{denied}");
+    assert!(
+        denied.contains("sys/storage/raft/autopilot/state"),
+        "{denied}"
+    );
+    assert_eq!(
+        bed.stats(&bed.name, "NodesInService", None).await?,
+        Some((3, 3.0, 3.0)),
+        "health still published"
+    );
+    assert_eq!(
+        bed.stats(&bed.name, "HealthyVoters", None).await?,
+        Some((2, 3.0, 3.0)),
+        "no autopilot figure when denied"
+    );
+
     // A missing setting stops the binary at start-up with the variable's name.
     let binary = testbed::repo_root()
         .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))

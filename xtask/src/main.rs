@@ -34,9 +34,7 @@ fn sandbox(args: &[String]) -> Result<()> {
             .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(repo_root()),
     )?;
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| repo_root().join("target"));
+    let target = tools::target_dir();
     status(
         Command::new(target.join("debug/sandbox"))
             .args(args)

@@ -81,9 +81,7 @@ pub fn run() -> Result<()> {
     );
 
     // One moto for every test process; tests keep apart through unique names.
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| repo_root().join("target"));
+    let target = tools::target_dir();
     std::fs::create_dir_all(&target)?;
     // Each run keeps the logs of the servers its tests started; start from none.
     let _ = std::fs::remove_dir_all(target.join("testbed-logs"));
