@@ -95,7 +95,7 @@ impl Env {
     }
 }
 
-fn invalid(name: &'static str, value: &str, expected: impl Display) -> ConfigError {
+pub(crate) fn invalid(name: &'static str, value: &str, expected: impl Display) -> ConfigError {
     ConfigError::Invalid {
         name,
         value: value.to_owned(),

@@ -83,3 +83,13 @@ pub fn startup_failed(
     error!(error = %error_chain(&error), "cannot start");
     Box::new(error)
 }
+
+/// The invocation's deadline (`Context::deadline`, epoch milliseconds) on tokio's clock,
+/// which every `wait_until_*` step measures against.
+pub fn deadline(epoch_ms: u64) -> tokio::time::Instant {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms);
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::Instant::now() + left
+}

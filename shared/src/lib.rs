@@ -11,7 +11,9 @@
 //! - [`cluster`]: the ports (fleet, parameters, node API), the functions' Vault login, and
 //!   health-probe's logic.
 //! - [`aws`]: thin adapters from the ports to the AWS SDK (Auto Scaling, EC2, SSM,
-//!   CloudWatch).
+//!   CloudWatch, DynamoDB).
+//! - [`lifecycle`]: node-lifecycle's launch, terminate and reconcile, with the cluster's
+//!   one-time initialisation and bootstrap.
 //! - [`telemetry`]: JSON logs and the metrics port.
 //! - [`lambda`]: what every function's `main` shares: start-up and error reporting.
 //! - `testing` (feature `testing`): fakes for every port and a log capture.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod events;
 pub mod ids;
 pub mod lambda;
+pub mod lifecycle;
 pub mod secret;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -16,6 +16,7 @@
 //! passes `TESTBED_MOTO_URL`; without it, each test process starts its own once.
 
 pub mod lambda;
+pub mod lifecycle;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;

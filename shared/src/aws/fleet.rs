@@ -36,11 +36,12 @@ impl AsgFleet {
             reason,
         }
     }
-}
 
-#[async_trait]
-impl Fleet for AsgFleet {
-    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+    /// The group's instances whose lifecycle state passes `keep`.
+    async fn group_instances(
+        &self,
+        keep: impl Fn(&LifecycleState) -> bool,
+    ) -> Result<Vec<FleetNode>, FleetError> {
         let group = &self.settings.asg;
         let out = self
             .autoscaling
@@ -57,9 +58,14 @@ impl Fleet for AsgFleet {
         let ids: Vec<String> = found
             .instances()
             .iter()
-            .filter(|i| i.lifecycle_state() == Some(&LifecycleState::InService))
+            .filter(|i| i.lifecycle_state().is_some_and(&keep))
             .filter_map(|i| i.instance_id().map(str::to_owned))
             .collect();
+        self.addresses(ids).await
+    }
+
+    /// Each instance's node address, from EC2.
+    async fn addresses(&self, ids: Vec<String>) -> Result<Vec<FleetNode>, FleetError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -107,5 +113,35 @@ impl Fleet for AsgFleet {
         }
         nodes.sort();
         Ok(nodes)
+    }
+}
+
+#[async_trait]
+impl Fleet for AsgFleet {
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.group_instances(|state| *state == LifecycleState::InService)
+            .await
+    }
+
+    async fn members(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.group_instances(|state| {
+            matches!(
+                state,
+                LifecycleState::InService
+                    | LifecycleState::Pending
+                    | LifecycleState::PendingWait
+                    | LifecycleState::PendingProceed
+            )
+        })
+        .await
+    }
+
+    async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
+        match self.addresses(vec![instance.to_string()]).await {
+            Ok(nodes) => Ok(nodes.into_iter().next()),
+            // EC2 answers InvalidInstanceID.NotFound for an instance it forgot.
+            Err(FleetError::Unavailable { reason, .. }) if reason.contains("NotFound") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

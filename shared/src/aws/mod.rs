@@ -7,6 +7,7 @@ mod fleet;
 mod iam_login;
 mod lifecycle_actions;
 mod ssm;
+mod state_records;
 
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
@@ -14,6 +15,7 @@ pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
 pub use lifecycle_actions::AsgLifecycleActions;
 pub use ssm::SsmParameters;
+pub use state_records::DynamoStateRecords;
 
 /// The SDK configuration for this process: region, credentials and `AWS_ENDPOINT_URL`
 /// from the standard sources. Load it once per cold start.
@@ -65,4 +67,36 @@ impl StsCallerIdentity {
         sdk.credentials_provider()
             .map(|credentials| Self::new(credentials, region))
     }
+}
+
+/// node-lifecycle with every port on AWS, built once per cold start. Fails only if the
+/// Vault client cannot be built (the CA bundle).
+pub fn node_lifecycle(
+    sdk: &aws_config::SdkConfig,
+    config: crate::lifecycle::LifecycleConfig,
+) -> Result<crate::lifecycle::NodeLifecycle<SsmParameters>, crate::vault::VaultError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let cluster = config.cluster.cluster.clone();
+    let mut login =
+        crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
+    if let Some(identity) = StsCallerIdentity::from_sdk(sdk, &config.auth) {
+        login = login.with_identity(std::sync::Arc::new(identity));
+    }
+    Ok(crate::lifecycle::NodeLifecycle {
+        vault: crate::vault::VaultClient::new(&config.vault)?,
+        parameters: SsmParameters::from_sdk(sdk),
+        login,
+        locks: Box::new(DynamoLocks::new(
+            dynamodb.clone(),
+            config.table.clone(),
+            cluster.clone(),
+        )),
+        records: Box::new(DynamoStateRecords::new(dynamodb, config.table, cluster)),
+        actions: Box::new(AsgLifecycleActions::new(aws_sdk_autoscaling::Client::new(
+            sdk,
+        ))),
+        metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
+        fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
+        settings: config.lifecycle,
+    })
 }

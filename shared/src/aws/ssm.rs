@@ -1,6 +1,9 @@
 use async_trait::async_trait;
 use aws_sdk_ssm::{
-    operation::{get_parameter::GetParameterError, put_parameter::PutParameterError},
+    operation::{
+        delete_parameter::DeleteParameterError, get_parameter::GetParameterError,
+        put_parameter::PutParameterError,
+    },
     types::ParameterType,
 };
 
@@ -77,6 +80,24 @@ impl ParameterStore for SsmParameters {
                 Ok(Stored::AlreadyExists)
             }
             // The SDK's error describes the request's outcome, never its parameters' values.
+            Err(e) => Err(ParameterError::Unavailable {
+                name: name.to_owned(),
+                reason: describe(e),
+            }),
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ParameterError> {
+        match self.client.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteParameterError::ParameterNotFound(_))
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(ParameterError::Unavailable {
                 name: name.to_owned(),
                 reason: describe(e),

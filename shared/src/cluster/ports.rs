@@ -63,6 +63,17 @@ pub enum FleetError {
 pub trait Fleet: Send + Sync {
     /// Instances the group counts as InService now, sorted by instance id.
     async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError>;
+
+    /// Instances that are or are becoming members: InService and every Pending state
+    /// (a launching node waits in Pending:Wait until its lifecycle action completes).
+    /// Terminating instances are not members.
+    async fn members(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.in_service().await
+    }
+
+    /// One instance's node address, whatever its state (a terminating node included);
+    /// `None` when EC2 no longer knows the instance.
+    async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError>;
 }
 
 /// Why a parameter could not be read.
@@ -106,6 +117,8 @@ pub trait ParameterStore: Send + Sync {
         value: &Secret,
         kms_key: &str,
     ) -> Result<Stored, ParameterError>;
+    /// Deletes a parameter; one that does not exist is not an error.
+    async fn delete(&self, name: &str) -> Result<(), ParameterError>;
 }
 
 /// A signed `sts:GetCallerIdentity` request, base64-encoded as Vault's aws auth method

@@ -70,6 +70,7 @@ impl FakeCluster {
                     healthy: true,
                     status: status.into(),
                     last_contact: Some(Duration::from_millis(5)),
+                    stable_since: None,
                 }),
             };
             cluster.lock().insert(id.to_string(), node);
@@ -267,6 +268,14 @@ impl Fleet for FakeFleet {
             .unwrap_or_else(|p| p.into_inner())
             .clone())
     }
+
+    async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
+        Ok(self
+            .in_service()
+            .await?
+            .into_iter()
+            .find(|n| &n.instance == instance))
+    }
 }
 
 /// SSM parameters held in a map.
@@ -314,6 +323,14 @@ impl ParameterStore for FakeParameters {
         }
         values.insert(name.to_owned(), value.expose().to_owned());
         Ok(Stored::Written)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ParameterError> {
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        Ok(())
     }
 }
 

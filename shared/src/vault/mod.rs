@@ -5,6 +5,7 @@
 //! Tokens travel only in the `X-Vault-Token` header, marked sensitive; never in a URL.
 //! Redirects are not followed, so a token is only ever sent to the node we chose.
 
+mod bootstrap;
 mod operations;
 mod types;
 

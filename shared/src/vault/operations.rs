@@ -126,7 +126,7 @@ impl VaultClient {
         .await
     }
 
-    async fn call_empty(
+    pub(super) async fn call_empty(
         &self,
         node: &NodeAddr,
         method: Method,

@@ -117,6 +117,8 @@ pub struct AutopilotServer {
     /// Time since the leader last heard from it (milliseconds in JSON).
     #[serde(rename = "last_contact_ms", serialize_with = "millis")]
     pub last_contact: Option<Duration>,
+    /// Since when autopilot has judged it as it does now (healthy or not).
+    pub stable_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl AutopilotServer {
@@ -261,6 +263,8 @@ impl VaultClient {
             status: String,
             #[serde(default)]
             last_contact: Option<String>,
+            #[serde(default)]
+            stable_since: Option<String>,
         }
         #[derive(Deserialize)]
         struct State {
@@ -292,6 +296,13 @@ impl VaultClient {
                     healthy: server.healthy,
                     status: server.status,
                     last_contact,
+                    // Go's zero time ("0001-01-01T00:00:00Z") means "never judged": no time.
+                    stable_since: server
+                        .stable_since
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .filter(|t| chrono::Datelike::year(t) > 1),
                 },
             );
         }

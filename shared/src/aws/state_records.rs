@@ -1,0 +1,182 @@
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::describe;
+use crate::{
+    events::Transition,
+    ids::{ClusterName, InstanceId},
+    lifecycle::records::{
+        ActionRecord, ActionStage, InitRecord, InitStage, RecordError, StateRecords,
+    },
+};
+
+/// Lifecycle actions' records live a week: long past any redelivery or retry.
+const ACTION_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// node-lifecycle's records as items of the state table: `pk = lifecycle#<cluster>`,
+/// `sk = <token>` for lifecycle actions (with a TTL), and `pk = cluster#<cluster>`,
+/// `sk = init` for the initialisation record (kept for the cluster's life). Reads are
+/// strongly consistent: a redelivered event right after a completion must see it.
+#[derive(Clone, Debug)]
+pub struct DynamoStateRecords {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    cluster: ClusterName,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoStateRecords {
+    /// Records of `cluster` in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, cluster: ClusterName) -> Self {
+        Self {
+            client,
+            table,
+            cluster,
+        }
+    }
+
+    fn error(&self, action: &'static str, what: &str, reason: String) -> RecordError {
+        RecordError {
+            action,
+            what: what.to_owned(),
+            table: self.table.clone(),
+            reason,
+        }
+    }
+
+    async fn get(&self, pk: String, sk: &str, what: &str) -> Result<Option<Item>, RecordError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .send()
+            .await
+            .map_err(|e| self.error("read", what, describe(e)))?;
+        Ok(out.item().cloned())
+    }
+
+    async fn put(&self, item: Item, what: &str) -> Result<(), RecordError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| self.error("write", what, describe(e)))?;
+        Ok(())
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+#[async_trait]
+impl StateRecords for DynamoStateRecords {
+    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
+        let what = format!("the record of lifecycle action {token}");
+        let Some(item) = self
+            .get(format!("lifecycle#{}", self.cluster), token, &what)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let bad =
+            |field: &str| self.error("read", &what, format!("its {field} is missing or unknown"));
+        Ok(Some(ActionRecord {
+            instance: InstanceId::from(text(&item, "instance").ok_or_else(|| bad("instance"))?),
+            transition: match text(&item, "transition") {
+                Some("launch") => Transition::Launching,
+                Some("terminate") => Transition::Terminating,
+                _ => return Err(bad("transition")),
+            },
+            stage: text(&item, "stage")
+                .and_then(ActionStage::parse)
+                .ok_or_else(|| bad("stage"))?,
+        }))
+    }
+
+    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
+        let expires_at = SystemTime::now() + ACTION_RECORD_LIFETIME;
+        let epoch = expires_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("lifecycle#{}", self.cluster))),
+            ("sk".to_owned(), s(token)),
+            ("instance".to_owned(), s(record.instance.as_str())),
+            (
+                "transition".to_owned(),
+                s(match record.transition {
+                    Transition::Launching => "launch",
+                    Transition::Terminating => "terminate",
+                }),
+            ),
+            ("stage".to_owned(), s(record.stage.as_str())),
+            (
+                "expires_at".to_owned(),
+                AttributeValue::N(epoch.to_string()),
+            ),
+        ]);
+        self.put(item, &format!("the record of lifecycle action {token}"))
+            .await
+    }
+
+    async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
+        let what = "the cluster's initialisation record";
+        let Some(item) = self
+            .get(format!("cluster#{}", self.cluster), "init", what)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let bad =
+            |field: &str| self.error("read", what, format!("its {field} is missing or unknown"));
+        Ok(Some(InitRecord {
+            stage: text(&item, "stage")
+                .and_then(InitStage::parse)
+                .ok_or_else(|| bad("stage"))?,
+            node: InstanceId::from(text(&item, "node").ok_or_else(|| bad("node"))?),
+            cluster_id: text(&item, "cluster_id").map(str::to_owned),
+            recovery: item
+                .get("recovery")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        }))
+    }
+
+    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(format!("cluster#{}", self.cluster))),
+            ("sk".to_owned(), s("init")),
+            ("stage".to_owned(), s(record.stage.as_str())),
+            ("node".to_owned(), s(record.node.as_str())),
+            ("recovery".to_owned(), AttributeValue::Bool(record.recovery)),
+            (
+                "updated_at".to_owned(),
+                s(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ),
+        ]);
+        if let Some(id) = &record.cluster_id {
+            item.insert("cluster_id".to_owned(), s(id));
+        }
+        self.put(item, "the cluster's initialisation record").await
+    }
+}

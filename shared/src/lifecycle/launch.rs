@@ -1,0 +1,243 @@
+//! A launched instance becomes a healthy voter, or is abandoned when a fresh instance
+//! could do better.
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{
+    init::Initialised, unseal::Unsealed, vault_step, LifecycleError, NodeLifecycle, Outcome,
+    POLL_INTERVAL,
+};
+use crate::{
+    cluster::{
+        lifecycle_actions::Verdict,
+        polling::{poll_until, Look},
+        ports::{FleetNode, ParameterStore},
+    },
+    events::LifecycleAction,
+    ids::InstanceId,
+};
+
+/// What a launch did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LaunchReport {
+    /// The instance (and Raft node id).
+    pub instance: InstanceId,
+    /// This launch initialised the cluster.
+    pub initialised_cluster: bool,
+    /// This launch joined the node to the cluster (false: it had joined already).
+    pub joined: bool,
+    /// How the node came to be unsealed.
+    pub unsealed: Unsealed,
+    /// The lifecycle action was still pending and is now completed.
+    pub completed_now: bool,
+}
+
+/// Why a launch did not reach the end.
+pub(crate) enum LaunchFailure {
+    /// The instance itself is at fault: give it up so the group launches another.
+    FreshInstanceMayHelp(String),
+    /// Anything else is an error: retrying, or fixing the configuration, is the cure.
+    Error(LifecycleError),
+}
+
+impl<E: Into<LifecycleError>> From<E> for LaunchFailure {
+    fn from(e: E) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+impl<P: ParameterStore> NodeLifecycle<P> {
+    /// Brings the launched node into the cluster, then completes the action.
+    pub(crate) async fn on_launch(
+        &self,
+        action: &LifecycleAction,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        match self
+            .with_heartbeats(action, self.bring_into_cluster(action, deadline))
+            .await
+        {
+            Ok(mut report) => {
+                let outcome = self.complete(action, Verdict::Continue).await?;
+                report.completed_now =
+                    outcome == crate::cluster::lifecycle_actions::ActionOutcome::Done;
+                Ok(Outcome::Launched(report))
+            }
+            Err(LaunchFailure::FreshInstanceMayHelp(reason)) => {
+                warn!(instance = %action.instance, reason = %reason, "abandoning the launch; the group will replace the instance");
+                self.count_abandoned(&action.instance).await;
+                self.complete(action, Verdict::Abandon).await?;
+                Ok(Outcome::Abandoned {
+                    instance: action.instance.clone(),
+                    reason,
+                })
+            }
+            Err(LaunchFailure::Error(e)) => Err(e),
+        }
+    }
+
+    async fn bring_into_cluster(
+        &self,
+        action: &LifecycleAction,
+        deadline: Instant,
+    ) -> Result<LaunchReport, LaunchFailure> {
+        let node = self
+            .wait_until_api_answers(&action.instance, deadline)
+            .await?;
+        let initialised = self.ensure_initialised_once(&node, deadline).await?;
+        let joined = match initialised {
+            Initialised::Here => false,
+            Initialised::Elsewhere => self.ensure_joined(&node, deadline).await?,
+        };
+        let unsealed = self.ensure_unsealed(&node.addr, deadline).await?;
+        self.wait_until_healthy_voter(&node, deadline).await?;
+        Ok(LaunchReport {
+            instance: node.instance,
+            initialised_cluster: initialised == Initialised::Here,
+            joined,
+            unsealed,
+            completed_now: false,
+        })
+    }
+
+    /// Resolves the instance's address and waits until its API answers `sys/health`.
+    async fn wait_until_api_answers(
+        &self,
+        instance: &InstanceId,
+        deadline: Instant,
+    ) -> Result<FleetNode, LaunchFailure> {
+        let waited = poll_until(
+            &format!("the API of {instance} to answer"),
+            self.settings.node_api_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || async {
+                let Some(node) = self.fleet.node(instance).await? else {
+                    return Ok(Look::NotYet("EC2 does not know the instance".into()));
+                };
+                match self.vault.health(&node.addr).await {
+                    Ok(_) => Ok(Look::Ready(node)),
+                    Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
+                }
+            },
+        )
+        .await?;
+        match waited {
+            Ok(node) => {
+                info!(instance = %instance, node = %node.addr, "node API answers");
+                Ok(node)
+            }
+            Err(expired) if expired.why == "its limit" => {
+                Err(LaunchFailure::FreshInstanceMayHelp(expired.to_string()))
+            }
+            Err(expired) => Err(LaunchFailure::Error(expired.into())),
+        }
+    }
+
+    /// Joins `node` to the active node, unless it is initialised already (it joined
+    /// before, or through `retry_join` in its own configuration). Returns whether it
+    /// joined now.
+    async fn ensure_joined(
+        &self,
+        node: &FleetNode,
+        deadline: Instant,
+    ) -> Result<bool, LaunchFailure> {
+        let health = self
+            .vault
+            .health(&node.addr)
+            .await
+            .map_err(vault_step(format!("reading the health of {}", node.addr)))?;
+        if health.initialized {
+            info!(instance = %node.instance, "node is already part of the cluster; not joining");
+            return Ok(false);
+        }
+        let leader = poll_until(
+            "an active node to join",
+            self.settings.voter_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || async {
+                Ok::<_, LifecycleError>(match self.active_node().await? {
+                    Some(active) => Look::Ready(active),
+                    None => Look::NotYet("no member answers as active".into()),
+                })
+            },
+        )
+        .await??;
+        let seal = self
+            .vault
+            .seal_status(&node.addr)
+            .await
+            .map_err(vault_step(format!(
+                "reading the seal status of {}",
+                node.addr
+            )))?;
+        if seal.seal_type == "shamir" {
+            // Joined but never unsealed is worse than not joined: check the shares first.
+            self.stored_unseal_shares(&node.addr, usize::from(self.settings.key_threshold))
+                .await?;
+        }
+        let ca = self.settings.leader_ca_pem.as_deref();
+        match self.vault.join(&node.addr, &leader.addr, ca).await {
+            Ok(true) => {
+                info!(instance = %node.instance, leader = %leader.instance, "node joined the cluster");
+                Ok(true)
+            }
+            Ok(false) => Err(LaunchFailure::FreshInstanceMayHelp(format!(
+                "node {} answered joined=false to the join through {}",
+                node.addr, leader.addr
+            ))),
+            // A refusal that names certificates is this product's configuration (the
+            // cluster's CA): an error, not a reason to replace the instance.
+            Err(e) if e.status().is_some() && !e.to_string().contains("certificate") => {
+                Err(LaunchFailure::FreshInstanceMayHelp(format!(
+                    "join through {} refused: {e}",
+                    leader.addr
+                )))
+            }
+            Err(e) => {
+                Err(vault_step(format!("joining {} through {}", node.addr, leader.addr))(e).into())
+            }
+        }
+    }
+
+    /// Waits until autopilot, asked through the active node, reports `node` a healthy
+    /// voter.
+    async fn wait_until_healthy_voter(
+        &self,
+        node: &FleetNode,
+        deadline: Instant,
+    ) -> Result<(), LifecycleError> {
+        let id = node.instance.as_str();
+        poll_until(
+            &format!("{id} to be a healthy voter"),
+            self.settings.voter_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || async {
+                let (active, token) = match self.active_with_token().await {
+                    Ok(found) => found,
+                    Err(LifecycleError::NoActiveNode { .. }) => {
+                        return Ok(Look::NotYet("no active node".into()))
+                    }
+                    Err(e) => return Err(e),
+                };
+                let state = self
+                    .vault
+                    .autopilot_state(&active.addr, &token)
+                    .await
+                    .map_err(vault_step("reading autopilot state"))?;
+                Ok(match state.servers.get(id) {
+                    Some(s) if s.healthy && s.is_voter() => Look::Ready(()),
+                    Some(s) => Look::NotYet(format!("{}, healthy: {}", s.status, s.healthy)),
+                    None => Look::NotYet("not a raft peer yet".into()),
+                })
+            },
+        )
+        .await??;
+        info!(instance = %id, "node is a healthy voter");
+        Ok(())
+    }
+}

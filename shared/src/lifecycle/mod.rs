@@ -1,0 +1,405 @@
+//! node-lifecycle's logic: nodes that initialise, join, unseal and leave the Raft cluster
+//! by themselves as the Auto Scaling group launches and terminates them.
+//!
+//! - [`launch`]: wait for the node's API, initialise the cluster exactly once or join the
+//!   node to it, unseal it, wait until it is a healthy voter, complete CONTINUE (or
+//!   ABANDON when a fresh instance could do better).
+//! - [`init`]: the one-time initialisation under the init lock, with the shares stored
+//!   before anything else, and the bootstrap of every function's AppRole.
+//! - [`terminate`]: step a leader down, keep quorum's margin while a replacement joins,
+//!   remove the peer, complete CONTINUE.
+//! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
+//! - [`records`]: what is remembered between invocations, per lifecycle token.
+//!
+//! Every step reads the state first and acts only on the difference, so a redelivered
+//! event or a run cut off at its timeout converges when it runs again.
+
+pub mod init;
+pub mod launch;
+pub mod reconcile;
+pub mod records;
+mod settings;
+pub mod terminate;
+mod unseal;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+pub use settings::{LifecycleConfig, LifecycleSettings};
+
+use self::records::{ActionRecord, ActionStage, RecordError, StateRecords};
+use crate::{
+    cluster::{
+        auth::{LoginError, VaultLogin},
+        lifecycle_actions::{ActionError, ActionOutcome, LifecycleActions, Verdict},
+        locks::{LockError, Locks},
+        polling::WaitExpired,
+        ports::{Fleet, FleetError, FleetNode, ParameterError, ParameterStore},
+    },
+    error_chain,
+    events::{EventError, LifecycleAction, LifecycleRequest, Transition},
+    ids::{InstanceId, NodeAddr},
+    lambda::FunctionError,
+    secret::Secret,
+    telemetry::{Metric, MetricsSink, Unit},
+    vault::{VaultClient, VaultError},
+};
+
+/// How often a wait looks again. Short, because every look is one cheap local request
+/// and the launch benchmark counts each wasted fraction of a second.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// node-lifecycle with its ports. Build it once per cold start.
+pub struct NodeLifecycle<P> {
+    /// What the operator configured.
+    pub settings: LifecycleSettings,
+    /// The cluster's Auto Scaling group.
+    pub fleet: Box<dyn Fleet>,
+    /// The Vault client for every node.
+    pub vault: VaultClient,
+    /// Where shares and credentials are kept.
+    pub parameters: P,
+    /// This function's own Vault login (its AppRole, once bootstrap made it).
+    pub login: VaultLogin<P>,
+    /// The init lock.
+    pub locks: Box<dyn Locks>,
+    /// Lifecycle actions: complete and heartbeat.
+    pub actions: Box<dyn LifecycleActions>,
+    /// Progress per lifecycle token, and the initialisation record.
+    pub records: Box<dyn StateRecords>,
+    /// Where the abandon count goes.
+    pub metrics: Box<dyn MetricsSink>,
+}
+
+/// What an invocation did, returned to the caller as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Auto Scaling's test notification: nothing to do.
+    Acknowledged {
+        /// The group that sent it.
+        group: String,
+    },
+    /// The action was completed by an earlier delivery of the same event: nothing done.
+    AlreadyCompleted {
+        /// The instance.
+        instance: InstanceId,
+        /// `continued` or `abandoned`.
+        stage: &'static str,
+    },
+    /// A launched node is a healthy voter; the action was completed CONTINUE.
+    Launched(launch::LaunchReport),
+    /// A launched node could not be made a member; the action was completed ABANDON so
+    /// the group replaces the instance.
+    Abandoned {
+        /// The instance.
+        instance: InstanceId,
+        /// Why.
+        reason: String,
+    },
+    /// A terminating node left the cluster; the action was completed CONTINUE.
+    Terminated(terminate::LeaveReport),
+    /// Reconcile's actions and refusals.
+    Reconciled(reconcile::ReconcileReport),
+}
+
+/// Why an invocation failed. Nothing here holds a share, token or secret ID.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The event is not for this function or is malformed.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The event names another Auto Scaling group.
+    #[error("this function serves auto scaling group {expected}, and the event is for {got}; nothing was done")]
+    OtherGroup {
+        /// The group configured.
+        expected: String,
+        /// The group in the event.
+        got: String,
+    },
+    /// The group could not be listed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The state table could not be read or written.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    /// The lock could not be claimed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Auto Scaling refused a completion or heartbeat.
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    /// A parameter could not be read or written.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// This function could not log in to Vault.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// A Vault call failed.
+    #[error("{step} failed")]
+    Vault {
+        /// The step.
+        step: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
+    /// A wait ran out. The progress is recorded; a retry or redelivery resumes it.
+    #[error(transparent)]
+    Wait(#[from] WaitExpired),
+    /// Fewer shares are in SSM than the threshold needs.
+    #[error("node {node} is sealed and needs {needed} shares, but only {found} are in SSM (missing: {}); store them, then retry", missing.join(", "))]
+    MissingShares {
+        /// The node.
+        node: NodeAddr,
+        /// The threshold.
+        needed: usize,
+        /// Shares found.
+        found: usize,
+        /// The parameters looked for and not found.
+        missing: Vec<String>,
+    },
+    /// The node took the stored shares and stayed sealed: they are not this cluster's.
+    #[error("node {node} is still sealed after the {tried} shares stored under {path}; they are not this cluster's shares (nothing was changed in SSM)")]
+    SharesRejected {
+        /// The node.
+        node: NodeAddr,
+        /// How many were entered.
+        tried: usize,
+        /// Where they came from.
+        path: String,
+    },
+    /// A previous run initialised the cluster and died before the shares were stored.
+    #[error("node {node} was initialised by an earlier run of this function, but no share is stored under {path}: the shares are lost. This function will not initialise again over the data. Recover with a snapshot restore into a new cluster, or wipe the node's raft data if it holds nothing")]
+    InitialisedWithoutShares {
+        /// The node the record names.
+        node: InstanceId,
+        /// Where the shares should be.
+        path: String,
+    },
+    /// Shares are stored, but no node is initialised: they belong to an earlier cluster.
+    #[error("no node of the cluster is initialised, but {parameter} already exists: it holds a share of an earlier cluster. This function never overwrites a share; move the old shares away (after keeping a copy) or restore the old cluster, then retry")]
+    StaleShares {
+        /// The share parameter found.
+        parameter: String,
+    },
+    /// Bootstrap needs the root token, and it is gone before bootstrap finished.
+    #[error("the cluster was initialised but bootstrap did not finish, and the root token at {parameter} is missing or revoked. Generate a root token with the stored shares (operator generate-root), store it at {parameter}, and retry")]
+    RootTokenLost {
+        /// Where the root token should be.
+        parameter: String,
+    },
+    /// Auto-unseal did not unseal the node.
+    #[error("node {node} uses auto-unseal ({seal}) and is still sealed; check the seal's key and the node's access to it. last seen: {last}")]
+    AutoUnsealFailed {
+        /// The node.
+        node: NodeAddr,
+        /// The seal type.
+        seal: String,
+        /// What the last look saw.
+        last: String,
+    },
+    /// No node answered as active.
+    #[error("no node of the cluster is active (asked {asked} nodes)")]
+    NoActiveNode {
+        /// How many nodes were asked.
+        asked: usize,
+    },
+}
+
+impl From<LifecycleError> for FunctionError {
+    fn from(e: LifecycleError) -> Self {
+        use LifecycleError as E;
+        let (retry_helps, variant) = match &e {
+            E::Event(EventError::Unrecognised { .. }) => (false, "UnrecognisedEvent"),
+            E::Event(EventError::Invalid { .. }) => (false, "InvalidEvent"),
+            E::OtherGroup { .. } => (false, "OtherGroup"),
+            E::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
+            E::Fleet(_) => (false, "NoNodeAddress"),
+            E::Records(_) => (true, "StateTableUnavailable"),
+            E::Lock(_) => (true, "LockUnavailable"),
+            E::Action(_) => (true, "LifecycleActionFailed"),
+            E::Parameter(ParameterError::Missing { .. }) => (false, "MissingParameter"),
+            E::Parameter(_) => (true, "ParameterStoreUnavailable"),
+            E::Login(l) if l.is_configuration() => (false, "LoginRefused"),
+            E::Login(_) => (true, "LoginUnavailable"),
+            E::Vault { source, .. } if source.status().is_some_and(|s| s.as_u16() == 403) => {
+                (false, "PolicyDenied")
+            }
+            E::Vault { .. } => (true, "VaultCallFailed"),
+            E::Wait(_) => (true, "WaitExpired"),
+            E::MissingShares { .. } => (false, "MissingShares"),
+            E::SharesRejected { .. } => (false, "SharesRejected"),
+            E::InitialisedWithoutShares { .. } => (false, "InitialisedWithoutShares"),
+            E::StaleShares { .. } => (false, "StaleShares"),
+            E::RootTokenLost { .. } => (false, "RootTokenLost"),
+            E::AutoUnsealFailed { .. } => (false, "AutoUnsealFailed"),
+            E::NoActiveNode { .. } => (true, "NoActiveNode"),
+        };
+        Self::new(retry_helps, variant, &e)
+    }
+}
+
+pub(crate) fn vault_step(step: impl Into<String>) -> impl FnOnce(VaultError) -> LifecycleError {
+    let step = step.into();
+    move |source| LifecycleError::Vault { step, source }
+}
+
+impl<P: ParameterStore> NodeLifecycle<P> {
+    /// Parses `event`, checks it is for this cluster's group, and carries it out.
+    /// `deadline` is the invocation's: waits stop before it so progress is recorded.
+    pub async fn handle(
+        &self,
+        event: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Outcome, FunctionError> {
+        Ok(self.run(event, deadline).await?)
+    }
+
+    async fn run(
+        &self,
+        event: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        let request = LifecycleRequest::parse(event)?;
+        if let Some(group) = request.group() {
+            if group != self.settings.asg {
+                return Err(LifecycleError::OtherGroup {
+                    expected: self.settings.asg.clone(),
+                    got: group.to_owned(),
+                });
+            }
+        }
+        match request {
+            LifecycleRequest::TestNotification { group } => {
+                info!(group = %group, "test notification from the lifecycle hook acknowledged; nothing to do");
+                Ok(Outcome::Acknowledged { group })
+            }
+            LifecycleRequest::Action(action) => {
+                if let Some(done) = self.already_completed(&action).await? {
+                    return Ok(done);
+                }
+                self.record_stage(&action, ActionStage::Started).await?;
+                match action.transition {
+                    Transition::Launching => self.on_launch(&action, deadline).await,
+                    Transition::Terminating => self.on_terminate(&action, deadline).await,
+                }
+            }
+            LifecycleRequest::Reconcile => Ok(Outcome::Reconciled(self.reconcile(deadline).await?)),
+        }
+    }
+
+    /// An earlier delivery of this event completed its action: say so and do nothing.
+    async fn already_completed(
+        &self,
+        action: &LifecycleAction,
+    ) -> Result<Option<Outcome>, LifecycleError> {
+        let Some(record) = self.records.action(&action.token).await? else {
+            return Ok(None);
+        };
+        if record.stage == ActionStage::Started {
+            info!(instance = %action.instance, "resuming a lifecycle action an earlier run started");
+            return Ok(None);
+        }
+        info!(instance = %action.instance, stage = record.stage.as_str(), "lifecycle action already completed by an earlier delivery; nothing to do");
+        Ok(Some(Outcome::AlreadyCompleted {
+            instance: action.instance.clone(),
+            stage: record.stage.as_str(),
+        }))
+    }
+
+    async fn record_stage(
+        &self,
+        action: &LifecycleAction,
+        stage: ActionStage,
+    ) -> Result<(), LifecycleError> {
+        let record = ActionRecord {
+            instance: action.instance.clone(),
+            transition: action.transition,
+            stage,
+        };
+        Ok(self.records.put_action(&action.token, &record).await?)
+    }
+
+    /// Completes the action and records it, in that order: a crash between the two
+    /// leaves a record that says "started", and the next delivery's completion is
+    /// answered AlreadyDone.
+    async fn complete(
+        &self,
+        action: &LifecycleAction,
+        verdict: Verdict,
+    ) -> Result<ActionOutcome, LifecycleError> {
+        let outcome = self.actions.complete(action, verdict).await?;
+        if outcome == ActionOutcome::AlreadyDone {
+            warn!(instance = %action.instance, ?verdict, "lifecycle action was no longer pending (completed before, or its timeout passed)");
+        } else {
+            info!(instance = %action.instance, ?verdict, "lifecycle action completed");
+        }
+        let stage = match verdict {
+            Verdict::Continue => ActionStage::Continued,
+            Verdict::Abandon => ActionStage::Abandoned,
+        };
+        self.record_stage(action, stage).await?;
+        Ok(outcome)
+    }
+
+    /// Runs `work` while sending the action's heartbeat every interval, so the hook does
+    /// not time out while a node joins or a replacement catches up.
+    async fn with_heartbeats<T>(
+        &self,
+        action: &LifecycleAction,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let interval = self.settings.heartbeat_interval;
+        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = ticks.tick() => match self.actions.heartbeat(action).await {
+                    Ok(ActionOutcome::Done) => info!(instance = %action.instance, "lifecycle heartbeat sent"),
+                    Ok(ActionOutcome::AlreadyDone) => warn!(instance = %action.instance, "lifecycle action no longer pending; heartbeat not needed"),
+                    Err(e) => warn!(instance = %action.instance, error = %error_chain(&e), "lifecycle heartbeat failed; will try again"),
+                },
+            }
+        }
+    }
+
+    /// The first member node that answers as active, asking all of them at once.
+    async fn active_node(&self) -> Result<Option<FleetNode>, LifecycleError> {
+        let members = self.fleet.members().await?;
+        let healths = join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
+        Ok(members
+            .into_iter()
+            .zip(healths)
+            .find(|(_, h)| h.as_ref().is_ok_and(|h| h.is_active()))
+            .map(|(m, _)| m))
+    }
+
+    /// The active node and this function's token, logged in through it (a standby may
+    /// not know a freshly written credential yet).
+    async fn active_with_token(&self) -> Result<(FleetNode, Secret), LifecycleError> {
+        let Some(active) = self.active_node().await? else {
+            let asked = self.fleet.members().await?.len();
+            return Err(LifecycleError::NoActiveNode { asked });
+        };
+        let token = self.login.token(&self.vault, &active.addr).await?;
+        Ok((active, token))
+    }
+
+    async fn count_abandoned(&self, instance: &InstanceId) {
+        let metric = Metric::cluster(
+            self.settings.cluster.as_str(),
+            "LaunchAbandoned",
+            1.0,
+            Unit::Count,
+        );
+        if let Err(e) = self.metrics.publish(&[metric]).await {
+            warn!(instance = %instance, error = %error_chain(&e), "abandon not counted in metrics");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! reconcile: converge the cluster with the group. Unseal sealed in-service nodes, and
+//! remove at most one Raft peer per run that maps to no member instance and that
+//! autopilot has judged unhealthy for longer than the grace period, never when the
+//! removal would cost quorum. Every action and every refusal is in the report.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{vault_step, LifecycleError, NodeLifecycle};
+use crate::{
+    cluster::ports::ParameterStore,
+    error_chain,
+    ids::InstanceId,
+    vault::{AutopilotState, RaftServer},
+};
+
+/// What reconcile did and did not do.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReconcileReport {
+    /// Nodes unsealed now.
+    pub unsealed: Vec<InstanceId>,
+    /// The peer removed now, if any.
+    pub removed: Option<String>,
+    /// Peers without an instance that are left for now, each with the reason.
+    pub kept: Vec<String>,
+    /// Things reconcile would have done and refused, or could not do, with the reason.
+    pub refused: Vec<String>,
+}
+
+/// What to do about the peers that map to no member instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartedPlan {
+    /// The one peer to remove this run.
+    pub remove: Option<String>,
+    /// Peers left alone, with the reason.
+    pub kept: Vec<String>,
+    /// Removals refused, with the reason.
+    pub refused: Vec<String>,
+}
+
+/// Decides which departed peer to remove: unhealthy for at least `grace` (by autopilot's
+/// `stable_since`), at most one, and only if the healthy voters left still make a
+/// quorum of the voters left.
+pub fn plan_departed_removal(
+    peers: &[RaftServer],
+    autopilot: &AutopilotState,
+    members: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> DepartedPlan {
+    let mut plan = DepartedPlan {
+        remove: None,
+        kept: Vec::new(),
+        refused: Vec::new(),
+    };
+    for peer in peers.iter().filter(|p| !members.contains(&p.node_id)) {
+        let id = &peer.node_id;
+        let Some(server) = autopilot.servers.get(id) else {
+            plan.kept
+                .push(format!("{id}: autopilot does not report it yet"));
+            continue;
+        };
+        if server.healthy {
+            plan.kept.push(format!("{id}: no member instance, but autopilot judges it healthy (still answering); not removed"));
+            continue;
+        }
+        let unhealthy_for = server
+            .stable_since
+            .and_then(|since| (now - since).to_std().ok())
+            .or(server.last_contact);
+        let Some(unhealthy_for) = unhealthy_for.filter(|d| *d >= grace) else {
+            plan.kept.push(format!(
+                "{id}: unhealthy for {}s, under the {}s grace",
+                unhealthy_for.map_or(0, |d| d.as_secs()),
+                grace.as_secs()
+            ));
+            continue;
+        };
+        if plan.remove.is_some() {
+            plan.kept
+                .push(format!("{id}: one removal per run; next run"));
+            continue;
+        }
+        let voters_after = autopilot
+            .servers
+            .values()
+            .filter(|s| s.id != *id && s.is_voter())
+            .count();
+        let healthy_after = autopilot
+            .servers
+            .values()
+            .filter(|s| s.id != *id && s.is_voter() && s.healthy)
+            .count();
+        let quorum_after = voters_after / 2 + 1;
+        if healthy_after < quorum_after {
+            plan.refused.push(format!(
+                "{id}: removing it would leave {healthy_after} healthy of {voters_after} voters, under a quorum of {quorum_after}"
+            ));
+            continue;
+        }
+        info!(peer = %id, unhealthy_secs = unhealthy_for.as_secs(), "departed peer past its grace");
+        plan.remove = Some(id.clone());
+    }
+    plan
+}
+
+impl<P: ParameterStore> NodeLifecycle<P> {
+    /// One reconcile pass.
+    pub async fn reconcile(&self, deadline: Instant) -> Result<ReconcileReport, LifecycleError> {
+        let mut report = ReconcileReport::default();
+        let in_service = self.fleet.in_service().await?;
+        let healths = join_all(in_service.iter().map(|n| self.vault.health(&n.addr))).await;
+        for (node, health) in in_service.iter().zip(healths) {
+            match health {
+                Ok(h) if h.initialized && h.sealed => {
+                    match self.ensure_unsealed(&node.addr, deadline).await {
+                        Ok(_) => {
+                            info!(instance = %node.instance, "unsealed a sealed in-service node");
+                            report.unsealed.push(node.instance.clone());
+                        }
+                        Err(e) => {
+                            warn!(instance = %node.instance, error = %error_chain(&e), "cannot unseal");
+                            report.refused.push(format!(
+                                "unseal {}: {}",
+                                node.instance,
+                                error_chain(&e)
+                            ));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => report
+                    .refused
+                    .push(format!("{}: {}", node.instance, error_chain(&e))),
+            }
+        }
+        let (active, token) = match self.active_with_token().await {
+            Ok(found) => found,
+            Err(e @ LifecycleError::NoActiveNode { .. }) => {
+                warn!(error = %e, "no active node; departed peers cannot be removed");
+                report.refused.push(format!("removing departed peers: {e}"));
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
+        let peers = self
+            .vault
+            .raft_configuration(&active.addr, &token)
+            .await
+            .map_err(vault_step("reading the raft configuration"))?;
+        let autopilot = self
+            .vault
+            .autopilot_state(&active.addr, &token)
+            .await
+            .map_err(vault_step("reading autopilot state"))?;
+        let members: BTreeSet<String> = self
+            .fleet
+            .members()
+            .await?
+            .into_iter()
+            .map(|m| m.instance.as_str().to_owned())
+            .collect();
+        let plan = plan_departed_removal(
+            &peers.servers,
+            &autopilot,
+            &members,
+            Utc::now(),
+            self.settings.departed_peer_grace,
+        );
+        for kept in &plan.kept {
+            info!(reason = %kept, "departed peer kept for now");
+        }
+        for refused in &plan.refused {
+            warn!(reason = %refused, "departed peer removal refused");
+        }
+        report.kept = plan.kept;
+        report.refused.extend(plan.refused);
+        if let Some(id) = plan.remove {
+            self.vault
+                .remove_peer(&active.addr, &token, &id)
+                .await
+                .map_err(vault_step(format!("removing raft peer {id}")))?;
+            info!(peer = %id, "removed departed raft peer");
+            report.removed = Some(id);
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::vault::AutopilotServer;
+
+    const GRACE: Duration = Duration::from_secs(300);
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// (id, status, healthy, seconds in that state)
+    fn cluster(servers: &[(&str, &str, bool, i64)]) -> (Vec<RaftServer>, AutopilotState) {
+        let peers = servers
+            .iter()
+            .map(|(id, status, _, _)| RaftServer {
+                node_id: id.to_string(),
+                address: format!("{id}:8201"),
+                leader: *status == "leader",
+                voter: *status != "non-voter",
+            })
+            .collect();
+        let state = AutopilotState {
+            healthy: false,
+            failure_tolerance: 0,
+            leader: None,
+            servers: servers
+                .iter()
+                .map(|(id, status, healthy, secs)| {
+                    let server = AutopilotServer {
+                        id: id.to_string(),
+                        healthy: *healthy,
+                        status: status.to_string(),
+                        last_contact: None,
+                        stable_since: Some(now() - chrono::Duration::seconds(*secs)),
+                    };
+                    (id.to_string(), server)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        };
+        (peers, state)
+    }
+
+    fn members(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn removes_a_departed_peer_unhealthy_past_the_grace() {
+        let (peers, state) = cluster(&[
+            ("i-a", "leader", true, 900),
+            ("i-b", "voter", true, 900),
+            ("i-c", "voter", false, 301),
+        ]);
+        let plan = plan_departed_removal(&peers, &state, &members(&["i-a", "i-b"]), now(), GRACE);
+        assert_eq!(plan.remove.as_deref(), Some("i-c"));
+        assert!(plan.refused.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn keeps_a_peer_inside_the_grace_or_still_healthy() {
+        let (peers, state) = cluster(&[
+            ("i-a", "leader", true, 900),
+            ("i-b", "voter", true, 900),
+            ("i-c", "voter", false, 120),
+            ("i-d", "voter", true, 900),
+        ]);
+        let plan = plan_departed_removal(&peers, &state, &members(&["i-a", "i-b"]), now(), GRACE);
+        assert_eq!(plan.remove, None);
+        assert_eq!(plan.kept.len(), 2, "{plan:?}");
+        assert!(plan.kept[0].contains("under the 300s grace"), "{plan:?}");
+        assert!(plan.kept[1].contains("healthy"), "{plan:?}");
+    }
+
+    #[test]
+    fn removes_at_most_one_per_run() {
+        let (peers, state) = cluster(&[
+            ("i-a", "leader", true, 900),
+            ("i-b", "voter", true, 900),
+            ("i-c", "voter", true, 900),
+            ("i-d", "voter", false, 900),
+            ("i-e", "voter", false, 900),
+        ]);
+        let plan = plan_departed_removal(
+            &peers,
+            &state,
+            &members(&["i-a", "i-b", "i-c"]),
+            now(),
+            GRACE,
+        );
+        assert_eq!(plan.remove.as_deref(), Some("i-d"));
+        assert_eq!(
+            plan.kept,
+            vec!["i-e: one removal per run; next run".to_owned()]
+        );
+    }
+
+    #[test]
+    fn refuses_a_removal_that_loses_quorum() {
+        // Five voters, two healthy: removing a dead one leaves 2 healthy of 4, quorum 3.
+        let (peers, state) = cluster(&[
+            ("i-a", "leader", true, 900),
+            ("i-b", "voter", true, 900),
+            ("i-c", "voter", false, 900),
+            ("i-d", "voter", false, 900),
+            ("i-e", "voter", false, 900),
+        ]);
+        let plan = plan_departed_removal(
+            &peers,
+            &state,
+            &members(&["i-a", "i-b", "i-c"]),
+            now(),
+            GRACE,
+        );
+        assert_eq!(plan.remove, None);
+        assert_eq!(plan.refused.len(), 2, "{plan:?}");
+        assert!(plan.refused[0].contains("under a quorum of 3"), "{plan:?}");
+    }
+}

@@ -1,0 +1,120 @@
+//! What node-lifecycle remembers between invocations, in the state table: how far each
+//! lifecycle action got (keyed by its token, so a redelivered event is recognised), and
+//! how far the one-time initialisation of the cluster got (so a run that died half-way is
+//! resumed, or stopped loudly, never repeated over data).
+
+use async_trait::async_trait;
+
+use crate::{events::Transition, ids::InstanceId};
+
+/// How far one lifecycle action got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionStage {
+    /// A run started on it.
+    Started,
+    /// Completed with CONTINUE.
+    Continued,
+    /// Completed with ABANDON.
+    Abandoned,
+}
+
+impl ActionStage {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Continued => "continued",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Started, Self::Continued, Self::Abandoned]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One lifecycle action's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// The instance the action is about.
+    pub instance: InstanceId,
+    /// Launch or terminate.
+    pub transition: Transition,
+    /// How far it got.
+    pub stage: ActionStage,
+}
+
+/// How far the cluster's initialisation got. The stages are written in this order, each
+/// before the step that could be lost after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InitStage {
+    /// `sys/init` is about to be sent to `node`: if a later run finds that node
+    /// initialised and no shares stored, the shares are lost and it must stop.
+    Started,
+    /// Every share (and the root token, until bootstrap revokes it) is in SSM.
+    SharesStored,
+    /// Every function's policy and AppRole exist and their credentials are in SSM; the
+    /// root token is revoked unless kept.
+    Bootstrapped,
+}
+
+impl InitStage {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::SharesStored => "shares-stored",
+            Self::Bootstrapped => "bootstrapped",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Started, Self::SharesStored, Self::Bootstrapped]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// The cluster's initialisation record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitRecord {
+    /// How far it got.
+    pub stage: InitStage,
+    /// The node `sys/init` was sent to.
+    pub node: InstanceId,
+    /// The cluster id Vault reported once the node was unsealed.
+    pub cluster_id: Option<String>,
+    /// Auto-unseal: the stored shares are recovery shares.
+    pub recovery: bool,
+}
+
+/// Why the state table could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {what} in table {table}: {reason}")]
+pub struct RecordError {
+    /// `read` or `write`.
+    pub action: &'static str,
+    /// Which record.
+    pub what: String,
+    /// The table.
+    pub table: String,
+    /// The SDK's error, or what was wrong with the stored item.
+    pub reason: String,
+}
+
+/// The records node-lifecycle keeps (DynamoDB in AWS).
+#[async_trait]
+pub trait StateRecords: Send + Sync {
+    /// The record of the lifecycle action with this token.
+    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError>;
+    /// Writes (replaces) the record of the lifecycle action with this token.
+    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError>;
+    /// The cluster's initialisation record.
+    async fn init(&self) -> Result<Option<InitRecord>, RecordError>;
+    /// Writes (replaces) the cluster's initialisation record.
+    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError>;
+}

@@ -1,0 +1,231 @@
+//! node-lifecycle's configuration.
+
+use std::time::Duration;
+
+use crate::{
+    config::{
+        invalid, ssm_cluster_path, AuthSettings, CaSource, ClusterSettings, ConfigError, Env,
+        VaultSettings,
+    },
+    ids::ClusterName,
+};
+
+/// What node-lifecycle does and how long it waits.
+#[derive(Debug, Clone)]
+pub struct LifecycleSettings {
+    /// `CLUSTER_NAME`.
+    pub cluster: ClusterName,
+    /// `ASG_NAME`: events of any other group are refused.
+    pub asg: String,
+    /// `<SSM_PREFIX>/<CLUSTER_NAME>`: shares, root token and AppRole credentials below it.
+    pub ssm_path: String,
+    /// `KMS_KEY_ID`: the key every SecureString written is encrypted under.
+    pub kms_key: String,
+    /// `KEY_SHARES` (default 5): unseal or recovery shares made at initialisation.
+    pub key_shares: u8,
+    /// `KEY_THRESHOLD` (default 3): shares needed to unseal.
+    pub key_threshold: u8,
+    /// `KEEP_ROOT_TOKEN` (default false): keep the root token in SSM instead of revoking it.
+    pub keep_root_token: bool,
+    /// The AppRole mount bootstrap enables (`VAULT_AUTH_MOUNT` with approle auth, else
+    /// `approle`).
+    pub approle_mount: String,
+    /// The cluster's CA, sent to a joining node so it verifies the leader.
+    pub leader_ca_pem: Option<String>,
+    /// `NODE_API_TIMEOUT_SECS` (default 600): how long a launched node may take to answer.
+    pub node_api_timeout: Duration,
+    /// `VOTER_TIMEOUT_SECS` (default 300): how long a joined node may take to become a
+    /// healthy voter (autopilot's stabilisation time is 10 s by default).
+    pub voter_timeout: Duration,
+    /// `REPLACEMENT_TIMEOUT_SECS` (default 600): how long a terminate waits for a joining
+    /// replacement before it removes a peer that leaves no failure tolerance.
+    pub replacement_timeout: Duration,
+    /// `DEPARTED_PEER_GRACE_SECS` (default 300): how long a peer without an instance must
+    /// have been unhealthy before reconcile removes it.
+    pub departed_peer_grace: Duration,
+    /// `HEARTBEAT_INTERVAL_SECS` (default 60): lifecycle heartbeats while waiting; keep it
+    /// well under the hooks' heartbeat timeout.
+    pub heartbeat_interval: Duration,
+    /// `INIT_LOCK_TTL_SECS` (default 900): how long the init lock holds if its owner dies.
+    pub init_lock_ttl: Duration,
+}
+
+/// Everything node-lifecycle reads at cold start.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// The cluster and how its nodes are found.
+    pub cluster: ClusterSettings,
+    /// TLS, timeouts, retries.
+    pub vault: VaultSettings,
+    /// How the function logs in once bootstrap made its AppRole.
+    pub auth: AuthSettings,
+    /// `STATE_TABLE`: locks and records.
+    pub table: String,
+    /// `METRICS_NAMESPACE` (default `VaultLifecycle`).
+    pub metrics_namespace: String,
+    /// The rest.
+    pub lifecycle: LifecycleSettings,
+}
+
+impl LifecycleConfig {
+    /// Reads the process environment; the error names the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::process())
+    }
+
+    /// Reads the given variables.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let cluster = ClusterSettings::from_env(env)?;
+        let vault = VaultSettings::from_env(env)?;
+        let auth = AuthSettings::from_env(env, &cluster.cluster, "node-lifecycle")?;
+        let leader_ca_pem = match &vault.ca {
+            CaSource::System => None,
+            CaSource::Pem(pem) => Some(pem.clone()),
+            CaSource::File(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "VAULT_CACERT",
+                    &path.display().to_string(),
+                    format!("a readable PEM file ({e})"),
+                )
+            })?),
+        };
+        let count = |name: &'static str, default: u8| -> Result<u8, ConfigError> {
+            match env.parsed_or(name, default, "a whole number from 1 to 10")? {
+                n @ 1..=10 => Ok(n),
+                n => Err(invalid(name, &n.to_string(), "a whole number from 1 to 10")),
+            }
+        };
+        let key_shares = count("KEY_SHARES", 5)?;
+        let key_threshold = count("KEY_THRESHOLD", 3)?;
+        if key_threshold > key_shares {
+            return Err(invalid(
+                "KEY_THRESHOLD",
+                &key_threshold.to_string(),
+                format!("at most KEY_SHARES ({key_shares})"),
+            ));
+        }
+        let approle_mount = match &auth {
+            AuthSettings::AppRole { mount, .. } => mount.clone(),
+            AuthSettings::Aws { .. } => "approle".to_owned(),
+        };
+        let heartbeat_interval =
+            env.seconds_or("HEARTBEAT_INTERVAL_SECS", Duration::from_secs(60))?;
+        if heartbeat_interval.is_zero() {
+            return Err(invalid("HEARTBEAT_INTERVAL_SECS", "0", "at least 1"));
+        }
+        let lifecycle = LifecycleSettings {
+            cluster: cluster.cluster.clone(),
+            asg: cluster.asg.clone(),
+            ssm_path: ssm_cluster_path(env, &cluster.cluster)?,
+            kms_key: env
+                .required(
+                    "KMS_KEY_ID",
+                    "the KMS key (id, ARN or alias) for the SecureString parameters",
+                )?
+                .to_owned(),
+            key_shares,
+            key_threshold,
+            keep_root_token: env.parsed_or("KEEP_ROOT_TOKEN", false, "true or false")?,
+            approle_mount,
+            leader_ca_pem,
+            node_api_timeout: env.seconds_or("NODE_API_TIMEOUT_SECS", Duration::from_secs(600))?,
+            voter_timeout: env.seconds_or("VOTER_TIMEOUT_SECS", Duration::from_secs(300))?,
+            replacement_timeout: env
+                .seconds_or("REPLACEMENT_TIMEOUT_SECS", Duration::from_secs(600))?,
+            departed_peer_grace: env
+                .seconds_or("DEPARTED_PEER_GRACE_SECS", Duration::from_secs(300))?,
+            heartbeat_interval,
+            init_lock_ttl: env.seconds_or("INIT_LOCK_TTL_SECS", Duration::from_secs(900))?,
+        };
+        Ok(Self {
+            table: env
+                .required("STATE_TABLE", "the DynamoDB table for locks and records")?
+                .to_owned(),
+            metrics_namespace: env
+                .optional("METRICS_NAMESPACE")
+                .unwrap_or("VaultLifecycle")
+                .to_owned(),
+            cluster,
+            vault,
+            auth,
+            lifecycle,
+        })
+    }
+}
+
+impl LifecycleSettings {
+    /// The parameter of share `n` (from 1): `unseal/share-n`, or `recovery/share-n`
+    /// under auto-unseal.
+    pub fn share_parameter(&self, recovery: bool, n: usize) -> String {
+        let kind = if recovery { "recovery" } else { "unseal" };
+        format!("{}/{kind}/share-{n}", self.ssm_path)
+    }
+
+    /// The parameter that holds the root token during bootstrap (and after, if kept).
+    pub fn root_token_parameter(&self) -> String {
+        format!("{}/root-token", self.ssm_path)
+    }
+
+    /// The parameter of a function's AppRole role ID or secret ID (`role-id`, `secret-id`).
+    pub fn approle_parameter(&self, function: &str, which: &str) -> String {
+        format!("{}/approle/{function}/{which}", self.ssm_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: [(&str, &str); 4] = [
+        ("CLUSTER_NAME", "prod"),
+        ("ASG_NAME", "vault-prod"),
+        ("STATE_TABLE", "state"),
+        ("KMS_KEY_ID", "alias/vault"),
+    ];
+
+    #[test]
+    fn defaults_fit_a_standard_cluster() {
+        let config = LifecycleConfig::from(&Env::from_pairs(MINIMAL)).expect("minimal");
+        let s = &config.lifecycle;
+        assert_eq!((s.key_shares, s.key_threshold), (5, 3));
+        assert!(!s.keep_root_token);
+        assert_eq!(s.departed_peer_grace, Duration::from_secs(300));
+        assert_eq!(
+            s.share_parameter(false, 2),
+            "/vault-lifecycle/prod/unseal/share-2"
+        );
+        assert_eq!(
+            s.share_parameter(true, 1),
+            "/vault-lifecycle/prod/recovery/share-1"
+        );
+        assert_eq!(
+            s.approle_parameter("snapshot-backup", "secret-id"),
+            "/vault-lifecycle/prod/approle/snapshot-backup/secret-id"
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        for (name, value) in [
+            ("STATE_TABLE", ""),
+            ("KMS_KEY_ID", ""),
+            ("KEY_SHARES", "0"),
+            ("KEY_THRESHOLD", "6"),
+            ("KEEP_ROOT_TOKEN", "yes"),
+            ("DEPARTED_PEER_GRACE_SECS", "5m"),
+            ("HEARTBEAT_INTERVAL_SECS", "0"),
+        ] {
+            let pairs = MINIMAL
+                .into_iter()
+                .filter(|(k, _)| *k != name)
+                .chain([(name, value)]);
+            let err = LifecycleConfig::from(&Env::from_pairs(pairs))
+                .expect_err(name)
+                .to_string();
+            assert!(
+                err.contains(name),
+                "error for {name} does not name it: {err}"
+            );
+        }
+    }
+}

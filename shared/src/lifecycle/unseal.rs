@@ -1,0 +1,157 @@
+//! Unsealing one node: with the Shamir shares stored in SSM, or, under auto-unseal, by
+//! verifying that the seal did it.
+
+use tokio::time::Instant;
+use tracing::info;
+
+use super::{vault_step, LifecycleError, NodeLifecycle, POLL_INTERVAL};
+use crate::{
+    cluster::{
+        polling::{poll_until, Look},
+        ports::{ParameterError, ParameterStore},
+    },
+    ids::NodeAddr,
+};
+
+/// How a node came to be unsealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unsealed {
+    /// It was unsealed already.
+    Already,
+    /// This run entered the Shamir shares.
+    WithShares,
+    /// Auto-unseal did it; this run checked.
+    ByAutoUnseal,
+}
+
+impl<P: ParameterStore> NodeLifecycle<P> {
+    /// Converges `node` to unsealed. A half-entered unseal from an earlier run is reset
+    /// first, because a wrong or repeated share counts as progress.
+    pub(crate) async fn ensure_unsealed(
+        &self,
+        node: &NodeAddr,
+        deadline: Instant,
+    ) -> Result<Unsealed, LifecycleError> {
+        let status = self
+            .vault
+            .seal_status(node)
+            .await
+            .map_err(vault_step(format!("reading the seal status of {node}")))?;
+        if !status.sealed {
+            return Ok(Unsealed::Already);
+        }
+        if status.seal_type != "shamir" {
+            let seal = status.seal_type.clone();
+            let waited = poll_until(
+                &format!("auto-unseal of {node}"),
+                self.settings.node_api_timeout,
+                deadline,
+                POLL_INTERVAL,
+                || async {
+                    match self.vault.seal_status(node).await {
+                        Ok(s) if !s.sealed => Ok(Look::Ready(())),
+                        Ok(s) => Ok(Look::NotYet(format!("sealed, {} seal", s.seal_type))),
+                        Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
+                    }
+                },
+            )
+            .await?;
+            return match waited {
+                Ok(()) => {
+                    info!(node = %node, seal = %seal, "auto-unseal verified");
+                    Ok(Unsealed::ByAutoUnseal)
+                }
+                Err(expired) => Err(LifecycleError::AutoUnsealFailed {
+                    node: node.clone(),
+                    seal,
+                    last: expired.last,
+                }),
+            };
+        }
+        let needed = if status.threshold > 0 {
+            status.threshold as usize
+        } else {
+            usize::from(self.settings.key_threshold)
+        };
+        let shares = self.stored_unseal_shares(node, needed).await?;
+        if status.progress > 0 {
+            self.vault
+                .unseal_reset(node)
+                .await
+                .map_err(vault_step(format!("resetting the unseal of {node}")))?;
+        }
+        for share in &shares {
+            match self.vault.unseal(node, share).await {
+                Ok(after) if !after.sealed => {
+                    info!(node = %node, "unsealed with the stored shares");
+                    return Ok(Unsealed::WithShares);
+                }
+                Ok(_) => {}
+                // 400 at the threshold: the shares do not reconstruct this cluster's key.
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 400) => {
+                    return Err(LifecycleError::SharesRejected {
+                        node: node.clone(),
+                        tried: shares.len(),
+                        path: format!("{}/unseal", self.settings.ssm_path),
+                    })
+                }
+                Err(e) => return Err(vault_step(format!("unsealing {node}"))(e)),
+            }
+        }
+        // A node that has just joined takes the threshold, then finishes joining (it
+        // answers the leader's challenge) before it reports unsealed.
+        poll_until(
+            &format!("{node} to finish unsealing"),
+            self.settings.node_api_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || async {
+                match self.vault.seal_status(node).await {
+                    Ok(s) if !s.sealed => Ok(Look::Ready(())),
+                    Ok(s) => Ok(Look::NotYet(format!(
+                        "sealed, progress {}/{}",
+                        s.progress, s.threshold
+                    ))),
+                    Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
+                }
+            },
+        )
+        .await??;
+        info!(node = %node, "unsealed with the stored shares");
+        Ok(Unsealed::WithShares)
+    }
+
+    /// `needed` Shamir shares from SSM, or [`LifecycleError::MissingShares`] naming the
+    /// parameters that are not there. Checked before a join too, so a node is never
+    /// joined when it could not be unsealed.
+    pub(crate) async fn stored_unseal_shares(
+        &self,
+        node: &NodeAddr,
+        needed: usize,
+    ) -> Result<Vec<crate::secret::Secret>, LifecycleError> {
+        let mut shares = Vec::with_capacity(needed);
+        let mut missing = Vec::new();
+        let most = usize::from(self.settings.key_shares).max(needed);
+        for n in 1..=most {
+            if shares.len() == needed {
+                break;
+            }
+            let name = self.settings.share_parameter(false, n);
+            match self.parameters.secret(&name).await {
+                Ok(share) => shares.push(share),
+                Err(ParameterError::Missing { .. }) => missing.push(name),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if shares.len() < needed {
+            return Err(LifecycleError::MissingShares {
+                node: node.clone(),
+                needed,
+                found: shares.len(),
+                missing,
+            });
+        }
+        Ok(shares)
+    }
+}

@@ -1,0 +1,230 @@
+//! A cluster for node-lifecycle's tests: an Auto Scaling group in moto with launch and
+//! terminate hooks, one OpenBao server per instance (node_id = instance id, address in
+//! the instance's tag), nothing initialised, and the events Auto Scaling would send.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use shared::{
+    aws::{node_lifecycle, SsmParameters},
+    cluster::ports::{ParameterError, ParameterStore},
+    config::Env,
+    lifecycle::{LifecycleConfig, NodeLifecycle},
+};
+
+use crate::{
+    moto::{LifecycleActionRecord, Moto, RegionFixture},
+    openbao::{BaoCluster, Seal},
+    unique_name,
+};
+
+/// The region node-lifecycle's tests run in.
+pub const REGION: &str = "eu-west-1";
+
+/// An empty cluster waiting for its launch events.
+pub struct LifecycleBed {
+    /// moto.
+    pub moto: &'static Moto,
+    /// Bucket, table, key and group.
+    pub region: RegionFixture,
+    /// One server per instance, none initialised.
+    pub bao: BaoCluster,
+    /// The cluster's name (also the SSM path's last part).
+    pub cluster: String,
+}
+
+impl LifecycleBed {
+    /// A group of `size` instances waiting in Pending:Wait, each with its server.
+    pub async fn start(size: i32, seal: Seal) -> Result<Self> {
+        let moto = Moto::shared().await?;
+        let cluster = unique_name("lc");
+        let region = RegionFixture::create(moto, REGION, &cluster).await?;
+        let ids = region.create_asg(size, true).await?;
+        let bao = BaoCluster::start(&ids, seal).await?;
+        for node in &bao.nodes {
+            region
+                .tag(&node.node_id, "vault-api-addr", &node.api_addr)
+                .await?;
+        }
+        Ok(Self {
+            moto,
+            region,
+            bao,
+            cluster,
+        })
+    }
+
+    /// The function's environment: moto, the cluster, short waits for a test.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.moto.env(REGION);
+        env.extend(
+            [
+                ("CLUSTER_NAME", self.cluster.as_str()),
+                ("ASG_NAME", self.region.asg.as_str()),
+                (
+                    "VAULT_CACERT",
+                    self.bao.ca.ca_file.to_str().unwrap_or_default(),
+                ),
+                ("STATE_TABLE", self.region.table.as_str()),
+                ("KMS_KEY_ID", self.region.kms_key.as_str()),
+                ("HEARTBEAT_INTERVAL_SECS", "2"),
+                ("VOTER_TIMEOUT_SECS", "90"),
+                ("NODE_API_TIMEOUT_SECS", "30"),
+                ("REPLACEMENT_TIMEOUT_SECS", "60"),
+                ("DEPARTED_PEER_GRACE_SECS", "2"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env
+    }
+
+    /// node-lifecycle built in this process against moto and the servers, as its `main`
+    /// builds it, with `overrides` on top of [`LifecycleBed::env`].
+    pub fn function(&self, overrides: &[(&str, &str)]) -> Result<NodeLifecycle<SsmParameters>> {
+        let mut env = self.env();
+        for (k, v) in overrides {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let config = LifecycleConfig::from(&Env::from_pairs(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))?;
+        Ok(node_lifecycle(&self.region.sdk, config)?)
+    }
+
+    /// The lifecycle actions of this group, oldest first.
+    pub async fn actions(&self) -> Result<Vec<LifecycleActionRecord>> {
+        Ok(self
+            .moto
+            .lifecycle_actions()
+            .await?
+            .into_iter()
+            .filter(|a| a.group == self.region.asg)
+            .collect())
+    }
+
+    /// The pending action of `instance` for `transition` (`launch` or `terminate`).
+    pub async fn pending(&self, instance: &str, transition: &str) -> Result<LifecycleActionRecord> {
+        self.actions()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|a| {
+                a.instance_id == instance && a.transition.contains(&transition.to_uppercase())
+            })
+            .with_context(|| format!("no {transition} action for {instance}"))
+    }
+
+    /// The EventBridge event Auto Scaling sends for `action`.
+    pub fn event(action: &LifecycleActionRecord) -> Value {
+        let launching = action.transition.contains("LAUNCHING");
+        json!({
+            "version": "0",
+            "id": unique_name("event"),
+            "detail-type": if launching { "EC2 Instance-launch Lifecycle Action" } else { "EC2 Instance-terminate Lifecycle Action" },
+            "source": "aws.autoscaling",
+            "account": "123456789012",
+            "time": "2026-11-23T10:00:00Z",
+            "region": action.region,
+            "resources": [],
+            "detail": {
+                "LifecycleActionToken": action.token,
+                "AutoScalingGroupName": action.group,
+                "LifecycleHookName": action.hook,
+                "EC2InstanceId": action.instance_id,
+                "LifecycleTransition": action.transition,
+            }
+        })
+    }
+
+    /// Adds `count` instances to the group and a server for each; returns their ids.
+    pub async fn scale_out(&mut self, count: i32) -> Result<Vec<String>> {
+        let before = self.region.instances(None).await?;
+        let autoscaling = aws_sdk_autoscaling::Client::new(&self.region.sdk);
+        autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(&self.region.asg)
+            .desired_capacity(before.len() as i32 + count)
+            .send()
+            .await?;
+        let added: Vec<String> = self
+            .region
+            .instances(None)
+            .await?
+            .into_iter()
+            .filter(|i| !before.contains(i))
+            .collect();
+        if added.len() != count as usize {
+            bail!("expected {count} new instances, got {added:?}");
+        }
+        for id in &added {
+            let addr = self.bao.add_node(id).await?.api_addr.clone();
+            self.region.tag(id, "vault-api-addr", &addr).await?;
+        }
+        Ok(added)
+    }
+
+    /// Terminates `instance` through the group (capacity decremented): it waits in
+    /// Terminating:Wait for its action.
+    pub async fn terminate(&self, instance: &str) -> Result<()> {
+        aws_sdk_autoscaling::Client::new(&self.region.sdk)
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The value of a SecureString parameter, if it exists.
+    pub async fn parameter(&self, name: &str) -> Result<Option<String>> {
+        let ssm = SsmParameters::from_sdk(&self.region.sdk);
+        match ssm.secret(name).await {
+            Ok(v) => Ok(Some(v.expose().to_owned())),
+            Err(ParameterError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `<SSM_PREFIX>/<cluster>`.
+    pub fn ssm_path(&self) -> String {
+        format!("/vault-lifecycle/{}", self.cluster)
+    }
+
+    /// Every SecureString under the cluster's path, with its value: the canaries a leak
+    /// check looks for.
+    pub async fn stored_secrets(&self) -> Result<Vec<(String, String)>> {
+        let ssm = aws_sdk_ssm::Client::new(&self.region.sdk);
+        let mut found = Vec::new();
+        let mut pages = ssm
+            .get_parameters_by_path()
+            .path(self.ssm_path())
+            .recursive(true)
+            .with_decryption(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for p in page?.parameters() {
+                if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                    found.push((n.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Waits until `pred` holds for the group's recorded actions.
+    pub async fn wait_for_actions(
+        &self,
+        what: &str,
+        pred: impl Fn(&[LifecycleActionRecord]) -> bool,
+    ) -> Result<Vec<LifecycleActionRecord>> {
+        crate::poll_until(what, Duration::from_secs(60), || async {
+            let actions = self.actions().await?;
+            Ok(pred(&actions).then_some(actions))
+        })
+        .await
+    }
+}
