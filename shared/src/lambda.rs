@@ -84,12 +84,43 @@ pub fn startup_failed(
     Box::new(error)
 }
 
+/// Lambda's longest timeout: the budget assumed when a deadline cannot be real.
+const LONGEST_INVOCATION: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// The invocation's deadline (`Context::deadline`, epoch milliseconds) on tokio's clock,
-/// which every `wait_until_*` step measures against.
+/// which every `wait_until_*` step measures against. Lambda always sends a future
+/// instant; a deadline already past cannot be one (cargo-lambda's emulator sends its
+/// timeout, not an instant), so it is logged and replaced by Lambda's 15-minute maximum.
 pub fn deadline(epoch_ms: u64) -> tokio::time::Instant {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms);
-    let left = at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default();
-    tokio::time::Instant::now() + left
+    match at.duration_since(std::time::SystemTime::now()) {
+        Ok(left) if !left.is_zero() => tokio::time::Instant::now() + left,
+        _ => {
+            tracing::warn!(
+                deadline_ms = epoch_ms,
+                "the invocation's deadline is not in the future; assuming Lambda's 15-minute maximum"
+            );
+            tokio::time::Instant::now() + LONGEST_INVOCATION
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_deadline_is_kept_and_an_impossible_one_replaced() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let left = deadline(now_ms + 60_000) - tokio::time::Instant::now();
+        assert!(
+            left > std::time::Duration::from_secs(55) && left <= std::time::Duration::from_secs(60),
+            "{left:?}"
+        );
+        let assumed = deadline(600_000) - tokio::time::Instant::now();
+        assert!(assumed > std::time::Duration::from_secs(890), "{assumed:?}");
+    }
 }

@@ -104,16 +104,19 @@ impl LifecycleBed {
             .collect())
     }
 
-    /// The pending action of `instance` for `transition` (`launch` or `terminate`).
+    /// The latest action of `instance` for `transition` (`launch` or `terminate`).
     pub async fn pending(&self, instance: &str, transition: &str) -> Result<LifecycleActionRecord> {
-        self.actions()
-            .await?
-            .into_iter()
+        let stated = match transition {
+            "launch" => "LAUNCHING",
+            _ => "TERMINATING",
+        };
+        let actions = self.actions().await?;
+        actions
+            .iter()
             .rev()
-            .find(|a| {
-                a.instance_id == instance && a.transition.contains(&transition.to_uppercase())
-            })
-            .with_context(|| format!("no {transition} action for {instance}"))
+            .find(|a| a.instance_id == instance && a.transition.contains(stated))
+            .cloned()
+            .with_context(|| format!("no {transition} action for {instance} among {actions:?}"))
     }
 
     /// The EventBridge event Auto Scaling sends for `action`.

@@ -9,11 +9,16 @@ use anyhow::{bail, Context, Result};
 use futures::future::join_all;
 use serde_json::Value;
 use shared::{
-    aws::SsmParameters,
+    aws::{DynamoStateRecords, SsmParameters},
     config::{CaSource, VaultSettings},
     ids::NodeAddr,
     lambda::FunctionError,
-    lifecycle::{launch::LaunchReport, NodeLifecycle, Outcome},
+    lifecycle::{
+        launch::LaunchReport,
+        records::{InitStage, StateRecords},
+        unseal::Unsealed,
+        NodeLifecycle, Outcome,
+    },
     secret::Secret,
     testing::{capture_logs, LogCapture},
     vault::{AutopilotState, VaultClient},
@@ -237,4 +242,475 @@ async fn three_simultaneous_launches_initialise_once_and_make_three_voters() -> 
     );
     assert_eq!(stored.len(), 5 + 12, "{names:?}");
     assert_nothing_leaked(&bed, &logs, &describe(&outcomes), &[]).await
+}
+
+async fn build_cluster(size: i32, seal: Seal) -> Result<LifecycleBed> {
+    let bed = LifecycleBed::start(size, seal).await?;
+    for outcome in launch_waiting(&bed).await? {
+        launched(&outcome)?;
+    }
+    Ok(bed)
+}
+
+fn records(bed: &LifecycleBed) -> Result<DynamoStateRecords> {
+    Ok(DynamoStateRecords::new(
+        aws_sdk_dynamodb::Client::new(&bed.region.sdk),
+        bed.region.table.clone(),
+        bed.cluster.parse().map_err(anyhow::Error::msg)?,
+    ))
+}
+
+fn index_of(bed: &LifecycleBed, id: &str) -> Result<usize> {
+    bed.bao.index_of(id)
+}
+
+#[tokio::test]
+async fn scale_out_then_the_leader_leaves_and_redelivered_events_change_nothing() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = build_cluster(3, Seal::Shamir).await?;
+    let function = bed.function(&[])?;
+
+    let added = bed.scale_out(1).await?;
+    let launch = LifecycleBed::event(&bed.pending(&added[0], "launch").await?);
+    let first = handle(&function, &launch).await;
+    let report = launched(&first)?;
+    assert!(report.joined && !report.initialised_cluster, "{report:?}");
+    assert_eq!(report.unsealed, Unsealed::WithShares);
+    let before = view(&bed).await?.peers().await?;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    // The same event again, to this instance of the function and to a fresh one.
+    for function in [&function, &bed.function(&[])?] {
+        let again = handle(function, &launch).await;
+        assert!(
+            matches!(
+                &again,
+                Ok(Outcome::AlreadyCompleted {
+                    stage: "continued",
+                    ..
+                })
+            ),
+            "{again:?}"
+        );
+    }
+    assert_eq!(view(&bed).await?.peers().await?, before, "nothing changed");
+
+    // The leader is terminated: it steps down, another leads, its peer goes.
+    let leader = view(&bed)
+        .await?
+        .autopilot()
+        .await?
+        .leader
+        .context("a leader")?;
+    bed.terminate(&leader).await?;
+    let terminate = LifecycleBed::event(&bed.pending(&leader, "terminate").await?);
+    let outcome = handle(&function, &terminate).await;
+    let Ok(Outcome::Terminated(left)) = &outcome else {
+        bail!("expected a terminate, got {outcome:?}");
+    };
+    assert!(
+        left.stepped_down && left.peer_removed && left.completed_now,
+        "{left:?}"
+    );
+    assert_eq!(
+        left.waited_for_replacement, None,
+        "3 voters remain: tolerance 1"
+    );
+    let index = index_of(&bed, &leader)?;
+    bed.bao.kill(index);
+    let after = view(&bed).await?;
+    let peers = after.peers().await?;
+    assert_eq!(peers.len(), 3, "{peers:?}");
+    assert!(!peers.contains(&leader), "{peers:?}");
+    let new_leader = after.autopilot().await?.leader.context("a new leader")?;
+    assert_ne!(new_leader, leader);
+    let action = bed.pending(&leader, "terminate").await?;
+    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
+
+    let again = handle(&function, &terminate).await;
+    assert!(
+        matches!(
+            &again,
+            Ok(Outcome::AlreadyCompleted {
+                stage: "continued",
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    assert_eq!(after.peers().await?, peers, "nothing changed");
+    let texts = vec![
+        format!("{first:?}"),
+        format!("{outcome:?}"),
+        format!("{again:?}"),
+    ];
+    assert_nothing_leaked(&bed, &logs, &texts, &[]).await
+}
+
+#[tokio::test]
+async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Result<()> {
+    let logs = capture_logs();
+    let bed = LifecycleBed::start(2, Seal::Shamir).await?;
+    let actions = bed.actions().await?;
+    let (first, second) = (
+        LifecycleBed::event(&actions[0]),
+        LifecycleBed::event(&actions[1]),
+    );
+    let records = records(&bed)?;
+    // Cut the first run off the moment the shares are stored, as Lambda's timeout would.
+    let function = bed.function(&[])?;
+    tokio::select! {
+        outcome = handle(&function, &first) => bail!("the run ended before it was cut off: {outcome:?}"),
+        stored = poll_until("the shares to be stored", Duration::from_secs(60), || async {
+            Ok(records.init().await?.filter(|r| r.stage == InitStage::SharesStored))
+        }) => { stored?; }
+    }
+    drop(function);
+    let record = records.init().await?.context("an init record")?;
+    assert_eq!(
+        record.stage,
+        InitStage::SharesStored,
+        "cut off before bootstrap ended"
+    );
+    let root = bed
+        .parameter(&format!("{}/root-token", bed.ssm_path()))
+        .await?
+        .context("the root token is kept until bootstrap revokes it")?;
+
+    // The event comes again, with the other node's launch.
+    let (again, other) = (bed.function(&[])?, bed.function(&[])?);
+    let outcomes = join_all([handle(&again, &first), handle(&other, &second)]).await;
+    let first_report = launched(&outcomes[0])?;
+    let second_report = launched(&outcomes[1])?;
+    assert!(first_report.initialised_cluster, "{first_report:?}");
+    assert!(second_report.joined, "{second_report:?}");
+    assert_eq!(
+        records.init().await?.map(|r| r.stage),
+        Some(InitStage::Bootstrapped)
+    );
+
+    let view = view(&bed).await?;
+    assert_eq!(view.peers().await?.len(), 2);
+    let root = Secret::new(root);
+    assert!(
+        !view.vault.token_is_valid(&view.active, &root).await?,
+        "the root token is revoked"
+    );
+    assert_eq!(
+        bed.parameter(&format!("{}/root-token", bed.ssm_path()))
+            .await?,
+        None,
+        "and no longer stored"
+    );
+    assert_nothing_leaked(
+        &bed,
+        &logs,
+        &describe(&outcomes),
+        &[root.expose().to_owned()],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn auto_unseal_with_the_transit_seal_is_verified() -> Result<()> {
+    let logs = capture_logs();
+    let seal = SealServer::start().await?;
+    let bed = LifecycleBed::start(2, seal.seal_for()).await?;
+    let outcomes = launch_waiting(&bed).await?;
+    let reports = outcomes.iter().map(launched).collect::<Result<Vec<_>>>()?;
+    let joined = reports.iter().find(|r| r.joined).context("a joined node")?;
+    assert_ne!(joined.unsealed, Unsealed::WithShares, "{joined:?}");
+    let view = view(&bed).await?;
+    for node in &bed.bao.nodes {
+        let status = view
+            .vault
+            .seal_status(&node.api_addr.parse().map_err(anyhow::Error::msg)?)
+            .await?;
+        assert_eq!(
+            (status.seal_type.as_str(), status.sealed),
+            ("transit", false)
+        );
+    }
+    let names: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let path = bed.ssm_path();
+    assert!(
+        names.contains(&format!("{path}/recovery/share-5")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("/unseal/")), "{names:?}");
+    assert_nothing_leaked(
+        &bed,
+        &logs,
+        &describe(&outcomes),
+        std::slice::from_ref(&seal.token),
+    )
+    .await
+}
+
+async fn reconcile(function: &Function) -> Result<shared::lifecycle::reconcile::ReconcileReport> {
+    match handle(function, &serde_json::json!({"action": "reconcile"})).await {
+        Ok(Outcome::Reconciled(report)) => Ok(report),
+        other => bail!("expected a reconcile report, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = build_cluster(3, Seal::Shamir).await?;
+    let function = bed.function(&[])?;
+    let leader = view(&bed)
+        .await?
+        .autopilot()
+        .await?
+        .leader
+        .context("a leader")?;
+    let standbys: Vec<String> = bed
+        .region
+        .instances(None)
+        .await?
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect();
+
+    // A standby restarts and comes back sealed: reconcile unseals it.
+    let restarted = index_of(&bed, &standbys[0])?;
+    bed.bao.restart(restarted).await?;
+    bed.bao.wait_until_health(restarted, 503).await?;
+    let report = reconcile(&function).await?;
+    assert_eq!(
+        report.unsealed,
+        vec![standbys[0].as_str().into()],
+        "{report:?}"
+    );
+    assert_eq!(report.removed, None, "{report:?}");
+    bed.bao.wait_until_health(restarted, 429).await?;
+
+    // Another standby's instance dies and leaves the group (its terminate event lost):
+    // once autopilot has judged it unhealthy past the grace, its peer goes.
+    let lost = &standbys[1];
+    bed.bao.kill(index_of(&bed, lost)?);
+    bed.terminate(lost).await?;
+    let reports = std::sync::Mutex::new(Vec::new());
+    let removed = poll_until(
+        "the departed peer's removal",
+        Duration::from_secs(120),
+        || async {
+            let report = reconcile(&function).await?;
+            let removed = report.removed.clone();
+            reports
+                .lock()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .push(format!("{report:?}"));
+            Ok(removed)
+        },
+    )
+    .await?;
+    assert_eq!(&removed, lost);
+    let reports = reports.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(
+        reports.iter().any(|r| r.contains("kept")),
+        "it was kept while healthy or inside the grace: {reports:?}"
+    );
+    let peers = view(&bed).await?.peers().await?;
+    assert_eq!(peers.len(), 2, "{peers:?}");
+
+    // One more dies: 1 healthy of 2 voters is no quorum. Nothing may be removed.
+    let last = &standbys[0];
+    bed.bao.kill(index_of(&bed, last)?);
+    bed.terminate(last).await?;
+    let refused = poll_until("a refusal", Duration::from_secs(120), || async {
+        let report = reconcile(&function).await?;
+        assert_eq!(
+            report.removed, None,
+            "nothing removed without quorum: {report:?}"
+        );
+        Ok((!report.refused.is_empty()).then_some(report))
+    })
+    .await?;
+    assert!(
+        refused
+            .refused
+            .iter()
+            .any(|r| r.contains("no node of the cluster is active") || r.contains("quorum")),
+        "{refused:?}"
+    );
+    assert_nothing_leaked(&bed, &logs, &reports, &[]).await
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = LifecycleBed::start(1, Seal::Shamir).await?;
+    let function = bed.function(&[])?;
+    let id = bed.region.instances(None).await?.remove(0);
+    let action = bed.pending(&id, "launch").await?;
+    let event = LifecycleBed::event(&action);
+    let mut errors = Vec::new();
+
+    let mut malformed = event.clone();
+    if let Some(detail) = malformed["detail"].as_object_mut() {
+        detail.remove("LifecycleActionToken");
+    }
+    let mut other_group = event.clone();
+    other_group["detail"]["AutoScalingGroupName"] = "web-frontend".into();
+    for (bad, error_type, says) in [
+        (
+            &malformed,
+            "Permanent.InvalidEvent",
+            "LifecycleActionToken".to_owned(),
+        ),
+        (
+            &other_group,
+            "Permanent.OtherGroup",
+            format!(
+                "serves auto scaling group {}, and the event is for web-frontend",
+                bed.region.asg
+            ),
+        ),
+    ] {
+        let Err(e) = handle(&function, bad).await else {
+            bail!("{error_type} expected");
+        };
+        assert_eq!(e.error_type, error_type, "{e:?}");
+        assert!(e.message.contains(&says), "{e:?}");
+        errors.push(format!("{e:?}"));
+    }
+
+    // A share of an earlier cluster is still stored: never overwritten, nothing initialised.
+    let share = format!("{}/unseal/share-1", bed.ssm_path());
+    bed.region
+        .put_secret_parameter(&share, "old-share-canary")
+        .await?;
+    let Err(e) = handle(&function, &event).await else {
+        bail!("stale shares must stop the launch");
+    };
+    assert_eq!(e.error_type, "Permanent.StaleShares", "{e:?}");
+    assert!(e.message.contains(&share), "{e:?}");
+    errors.push(format!("{e:?}"));
+    assert_eq!(
+        bed.parameter(&share).await?.as_deref(),
+        Some("old-share-canary")
+    );
+    assert_eq!(bed.bao.health_code(0).await?, 501, "not initialised");
+    assert_eq!(records(&bed)?.init().await?, None, "no init record");
+    assert_eq!(bed.pending(&id, "launch").await?.state, "pending");
+
+    // Without it, the launch goes through.
+    aws_sdk_ssm::Client::new(&bed.region.sdk)
+        .delete_parameter()
+        .name(&share)
+        .send()
+        .await?;
+    launched(&handle(&function, &event).await)?;
+
+    // Shares missing when a node joins: refused before the join, the node untouched.
+    let secrets: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let ssm = aws_sdk_ssm::Client::new(&bed.region.sdk);
+    for n in 1..=5 {
+        ssm.delete_parameter()
+            .name(format!("{}/unseal/share-{n}", bed.ssm_path()))
+            .send()
+            .await?;
+    }
+    let added = bed.scale_out(1).await?;
+    let join = LifecycleBed::event(&bed.pending(&added[0], "launch").await?);
+    let Err(e) = handle(&function, &join).await else {
+        bail!("missing shares must stop the join");
+    };
+    assert_eq!(e.error_type, "Permanent.MissingShares", "{e:?}");
+    assert!(e.message.contains("unseal/share-1"), "{e:?}");
+    errors.push(format!("{e:?}"));
+    assert_eq!(bed.bao.health_code(1).await?, 501, "not joined");
+    assert_eq!(bed.pending(&added[0], "launch").await?.state, "pending");
+    assert_nothing_leaked(&bed, &logs, &errors, &secrets).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_lifecycle_runs_under_the_lambda_emulator() -> Result<()> {
+    let bed = LifecycleBed::start(1, Seal::Shamir).await?;
+    let mut env = bed.env();
+    env.push(("RUST_LOG".into(), "trace".into()));
+    let mut emulator = testbed::lambda::LambdaEmulator::start(&env).await?;
+    let id = bed.region.instances(None).await?.remove(0);
+    let event = LifecycleBed::event(&bed.pending(&id, "launch").await?);
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), serde_json::to_vec(&event)?)?;
+    let testbed::lambda::Invocation::Ok(report) = emulator
+        .invoke_path("node-lifecycle", file.path(), Duration::from_secs(900))
+        .await?
+    else {
+        bail!("the launch failed; emulator output:\n{}", emulator.output());
+    };
+    assert_eq!(report["outcome"], "launched", "{report}");
+    assert_eq!(report["initialised_cluster"], true, "{report}");
+
+    for sample in [
+        "node-lifecycle/reconcile.json",
+        "node-lifecycle/reconcile-schedule.json",
+    ] {
+        let testbed::lambda::Invocation::Ok(report) = emulator
+            .invoke("node-lifecycle", sample, Duration::from_secs(120))
+            .await?
+        else {
+            bail!("{sample} failed; emulator output:\n{}", emulator.output());
+        };
+        assert_eq!(report["outcome"], "reconciled", "{sample}: {report}");
+    }
+    for (sample, error_type) in [
+        ("node-lifecycle/launch.json", "Permanent.OtherGroup"),
+        ("node-lifecycle/other-group.json", "Permanent.OtherGroup"),
+        (
+            "snapshot-restore/latest.json",
+            "Permanent.UnrecognisedEvent",
+        ),
+        (
+            "node-lifecycle/test-notification.json",
+            "Permanent.OtherGroup",
+        ),
+    ] {
+        let testbed::lambda::Invocation::Err(error) = emulator
+            .invoke("node-lifecycle", sample, Duration::from_secs(120))
+            .await?
+        else {
+            bail!("{sample} must fail");
+        };
+        assert!(error.contains(error_type), "{sample}: {error}");
+    }
+    let output = emulator.output();
+    assert!(
+        output.contains("cluster bootstrapped"),
+        "logs are captured: {output}"
+    );
+    for (name, secret) in bed.stored_secrets().await? {
+        assert!(
+            !output.contains(&secret),
+            "{name} reached the function's output"
+        );
+    }
+
+    // A missing setting stops the binary at start-up with the variable's name.
+    let binary = testbed::repo_root()
+        .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("debug/node-lifecycle");
+    let out = std::process::Command::new(&binary)
+        .env_clear()
+        .envs(bed.env().into_iter().filter(|(k, _)| k != "STATE_TABLE"))
+        .output()
+        .with_context(|| binary.display().to_string())?;
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("STATE_TABLE"), "{text}");
+    Ok(())
 }

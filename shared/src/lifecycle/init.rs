@@ -39,12 +39,17 @@ const INIT_LOCK: &str = "init";
 impl<P: ParameterStore> NodeLifecycle<P> {
     /// Converges to an initialised, bootstrapped cluster, initialising `node` if no node
     /// of the cluster is. Waits while another run holds the init lock.
+    ///
+    /// `owner` names the lifecycle action (its token), not the invocation: a run cut off
+    /// under the lock is resumed at once by the redelivery of its own event, instead of
+    /// every launch waiting for the lock's expiry. Two deliveries of one event act on the
+    /// same node, and Vault itself refuses a second `sys/init` there.
     pub async fn ensure_initialised_once(
         &self,
         node: &FleetNode,
+        owner: &str,
         deadline: Instant,
     ) -> Result<Initialised, LifecycleError> {
-        let owner = format!("launch-{}-{:08x}", node.instance, fastrand::u32(..));
         let waited = poll_until(
             "the cluster's initialisation",
             self.settings.init_lock_ttl,
@@ -65,7 +70,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                 }
                 match self
                     .locks
-                    .claim(INIT_LOCK, &owner, self.settings.init_lock_ttl)
+                    .claim(INIT_LOCK, owner, self.settings.init_lock_ttl)
                     .await?
                 {
                     Claim::HeldBy { owner, .. } => {
@@ -73,7 +78,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                     }
                     Claim::Acquired { .. } => {
                         let result = self.initialise_under_lock(node, deadline).await;
-                        if let Err(e) = self.locks.release(INIT_LOCK, &owner).await {
+                        if let Err(e) = self.locks.release(INIT_LOCK, owner).await {
                             warn!(error = %error_chain(&e), "init lock not released; it lapses at its expiry");
                         }
                         result.map(Look::Ready)

@@ -86,7 +86,10 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         let node = self
             .wait_until_api_answers(&action.instance, deadline)
             .await?;
-        let initialised = self.ensure_initialised_once(&node, deadline).await?;
+        let owner = format!("launch/{}", action.token);
+        let initialised = self
+            .ensure_initialised_once(&node, &owner, deadline)
+            .await?;
         let joined = match initialised {
             Initialised::Here => false,
             Initialised::Elsewhere => self.ensure_joined(&node, deadline).await?,
@@ -159,7 +162,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             deadline,
             POLL_INTERVAL,
             || async {
-                Ok::<_, LifecycleError>(match self.active_node().await? {
+                Ok::<_, LifecycleError>(match self.active_node(None).await? {
                     Some(active) => Look::Ready(active),
                     None => Look::NotYet("no member answers as active".into()),
                 })
@@ -217,7 +220,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             deadline,
             POLL_INTERVAL,
             || async {
-                let (active, token) = match self.active_with_token().await {
+                let (active, token) = match self.active_with_token(None).await {
                     Ok(found) => found,
                     Err(LifecycleError::NoActiveNode { .. }) => {
                         return Ok(Look::NotYet("no active node".into()))

@@ -20,7 +20,7 @@ pub mod reconcile;
 pub mod records;
 mod settings;
 pub mod terminate;
-mod unseal;
+pub mod unseal;
 
 use std::time::Duration;
 
@@ -257,6 +257,8 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         event: &serde_json::Value,
         deadline: Instant,
     ) -> Result<Outcome, FunctionError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        info!(time_left_ms = left.as_millis() as u64, "invocation started");
         Ok(self.run(event, deadline).await?)
     }
 
@@ -369,9 +371,16 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         }
     }
 
-    /// The first member node that answers as active, asking all of them at once.
-    async fn active_node(&self) -> Result<Option<FleetNode>, LifecycleError> {
-        let members = self.fleet.members().await?;
+    /// The first member node that answers as active, asking all of them at once; `also`
+    /// is asked too (a terminating node is no longer a member, and may still lead).
+    async fn active_node(
+        &self,
+        also: Option<&FleetNode>,
+    ) -> Result<Option<FleetNode>, LifecycleError> {
+        let mut members = self.fleet.members().await?;
+        if let Some(node) = also.filter(|n| !members.contains(n)) {
+            members.push(node.clone());
+        }
         let healths = join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
         Ok(members
             .into_iter()
@@ -382,8 +391,11 @@ impl<P: ParameterStore> NodeLifecycle<P> {
 
     /// The active node and this function's token, logged in through it (a standby may
     /// not know a freshly written credential yet).
-    async fn active_with_token(&self) -> Result<(FleetNode, Secret), LifecycleError> {
-        let Some(active) = self.active_node().await? else {
+    async fn active_with_token(
+        &self,
+        also: Option<&FleetNode>,
+    ) -> Result<(FleetNode, Secret), LifecycleError> {
+        let Some(active) = self.active_node(also).await? else {
             let asked = self.fleet.members().await?.len();
             return Err(LifecycleError::NoActiveNode { asked });
         };

@@ -86,16 +86,17 @@ pub fn plan_departed_removal(
                 .push(format!("{id}: one removal per run; next run"));
             continue;
         }
-        let voters_after = autopilot
-            .servers
-            .values()
-            .filter(|s| s.id != *id && s.is_voter())
+        // Voting as Raft has it (autopilot's status lags after an election), health as
+        // autopilot judges it.
+        let voters_after: Vec<&RaftServer> = peers
+            .iter()
+            .filter(|p| p.node_id != *id && p.voter)
+            .collect();
+        let healthy_after = voters_after
+            .iter()
+            .filter(|p| autopilot.servers.get(&p.node_id).is_some_and(|s| s.healthy))
             .count();
-        let healthy_after = autopilot
-            .servers
-            .values()
-            .filter(|s| s.id != *id && s.is_voter() && s.healthy)
-            .count();
+        let voters_after = voters_after.len();
         let quorum_after = voters_after / 2 + 1;
         if healthy_after < quorum_after {
             plan.refused.push(format!(
@@ -139,7 +140,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                     .push(format!("{}: {}", node.instance, error_chain(&e))),
             }
         }
-        let (active, token) = match self.active_with_token().await {
+        let (active, token) = match self.active_with_token(None).await {
             Ok(found) => found,
             Err(e @ LifecycleError::NoActiveNode { .. }) => {
                 warn!(error = %e, "no active node; departed peers cannot be removed");

@@ -13,11 +13,11 @@ use crate::{
     cluster::{
         lifecycle_actions::{ActionOutcome, Verdict},
         polling::{poll_until, Look},
-        ports::ParameterStore,
+        ports::{FleetNode, ParameterStore},
     },
     events::LifecycleAction,
     ids::InstanceId,
-    vault::AutopilotState,
+    vault::{AutopilotState, RaftServer},
 };
 
 /// What a terminate did.
@@ -35,30 +35,28 @@ pub struct LeaveReport {
     pub completed_now: bool,
 }
 
-/// The failure tolerance the cluster keeps if `leaving` is removed: healthy voters left
-/// beyond the quorum of the voters left.
-pub fn tolerance_without(state: &AutopilotState, leaving: &str) -> u32 {
-    let remaining = state
-        .servers
-        .values()
-        .filter(|s| s.id != leaving && s.is_voter());
-    let (voters, healthy) =
-        remaining.fold((0u32, 0u32), |(v, h), s| (v + 1, h + u32::from(s.healthy)));
+/// The failure tolerance the cluster keeps if `leaving` is removed: voters left (as Raft
+/// has them) that autopilot judges healthy, beyond the quorum of the voters left.
+/// Autopilot's own status lags the configuration right after an election, so voting
+/// comes from the Raft configuration and only health from autopilot.
+pub fn tolerance_without(peers: &[RaftServer], state: &AutopilotState, leaving: &str) -> u32 {
+    let remaining = peers.iter().filter(|p| p.node_id != leaving && p.voter);
+    let (voters, healthy) = remaining.fold((0u32, 0u32), |(v, h), p| {
+        let healthy = state.servers.get(&p.node_id).is_some_and(|s| s.healthy);
+        (v + 1, h + u32::from(healthy))
+    });
     let quorum = voters / 2 + 1;
     healthy.saturating_sub(quorum)
 }
 
-/// Members that are not yet healthy voters: replacements still joining.
-pub fn joining(state: &AutopilotState, members: &BTreeSet<String>, leaving: &str) -> Vec<String> {
+/// Members that are not voters yet (not a peer, or a non-voter autopilot has not
+/// promoted): replacements still joining. A voter judged unhealthy for a moment (as
+/// right after an election) is not one.
+pub fn joining(peers: &[RaftServer], members: &BTreeSet<String>, leaving: &str) -> Vec<String> {
     members
         .iter()
         .filter(|m| m.as_str() != leaving)
-        .filter(|m| {
-            !state
-                .servers
-                .get(*m)
-                .is_some_and(|s| s.healthy && s.is_voter())
-        })
+        .filter(|m| !peers.iter().any(|p| &p.node_id == *m && p.voter))
         .cloned()
         .collect()
 }
@@ -91,7 +89,8 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             waited_for_replacement: None,
             completed_now: false,
         };
-        let (active, token) = self.active_with_token().await?;
+        let leaving = self.fleet.node(instance).await?;
+        let (active, token) = self.active_with_token(leaving.as_ref()).await?;
         let peers = self
             .vault
             .raft_configuration(&active.addr, &token)
@@ -102,12 +101,12 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             return Ok(report);
         }
         if active.instance == *instance {
-            self.step_down(&active.addr, &token, id, deadline).await?;
+            self.step_down(&active, &token, deadline).await?;
             report.stepped_down = true;
         }
         report.waited_for_replacement = self.wait_for_replacement_if_needed(id, deadline).await?;
         // Leadership may have moved while waiting: remove through whoever leads now.
-        let (active, token) = self.active_with_token().await?;
+        let (active, token) = self.active_with_token(leaving.as_ref()).await?;
         let peers = self
             .vault
             .raft_configuration(&active.addr, &token)
@@ -128,13 +127,13 @@ impl<P: ParameterStore> NodeLifecycle<P> {
     /// before removing it, or writes stall until an election.
     async fn step_down(
         &self,
-        leader: &crate::ids::NodeAddr,
+        leader: &FleetNode,
         token: &crate::secret::Secret,
-        id: &str,
         deadline: Instant,
     ) -> Result<(), LifecycleError> {
+        let id = leader.instance.as_str();
         self.vault
-            .step_down(leader, token)
+            .step_down(&leader.addr, token)
             .await
             .map_err(vault_step(format!("stepping {id} down")))?;
         let mut looks = 0u32;
@@ -147,12 +146,12 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                 looks += 1;
                 let again = looks.is_multiple_of(20);
                 async move {
-                    match self.active_node().await? {
+                    match self.active_node(Some(leader)).await? {
                         Some(a) if a.instance.as_str() != id => Ok(Look::Ready(())),
                         Some(_) => {
                             // Re-elected (it may be the only voter so far): ask again.
                             if again {
-                                let _ = self.vault.step_down(leader, token).await;
+                                let _ = self.vault.step_down(&leader.addr, token).await;
                             }
                             Ok(Look::NotYet(format!("{id} still leads")))
                         }
@@ -173,47 +172,57 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         id: &str,
         deadline: Instant,
     ) -> Result<Option<String>, LifecycleError> {
-        let mut first = true;
+        let waited_for = std::cell::Cell::new(None::<String>);
+        let waited_for = &waited_for;
         let waited = poll_until(
             &format!("a replacement for {id} to become a healthy voter"),
             self.settings.replacement_timeout,
             deadline,
             POLL_INTERVAL * 4,
-            || {
-                let first_look = std::mem::replace(&mut first, false);
-                async move {
-                    let (active, token) = self.active_with_token().await?;
-                    let state = self
-                        .vault
-                        .autopilot_state(&active.addr, &token)
-                        .await
-                        .map_err(vault_step("reading autopilot state"))?;
-                    let members: BTreeSet<String> = self
-                        .fleet
-                        .members()
-                        .await?
-                        .into_iter()
-                        .map(|m| m.instance.as_str().to_owned())
-                        .collect();
-                    let tolerance = tolerance_without(&state, id);
-                    let joining = joining(&state, &members, id);
-                    if tolerance > 0 || joining.is_empty() {
-                        return Ok(Look::Ready(!first_look));
-                    }
-                    if first_look {
-                        info!(peer = %id, joining = ?joining, "removing this peer now would leave no failure tolerance; waiting for the replacement");
-                    }
-                    Ok::<_, LifecycleError>(Look::NotYet(format!(
-                        "failure tolerance without {id} would be 0; joining: {}",
-                        joining.join(", ")
-                    )))
+            || async move {
+                let (active, token) = self.active_with_token(None).await?;
+                let state = self
+                    .vault
+                    .autopilot_state(&active.addr, &token)
+                    .await
+                    .map_err(vault_step("reading autopilot state"))?;
+                // Right after an election the new leader's autopilot has not judged
+                // every server yet: look again rather than count them as joining.
+                if state.leader.is_none() || !state.servers.contains_key(id) {
+                    return Ok(Look::NotYet("autopilot is settling after the election".into()));
                 }
+                let peers = self
+                    .vault
+                    .raft_configuration(&active.addr, &token)
+                    .await
+                    .map_err(vault_step("reading the raft configuration"))?
+                    .servers;
+                let members: BTreeSet<String> = self
+                    .fleet
+                    .members()
+                    .await?
+                    .into_iter()
+                    .map(|m| m.instance.as_str().to_owned())
+                    .collect();
+                let tolerance = tolerance_without(&peers, &state, id);
+                let joining = joining(&peers, &members, id);
+                if tolerance > 0 || joining.is_empty() {
+                    return Ok(Look::Ready(()));
+                }
+                let names = joining.join(", ");
+                if waited_for.replace(Some(names.clone())).is_none() {
+                    info!(peer = %id, joining = %names, "removing this peer now would leave no failure tolerance; waiting for the replacement");
+                }
+                Ok::<_, LifecycleError>(Look::NotYet(format!(
+                    "failure tolerance without {id} would be 0; joining: {names}"
+                )))
             },
         )
         .await?;
         Ok(match waited {
-            Ok(false) => None,
-            Ok(true) => Some("the replacement became a healthy voter".into()),
+            Ok(()) => waited_for
+                .take()
+                .map(|names| format!("waited until {names} became a healthy voter")),
             Err(expired) => {
                 warn!(peer = %id, last = %expired.last, "replacement not ready within the limit; removing the peer anyway, the cluster has no failure tolerance until it is");
                 Some(format!(
@@ -232,78 +241,85 @@ mod tests {
     use super::*;
     use crate::vault::AutopilotServer;
 
-    fn state(servers: &[(&str, &str, bool)]) -> AutopilotState {
-        AutopilotState {
+    /// (id, raft voter, autopilot healthy)
+    fn cluster(servers: &[(&str, bool, bool)]) -> (Vec<RaftServer>, AutopilotState) {
+        let peers = servers
+            .iter()
+            .map(|(id, voter, _)| RaftServer {
+                node_id: id.to_string(),
+                address: format!("{id}:8201"),
+                leader: false,
+                voter: *voter,
+            })
+            .collect();
+        let state = AutopilotState {
             healthy: servers.iter().all(|s| s.2),
             failure_tolerance: 0,
-            leader: None,
+            leader: Some("a".into()),
             servers: servers
                 .iter()
-                .map(|(id, status, healthy)| {
-                    (
-                        id.to_string(),
-                        AutopilotServer {
-                            id: id.to_string(),
-                            healthy: *healthy,
-                            status: status.to_string(),
-                            last_contact: None,
-                            stable_since: None,
-                        },
-                    )
+                .map(|(id, voter, healthy)| {
+                    let server = AutopilotServer {
+                        id: id.to_string(),
+                        healthy: *healthy,
+                        // Autopilot's status may lag: it never decides voting here.
+                        status: if *voter { "non-voter" } else { "voter" }.into(),
+                        last_contact: None,
+                        stable_since: None,
+                    };
+                    (id.to_string(), server)
                 })
                 .collect::<BTreeMap<_, _>>(),
-        }
+        };
+        (peers, state)
     }
 
     #[test]
     fn tolerance_counts_healthy_voters_beyond_quorum() {
-        let three = state(&[
-            ("a", "leader", true),
-            ("b", "voter", true),
-            ("c", "voter", true),
+        let (p, s) = cluster(&[("a", true, true), ("b", true, true), ("c", true, true)]);
+        assert_eq!(tolerance_without(&p, &s, "c"), 0, "2 voters: quorum 2");
+        let (p, s) = cluster(&[
+            ("a", true, true),
+            ("b", true, true),
+            ("c", true, true),
+            ("d", true, true),
         ]);
-        assert_eq!(tolerance_without(&three, "c"), 0, "2 voters: quorum 2");
-        let four = state(&[
-            ("a", "leader", true),
-            ("b", "voter", true),
-            ("c", "voter", true),
-            ("d", "voter", true),
-        ]);
-        assert_eq!(tolerance_without(&four, "d"), 1, "3 voters: quorum 2");
-        let with_non_voter = state(&[
-            ("a", "leader", true),
-            ("b", "voter", true),
-            ("c", "voter", true),
-            ("d", "non-voter", true),
+        assert_eq!(tolerance_without(&p, &s, "d"), 1, "3 voters: quorum 2");
+        let (p, s) = cluster(&[
+            ("a", true, true),
+            ("b", true, true),
+            ("c", true, true),
+            ("d", false, true),
         ]);
         assert_eq!(
-            tolerance_without(&with_non_voter, "c"),
+            tolerance_without(&p, &s, "c"),
             0,
             "a non-voter does not count"
         );
-        let sick = state(&[
-            ("a", "leader", true),
-            ("b", "voter", false),
-            ("c", "voter", true),
-            ("d", "voter", true),
+        let (p, s) = cluster(&[
+            ("a", true, true),
+            ("b", true, false),
+            ("c", true, true),
+            ("d", true, true),
         ]);
         assert_eq!(
-            tolerance_without(&sick, "d"),
+            tolerance_without(&p, &s, "d"),
             0,
             "an unhealthy voter adds no tolerance"
         );
     }
 
     #[test]
-    fn a_member_that_is_not_a_healthy_voter_is_joining() {
-        let s = state(&[
-            ("a", "leader", true),
-            ("b", "voter", true),
-            ("d", "non-voter", true),
+    fn a_member_that_is_not_a_voter_yet_is_joining() {
+        let (p, _) = cluster(&[
+            ("a", true, true),
+            ("b", true, true),
+            ("d", false, true),
+            ("e", true, false),
         ]);
-        let members: BTreeSet<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let members: BTreeSet<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
         assert_eq!(
-            joining(&s, &members, "a"),
+            joining(&p, &members, "a"),
             vec!["c".to_owned(), "d".to_owned()]
         );
     }
