@@ -714,3 +714,103 @@ async fn node_lifecycle_runs_under_the_lambda_emulator() -> Result<()> {
     assert!(text.contains("STATE_TABLE"), "{text}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_terminate_that_would_leave_no_tolerance_waits_for_the_joining_replacement() -> Result<()>
+{
+    let logs = capture_logs();
+    let mut bed = build_cluster(3, Seal::Shamir).await?;
+    let leader = view(&bed)
+        .await?
+        .autopilot()
+        .await?
+        .leader
+        .context("a leader")?;
+    let leaving = bed
+        .region
+        .instances(None)
+        .await?
+        .into_iter()
+        .find(|i| *i != leader)
+        .context("a standby")?;
+    // The replacement is launched; its launch event is still on its way.
+    let replacement = bed.scale_out(1).await?.remove(0);
+    bed.terminate(&leaving).await?;
+    let terminate = LifecycleBed::event(&bed.pending(&leaving, "terminate").await?);
+    let launch = LifecycleBed::event(&bed.pending(&replacement, "launch").await?);
+    let (terminating, launching) = (bed.function(&[])?, bed.function(&[])?);
+    let delayed_launch = async {
+        // The terminate sees the replacement joining before the launch runs.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        handle(&launching, &launch).await
+    };
+    let (left, joined) = tokio::join!(handle(&terminating, &terminate), delayed_launch);
+    launched(&joined)?;
+    let Ok(Outcome::Terminated(report)) = &left else {
+        bail!("expected a terminate, got {left:?}");
+    };
+    assert!(report.peer_removed && !report.stepped_down, "{report:?}");
+    assert_eq!(
+        report.waited_for_replacement.as_deref(),
+        Some(format!("waited until {replacement} became a healthy voter").as_str()),
+        "{report:?}"
+    );
+    let action = bed.pending(&leaving, "terminate").await?;
+    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
+    assert!(
+        action.heartbeats > 0,
+        "the hook was kept alive while waiting: {action:?}"
+    );
+    bed.bao.kill(index_of(&bed, &leaving)?);
+    let autopilot = view(&bed).await?.autopilot().await?;
+    assert_eq!(autopilot.failure_tolerance, 1, "{autopilot:?}");
+    assert!(!autopilot.servers.contains_key(&leaving));
+    assert_nothing_leaked(
+        &bed,
+        &logs,
+        &[format!("{left:?}"), format!("{joined:?}")],
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_node_that_never_answers_is_abandoned_and_counted() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = LifecycleBed::start(1, Seal::Shamir).await?;
+    let id = bed.region.instances(None).await?.remove(0);
+    bed.bao.kill(0); // the instance's server never comes up
+    let function = bed.function(&[("NODE_API_TIMEOUT_SECS", "2")])?;
+    let outcome = handle(
+        &function,
+        &LifecycleBed::event(&bed.pending(&id, "launch").await?),
+    )
+    .await;
+    let Ok(Outcome::Abandoned { reason, .. }) = &outcome else {
+        bail!("expected an abandon, got {outcome:?}");
+    };
+    assert!(
+        reason.contains(&format!("the API of {id} to answer")),
+        "{reason}"
+    );
+    let action = bed.pending(&id, "launch").await?;
+    assert_eq!(action.result.as_deref(), Some("ABANDON"), "{action:?}");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&bed.region.sdk);
+    let listed = cloudwatch
+        .list_metrics()
+        .namespace("VaultLifecycle")
+        .metric_name("LaunchAbandoned")
+        .send()
+        .await?;
+    assert!(
+        listed.metrics().iter().any(|m| m
+            .dimensions()
+            .iter()
+            .any(|d| d.value() == Some(bed.cluster.as_str()))),
+        "LaunchAbandoned published for {}",
+        bed.cluster
+    );
+    let logged = logs.contents();
+    assert!(logged.contains("abandoning the launch"), "{logged}");
+    Ok(())
+}
