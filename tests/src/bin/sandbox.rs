@@ -1,10 +1,12 @@
 //! The sandbox (`cargo xtask sandbox` builds the workspace and runs this): the product's
 //! story on loopback, driven by the functions.
 //!
-//! moto as AWS in two regions, a 3-node OpenBao Raft cluster with TLS whose nodes are the
-//! instances of an Auto Scaling group, and the functions under `cargo lambda watch`.
-//! health-probe then shows its view of every node, read back from CloudWatch as the
-//! alarms would. It stays up until Ctrl-C (or exits after the story with `--once`).
+//! moto as AWS in two regions, three OpenBao servers with TLS whose nodes are the
+//! instances of an Auto Scaling group with lifecycle hooks, and the functions under
+//! `cargo lambda watch`. The launch events build the cluster through node-lifecycle
+//! (init, shares to SSM, bootstrap, join, unseal); then one node is replaced (launch of
+//! the replacement, terminate of the old one) while health-probe shows the failure
+//! tolerance. It stays up until Ctrl-C (or exits after the story with `--once`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -16,6 +18,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use serde_json::Value;
 use testbed::{
     lambda::{Invocation, LambdaEmulator},
+    lifecycle::LifecycleBed,
     moto::{Moto, RegionFixture},
     openbao::{BaoCluster, Seal},
 };
@@ -51,46 +54,25 @@ async fn story(once: bool, start: Instant) -> Result<()> {
             start,
         );
     }
-    let ids = primary.create_asg(3, false).await?;
+    let ids = primary.create_asg(3, true).await?;
     say(
         &format!(
-            "{PRIMARY}: auto scaling group {} with instances {}",
+            "{PRIMARY}: auto scaling group {} with launch and terminate hooks; instances {} wait in Pending:Wait",
             primary.asg,
             ids.join(", ")
         ),
         start,
     );
-
     let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
-    say(
-        "OpenBao: 3 servers started with TLS from a fresh CA (node_id = instance id)",
-        start,
-    );
-    let keys = bao.bootstrap().await?;
-    say(
-        "OpenBao: initialised (5 shares, threshold 3), unsealed, joined; 3 healthy voters",
-        start,
-    );
-    for (id, node) in ids.iter().zip(&bao.nodes) {
-        primary.tag(id, "vault-api-addr", &node.api_addr).await?;
+    for node in &bao.nodes {
+        primary
+            .tag(&node.node_id, "vault-api-addr", &node.api_addr)
+            .await?;
     }
-    let (role_id, secret_id) = bao
-        .approle("health-probe", shared::cluster::policies::HEALTH_PROBE)
-        .await?;
-    let base = format!("/vault-lifecycle/{CLUSTER}/approle/health-probe");
-    primary
-        .put_secret_parameter(&format!("{base}/role-id"), &role_id)
-        .await?;
-    primary
-        .put_secret_parameter(&format!("{base}/secret-id"), &secret_id)
-        .await?;
     say(
-        &format!("health-probe's AppRole created; its credentials are in SSM under {base}"),
+        "OpenBao: 3 servers started with TLS from a fresh CA, not initialised (node_id = instance id, address in the instance's tag)",
         start,
     );
-    let root_file = bao.dir().join("root-token");
-    std::fs::write(&root_file, &keys.root_token)?;
-    std::fs::set_permissions(&root_file, std::fs::Permissions::from_mode(0o600))?;
 
     let ca_file = bao.ca.ca_file.display().to_string();
     let mut env = moto.env(PRIMARY);
@@ -99,6 +81,9 @@ async fn story(once: bool, start: Instant) -> Result<()> {
             ("CLUSTER_NAME", CLUSTER),
             ("ASG_NAME", primary.asg.as_str()),
             ("VAULT_CACERT", ca_file.as_str()),
+            ("STATE_TABLE", primary.table.as_str()),
+            ("KMS_KEY_ID", primary.kms_key.as_str()),
+            ("HEARTBEAT_INTERVAL_SECS", "5"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
@@ -111,40 +96,116 @@ async fn story(once: bool, start: Instant) -> Result<()> {
         start,
     );
 
+    // The launch events Auto Scaling sends, one per instance, as EventBridge delivers them.
+    let events = bao.dir().join("events");
+    std::fs::create_dir_all(&events)?;
+    for id in &ids {
+        let outcome = deliver(&moto, &primary, &mut emulator, &events, id, "LAUNCHING").await?;
+        say(
+            &format!("node-lifecycle, launch of {id}: {}", summary(&outcome)),
+            start,
+        );
+    }
     let since = SystemTime::now();
-    let report = match emulator
-        .invoke(
-            "health-probe",
-            "health-probe/schedule.json",
-            Duration::from_secs(600),
-        )
+    probe(&mut emulator, "three launch events later", start).await?;
+    print_metrics(&primary, since).await?;
+
+    // Replace one standby: Auto Scaling terminates it and launches a replacement.
+    let leaving = ids[2].clone();
+    aws_sdk_autoscaling::Client::new(&primary.sdk)
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&leaving)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await?;
+    let replacement = primary
+        .instances(None)
         .await?
-    {
-        Invocation::Ok(report) => report,
-        Invocation::Err(e) => bail!("health-probe failed: {e}"),
-    };
+        .into_iter()
+        .find(|i| !ids.contains(i))
+        .context("a replacement instance")?;
+    let addr = bao.add_node(&replacement).await?.api_addr.clone();
+    primary.tag(&replacement, "vault-api-addr", &addr).await?;
     say(
-        "health-probe ran (events/health-probe/schedule.json); its view of the cluster:",
+        &format!("Auto Scaling replaces {leaving}: it waits in Terminating:Wait, {replacement} in Pending:Wait"),
         start,
     );
-    print_report(&report);
-    print_metrics(&primary, since).await?;
+    let outcome = deliver(
+        &moto,
+        &primary,
+        &mut emulator,
+        &events,
+        &replacement,
+        "LAUNCHING",
+    )
+    .await?;
+    say(
+        &format!(
+            "node-lifecycle, launch of {replacement}: {}",
+            summary(&outcome)
+        ),
+        start,
+    );
+    probe(
+        &mut emulator,
+        "four voters while the old node is still leaving",
+        start,
+    )
+    .await?;
+    let outcome = deliver(
+        &moto,
+        &primary,
+        &mut emulator,
+        &events,
+        &leaving,
+        "TERMINATING",
+    )
+    .await?;
+    say(
+        &format!(
+            "node-lifecycle, terminate of {leaving}: {}",
+            summary(&outcome)
+        ),
+        start,
+    );
+    bao.kill(bao.index_of(&leaving)?);
+    // Autopilot forgets a removed server a moment after the removal.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while probe(
+        &mut emulator,
+        "the replacement in, the old node gone",
+        start,
+    )
+    .await?
+        != 3
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    let token_file = bao.dir().join("node-lifecycle-token");
+    let token = login_as_node_lifecycle(&primary, &bao).await?;
+    std::fs::write(&token_file, token)?;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
 
     println!("\nTry it yourself (in another terminal, from the repository root):");
     println!("  export PATH=\"$PWD/.tools/venv/bin:$PATH\"");
     println!("  cargo lambda invoke health-probe --data-file events/health-probe/schedule.json --invoke-port {}", emulator.port);
-    println!("  cargo lambda invoke health-probe --data-file events/node-lifecycle/launch.json --invoke-port {}   # refused: not its event", emulator.port);
-    println!("Talk to the cluster with the bao CLI:");
+    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/reconcile.json --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/launch.json --invoke-port {}   # refused: another group", emulator.port);
+    println!("Talk to the cluster with the bao CLI (the root token was revoked at bootstrap):");
     println!(
         "  export BAO_ADDR={} BAO_CACERT={ca_file}",
         bao.nodes[0].api_addr
     );
     println!(
-        "  export BAO_TOKEN=$(cat {})   # the root token, kept in a 0600 file",
-        root_file.display()
+        "  export BAO_TOKEN=$(cat {})   # node-lifecycle's own token, kept in a 0600 file",
+        token_file.display()
     );
     println!("  bao operator raft list-peers");
-    println!("Every sample event is listed in events/README.md. node-lifecycle, snapshot-backup, snapshot-restore,");
+    println!(
+        "Every sample event is listed in events/README.md. snapshot-backup, snapshot-restore,"
+    );
     println!("credential-rotation and dr-failover join this story as they are built.");
     if once {
         say("--once: stopping and cleaning up", start);
@@ -161,6 +222,93 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     drop(emulator);
     drop(bao);
     Ok(())
+}
+
+/// Sends node-lifecycle the event Auto Scaling sends for `instance`'s pending action.
+async fn deliver(
+    moto: &Moto,
+    region: &RegionFixture,
+    emulator: &mut LambdaEmulator,
+    dir: &std::path::Path,
+    instance: &str,
+    transition: &str,
+) -> Result<Value> {
+    let action = moto
+        .lifecycle_actions()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|a| {
+            a.group == region.asg && a.instance_id == instance && a.transition.contains(transition)
+        })
+        .with_context(|| format!("no {transition} action for {instance}"))?;
+    let file = dir.join(format!("{instance}-{}.json", transition.to_lowercase()));
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&LifecycleBed::event(&action))?,
+    )?;
+    match emulator
+        .invoke_path("node-lifecycle", &file, Duration::from_secs(900))
+        .await?
+    {
+        Invocation::Ok(outcome) => Ok(outcome),
+        Invocation::Err(e) => bail!("node-lifecycle failed: {e}"),
+    }
+}
+
+fn summary(outcome: &Value) -> String {
+    let mut parts = vec![outcome["outcome"].as_str().unwrap_or("?").to_owned()];
+    for (key, value) in outcome.as_object().into_iter().flatten() {
+        if key != "outcome" && key != "instance" && !value.is_null() && value != &Value::Bool(false)
+        {
+            parts.push(format!("{key}={}", value.to_string().trim_matches('"')));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Runs health-probe, prints its view, and returns the healthy voters it counted.
+async fn probe(emulator: &mut LambdaEmulator, when: &str, start: Instant) -> Result<u64> {
+    let report = match emulator
+        .invoke(
+            "health-probe",
+            "health-probe/schedule.json",
+            Duration::from_secs(600),
+        )
+        .await?
+    {
+        Invocation::Ok(report) => report,
+        Invocation::Err(e) => bail!("health-probe failed: {e}"),
+    };
+    say(&format!("health-probe ({when}):"), start);
+    print_report(&report);
+    Ok(report["summary"]["healthy_voters"].as_u64().unwrap_or(0))
+}
+
+/// A token for node-lifecycle's own AppRole, with the credentials bootstrap stored in SSM.
+async fn login_as_node_lifecycle(region: &RegionFixture, bao: &BaoCluster) -> Result<String> {
+    use shared::cluster::ports::ParameterStore;
+    let ssm = shared::aws::SsmParameters::from_sdk(&region.sdk);
+    let path = format!("/vault-lifecycle/{CLUSTER}/approle/node-lifecycle");
+    let role_id = ssm.secret(&format!("{path}/role-id")).await?;
+    let secret_id = ssm.secret(&format!("{path}/secret-id")).await?;
+    let vault = shared::vault::VaultClient::new(&shared::config::VaultSettings {
+        ca: shared::config::CaSource::Pem(bao.ca.ca_pem.clone()),
+        request_timeout: Duration::from_secs(5),
+        max_retries: 2,
+    })?;
+    for node in &bao.nodes {
+        let Ok(addr) = node.api_addr.parse::<shared::ids::NodeAddr>() else {
+            continue;
+        };
+        if vault.health(&addr).await.is_ok_and(|h| h.is_active()) {
+            let login = vault
+                .approle_login(&addr, "approle", &role_id, &secret_id)
+                .await?;
+            return Ok(login.token.expose().to_owned());
+        }
+    }
+    bail!("no active node to log in through")
 }
 
 fn print_report(report: &Value) {
