@@ -3,6 +3,7 @@
 //! - `test`: installs the tools on first use, then fmt, cfn-lint, checkov, clippy and
 //!   every test, with a summary. CI runs exactly this.
 //! - `sandbox [--once]`: the product's story on loopback, driven by the functions.
+//! - `bench <name> [options]`: a benchmark beside its baseline, measured in the same run.
 //! - `tools`: only installs the tools.
 
 mod test;
@@ -18,15 +19,18 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test::run(),
-        Some("sandbox") => sandbox(&args[1..]),
+        Some("sandbox") => run_testbed_binary("sandbox", &args[1..]),
+        Some("bench") => run_testbed_binary("bench", &args[1..]),
         Some("tools") => tools::ensure().map(|_| ()),
-        _ => bail!("usage: cargo xtask <test | sandbox [--once] | tools>"),
+        _ => bail!(
+            "usage: cargo xtask <test | sandbox [--once] | bench lifecycle [--rounds N] | tools>"
+        ),
     }
 }
 
-/// Builds the whole workspace (one feature set, so nothing is built twice) and runs the
-/// test bed's `sandbox` binary.
-fn sandbox(args: &[String]) -> Result<()> {
+/// Builds the whole workspace (one feature set, so nothing is built twice) and runs one
+/// of the test bed's binaries (`sandbox`, `bench`).
+fn run_testbed_binary(binary: &str, args: &[String]) -> Result<()> {
     tools::ensure()?;
     eprintln!("xtask: building the workspace");
     status(
@@ -36,7 +40,7 @@ fn sandbox(args: &[String]) -> Result<()> {
     )?;
     let target = tools::target_dir();
     status(
-        Command::new(target.join("debug/sandbox"))
+        Command::new(target.join("debug").join(binary))
             .args(args)
             .current_dir(repo_root()),
     )
