@@ -142,14 +142,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         node: &FleetNode,
         deadline: Instant,
     ) -> Result<Initialised, LifecycleError> {
-        let status = self
-            .vault
-            .seal_status(&node.addr)
-            .await
-            .map_err(vault_step(format!(
-                "reading the seal status of {}",
-                node.addr
-            )))?;
+        let status = self.seal_status_of(&node.addr).await?;
         let recovery = status.seal_type != "shamir";
         let mut record = InitRecord {
             stage: InitStage::Started,

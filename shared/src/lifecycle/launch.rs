@@ -169,14 +169,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             },
         )
         .await??;
-        let seal = self
-            .vault
-            .seal_status(&node.addr)
-            .await
-            .map_err(vault_step(format!(
-                "reading the seal status of {}",
-                node.addr
-            )))?;
+        let seal = self.seal_status_of(&node.addr).await?;
         if seal.seal_type == "shamir" {
             // Joined but never unsealed is worse than not joined: check the shares first.
             self.stored_unseal_shares(&node.addr, usize::from(self.settings.key_threshold))

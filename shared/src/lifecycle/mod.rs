@@ -22,7 +22,7 @@ mod settings;
 pub mod terminate;
 pub mod unseal;
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -46,7 +46,7 @@ use crate::{
     lambda::FunctionError,
     secret::Secret,
     telemetry::{Metric, MetricsSink, Unit},
-    vault::{VaultClient, VaultError},
+    vault::{SealStatus, VaultClient, VaultError},
 };
 
 /// How often a wait looks again. Short, because every look is one cheap local request
@@ -403,6 +403,25 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         Ok((active, token))
     }
 
+    /// `sys/seal-status` of `node`, as a step of this function.
+    async fn seal_status_of(&self, node: &NodeAddr) -> Result<SealStatus, LifecycleError> {
+        self.vault
+            .seal_status(node)
+            .await
+            .map_err(vault_step(format!("reading the seal status of {node}")))
+    }
+
+    /// The node ids of the group's members.
+    async fn member_ids(&self) -> Result<BTreeSet<String>, LifecycleError> {
+        Ok(self
+            .fleet
+            .members()
+            .await?
+            .into_iter()
+            .map(|m| m.instance.as_str().to_owned())
+            .collect())
+    }
+
     async fn count_abandoned(&self, instance: &InstanceId) {
         let metric = Metric::cluster(
             self.settings.cluster.as_str(),
@@ -415,3 +434,6 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

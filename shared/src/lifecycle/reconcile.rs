@@ -159,13 +159,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             .autopilot_state(&active.addr, &token)
             .await
             .map_err(vault_step("reading autopilot state"))?;
-        let members: BTreeSet<String> = self
-            .fleet
-            .members()
-            .await?
-            .into_iter()
-            .map(|m| m.instance.as_str().to_owned())
-            .collect();
+        let members = self.member_ids().await?;
         let plan = plan_departed_removal(
             &peers.servers,
             &autopilot,

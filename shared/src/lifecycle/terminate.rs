@@ -197,13 +197,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                     .await
                     .map_err(vault_step("reading the raft configuration"))?
                     .servers;
-                let members: BTreeSet<String> = self
-                    .fleet
-                    .members()
-                    .await?
-                    .into_iter()
-                    .map(|m| m.instance.as_str().to_owned())
-                    .collect();
+                let members = self.member_ids().await?;
                 let tolerance = tolerance_without(&peers, &state, id);
                 let joining = joining(&peers, &members, id);
                 if tolerance > 0 || joining.is_empty() {

@@ -7,7 +7,7 @@ use tracing::info;
 use super::{vault_step, LifecycleError, NodeLifecycle, POLL_INTERVAL};
 use crate::{
     cluster::{
-        polling::{poll_until, Look},
+        polling::{poll_until, Look, WaitExpired},
         ports::{ParameterError, ParameterStore},
     },
     ids::NodeAddr,
@@ -33,30 +33,15 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         node: &NodeAddr,
         deadline: Instant,
     ) -> Result<Unsealed, LifecycleError> {
-        let status = self
-            .vault
-            .seal_status(node)
-            .await
-            .map_err(vault_step(format!("reading the seal status of {node}")))?;
+        let status = self.seal_status_of(node).await?;
         if !status.sealed {
             return Ok(Unsealed::Already);
         }
         if status.seal_type != "shamir" {
             let seal = status.seal_type.clone();
-            let waited = poll_until(
-                &format!("auto-unseal of {node}"),
-                self.settings.node_api_timeout,
-                deadline,
-                POLL_INTERVAL,
-                || async {
-                    match self.vault.seal_status(node).await {
-                        Ok(s) if !s.sealed => Ok(Look::Ready(())),
-                        Ok(s) => Ok(Look::NotYet(format!("sealed, {} seal", s.seal_type))),
-                        Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
-                    }
-                },
-            )
-            .await?;
+            let waited = self
+                .wait_until_unsealed(node, &format!("auto-unseal of {node}"), deadline)
+                .await;
             return match waited {
                 Ok(()) => {
                     info!(node = %node, seal = %seal, "auto-unseal verified");
@@ -101,25 +86,40 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         }
         // A node that has just joined takes the threshold, then finishes joining (it
         // answers the leader's challenge) before it reports unsealed.
-        poll_until(
-            &format!("{node} to finish unsealing"),
+        self.wait_until_unsealed(node, &format!("{node} to finish unsealing"), deadline)
+            .await?;
+        info!(node = %node, "unsealed with the stored shares");
+        Ok(Unsealed::WithShares)
+    }
+
+    /// Polls the seal status until `node` reports unsealed (what it last saw, if not).
+    async fn wait_until_unsealed(
+        &self,
+        node: &NodeAddr,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<(), WaitExpired> {
+        let looked = poll_until(
+            what,
             self.settings.node_api_timeout,
             deadline,
             POLL_INTERVAL,
             || async {
-                match self.vault.seal_status(node).await {
-                    Ok(s) if !s.sealed => Ok(Look::Ready(())),
-                    Ok(s) => Ok(Look::NotYet(format!(
-                        "sealed, progress {}/{}",
-                        s.progress, s.threshold
-                    ))),
-                    Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
-                }
+                Ok::<_, std::convert::Infallible>(match self.vault.seal_status(node).await {
+                    Ok(s) if !s.sealed => Look::Ready(()),
+                    Ok(s) => Look::NotYet(format!(
+                        "sealed ({} seal), progress {}/{}",
+                        s.seal_type, s.progress, s.threshold
+                    )),
+                    Err(e) => Look::NotYet(e.to_string()),
+                })
             },
         )
-        .await??;
-        info!(node = %node, "unsealed with the stored shares");
-        Ok(Unsealed::WithShares)
+        .await;
+        match looked {
+            Ok(waited) => waited,
+            Err(never) => match never {},
+        }
     }
 
     /// `needed` Shamir shares from SSM, or [`LifecycleError::MissingShares`] naming the

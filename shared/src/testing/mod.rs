@@ -2,7 +2,9 @@
 //! Each fake is plain state a test sets and reads back; none expects calls in an order.
 
 mod cluster;
+mod lifecycle;
 mod logs;
 
 pub use cluster::{FakeCluster, FakeFleet, FakeMetrics, FakeNode, FakeParameters};
+pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
