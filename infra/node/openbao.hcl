@@ -21,7 +21,8 @@ storage "raft" {
   # node_id MUST be the EC2 instance id: node-lifecycle maps Raft peers to instances
   # by it. A terminating instance's peer is found by its id, and reconcile removes a
   # peer whose id matches no instance of the group once it has been unhealthy for
-  # DepartedPeerGraceSeconds: a node with any other id would be removed as departed.
+  # DepartedPeerGraceSeconds. A node with any other id is never matched to its
+  # instance: its launch waits in vain for it to become a voter.
   # Never reuse the data directory of another instance.
   node_id = "@INSTANCE_ID@"
 

@@ -601,12 +601,23 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() -> Result
     assert_eq!(records(&bed)?.init().await?, None, "no init record");
     assert_eq!(bed.pending(&id, "launch").await?.state, "pending");
 
-    // Without it, the launch goes through.
-    aws_sdk_ssm::Client::new(&bed.region.sdk)
-        .delete_parameter()
-        .name(&share)
-        .send()
+    // A credential of an earlier cluster is in the way just the same.
+    let ssm = aws_sdk_ssm::Client::new(&bed.region.sdk);
+    ssm.delete_parameter().name(&share).send().await?;
+    let credential = format!("{}/approle/health-probe/secret-id", bed.ssm_path());
+    bed.region
+        .put_secret_parameter(&credential, "old-secret-id-canary")
         .await?;
+    let Err(e) = handle(&function, &event).await else {
+        bail!("a stale credential must stop the launch");
+    };
+    assert_eq!(e.error_type, "Permanent.StaleShares", "{e:?}");
+    assert!(e.message.contains(&credential), "{e:?}");
+    errors.push(format!("{e:?}"));
+    assert_eq!(bed.bao.health_code(0).await?, 501, "not initialised");
+
+    // Without them, the launch goes through.
+    ssm.delete_parameter().name(&credential).send().await?;
     launched(&handle(&function, &event).await)?;
 
     // Shares missing when a node joins: refused before the join, the node untouched.

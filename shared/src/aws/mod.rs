@@ -77,11 +77,10 @@ pub fn node_lifecycle(
 ) -> Result<crate::lifecycle::NodeLifecycle<SsmParameters>, crate::vault::VaultError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let cluster = config.cluster.cluster.clone();
-    let mut login =
+    // node-lifecycle logs in with the AppRole its bootstrap makes (its configuration
+    // refuses aws auth), so it needs no AWS identity for Vault.
+    let login =
         crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
-    if let Some(identity) = StsCallerIdentity::from_sdk(sdk, &config.auth) {
-        login = login.with_identity(std::sync::Arc::new(identity));
-    }
     Ok(crate::lifecycle::NodeLifecycle {
         vault: crate::vault::VaultClient::new(&config.vault)?,
         parameters: SsmParameters::from_sdk(sdk),

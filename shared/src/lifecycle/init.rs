@@ -127,10 +127,8 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                 path,
             });
         }
-        if let Some(recovery) = self.stored_share_kind().await? {
-            return Err(LifecycleError::StaleShares {
-                parameter: self.settings.share_parameter(recovery, 1),
-            });
+        if let Some(parameter) = self.earlier_clusters_parameter().await? {
+            return Err(LifecycleError::StaleShares { parameter });
         }
         self.initialise(node, deadline).await
     }
@@ -249,8 +247,10 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             .await
             .map_err(vault_step(format!("enabling approle at {mount}")))?;
         for (function, policy) in FUNCTIONS {
+            // The policies name the AppRole mount: use the one bootstrap enables.
+            let policy = policy.replace("auth/approle/", &format!("auth/{mount}/"));
             self.vault
-                .put_policy(addr, &root, function, policy)
+                .put_policy(addr, &root, function, &policy)
                 .await
                 .map_err(vault_step(format!("writing policy {function}")))?;
             self.vault
@@ -326,6 +326,28 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             Err(ParameterError::Missing { .. }) => Ok(true),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Before `sys/init`: the first parameter this function would write that exists
+    /// already (a share, the root token, an AppRole credential), which can only be an
+    /// earlier cluster's. Checked all at once; it runs once in a cluster's life.
+    async fn earlier_clusters_parameter(&self) -> Result<Option<String>, LifecycleError> {
+        let s = &self.settings;
+        let mut names: Vec<String> = (1..=10)
+            .flat_map(|n| [s.share_parameter(false, n), s.share_parameter(true, n)])
+            .collect();
+        names.push(s.root_token_parameter());
+        for (function, _) in FUNCTIONS {
+            names.push(s.approle_parameter(function, "role-id"));
+            names.push(s.approle_parameter(function, "secret-id"));
+        }
+        let missing = join_all(names.iter().map(|name| self.missing(name))).await;
+        for (name, missing) in names.into_iter().zip(missing) {
+            if !missing? {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
     }
 
     /// Which kind of share is stored, if any: `Some(false)` unseal, `Some(true)` recovery.

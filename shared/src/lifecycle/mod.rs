@@ -181,8 +181,9 @@ pub enum LifecycleError {
         /// Where the shares should be.
         path: String,
     },
-    /// Shares are stored, but no node is initialised: they belong to an earlier cluster.
-    #[error("no node of the cluster is initialised, but {parameter} already exists: it holds a share of an earlier cluster. This function never overwrites a share; move the old shares away (after keeping a copy) or restore the old cluster, then retry")]
+    /// Shares or credentials are stored, but no node is initialised: they belong to an
+    /// earlier cluster.
+    #[error("no node of the cluster is initialised, but {parameter} already exists: it belongs to an earlier cluster. This function never overwrites a share or credential; move the old parameters away (after keeping a copy) or restore the old cluster, then retry")]
     StaleShares {
         /// The share parameter found.
         parameter: String,
@@ -219,7 +220,10 @@ impl From<LifecycleError> for FunctionError {
             E::Event(EventError::Invalid { .. }) => (false, "InvalidEvent"),
             E::OtherGroup { .. } => (false, "OtherGroup"),
             E::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
-            E::Fleet(_) => (false, "NoNodeAddress"),
+            E::Fleet(FleetError::NoSuchGroup { .. }) => (false, "NoSuchGroup"),
+            E::Fleet(FleetError::NoAddress { .. } | FleetError::BadAddressTag { .. }) => {
+                (false, "NoNodeAddress")
+            }
             E::Records(_) => (true, "StateTableUnavailable"),
             E::Lock(_) => (true, "LockUnavailable"),
             E::Action(_) => (true, "LifecycleActionFailed"),

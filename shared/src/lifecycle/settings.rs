@@ -104,9 +104,26 @@ impl LifecycleConfig {
                 format!("at most KEY_SHARES ({key_shares})"),
             ));
         }
+        if key_shares > 1 && key_threshold < 2 {
+            // Vault refuses it: one share would unseal what several people hold.
+            return Err(invalid(
+                "KEY_THRESHOLD",
+                "1",
+                "at least 2 when KEY_SHARES is more than 1",
+            ));
+        }
+        // node-lifecycle makes its own credentials at bootstrap, so it always logs in with
+        // the AppRole it made; aws auth is for the other functions, whose IAM roles the
+        // operator binds in Vault.
         let approle_mount = match &auth {
             AuthSettings::AppRole { mount, .. } => mount.clone(),
-            AuthSettings::Aws { .. } => "approle".to_owned(),
+            AuthSettings::Aws { .. } => {
+                return Err(invalid(
+                    "VAULT_AUTH",
+                    "aws",
+                    "approle for node-lifecycle: it logs in with the AppRole bootstrap creates (aws auth is for the other functions)",
+                ))
+            }
         };
         let heartbeat_interval =
             env.seconds_or("HEARTBEAT_INTERVAL_SECS", Duration::from_secs(60))?;
@@ -211,9 +228,11 @@ mod tests {
             ("KMS_KEY_ID", ""),
             ("KEY_SHARES", "0"),
             ("KEY_THRESHOLD", "6"),
+            ("KEY_THRESHOLD", "1"),
             ("KEEP_ROOT_TOKEN", "yes"),
             ("DEPARTED_PEER_GRACE_SECS", "5m"),
             ("HEARTBEAT_INTERVAL_SECS", "0"),
+            ("VAULT_AUTH", "aws"),
         ] {
             let pairs = MINIMAL
                 .into_iter()
