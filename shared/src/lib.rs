@@ -14,6 +14,7 @@
 //!   CloudWatch, DynamoDB).
 //! - [`lifecycle`]: node-lifecycle's launch, terminate and reconcile, with the cluster's
 //!   one-time initialisation and bootstrap.
+//! - [`snapshots`]: Raft snapshots, checked as they stream.
 //! - [`telemetry`]: JSON logs and the metrics port.
 //! - [`lambda`]: what every function's `main` shares: start-up and error reporting.
 //! - `testing` (feature `testing`): fakes for every port and a log capture.
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod lambda;
 pub mod lifecycle;
 pub mod secret;
+pub mod snapshots;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod operations;
+mod snapshot;
 mod types;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tracing::debug;
 
 pub use operations::InitOutput;
+pub use snapshot::SnapshotBody;
 pub use types::*;
 
 use crate::{

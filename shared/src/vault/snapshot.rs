@@ -1,0 +1,72 @@
+//! `GET sys/storage/raft/snapshot` as a stream of chunks: the body is never collected.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{header::HeaderValue, Method};
+
+use super::{status_error, VaultClient, VaultError};
+use crate::{ids::NodeAddr, secret::Secret};
+
+const PATH: &str = "sys/storage/raft/snapshot";
+
+/// A snapshot's body as it arrives. Read it with [`SnapshotBody::chunk`] until `None`.
+pub struct SnapshotBody {
+    node: NodeAddr,
+    response: reqwest::Response,
+}
+
+impl SnapshotBody {
+    /// The next chunk, as the connection delivers it; `None` at the end. A stream cut
+    /// mid-way is an error here, or a short archive that the check refuses.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                node: self.node.clone(),
+                path: PATH.into(),
+                attempts: 1,
+                source,
+            })
+    }
+}
+
+impl VaultClient {
+    /// Starts a snapshot from `node` (take it from the active node: a standby may answer
+    /// an empty or partial one on some versions). `timeout` bounds the whole transfer,
+    /// unlike the client's per-request timeout.
+    pub async fn snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        timeout: Duration,
+    ) -> Result<SnapshotBody, VaultError> {
+        let mut value = HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
+            reason: "a Vault token holds characters that cannot be sent in a header".into(),
+        })?;
+        value.set_sensitive(true);
+        let response = self
+            .http
+            .request(Method::GET, format!("{node}/v1/{PATH}"))
+            .header("X-Vault-Token", value)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                node: node.clone(),
+                path: PATH.into(),
+                attempts: 1,
+                source,
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(status_error(node, Method::GET, PATH, status, &body));
+        }
+        Ok(SnapshotBody {
+            node: node.clone(),
+            response,
+        })
+    }
+}
