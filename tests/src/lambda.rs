@@ -62,7 +62,7 @@ impl LambdaEmulator {
                 "--invoke-port",
                 &port.to_string(),
                 "--timeout",
-                "300",
+                "900",
             ])
             .arg("--env-file")
             .arg(&env_file);

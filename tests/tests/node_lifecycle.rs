@@ -540,6 +540,18 @@ async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() ->
             .any(|r| r.contains("no node of the cluster is active") || r.contains("quorum")),
         "{refused:?}"
     );
+
+    // Its terminate event arrives now: without a leader no peer can go, and holding the
+    // hook would not bring one back, so the action completes and reconcile is left to it.
+    let terminate = LifecycleBed::event(&bed.pending(last, "terminate").await?);
+    let left = handle(&function, &terminate).await;
+    let Ok(Outcome::Terminated(report)) = &left else {
+        bail!("expected a terminate, got {left:?}");
+    };
+    assert!(!report.peer_removed && report.completed_now, "{report:?}");
+    assert!(report.left_to_reconcile.is_some(), "{report:?}");
+    let action = bed.pending(last, "terminate").await?;
+    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
     assert_nothing_leaked(&bed, &logs, &reports, &[]).await
 }
 

@@ -80,6 +80,23 @@ pub fn run() -> Result<()> {
         ]),
     );
 
+    // The emulator tests run each function with `cargo run --bin <function>`, whose
+    // feature set differs from the workspace's (the test bed turns on shared's fakes).
+    // Build the functions that way here, once and for all of them, so no invocation waits
+    // on a cold build while its emulator's clock runs.
+    step(
+        &mut steps,
+        "functions as the emulator builds them",
+        Command::new("cargo").args([
+            "build",
+            "--quiet",
+            "--package",
+            "health-probe",
+            "--package",
+            "node-lifecycle",
+        ]),
+    );
+
     // One moto for every test process; tests keep apart through unique names.
     let target = tools::target_dir();
     std::fs::create_dir_all(&target)?;

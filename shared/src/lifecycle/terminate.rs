@@ -33,6 +33,8 @@ pub struct LeaveReport {
     pub waited_for_replacement: Option<String>,
     /// The lifecycle action was still pending and is now completed.
     pub completed_now: bool,
+    /// Why the peer was left for reconcile, when it was.
+    pub left_to_reconcile: Option<String>,
 }
 
 /// The failure tolerance the cluster keeps if `leaving` is removed: voters left (as Raft
@@ -88,9 +90,20 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             peer_removed: false,
             waited_for_replacement: None,
             completed_now: false,
+            left_to_reconcile: None,
         };
         let leaving = self.fleet.node(instance).await?;
-        let (active, token) = self.active_with_token(leaving.as_ref()).await?;
+        // Without a leader no peer can be removed, and holding the hook would not bring
+        // one back: let the instance go, and reconcile removes its peer once a node leads.
+        let (active, token) = match self.active_with_token(leaving.as_ref()).await {
+            Ok(found) => found,
+            Err(e @ LifecycleError::NoActiveNode { .. }) => {
+                warn!(instance = %id, error = %e, "the peer cannot be removed now; reconcile removes it once a node leads");
+                report.left_to_reconcile = Some(e.to_string());
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
         let peers = self
             .vault
             .raft_configuration(&active.addr, &token)
