@@ -6,6 +6,7 @@ mod dynamo_locks;
 mod fleet;
 mod iam_login;
 mod lifecycle_actions;
+mod s3_store;
 mod ssm;
 mod state_records;
 
@@ -14,6 +15,7 @@ pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
 pub use lifecycle_actions::AsgLifecycleActions;
+pub use s3_store::S3SnapshotStore;
 pub use ssm::SsmParameters;
 pub use state_records::DynamoStateRecords;
 

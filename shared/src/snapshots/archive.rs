@@ -119,6 +119,15 @@ impl SnapshotCheck {
         self.bytes
     }
 
+    /// Index and term from `meta.json`, as soon as it has passed (it is the archive's
+    /// first entry, within the first kilobytes): enough to name the object before the
+    /// rest arrives. Not a verdict: only [`SnapshotCheck::finish`] says the snapshot is
+    /// good.
+    pub fn index_and_term(&self) -> Option<(u64, u64)> {
+        let meta = self.gzip.get_ref().meta.as_deref()?;
+        parse_meta(meta).ok().map(|(index, term, _)| (index, term))
+    }
+
     /// Feeds the next chunk of the stream, as received.
     pub fn update(&mut self, chunk: &[u8]) -> Result<(), ArchiveError> {
         self.object.update(chunk);
@@ -387,22 +396,25 @@ impl TarCheck {
                 });
             }
         }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Meta {
-            index: u64,
-            term: u64,
-            #[serde(default)]
-            size: u64,
-        }
-        let meta: Meta = serde_json::from_slice(&self.meta.unwrap_or_default()).map_err(|e| {
-            ArchiveError::Unreadable {
-                file: "meta.json",
-                reason: e.to_string(),
-            }
-        })?;
-        Ok((meta.index, meta.term, meta.size))
+        parse_meta(&self.meta.unwrap_or_default())
     }
+}
+
+/// Index, term and state size from `meta.json`.
+fn parse_meta(meta: &[u8]) -> Result<(u64, u64, u64), ArchiveError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Meta {
+        index: u64,
+        term: u64,
+        #[serde(default)]
+        size: u64,
+    }
+    let meta: Meta = serde_json::from_slice(meta).map_err(|e| ArchiveError::Unreadable {
+        file: "meta.json",
+        reason: e.to_string(),
+    })?;
+    Ok((meta.index, meta.term, meta.size))
 }
 
 fn text(field: &[u8]) -> String {

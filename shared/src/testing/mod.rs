@@ -4,7 +4,11 @@
 mod cluster;
 mod lifecycle;
 mod logs;
+mod snapshots;
 
 pub use cluster::{FakeCluster, FakeFleet, FakeMetrics, FakeNode, FakeParameters};
 pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
+pub use snapshots::{
+    good_snapshot, sha256_hex, snapshot_files, snapshot_of, FakeStore, FakeUpload,
+};

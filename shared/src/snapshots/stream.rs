@@ -1,0 +1,150 @@
+//! A snapshot from its source straight into the store, checked as it passes.
+//!
+//! The body is read chunk by chunk and cut into parts of `part_size`; each full part is
+//! uploaded before more of the body is read, so when the store is slower than the node,
+//! the body waits and TCP slows the sender. Memory stays at about two parts, whatever the
+//! snapshot's size. The upload starts once `meta.json` (the archive's first entry) has
+//! named the snapshot's index and term, which the object's key holds. Any failure (the
+//! source, the check, the store, a truncated stream) aborts the upload: nothing is ever
+//! stored as good unless the whole archive checked out.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use tracing::{info, warn};
+
+use super::{
+    archive::{ArchiveError, SnapshotCheck, SnapshotFacts},
+    store::{PartUpload, SnapshotStore, StoreError, StoredObject},
+};
+use crate::{error_chain, vault::VaultError};
+
+/// S3's smallest part (but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// Where a snapshot's bytes come from (a node's `sys/storage/raft/snapshot` body).
+#[async_trait]
+pub trait ChunkSource: Send {
+    /// The next chunk; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError>;
+}
+
+#[async_trait]
+impl ChunkSource for crate::vault::SnapshotBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
+        self.chunk().await
+    }
+}
+
+/// A snapshot stored and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streamed {
+    /// The object and its version.
+    pub object: StoredObject,
+    /// What the archive said about itself, and its checksum.
+    pub facts: SnapshotFacts,
+}
+
+/// Why a snapshot was not stored. The upload, if one had begun, was aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The node's stream failed.
+    #[error("reading the snapshot failed; nothing was stored")]
+    Source(#[source] VaultError),
+    /// The snapshot is not good.
+    #[error("the snapshot failed its check; nothing was stored")]
+    Archive(#[source] ArchiveError),
+    /// The store failed.
+    #[error("storing the snapshot failed; nothing was stored")]
+    Store(#[source] StoreError),
+    /// `meta.json` did not come first: not a Raft snapshot this function knows.
+    #[error("the snapshot's first {bytes} bytes hold no meta.json; nothing was stored")]
+    NoMetaFirst {
+        /// How far it looked.
+        bytes: u64,
+    },
+}
+
+/// Streams `source` into `store` under the key `key(index, term)`, with `metadata`.
+pub async fn stream_into_store(
+    source: &mut dyn ChunkSource,
+    store: &dyn SnapshotStore,
+    part_size: usize,
+    key: impl Fn(u64, u64) -> String + Send,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Streamed, StreamError> {
+    let part_size = part_size.max(MIN_PART_SIZE);
+    let mut check = SnapshotCheck::new();
+    let mut part = BytesMut::with_capacity(part_size);
+    let mut upload: Option<Box<dyn PartUpload>> = None;
+    let outcome = async {
+        while let Some(chunk) = source.next_chunk().await.map_err(StreamError::Source)? {
+            check.update(&chunk).map_err(StreamError::Archive)?;
+            part.extend_from_slice(&chunk);
+            if upload.is_none() {
+                match check.index_and_term() {
+                    Some((index, term)) => {
+                        let named = key(index, term);
+                        upload = Some(
+                            store
+                                .begin(&named, metadata)
+                                .await
+                                .map_err(StreamError::Store)?,
+                        );
+                    }
+                    // meta.json is a few hundred bytes; a part's worth without it is not a
+                    // snapshot.
+                    None if part.len() >= part_size => {
+                        return Err(StreamError::NoMetaFirst {
+                            bytes: check.bytes(),
+                        })
+                    }
+                    None => continue,
+                }
+            }
+            while part.len() >= part_size {
+                let full = part.split_to(part_size).freeze();
+                if let Some(upload) = upload.as_mut() {
+                    upload.part(full).await.map_err(StreamError::Store)?;
+                }
+            }
+        }
+        let facts = std::mem::take(&mut check)
+            .finish()
+            .map_err(StreamError::Archive)?;
+        Ok(facts)
+    }
+    .await;
+    let facts = match outcome {
+        Ok(facts) => facts,
+        Err(e) => {
+            abort(upload).await;
+            return Err(e);
+        }
+    };
+    let Some(mut upload) = upload else {
+        return Err(StreamError::NoMetaFirst { bytes: facts.bytes });
+    };
+    if !part.is_empty() {
+        if let Err(e) = upload.part(part.freeze()).await {
+            abort(Some(upload)).await;
+            return Err(StreamError::Store(e));
+        }
+    }
+    let object = upload.complete().await.map_err(StreamError::Store)?;
+    info!(key = %object.key, version = object.version_id.as_deref().unwrap_or(""), index = facts.index, bytes = facts.bytes, "snapshot stored and checked");
+    Ok(Streamed { object, facts })
+}
+
+async fn abort(upload: Option<Box<dyn PartUpload>>) {
+    if let Some(upload) = upload {
+        if let Err(e) = upload.abort().await {
+            // S3 lifecycle rules expire abandoned uploads; nothing was completed.
+            warn!(error = %error_chain(&e), "aborting the upload failed; its parts expire by the bucket's lifecycle rule");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
