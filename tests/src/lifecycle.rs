@@ -2,7 +2,6 @@
 //! terminate hooks, one OpenBao server per instance (node_id = instance id, address in
 //! the instance's tag), nothing initialised, and the events Auto Scaling would send.
 
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -216,18 +215,5 @@ impl LifecycleBed {
         }
         found.sort();
         Ok(found)
-    }
-
-    /// Waits until `pred` holds for the group's recorded actions.
-    pub async fn wait_for_actions(
-        &self,
-        what: &str,
-        pred: impl Fn(&[LifecycleActionRecord]) -> bool,
-    ) -> Result<Vec<LifecycleActionRecord>> {
-        crate::poll_until(what, Duration::from_secs(60), || async {
-            let actions = self.actions().await?;
-            Ok(pred(&actions).then_some(actions))
-        })
-        .await
     }
 }

@@ -837,3 +837,60 @@ async fn a_node_that_never_answers_is_abandoned_and_counted() -> Result<()> {
     assert!(logged.contains("abandoning the launch"), "{logged}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cluster_initialised_without_stored_shares_stops_loudly_and_is_not_initialised_again(
+) -> Result<()> {
+    use shared::lifecycle::records::InitRecord;
+
+    let logs = capture_logs();
+    let mut bed = LifecycleBed::start(1, Seal::Shamir).await?;
+    let id = bed.region.instances(None).await?.remove(0);
+    // An earlier run recorded that it sent sys/init to this node, and died before it
+    // stored a single share: the node is initialised, SSM holds nothing.
+    records(&bed)?
+        .put_init(&InitRecord {
+            stage: InitStage::Started,
+            node: id.as_str().into(),
+            cluster_id: None,
+            recovery: false,
+        })
+        .await?;
+    let keys = bed.bao.init(0, 5, 3).await?;
+    let outcome = handle(
+        &bed.function(&[])?,
+        &LifecycleBed::event(&bed.pending(&id, "launch").await?),
+    )
+    .await;
+    let Err(e) = &outcome else {
+        bail!("lost shares must stop the launch, got {outcome:?}");
+    };
+    assert_eq!(e.error_type, "Permanent.InitialisedWithoutShares", "{e:?}");
+    assert!(
+        e.message.contains(&id) && e.message.contains("will not initialise again"),
+        "{e:?}"
+    );
+    assert_eq!(
+        bed.bao.health_code(0).await?,
+        503,
+        "still the same sealed, initialised node"
+    );
+    assert!(
+        bed.stored_secrets().await?.is_empty(),
+        "nothing written to SSM"
+    );
+    assert_eq!(
+        records(&bed)?.init().await?.map(|r| r.stage),
+        Some(InitStage::Started)
+    );
+    assert_eq!(bed.pending(&id, "launch").await?.state, "pending");
+    let logged = logs.contents();
+    assert!(
+        logged.contains("shares were never stored"),
+        "said loudly: {logged}"
+    );
+    for secret in keys.keys.iter().chain([&keys.root_token]) {
+        assert!(!logged.contains(secret.as_str()) && !format!("{e:?}").contains(secret.as_str()));
+    }
+    Ok(())
+}

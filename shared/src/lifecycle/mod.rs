@@ -381,16 +381,26 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         &self,
         also: Option<&FleetNode>,
     ) -> Result<Option<FleetNode>, LifecycleError> {
+        Ok(self.find_active(also).await?.0)
+    }
+
+    /// The active node, if any, and how many nodes were asked.
+    async fn find_active(
+        &self,
+        also: Option<&FleetNode>,
+    ) -> Result<(Option<FleetNode>, usize), LifecycleError> {
         let mut members = self.fleet.members().await?;
         if let Some(node) = also.filter(|n| !members.contains(n)) {
             members.push(node.clone());
         }
+        let asked = members.len();
         let healths = join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
-        Ok(members
+        let active = members
             .into_iter()
             .zip(healths)
             .find(|(_, h)| h.as_ref().is_ok_and(|h| h.is_active()))
-            .map(|(m, _)| m))
+            .map(|(m, _)| m);
+        Ok((active, asked))
     }
 
     /// The active node and this function's token, logged in through it (a standby may
@@ -399,8 +409,8 @@ impl<P: ParameterStore> NodeLifecycle<P> {
         &self,
         also: Option<&FleetNode>,
     ) -> Result<(FleetNode, Secret), LifecycleError> {
-        let Some(active) = self.active_node(also).await? else {
-            let asked = self.fleet.members().await?.len();
+        let (active, asked) = self.find_active(also).await?;
+        let Some(active) = active else {
             return Err(LifecycleError::NoActiveNode { asked });
         };
         let token = self.login.token(&self.vault, &active.addr).await?;

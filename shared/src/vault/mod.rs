@@ -149,13 +149,7 @@ impl VaultClient {
             attempt += 1;
             let mut request = self.http.request(method.clone(), &url);
             if let Some(token) = token {
-                let mut value =
-                    HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
-                        reason: "a Vault token holds characters that cannot be sent in a header"
-                            .into(),
-                    })?;
-                value.set_sensitive(true);
-                request = request.header("X-Vault-Token", value);
+                request = request.header("X-Vault-Token", token_header(token)?);
             }
             if let Some(body) = body {
                 request = request.json(body);
@@ -201,6 +195,15 @@ impl VaultClient {
         }
         decode(node, path, &bytes)
     }
+}
+
+/// `X-Vault-Token`, marked sensitive so no `Debug` of the request prints it.
+pub(crate) fn token_header(token: &Secret) -> Result<HeaderValue, VaultError> {
+    let mut value = HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
+        reason: "a Vault token holds characters that cannot be sent in a header".into(),
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Full-jitter exponential backoff: uniform in [0, min(cap, base × 2^(attempt-1))].

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::{header::HeaderValue, Method};
+use reqwest::Method;
 
-use super::{status_error, VaultClient, VaultError};
+use super::{status_error, token_header, VaultClient, VaultError};
 use crate::{ids::NodeAddr, secret::Secret};
 
 const PATH: &str = "sys/storage/raft/snapshot";
@@ -42,14 +42,10 @@ impl VaultClient {
         token: &Secret,
         timeout: Duration,
     ) -> Result<SnapshotBody, VaultError> {
-        let mut value = HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Setup {
-            reason: "a Vault token holds characters that cannot be sent in a header".into(),
-        })?;
-        value.set_sensitive(true);
         let response = self
             .http
             .request(Method::GET, format!("{node}/v1/{PATH}"))
-            .header("X-Vault-Token", value)
+            .header("X-Vault-Token", token_header(token)?)
             .timeout(timeout)
             .send()
             .await
