@@ -2,7 +2,6 @@
 //! terminate hooks, one OpenBao server per instance (node_id = instance id, address in
 //! the instance's tag), nothing initialised, and the events Auto Scaling would send.
 
-
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use shared::{
