@@ -21,6 +21,7 @@ pub mod moto;
 pub mod openbao;
 pub mod postgres;
 mod process;
+pub mod snapshots;
 pub mod tls;
 
 use std::{

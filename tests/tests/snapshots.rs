@@ -239,8 +239,10 @@ async fn a_real_snapshot_streams_into_s3_checked_and_a_cut_one_stores_nothing() 
     let mut body = vault
         .snapshot(&node, &root, Duration::from_secs(60))
         .await?;
-    let streamed =
-        stream_into_store(&mut body, &store, MIN_PART_SIZE, key, &BTreeMap::new()).await?;
+    let streamed = stream_into_store(&mut body, &store, MIN_PART_SIZE, |i, t| {
+        (key(i, t), BTreeMap::new())
+    })
+    .await?;
     assert_eq!(
         streamed.object.key,
         format!("prod/snapshot-{}.snap", streamed.facts.index)
@@ -267,9 +269,11 @@ async fn a_real_snapshot_streams_into_s3_checked_and_a_cut_one_stores_nothing() 
         body,
         left: stored.len() / 2,
     };
-    let err = stream_into_store(&mut cut, &store, MIN_PART_SIZE, key, &BTreeMap::new())
-        .await
-        .expect_err("a cut snapshot");
+    let err = stream_into_store(&mut cut, &store, MIN_PART_SIZE, |i, t| {
+        (key(i, t), BTreeMap::new())
+    })
+    .await
+    .expect_err("a cut snapshot");
     assert!(matches!(err, StreamError::Archive(_)), "{err}");
     let listed = s3
         .list_object_versions()

@@ -51,7 +51,7 @@ pub fn run() -> Result<()> {
     step(
         &mut steps,
         "cfn-lint infra/",
-        Command::new(tools.bin.join("cfn-lint")).arg("infra/template.yaml"),
+        Command::new(tools.bin.join("cfn-lint")).arg("infra/*.yaml"),
     );
     step(
         &mut steps,
@@ -94,6 +94,10 @@ pub fn run() -> Result<()> {
             "health-probe",
             "--package",
             "node-lifecycle",
+            "--package",
+            "snapshot-backup",
+            "--package",
+            "snapshot-restore",
         ]),
     );
 

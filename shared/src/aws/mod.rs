@@ -1,6 +1,7 @@
 //! Thin adapters from the ports to the AWS SDK: one call, map the types, map the error.
 //! The SDK already retries throttling and 5xx, so nothing here loops.
 
+mod catalog;
 mod cloudwatch;
 mod dynamo_locks;
 mod fleet;
@@ -10,6 +11,7 @@ mod s3_store;
 mod ssm;
 mod state_records;
 
+pub use catalog::DynamoCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
@@ -99,5 +101,61 @@ pub fn node_lifecycle(
         metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
         fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
         settings: config.lifecycle,
+    })
+}
+
+/// snapshot-backup with every port on AWS, built once per cold start. The DR store's
+/// client speaks to `DR_REGION`.
+pub fn snapshot_backup(
+    sdk: &aws_config::SdkConfig,
+    config: crate::snapshots::backup::BackupConfig,
+) -> Result<crate::snapshots::backup::SnapshotBackup<SsmParameters>, crate::vault::VaultError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let mut login =
+        crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
+    if let Some(identity) = StsCallerIdentity::from_sdk(sdk, &config.auth) {
+        login = login.with_identity(std::sync::Arc::new(identity));
+    }
+    let dr = config.dr.as_ref().map(|dr| {
+        let regional = sdk
+            .to_builder()
+            .region(aws_config::Region::new(dr.region.clone()))
+            .build();
+        Box::new(S3SnapshotStore::from_sdk(
+            &regional,
+            dr.bucket.clone(),
+            dr.kms_key.clone(),
+        )) as Box<dyn crate::snapshots::store::SnapshotObjects>
+    });
+    Ok(crate::snapshots::backup::SnapshotBackup {
+        vault: crate::vault::VaultClient::new(&config.vault)?,
+        login,
+        locks: Box::new(DynamoLocks::new(
+            dynamodb.clone(),
+            config.table.clone(),
+            config.cluster.cluster.clone(),
+        )),
+        catalog: Box::new(DynamoCatalog::new(dynamodb, config.table)),
+        store: Box::new(S3SnapshotStore::from_sdk(
+            sdk,
+            config.bucket,
+            config.kms_key,
+        )),
+        dr,
+        metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
+        fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
+        settings: config.backup,
+    })
+}
+
+/// snapshot-restore with every port on AWS, built once per cold start.
+pub fn snapshot_restore(
+    sdk: &aws_config::SdkConfig,
+    config: crate::snapshots::restore::RestoreConfig,
+) -> Result<crate::snapshots::restore::SnapshotRestore<SsmParameters>, crate::vault::VaultError> {
+    Ok(crate::snapshots::restore::SnapshotRestore {
+        backup: snapshot_backup(sdk, config.backup)?,
+        parameters: SsmParameters::from_sdk(sdk),
+        settings: config.restore,
     })
 }

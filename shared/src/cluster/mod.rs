@@ -8,3 +8,20 @@ pub mod locks;
 pub mod policies;
 pub mod polling;
 pub mod ports;
+
+use futures::future::join_all;
+
+use crate::vault::{Health, VaultClient};
+
+/// The first of `nodes` that answers as active, with its health, asking all of them at
+/// once; `None` when none does.
+pub async fn find_active(
+    vault: &VaultClient,
+    nodes: Vec<ports::FleetNode>,
+) -> Option<(ports::FleetNode, Health)> {
+    let healths = join_all(nodes.iter().map(|m| vault.health(&m.addr))).await;
+    nodes
+        .into_iter()
+        .zip(healths)
+        .find_map(|(m, h)| h.ok().filter(Health::is_active).map(|h| (m, h)))
+}

@@ -36,6 +36,9 @@ pub struct BackupRequest {
     /// A schedule fired it (not a person).
     #[serde(skip)]
     pub scheduled: bool,
+    /// The EventBridge event's id: a redelivery of the same event has the same one.
+    #[serde(skip)]
+    pub event_id: Option<String>,
 }
 
 impl BackupRequest {
@@ -46,6 +49,7 @@ impl BackupRequest {
                 return Ok(Self {
                     reason: Some("scheduled".into()),
                     scheduled: true,
+                    event_id: event.id.clone().filter(|id| !id.is_empty()),
                 });
             }
             return Err(EventError::Unrecognised {

@@ -24,7 +24,6 @@ pub mod unseal;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use futures::future::join_all;
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -394,13 +393,8 @@ impl<P: ParameterStore> NodeLifecycle<P> {
             members.push(node.clone());
         }
         let asked = members.len();
-        let healths = join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
-        let active = members
-            .into_iter()
-            .zip(healths)
-            .find(|(_, h)| h.as_ref().is_ok_and(|h| h.is_active()))
-            .map(|(m, _)| m);
-        Ok((active, asked))
+        let active = crate::cluster::find_active(&self.vault, members).await;
+        Ok((active.map(|(node, _)| node), asked))
     }
 
     /// The active node and this function's token, logged in through it (a standby may

@@ -3,5 +3,9 @@
 //! snapshot-restore are built on them.
 
 pub mod archive;
+pub mod backup;
+pub mod catalog;
+pub mod restore;
+pub mod retention;
 pub mod store;
 pub mod stream;

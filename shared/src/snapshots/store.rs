@@ -52,3 +52,72 @@ pub trait SnapshotStore: Send + Sync {
         metadata: &BTreeMap<String, String>,
     ) -> Result<Box<dyn PartUpload>, StoreError>;
 }
+
+/// Where an object is, with its exact version: what the catalog records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    /// The bucket's region.
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The version (`None` only in an unversioned bucket).
+    pub version_id: Option<String>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)?;
+        if let Some(version) = &self.version_id {
+            write!(f, "?versionId={version}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What S3 says about one object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its user metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An object's body as it arrives, chunk by chunk: never collected.
+#[async_trait]
+pub trait ObjectBody: Send {
+    /// The next chunk; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError>;
+}
+
+/// Everything but the upload: read, tag, copy and delete exact versions.
+#[async_trait]
+pub trait SnapshotObjects: SnapshotStore {
+    /// This store's region and bucket, for the catalog.
+    fn location_of(&self, object: &StoredObject) -> Location;
+    /// The version's size and metadata; `None` when the key or version does not exist.
+    async fn head(&self, object: &StoredObject) -> Result<Option<ObjectInfo>, StoreError>;
+    /// The version's body, streamed.
+    async fn open(&self, object: &StoredObject) -> Result<Box<dyn ObjectBody>, StoreError>;
+    /// Sets the version's tags (S3 metadata is fixed when the upload starts; the checksum
+    /// is known only at its end).
+    async fn tag(
+        &self,
+        object: &StoredObject,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
+    /// Copies `source` (`size` bytes, in any bucket this store's credentials read) into
+    /// this store under the same key, server-side: one copy up to `multipart_above`
+    /// bytes, a multipart copy past it (S3 copies at most 5 GiB in one request).
+    async fn copy_in(
+        &self,
+        source: &Location,
+        size: u64,
+        multipart_above: u64,
+    ) -> Result<StoredObject, StoreError>;
+    /// Deletes exactly these versions (a delete marker is never what is wanted here),
+    /// in batches of 1,000; a version already gone counts as deleted.
+    async fn delete_versions(&self, objects: &[StoredObject]) -> Result<(), StoreError>;
+}

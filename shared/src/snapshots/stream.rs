@@ -66,13 +66,13 @@ pub enum StreamError {
     },
 }
 
-/// Streams `source` into `store` under the key `key(index, term)`, with `metadata`.
+/// Streams `source` into `store` under the key and with the metadata that
+/// `name(index, term)` gives once meta.json has named them.
 pub async fn stream_into_store(
     source: &mut dyn ChunkSource,
     store: &dyn SnapshotStore,
     part_size: usize,
-    key: impl Fn(u64, u64) -> String + Send,
-    metadata: &BTreeMap<String, String>,
+    name: impl Fn(u64, u64) -> (String, BTreeMap<String, String>) + Send,
 ) -> Result<Streamed, StreamError> {
     let part_size = part_size.max(MIN_PART_SIZE);
     let mut check = SnapshotCheck::new();
@@ -85,10 +85,10 @@ pub async fn stream_into_store(
             if upload.is_none() {
                 match check.index_and_term() {
                     Some((index, term)) => {
-                        let named = key(index, term);
+                        let (key, metadata) = name(index, term);
                         upload = Some(
                             store
-                                .begin(&named, metadata)
+                                .begin(&key, &metadata)
                                 .await
                                 .map_err(StreamError::Store)?,
                         );

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tracing::debug;
 
 pub use operations::InitOutput;
-pub use snapshot::SnapshotBody;
+pub use snapshot::{LeaderStatus, SnapshotBody};
 pub use types::*;
 
 use crate::{

@@ -66,3 +66,64 @@ impl VaultClient {
         })
     }
 }
+
+/// What `sys/leader` says about the Raft log now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct LeaderStatus {
+    /// Whether this node is the leader.
+    #[serde(default)]
+    pub is_self: bool,
+    /// The highest index committed.
+    #[serde(default)]
+    pub raft_committed_index: u64,
+    /// The highest index applied.
+    #[serde(default)]
+    pub raft_applied_index: u64,
+}
+
+impl VaultClient {
+    /// Sends a snapshot to `node` (the active node): `POST sys/storage/raft/snapshot`, or
+    /// `snapshot-force` for a snapshot of another cluster (its keyring is not this
+    /// cluster's). `body` is streamed; if it ends in an error the request is cut off, and
+    /// the node, which checks the archive before installing it, installs nothing.
+    pub async fn restore_snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        body: reqwest::Body,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<(), VaultError> {
+        let path = if force {
+            "sys/storage/raft/snapshot-force"
+        } else {
+            PATH
+        };
+        let response = self
+            .http
+            .request(Method::POST, format!("{node}/v1/{path}"))
+            .header("X-Vault-Token", token_header(token)?)
+            .header("Content-Type", "application/octet-stream")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| VaultError::Unreachable {
+                node: node.clone(),
+                path: path.into(),
+                attempts: 1,
+                source,
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(status_error(node, Method::POST, path, status, &body));
+        }
+        Ok(())
+    }
+
+    /// `GET sys/leader`: the Raft indexes as `node` sees them.
+    pub async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError> {
+        self.call(node, Method::GET, "sys/leader", None, None).await
+    }
+}

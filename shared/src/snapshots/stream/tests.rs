@@ -37,8 +37,7 @@ async fn a_good_snapshot_is_stored_in_parts_under_its_index() {
         &mut Chunks::of(&snapshot, 64 << 10),
         &store,
         MIN_PART_SIZE,
-        key,
-        &metadata,
+        |i, t| (key(i, t), metadata.clone()),
     )
     .await
     .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
@@ -68,8 +67,7 @@ async fn a_truncated_snapshot_is_aborted_and_nothing_is_stored() {
             &mut Chunks::of(&snapshot[..cut], 64 << 10),
             &store,
             MIN_PART_SIZE,
-            key,
-            &BTreeMap::new(),
+            |i, t| (key(i, t), BTreeMap::new()),
         )
         .await
         .expect_err("truncated");
@@ -95,8 +93,7 @@ async fn a_failed_part_aborts_the_upload() {
         &mut Chunks::of(&snapshot, 64 << 10),
         &store,
         MIN_PART_SIZE,
-        key,
-        &BTreeMap::new(),
+        |i, t| (key(i, t), BTreeMap::new()),
     )
     .await
     .expect_err("store failure");
@@ -117,8 +114,7 @@ async fn a_stream_without_meta_json_first_is_refused_before_any_upload() {
         &mut Chunks::of(&noise, 64 << 10),
         &store,
         MIN_PART_SIZE,
-        key,
-        &BTreeMap::new(),
+        |i, t| (key(i, t), BTreeMap::new()),
     )
     .await
     .expect_err("no meta.json");

@@ -1,0 +1,238 @@
+//! A cluster for snapshot-backup's and snapshot-restore's tests: a cluster built by
+//! node-lifecycle from its launch events (so every function's AppRole exists), the root
+//! token kept so a test can write and read data as an operator would, and a second
+//! region holding the DR bucket.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::{
+    aws::{snapshot_backup, snapshot_restore, SsmParameters},
+    config::{CaSource, Env, VaultSettings},
+    ids::NodeAddr,
+    lifecycle::Outcome,
+    secret::Secret,
+    snapshots::{
+        backup::{BackupConfig, SnapshotBackup},
+        restore::{RestoreConfig, SnapshotRestore},
+    },
+    vault::VaultClient,
+};
+use tokio::time::Instant;
+
+use crate::{lifecycle::LifecycleBed, moto::RegionFixture, openbao::Seal};
+
+/// The DR region of the snapshot tests.
+pub const DR_REGION: &str = "us-west-2";
+
+/// A running cluster with its primary and DR buckets.
+pub struct SnapshotBed {
+    /// The cluster, its group, bucket, table and key.
+    pub bed: LifecycleBed,
+    /// The DR region's bucket and key.
+    pub dr: RegionFixture,
+    /// A raw client for the nodes.
+    pub vault: VaultClient,
+    /// The root token (kept in SSM by `KEEP_ROOT_TOKEN`), for the operator's writes.
+    pub root: Secret,
+}
+
+impl SnapshotBed {
+    /// A cluster of `size` nodes, initialised, unsealed and bootstrapped by
+    /// node-lifecycle, with a `kv` mount (version 1).
+    pub async fn start(size: i32) -> Result<Self> {
+        let bed = LifecycleBed::start(size, Seal::Shamir).await?;
+        let dr = RegionFixture::create(bed.moto, DR_REGION, &bed.cluster).await?;
+        let waiting: Vec<_> = bed
+            .actions()
+            .await?
+            .into_iter()
+            .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
+            .collect();
+        let functions = waiting
+            .iter()
+            .map(|_| bed.function(&[("KEEP_ROOT_TOKEN", "true")]))
+            .collect::<Result<Vec<_>>>()?;
+        let events: Vec<Value> = waiting.iter().map(LifecycleBed::event).collect();
+        let outcomes = join_all(
+            functions
+                .iter()
+                .zip(&events)
+                .map(|(f, e)| f.handle(e, Instant::now() + Duration::from_secs(600))),
+        )
+        .await;
+        for outcome in &outcomes {
+            if !matches!(outcome, Ok(Outcome::Launched(_))) {
+                bail!("a launch failed: {outcome:?}");
+            }
+        }
+        let root = bed
+            .parameter(&format!("{}/root-token", bed.ssm_path()))
+            .await?
+            .context("KEEP_ROOT_TOKEN keeps the root token")?;
+        let vault = VaultClient::new(&VaultSettings {
+            ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 2,
+        })?;
+        let this = Self {
+            bed,
+            dr,
+            vault,
+            root: Secret::new(root),
+        };
+        this.write("sys/mounts/kv", json!({"type": "kv"})).await?;
+        Ok(this)
+    }
+
+    /// The functions' environment: the cluster's, plus both buckets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.bed.env();
+        env.extend(
+            [
+                ("SNAPSHOT_BUCKET", self.bed.region.bucket.as_str()),
+                ("SNAPSHOT_KMS_KEY_ID", self.bed.region.kms_key.as_str()),
+                ("DR_REGION", DR_REGION),
+                ("DR_BUCKET", self.dr.bucket.as_str()),
+                ("DR_KMS_KEY_ID", self.dr.kms_key.as_str()),
+                ("RESTORE_HEALTHY_TIMEOUT_SECS", "120"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env
+    }
+
+    fn with(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env();
+        for (k, v) in overrides {
+            env.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                env.push((k.to_string(), v.to_string()));
+            }
+        }
+        env
+    }
+
+    /// snapshot-backup as its `main` builds it, with `overrides` (an empty value unsets).
+    pub fn backup(&self, overrides: &[(&str, &str)]) -> Result<SnapshotBackup<SsmParameters>> {
+        let env = self.with(overrides);
+        let config = BackupConfig::from(
+            &Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            "snapshot-backup",
+        )?;
+        Ok(snapshot_backup(&self.bed.region.sdk, config)?)
+    }
+
+    /// snapshot-restore as its `main` builds it, with `overrides`.
+    pub fn restore(&self, overrides: &[(&str, &str)]) -> Result<SnapshotRestore<SsmParameters>> {
+        let env = self.with(overrides);
+        let config = RestoreConfig::from(&Env::from_pairs(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))?;
+        Ok(snapshot_restore(&self.bed.region.sdk, config)?)
+    }
+
+    /// The node that answers as active now.
+    pub async fn active(&self) -> Result<NodeAddr> {
+        for node in &self.bed.bao.nodes {
+            let addr: NodeAddr = node.api_addr.parse().map_err(anyhow::Error::msg)?;
+            if self.vault.health(&addr).await.is_ok_and(|h| h.is_active()) {
+                return Ok(addr);
+            }
+        }
+        bail!("no node is active")
+    }
+
+    /// Writes `body` at `path` with the root token, through the active node.
+    pub async fn write(&self, path: &str, body: Value) -> Result<()> {
+        let active = self.active().await?;
+        self.raw(&active, Method::POST, path, Some(body)).await?;
+        Ok(())
+    }
+
+    /// `kv/<key>`'s `value`, read through the active node; `None` when absent.
+    pub async fn kv(&self, key: &str) -> Result<Option<String>> {
+        let active = self.active().await?;
+        let answer = self
+            .raw(&active, Method::GET, &format!("kv/{key}"), None)
+            .await?;
+        Ok(answer.and_then(|v| v["data"]["value"].as_str().map(str::to_owned)))
+    }
+
+    async fn raw(
+        &self,
+        node: &NodeAddr,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>> {
+        let client = reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(
+                self.bed.bao.ca.ca_pem.as_bytes(),
+            )?)
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let mut request = client
+            .request(method, format!("{node}/v1/{path}"))
+            .header("X-Vault-Token", self.root.expose());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            bail!("{path}: {status} {text}");
+        }
+        Ok(if text.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&text)?)
+        })
+    }
+
+    /// An S3 client for `region`'s fixture (path style, as against moto).
+    pub fn s3(region: &RegionFixture) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&region.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Every (key, version id) in `region`'s bucket, paginated.
+    pub async fn versions(region: &RegionFixture) -> Result<Vec<(String, String)>> {
+        let s3 = Self::s3(region);
+        let mut found = Vec::new();
+        let mut key_marker = None;
+        let mut version_marker = None;
+        loop {
+            let out = s3
+                .list_object_versions()
+                .bucket(&region.bucket)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await?;
+            for v in out.versions() {
+                found.push((
+                    v.key().unwrap_or_default().to_owned(),
+                    v.version_id().unwrap_or_default().to_owned(),
+                ));
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+        found.sort();
+        Ok(found)
+    }
+}
