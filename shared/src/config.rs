@@ -286,6 +286,8 @@ pub struct ProbeConfig {
     pub auth: AuthSettings,
     /// `METRICS_NAMESPACE` (default `VaultLifecycle`).
     pub metrics_namespace: String,
+    /// `STATE_TABLE` (optional): the snapshot catalog, for the age of the last backup.
+    pub state_table: Option<String>,
 }
 
 impl ProbeConfig {
@@ -304,6 +306,7 @@ impl ProbeConfig {
                 .optional("METRICS_NAMESPACE")
                 .unwrap_or("VaultLifecycle")
                 .to_owned(),
+            state_table: env.optional("STATE_TABLE").map(str::to_owned),
             cluster,
         })
     }

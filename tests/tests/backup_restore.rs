@@ -12,8 +12,9 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::{
-    aws::{DynamoCatalog, SsmParameters},
-    cluster::ports::ParameterStore,
+    aws::{AsgFleet, DynamoCatalog, SsmParameters},
+    cluster::{auth::VaultLogin, health::HealthProbe, ports::ParameterStore},
+    config::{AuthSettings, ClusterSettings, Env},
     ids::ClusterName,
     lambda::FunctionError,
     snapshots::{
@@ -21,7 +22,7 @@ use shared::{
         catalog::{BackupKind, Catalog, CatalogEntry},
         restore::{RestoreOutcome, RestoreReport, SnapshotRestore},
     },
-    testing::{capture_logs, LogCapture},
+    testing::{capture_logs, FakeMetrics, LogCapture},
 };
 use testbed::snapshots::SnapshotBed;
 use tokio::time::Instant;
@@ -73,6 +74,15 @@ fn schedule_event() -> Value {
         "resources": ["arn:aws:events:eu-west-1:123456789012:rule/prod-snapshot-backup"],
         "detail": {}
     })
+}
+
+fn env_of(bed: &SnapshotBed) -> Env {
+    let env = bed.env();
+    Env::from_pairs(
+        env.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn catalog(bed: &SnapshotBed) -> DynamoCatalog {
@@ -215,11 +225,17 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
 
     bed.write("kv/app", json!({"value": "v2"})).await?;
     let tick = schedule_event();
-    let second = backup(&function, &tick, "req-2").await;
+    // This one is copied to the DR region part by part, as a snapshot past 5 GiB is.
+    let mut by_parts = bed.backup(&[])?;
+    by_parts.settings.copy_multipart_above = 0;
+    let second = backup(&by_parts, &tick, "req-2").await;
     texts.push(format!("{second:?}"));
     let entry2 = backed_up(&second)?.snapshot.clone();
     assert_eq!(entry2.kind, BackupKind::Scheduled);
     assert!(entry2.index > entry1.index);
+    let dr2 = entry2.dr_copy.clone().context("a DR copy is recorded")?;
+    let (dr_sha, dr_bytes) = sha256_of(&bed.dr, &dr2.key, dr2.version_id.as_deref()).await?;
+    assert_eq!((dr_sha, dr_bytes), (entry2.sha256.clone(), entry2.bytes));
     // The same tick delivered again (another invocation id) stores nothing new.
     let again = backup(&bed.backup(&[])?, &tick, "req-3").await;
     texts.push(format!("{again:?}"));
@@ -443,6 +459,36 @@ async fn concurrent_deliveries_of_one_tick_store_one_snapshot() -> Result<()> {
         );
     }
     assert!(stored.iter().all(|s| *s == stored[0]), "{texts:?}");
+    let fresh = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(BackupOutcome::BackedUp(r)) if !r.redelivered))
+        .count();
+    assert_eq!(fresh, 1, "one delivery took the snapshot: {texts:?}");
+    // health-probe reads the catalog and publishes the age of the newest snapshot.
+    let probe = HealthProbe {
+        cluster: cluster(&bed)?,
+        fleet: AsgFleet::from_sdk(
+            &bed.bed.region.sdk,
+            ClusterSettings::from_env(&env_of(&bed))?,
+        ),
+        api: bed.vault.clone(),
+        login: VaultLogin::new(
+            AuthSettings::from_env(&env_of(&bed), &cluster(&bed)?, "health-probe")?,
+            SsmParameters::from_sdk(&bed.bed.region.sdk),
+        ),
+        metrics: FakeMetrics::default(),
+        catalog: Some(Box::new(catalog(&bed))),
+    };
+    let report = probe.run().await?;
+    let age = report
+        .summary
+        .last_good_backup_age_secs
+        .context("the age is known")?;
+    assert!(age < 600, "{age}");
+    assert_eq!(
+        probe.metrics.value("LastGoodBackupAgeSeconds", None),
+        Some(age as f64)
+    );
     assert_eq!(entries(&bed).await?.len(), 1);
     assert_eq!(SnapshotBed::versions(&bed.bed.region).await?.len(), 1);
     assert_nothing_leaked(&bed, &logs, &texts).await
@@ -618,6 +664,9 @@ async fn another_clusters_snapshot_needs_force_and_that_clusters_shares() -> Res
     texts.push(format!("{forced:?}"));
     let report = restored(&forced)?;
     assert!(report.plan.other_cluster);
+    // The restored keyring is the source's: the target's node sealed, and the function
+    // unsealed it with the source's shares.
+    assert_eq!(report.unsealed.len(), 1, "{report:?}");
     assert_eq!(report.plan.source_cluster, source.bed.cluster);
     // The target now holds the source's data, under the source's keys: the source's
     // root token reads it.

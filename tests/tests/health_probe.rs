@@ -87,6 +87,7 @@ impl Bed {
             fleet: AsgFleet::from_sdk(&self.aws.sdk, cluster),
             api: VaultClient::new(&settings)?,
             metrics: CloudWatchMetrics::from_sdk(&self.aws.sdk, NAMESPACE.into()),
+            catalog: None,
         })
     }
 

@@ -2,7 +2,9 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use shared::{
-    aws::{sdk_config, AsgFleet, CloudWatchMetrics, SsmParameters, StsCallerIdentity},
+    aws::{
+        sdk_config, AsgFleet, CloudWatchMetrics, DynamoCatalog, SsmParameters, StsCallerIdentity,
+    },
     cluster::{auth::VaultLogin, health::HealthProbe},
     config::ProbeConfig,
     lambda::startup_failed,
@@ -28,6 +30,10 @@ async fn main() -> Result<(), Error> {
         api,
         login,
         metrics: CloudWatchMetrics::from_sdk(&sdk, config.metrics_namespace),
+        catalog: config.state_table.map(|table| {
+            Box::new(DynamoCatalog::from_sdk(&sdk, table))
+                as Box<dyn shared::snapshots::catalog::Catalog>
+        }),
     };
     let probe = &probe;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

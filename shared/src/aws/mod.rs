@@ -57,6 +57,13 @@ impl CloudWatchMetrics {
     }
 }
 
+impl DynamoCatalog {
+    /// The catalog in `table`, with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
+    }
+}
+
 impl StsCallerIdentity {
     /// Signs with the credentials `sdk` resolves (the Lambda's execution role); `None`
     /// when `sdk` has no credentials provider.

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     error_chain,
     ids::{ClusterName, InstanceId, NodeAddr},
+    snapshots::catalog::Catalog,
     telemetry::{Metric, MetricsError, MetricsSink, Unit},
     vault::{AutopilotServer, AutopilotState, Health},
 };
@@ -59,6 +60,9 @@ pub struct ClusterSummary {
     pub failure_tolerance: Option<u32>,
     /// Raft peers whose node id matches no in-service instance.
     pub peers_without_instance: Vec<String>,
+    /// Seconds since the newest snapshot in the catalog was taken (unknown without a
+    /// catalog, when it cannot be read, or when it holds none).
+    pub last_good_backup_age_secs: Option<u64>,
 }
 
 /// What one probe found.
@@ -105,6 +109,9 @@ pub struct HealthProbe<F, A, P, M> {
     pub login: VaultLogin<P>,
     /// Where metrics go.
     pub metrics: M,
+    /// The snapshot catalog, when `STATE_TABLE` is set: the probe publishes the age of
+    /// the newest snapshot every minute, so a backup that stopped is seen.
+    pub catalog: Option<Box<dyn Catalog>>,
 }
 
 impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, P, M> {
@@ -145,7 +152,8 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
                 node.autopilot = state.servers.get(node.instance.as_str()).cloned();
             }
         }
-        let summary = summarise(&nodes, autopilot.as_ref());
+        let mut summary = summarise(&nodes, autopilot.as_ref());
+        summary.last_good_backup_age_secs = self.backup_age().await;
         let report = ClusterReport {
             cluster: self.cluster.clone(),
             nodes,
@@ -210,6 +218,24 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
     }
 }
 
+impl<F, A, P, M> HealthProbe<F, A, P, M> {
+    /// The newest snapshot's age; `None` (no figure, which the backup-age alarm treats
+    /// as breaching) when there is no catalog, no snapshot, or the catalog cannot be read.
+    async fn backup_age(&self) -> Option<u64> {
+        let catalog = self.catalog.as_ref()?;
+        match catalog.newest(&self.cluster).await {
+            Ok(Some(newest)) => {
+                Some((chrono::Utc::now() - newest.taken_at).num_seconds().max(0) as u64)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %error_chain(&e), "the snapshot catalog could not be read; no backup age published");
+                None
+            }
+        }
+    }
+}
+
 enum AutopilotUnread {
     NoLeader,
     Login(LoginError),
@@ -250,6 +276,7 @@ fn summarise(nodes: &[NodeReport], autopilot: Option<&AutopilotState>) -> Cluste
                     .collect()
             })
             .unwrap_or_default(),
+        last_good_backup_age_secs: None,
     }
 }
 
@@ -301,6 +328,14 @@ pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
             v.map(|v| Metric::cluster(cluster, name, v as f64, Unit::Count))
         }),
     );
+    if let Some(age) = s.last_good_backup_age_secs {
+        out.push(Metric::cluster(
+            cluster,
+            "LastGoodBackupAgeSeconds",
+            age as f64,
+            Unit::Seconds,
+        ));
+    }
     for node in &report.nodes {
         let id = node.instance.as_str();
         out.push(Metric::node(

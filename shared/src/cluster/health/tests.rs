@@ -26,6 +26,7 @@ fn probe(
             FakeParameters::with(&[("/r", "role-canary"), ("/s", "secret-canary")]),
         ),
         metrics: FakeMetrics::default(),
+        catalog: None,
     }
 }
 
