@@ -684,3 +684,121 @@ async fn another_clusters_snapshot_needs_force_and_that_clusters_shares() -> Res
     assert_nothing_leaked(&source, &logs, &texts).await?;
     assert_nothing_leaked(&as_source, &logs, &texts).await
 }
+
+#[tokio::test]
+async fn the_sample_requests_under_the_lambda_emulator() -> Result<()> {
+    let bed = SnapshotBed::start(1).await?;
+    bed.write("kv/app", json!({"value": "v1"})).await?;
+    let mut env = bed.env();
+    env.push(("RUST_LOG".into(), "trace".into()));
+    let mut emulator = testbed::lambda::LambdaEmulator::start(&env).await?;
+    let wait = Duration::from_secs(900);
+    let ok = |answer: testbed::lambda::Invocation, what: &str, output: String| match answer {
+        testbed::lambda::Invocation::Ok(value) => Ok(value),
+        testbed::lambda::Invocation::Err(e) => {
+            bail!("{what} failed: {e}\nemulator output:\n{output}")
+        }
+    };
+    let report = emulator
+        .invoke("snapshot-backup", "snapshot-backup/schedule.json", wait)
+        .await?;
+    let report = ok(report, "schedule.json", emulator.output())?;
+    assert_eq!(report["outcome"], "backed_up", "{report}");
+    assert_eq!(report["snapshot"]["kind"], "scheduled", "{report}");
+    assert!(
+        report["snapshot"]["dr_copy"]["bucket"] == bed.dr.bucket.as_str(),
+        "{report}"
+    );
+    let report = emulator
+        .invoke("snapshot-backup", "snapshot-backup/direct.json", wait)
+        .await?;
+    let report = ok(report, "direct.json", emulator.output())?;
+    assert_eq!(
+        report["snapshot"]["reason"], "before upgrade to 2.8",
+        "{report}"
+    );
+    bed.write("kv/app", json!({"value": "v2"})).await?;
+
+    let report = emulator
+        .invoke("snapshot-restore", "snapshot-restore/dry-run.json", wait)
+        .await?;
+    let report = ok(report, "dry-run.json", emulator.output())?;
+    assert_eq!(report["outcome"], "would_restore", "{report}");
+    assert_eq!(bed.kv("app").await?.as_deref(), Some("v2"));
+    let report = emulator
+        .invoke("snapshot-restore", "snapshot-restore/latest.json", wait)
+        .await?;
+    let report = ok(report, "latest.json", emulator.output())?;
+    assert_eq!(report["outcome"], "restored", "{report}");
+    assert_eq!(bed.kv("app").await?.as_deref(), Some("v1"));
+
+    // The samples name cluster prod's objects and a time before this cluster's first
+    // snapshot: each is refused, and nothing changes.
+    let before = entries(&bed).await?;
+    for (function, sample, error_type) in [
+        (
+            "snapshot-restore",
+            "snapshot-restore/as-of.json",
+            "Permanent.NoSnapshotAsOf",
+        ),
+        (
+            "snapshot-restore",
+            "snapshot-restore/exact-version.json",
+            "Permanent.NoSuchVersion",
+        ),
+        (
+            "snapshot-restore",
+            "snapshot-restore/force-other-cluster.json",
+            "Permanent.NoSuchVersion",
+        ),
+        (
+            "snapshot-restore",
+            "snapshot-backup/schedule.json",
+            "Permanent.UnrecognisedEvent",
+        ),
+        (
+            "snapshot-backup",
+            "node-lifecycle/launch.json",
+            "Permanent.UnrecognisedEvent",
+        ),
+    ] {
+        let testbed::lambda::Invocation::Err(error) =
+            emulator.invoke(function, sample, wait).await?
+        else {
+            bail!("{sample} must fail");
+        };
+        assert!(error.contains(error_type), "{sample}: {error}");
+    }
+    assert_eq!(entries(&bed).await?, before);
+    assert_eq!(bed.kv("app").await?.as_deref(), Some("v1"));
+
+    let output = emulator.output();
+    assert!(output.contains("snapshot catalogued"), "logs are captured");
+    for (name, secret) in bed.bed.stored_secrets().await? {
+        assert!(
+            !output.contains(&secret),
+            "{name} reached the functions' output"
+        );
+    }
+
+    // A missing setting stops each binary at start-up with the variable's name.
+    for (binary, variable) in [
+        ("snapshot-backup", "SNAPSHOT_BUCKET"),
+        ("snapshot-restore", "STATE_TABLE"),
+    ] {
+        let path = testbed::repo_root()
+            .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+            .join("debug")
+            .join(binary);
+        let out = std::process::Command::new(&path)
+            .env_clear()
+            .envs(bed.env().into_iter().filter(|(k, _)| k != variable))
+            .output()
+            .with_context(|| path.display().to_string())?;
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains(variable), "{binary}: {text}");
+    }
+    Ok(())
+}
