@@ -256,6 +256,8 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     assert_eq!(report.plan.snapshot, entry2.object);
     assert!(!report.plan.other_cluster);
     assert_eq!(report.plan.checked.sha256, entry2.sha256);
+    assert!(report.autopilot_healthy, "the followers caught up: {report:?}");
+    assert_eq!(report.failure_tolerance, Some(1), "{report:?}");
     assert_eq!(bed.kv("app").await?.as_deref(), Some("v2"));
     assert_eq!(bed.kv("later").await?, None);
     // The safety snapshot holds v3: it is catalogued as pre-restore.

@@ -140,6 +140,11 @@ pub struct RestoreReport {
     pub unsealed: Vec<String>,
     /// The Raft index the active node has applied after the restore.
     pub applied_index: u64,
+    /// Autopilot judged every server healthy again before the function returned (the
+    /// followers install the restored state and are unhealthy for a moment).
+    pub autopilot_healthy: bool,
+    /// The failure tolerance autopilot reported last.
+    pub failure_tolerance: Option<u32>,
 }
 
 /// Why a restore was refused or failed. Nothing here holds a share or token.
@@ -471,6 +476,7 @@ impl<P: ParameterStore> SnapshotRestore<P> {
         let (node, unsealed) = self
             .wait_healthy(shares.as_deref(), &safety.object, deadline)
             .await?;
+        let (autopilot_healthy, failure_tolerance) = self.wait_autopilot(&node, deadline).await;
         let applied_index = backup
             .vault
             .leader(&node.addr)
@@ -499,6 +505,8 @@ impl<P: ParameterStore> SnapshotRestore<P> {
             active_node: node.addr.to_string(),
             unsealed,
             applied_index,
+            autopilot_healthy,
+            failure_tolerance,
         }))
     }
 
@@ -702,6 +710,57 @@ impl<P: ParameterStore> SnapshotRestore<P> {
             source,
         })?;
         Ok((node, unsealed.into_inner().unwrap_or_default()))
+    }
+
+    /// Waits (within the healthy timeout) until autopilot judges every server healthy
+    /// again; returns what it saw last. The snapshot is in force whatever this finds, so
+    /// a follower still catching up is reported, not an error.
+    async fn wait_autopilot(&self, node: &FleetNode, deadline: Instant) -> (bool, Option<u32>) {
+        let backup = &self.backup;
+        let last = std::sync::Mutex::new(None);
+        let waited = poll_until(
+            "autopilot to judge every server healthy after the restore",
+            self.settings.healthy_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || {
+                let last = &last;
+                async move {
+                    // The token from before the restore may not exist in the restored data.
+                    let token = backup.login.token(&backup.vault, &node.addr).await?;
+                    let state = match backup.vault.autopilot_state(&node.addr, &token).await {
+                        Ok(state) => state,
+                        Err(e) => {
+                            backup.login.forget();
+                            return Ok::<_, crate::cluster::auth::LoginError>(Look::NotYet(
+                                error_chain(&e),
+                            ));
+                        }
+                    };
+                    if let Ok(mut seen) = last.lock() {
+                        *seen = Some(state.failure_tolerance);
+                    }
+                    Ok(if state.healthy {
+                        Look::Ready(())
+                    } else {
+                        Look::NotYet(format!("failure tolerance {}", state.failure_tolerance))
+                    })
+                }
+            },
+        )
+        .await;
+        let tolerance = last.into_inner().unwrap_or_default();
+        match waited {
+            Ok(Ok(())) => (true, tolerance),
+            Ok(Err(expired)) => {
+                warn!(error = %expired, "the snapshot is in force; autopilot does not judge every server healthy yet");
+                (false, tolerance)
+            }
+            Err(e) => {
+                warn!(error = %error_chain(&e), "the snapshot is in force; autopilot could not be read");
+                (false, tolerance)
+            }
+        }
     }
 
     async fn unseal(&self, node: &FleetNode, shares: &[Secret]) -> Result<(), RestoreError> {

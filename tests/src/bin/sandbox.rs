@@ -6,7 +6,9 @@
 //! `cargo lambda watch`. The launch events build the cluster through node-lifecycle
 //! (init, shares to SSM, bootstrap, join, unseal); then one node is replaced (launch of
 //! the replacement, terminate of the old one) while health-probe shows the failure
-//! tolerance. It stays up until Ctrl-C (or exits after the story with `--once`).
+//! tolerance. Then data is written, snapshot-backup streams a snapshot into S3 and copies
+//! it to the DR region, the data is changed, and snapshot-restore brings it back (a dry
+//! run first). It stays up until Ctrl-C (or exits after the story with `--once`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -15,7 +17,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{json, Value};
 use testbed::{
     lambda::{Invocation, LambdaEmulator},
     lifecycle::LifecycleBed,
@@ -84,6 +87,14 @@ async fn story(once: bool, start: Instant) -> Result<()> {
             ("STATE_TABLE", primary.table.as_str()),
             ("KMS_KEY_ID", primary.kms_key.as_str()),
             ("HEARTBEAT_INTERVAL_SECS", "5"),
+            // The sandbox keeps the root token in SSM so it can write data as an
+            // operator would; a real cluster leaves KEEP_ROOT_TOKEN unset.
+            ("KEEP_ROOT_TOKEN", "true"),
+            ("SNAPSHOT_BUCKET", primary.bucket.as_str()),
+            ("SNAPSHOT_KMS_KEY_ID", primary.kms_key.as_str()),
+            ("DR_REGION", DR),
+            ("DR_BUCKET", dr.bucket.as_str()),
+            ("DR_KMS_KEY_ID", dr.kms_key.as_str()),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
@@ -183,9 +194,96 @@ async fn story(once: bool, start: Instant) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
-    let token_file = bao.dir().join("node-lifecycle-token");
-    let token = login_as_node_lifecycle(&primary, &bao).await?;
-    std::fs::write(&token_file, token)?;
+    // Backup, change, restore: the data comes back as it was.
+    let root = root_token(&primary).await?;
+    let leader = bao.active_index().await?;
+    kv(
+        &bao,
+        leader,
+        &root,
+        Method::POST,
+        "sys/mounts/kv",
+        Some(json!({"type": "kv"})),
+    )
+    .await?;
+    kv(
+        &bao,
+        leader,
+        &root,
+        Method::POST,
+        "kv/greeting",
+        Some(json!({"value": "hello"})),
+    )
+    .await?;
+    say("operator: kv/greeting = hello", start);
+    let outcome = invoke(
+        &mut emulator,
+        "snapshot-backup",
+        "snapshot-backup/direct.json",
+    )
+    .await?;
+    let snapshot = &outcome["snapshot"];
+    say(
+        &format!(
+            "snapshot-backup: {} ({} bytes, raft index {}, sha256 {}…), copied to {} and checked",
+            snapshot["object"]["key"].as_str().unwrap_or("?"),
+            snapshot["bytes"],
+            snapshot["index"],
+            &snapshot["sha256"].as_str().unwrap_or("?")[..12],
+            snapshot["dr_copy"]["bucket"].as_str().unwrap_or("?"),
+        ),
+        start,
+    );
+    kv(
+        &bao,
+        leader,
+        &root,
+        Method::POST,
+        "kv/greeting",
+        Some(json!({"value": "changed"})),
+    )
+    .await?;
+    say("operator: kv/greeting = changed", start);
+    let outcome = invoke(
+        &mut emulator,
+        "snapshot-restore",
+        "snapshot-restore/dry-run.json",
+    )
+    .await?;
+    say(
+        &format!(
+            "snapshot-restore, dry run: would restore {} (checked whole: sha256 matches the catalog); nothing changed",
+            outcome["snapshot"]["key"].as_str().unwrap_or("?")
+        ),
+        start,
+    );
+    let outcome = invoke(
+        &mut emulator,
+        "snapshot-restore",
+        "snapshot-restore/latest.json",
+    )
+    .await?;
+    say(
+        &format!(
+            "snapshot-restore, latest: restored raft index {}; autopilot healthy again: {}; safety snapshot {}",
+            outcome["plan"]["checked"]["index"],
+            outcome["autopilot_healthy"],
+            outcome["safety_snapshot"]["key"].as_str().unwrap_or("?")
+        ),
+        start,
+    );
+    let leader = bao.active_index().await?;
+    let (_, read) = bao
+        .api(leader, Method::GET, "kv/greeting", Some(&root), None)
+        .await?;
+    say(
+        &format!("operator: kv/greeting = {} again", read["data"]["value"]),
+        start,
+    );
+    probe(&mut emulator, "after the restore", start).await?;
+
+    let token_file = bao.dir().join("root-token");
+    std::fs::write(&token_file, &root)?;
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
 
     println!("\nTry it yourself (in another terminal, from the repository root):");
@@ -193,20 +291,23 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     println!("  cargo lambda invoke health-probe --data-file events/health-probe/schedule.json --invoke-port {}", emulator.port);
     println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/reconcile.json --invoke-port {}", emulator.port);
     println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/launch.json --invoke-port {}   # refused: another group", emulator.port);
-    println!("Talk to the cluster with the bao CLI (the root token was revoked at bootstrap):");
+    println!("  cargo lambda invoke snapshot-backup --data-file events/snapshot-backup/direct.json --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke snapshot-restore --data-file events/snapshot-restore/dry-run.json --invoke-port {}", emulator.port);
+    println!("Talk to the cluster with the bao CLI (the sandbox kept the root token; a real cluster revokes it at bootstrap):");
     println!(
         "  export BAO_ADDR={} BAO_CACERT={ca_file}",
         bao.nodes[0].api_addr
     );
     println!(
-        "  export BAO_TOKEN=$(cat {})   # node-lifecycle's own token, kept in a 0600 file",
+        "  export BAO_TOKEN=$(cat {})   # the root token, kept in a 0600 file",
         token_file.display()
     );
     println!("  bao operator raft list-peers");
+    println!("  bao kv get kv/greeting");
     println!(
-        "Every sample event is listed in events/README.md. snapshot-backup, snapshot-restore,"
+        "Every sample event is listed in events/README.md. credential-rotation and dr-failover"
     );
-    println!("credential-rotation and dr-failover join this story as they are built.");
+    println!("join this story as they are built.");
     if once {
         say("--once: stopping and cleaning up", start);
         return Ok(());
@@ -285,30 +386,41 @@ async fn probe(emulator: &mut LambdaEmulator, when: &str, start: Instant) -> Res
     Ok(report["summary"]["healthy_voters"].as_u64().unwrap_or(0))
 }
 
-/// A token for node-lifecycle's own AppRole, with the credentials bootstrap stored in SSM.
-async fn login_as_node_lifecycle(region: &RegionFixture, bao: &BaoCluster) -> Result<String> {
+/// The root token node-lifecycle kept in SSM (`KEEP_ROOT_TOKEN`).
+async fn root_token(region: &RegionFixture) -> Result<String> {
     use shared::cluster::ports::ParameterStore;
     let ssm = shared::aws::SsmParameters::from_sdk(&region.sdk);
-    let path = format!("/vault-lifecycle/{CLUSTER}/approle/node-lifecycle");
-    let role_id = ssm.secret(&format!("{path}/role-id")).await?;
-    let secret_id = ssm.secret(&format!("{path}/secret-id")).await?;
-    let vault = shared::vault::VaultClient::new(&shared::config::VaultSettings {
-        ca: shared::config::CaSource::Pem(bao.ca.ca_pem.clone()),
-        request_timeout: Duration::from_secs(5),
-        max_retries: 2,
-    })?;
-    for node in &bao.nodes {
-        let Ok(addr) = node.api_addr.parse::<shared::ids::NodeAddr>() else {
-            continue;
-        };
-        if vault.health(&addr).await.is_ok_and(|h| h.is_active()) {
-            let login = vault
-                .approle_login(&addr, "approle", &role_id, &secret_id)
-                .await?;
-            return Ok(login.token.expose().to_owned());
-        }
+    let token = ssm
+        .secret(&format!("/vault-lifecycle/{CLUSTER}/root-token"))
+        .await?;
+    Ok(token.expose().to_owned())
+}
+
+/// An operator's call with the root token; fails on any non-2xx answer.
+async fn kv(
+    bao: &BaoCluster,
+    node: usize,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
+    let (status, value) = bao.api(node, method, path, Some(token), body).await?;
+    if !(200..300).contains(&status) {
+        bail!("{path} answered {status}: {value}");
     }
-    bail!("no active node to log in through")
+    Ok(value)
+}
+
+/// Invokes `function` with `events/<sample>` and returns its outcome.
+async fn invoke(emulator: &mut LambdaEmulator, function: &str, sample: &str) -> Result<Value> {
+    match emulator
+        .invoke(function, sample, Duration::from_secs(900))
+        .await?
+    {
+        Invocation::Ok(outcome) => Ok(outcome),
+        Invocation::Err(e) => bail!("{function} failed: {e}"),
+    }
 }
 
 fn print_report(report: &Value) {
@@ -344,8 +456,9 @@ fn print_report(report: &Value) {
     }
     let s = &report["summary"];
     println!(
-        "  cluster: {} in service, {} unsealed, leader present: {}, healthy voters: {}, failure tolerance: {}",
-        s["in_service"], s["unsealed"], s["leader_present"], s["healthy_voters"], s["failure_tolerance"]
+        "  cluster: {} in service, {} unsealed, leader present: {}, healthy voters: {}, failure tolerance: {}, newest snapshot's age: {}",
+        s["in_service"], s["unsealed"], s["leader_present"], s["healthy_voters"], s["failure_tolerance"],
+        s["last_good_backup_age_secs"].as_u64().map(|a| format!("{a} s")).unwrap_or_else(|| "none yet".into())
     );
 }
 
