@@ -93,3 +93,18 @@ pub fn run(command: &mut std::process::Command) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Panics if any of `secrets` appears in any of `texts` (logs, outcomes, errors), naming
+/// the start of the text it leaked into, never the secret.
+pub fn assert_no_secret(secrets: &[String], texts: &[&str]) {
+    assert!(!secrets.is_empty(), "there are secrets to look for");
+    for text in texts {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret leaked into: {}",
+                &text[..text.len().min(200)]
+            );
+        }
+    }
+}

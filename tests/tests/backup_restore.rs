@@ -100,17 +100,19 @@ async fn entries(bed: &SnapshotBed) -> Result<Vec<CatalogEntry>> {
     Ok(catalog(bed).entries(&cluster(bed)?).await?)
 }
 
-/// SHA-256 of an object version, read by the test itself.
-async fn sha256_of(
+/// The object version at `location` in `region` holds exactly the snapshot `entry`
+/// records: its SHA-256 and size, read by the test itself.
+async fn assert_holds(
     region: &testbed::moto::RegionFixture,
-    key: &str,
-    version: Option<&str>,
-) -> Result<(String, u64)> {
+    location: &shared::snapshots::store::Location,
+    entry: &CatalogEntry,
+) -> Result<()> {
+    assert_eq!(location.bucket, region.bucket);
     let body = SnapshotBed::s3(region)
         .get_object()
         .bucket(&region.bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_owned))
+        .key(&location.key)
+        .set_version_id(location.version_id.clone())
         .send()
         .await?
         .body
@@ -119,7 +121,12 @@ async fn sha256_of(
         .into_bytes();
     let digest = Sha256::digest(&body);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok((hex, body.len() as u64))
+    assert_eq!(
+        (hex, body.len() as u64),
+        (entry.sha256.clone(), entry.bytes),
+        "{location}"
+    );
+    Ok(())
 }
 
 /// No stored secret (shares, credentials, the kept root token) in the logs or `texts`.
@@ -138,15 +145,9 @@ async fn assert_nothing_leaked(
     assert!(secrets.len() > 10, "shares and credentials to look for");
     let logged = logs.contents();
     assert!(logged.contains("snapshot"), "logs are captured");
-    for text in texts.iter().chain([&logged]) {
-        for secret in &secrets {
-            assert!(
-                !text.contains(secret.as_str()),
-                "a secret leaked into: {}",
-                &text[..text.len().min(200)]
-            );
-        }
-    }
+    let mut all: Vec<&str> = texts.iter().map(String::as_str).collect();
+    all.push(&logged);
+    testbed::assert_no_secret(&secrets, &all);
     Ok(())
 }
 
@@ -177,16 +178,7 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     );
     // The object is what the catalog says, with its facts in metadata and its checksum
     // in a tag.
-    let (sha, bytes) = sha256_of(
-        &bed.bed.region,
-        &entry1.object.key,
-        entry1.object.version_id.as_deref(),
-    )
-    .await?;
-    assert_eq!(
-        (sha.as_str(), bytes),
-        (entry1.sha256.as_str(), entry1.bytes)
-    );
+    assert_holds(&bed.bed.region, &entry1.object, &entry1).await?;
     let s3 = SnapshotBed::s3(&bed.bed.region);
     let head = s3
         .head_object()
@@ -219,8 +211,7 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     let dr = entry1.dr_copy.clone().context("a DR copy is recorded")?;
     assert_eq!(dr.region, testbed::snapshots::DR_REGION);
     assert_eq!(dr.bucket, bed.dr.bucket);
-    let (dr_sha, dr_bytes) = sha256_of(&bed.dr, &dr.key, dr.version_id.as_deref()).await?;
-    assert_eq!((dr_sha, dr_bytes), (entry1.sha256.clone(), entry1.bytes));
+    assert_holds(&bed.dr, &dr, &entry1).await?;
     assert_eq!(first.dr_copies, vec![dr.clone()]);
 
     bed.write("kv/app", json!({"value": "v2"})).await?;
@@ -234,8 +225,7 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     assert_eq!(entry2.kind, BackupKind::Scheduled);
     assert!(entry2.index > entry1.index);
     let dr2 = entry2.dr_copy.clone().context("a DR copy is recorded")?;
-    let (dr_sha, dr_bytes) = sha256_of(&bed.dr, &dr2.key, dr2.version_id.as_deref()).await?;
-    assert_eq!((dr_sha, dr_bytes), (entry2.sha256.clone(), entry2.bytes));
+    assert_holds(&bed.dr, &dr2, &entry2).await?;
     // The same tick delivered again (another invocation id) stores nothing new.
     let again = backup(&bed.backup(&[])?, &tick, "req-3").await;
     texts.push(format!("{again:?}"));
@@ -256,7 +246,10 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     assert_eq!(report.plan.snapshot, entry2.object);
     assert!(!report.plan.other_cluster);
     assert_eq!(report.plan.checked.sha256, entry2.sha256);
-    assert!(report.autopilot_healthy, "the followers caught up: {report:?}");
+    assert!(
+        report.autopilot_healthy,
+        "the followers caught up: {report:?}"
+    );
     assert_eq!(report.failure_tolerance, Some(1), "{report:?}");
     assert_eq!(bed.kv("app").await?.as_deref(), Some("v2"));
     assert_eq!(bed.kv("later").await?, None);

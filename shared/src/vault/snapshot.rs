@@ -43,23 +43,8 @@ impl VaultClient {
         timeout: Duration,
     ) -> Result<SnapshotBody, VaultError> {
         let response = self
-            .http
-            .request(Method::GET, format!("{node}/v1/{PATH}"))
-            .header("X-Vault-Token", token_header(token)?)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|source| VaultError::Unreachable {
-                node: node.clone(),
-                path: PATH.into(),
-                attempts: 1,
-                source,
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(status_error(node, Method::GET, PATH, status, &body));
-        }
+            .transfer(node, Method::GET, PATH, token, None, timeout)
+            .await?;
         Ok(SnapshotBody {
             node: node.clone(),
             response,
@@ -99,13 +84,34 @@ impl VaultClient {
         } else {
             PATH
         };
-        let response = self
+        self.transfer(node, Method::POST, path, token, Some(body), timeout)
+            .await?;
+        Ok(())
+    }
+
+    /// One request whose body streams (a snapshot, either way): sent once, never
+    /// retried, with `timeout` for the whole transfer rather than the client's
+    /// per-request timeout. Any status but 2xx is an error carrying Vault's message.
+    async fn transfer(
+        &self,
+        node: &NodeAddr,
+        method: Method,
+        path: &str,
+        token: &Secret,
+        body: Option<reqwest::Body>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, VaultError> {
+        let mut request = self
             .http
-            .request(Method::POST, format!("{node}/v1/{path}"))
+            .request(method.clone(), format!("{node}/v1/{path}"))
             .header("X-Vault-Token", token_header(token)?)
-            .header("Content-Type", "application/octet-stream")
-            .timeout(timeout)
-            .body(body)
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/octet-stream")
+                .body(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|source| VaultError::Unreachable {
@@ -117,9 +123,9 @@ impl VaultClient {
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
-            return Err(status_error(node, Method::POST, path, status, &body));
+            return Err(status_error(node, method, path, status, &body));
         }
-        Ok(())
+        Ok(response)
     }
 
     /// `GET sys/leader`: the Raft indexes as `node` sees them.
