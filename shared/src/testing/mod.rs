@@ -10,5 +10,6 @@ pub use cluster::{FakeCluster, FakeFleet, FakeMetrics, FakeNode, FakeParameters}
 pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
 pub use snapshots::{
-    good_snapshot, sha256_hex, snapshot_files, snapshot_of, FakeStore, FakeUpload,
+    good_snapshot, sha256_hex, snapshot_files, snapshot_of, FakeBucket, FakeCatalog, FakeS3,
+    FakeStore, FakeUpload,
 };

@@ -4,7 +4,16 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::snapshots::store::{PartUpload, SnapshotStore, StoreError, StoredObject};
+use crate::{
+    ids::ClusterName,
+    snapshots::{
+        catalog::{Catalog, CatalogEntry, CatalogError, RestoreRecord},
+        store::{
+            Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects, SnapshotStore,
+            StoreError, StoredObject,
+        },
+    },
+};
 
 /// SHA-256, hex.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -171,6 +180,287 @@ impl PartUpload for FakePartUpload {
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
         self.with(|u| u.state = "aborted");
+        Ok(())
+    }
+}
+
+/// An object version's name in [`FakeS3`]: bucket, key, version.
+pub type VersionId = (String, String, String);
+
+/// Buckets in memory, shared by every [`FakeBucket`] made from it, so a server-side copy
+/// from one bucket into another can be faked: `(bucket, key, version)` to bytes, and
+/// each version's tags.
+#[derive(Default, Clone)]
+pub struct FakeS3 {
+    /// Every object version.
+    pub objects: std::sync::Arc<Mutex<BTreeMap<VersionId, Vec<u8>>>>,
+    /// Every version's tags.
+    pub tags: std::sync::Arc<Mutex<BTreeMap<VersionId, BTreeMap<String, String>>>>,
+    next_version: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeS3 {
+    /// A bucket named `bucket` in `region`.
+    pub fn bucket(&self, region: &str, bucket: &str) -> FakeBucket {
+        FakeBucket {
+            s3: self.clone(),
+            region: region.to_owned(),
+            bucket: bucket.to_owned(),
+            corrupt_copies: false,
+        }
+    }
+
+    /// Stores `bytes` as a new version of `bucket`/`key`; returns the version.
+    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> String {
+        let n = self
+            .next_version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let version = format!("v{}", n + 1);
+        lock(&self.objects).insert((bucket.into(), key.into(), version.clone()), bytes);
+        version
+    }
+
+    /// The bytes of one version.
+    pub fn get(&self, bucket: &str, key: &str, version: &str) -> Option<Vec<u8>> {
+        lock(&self.objects)
+            .get(&(bucket.into(), key.into(), version.into()))
+            .cloned()
+    }
+
+    /// The versions in `bucket`, as `(key, version)`.
+    pub fn versions(&self, bucket: &str) -> Vec<(String, String)> {
+        lock(&self.objects)
+            .keys()
+            .filter(|(b, _, _)| b == bucket)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One bucket of a [`FakeS3`]: uploads, reads, tags, copies and deletes exact versions.
+pub struct FakeBucket {
+    /// The buckets it belongs to.
+    pub s3: FakeS3,
+    /// Its region.
+    pub region: String,
+    /// Its name.
+    pub bucket: String,
+    /// Copies into this bucket lose their second half (a copy that must fail its check).
+    pub corrupt_copies: bool,
+}
+
+impl FakeBucket {
+    fn error(&self, action: &'static str, key: &str, reason: &str) -> StoreError {
+        StoreError {
+            action,
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn id(&self, object: &StoredObject) -> VersionId {
+        (
+            self.bucket.clone(),
+            object.key.clone(),
+            object.version_id.clone().unwrap_or_default(),
+        )
+    }
+}
+
+struct FakeBucketUpload {
+    s3: FakeS3,
+    bucket: String,
+    key: String,
+    bytes: Vec<u8>,
+}
+
+#[async_trait]
+impl PartUpload for FakeBucketUpload {
+    async fn part(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        self.bytes.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    async fn complete(self: Box<Self>) -> Result<StoredObject, StoreError> {
+        let version = self.s3.put(&self.bucket, &self.key, self.bytes);
+        Ok(StoredObject {
+            key: self.key,
+            version_id: Some(version),
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for FakeBucket {
+    async fn begin(
+        &self,
+        key: &str,
+        _metadata: &BTreeMap<String, String>,
+    ) -> Result<Box<dyn PartUpload>, StoreError> {
+        Ok(Box::new(FakeBucketUpload {
+            s3: self.s3.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            bytes: Vec::new(),
+        }))
+    }
+}
+
+struct FakeBody(Option<Bytes>);
+
+#[async_trait]
+impl ObjectBody for FakeBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.0.take())
+    }
+}
+
+#[async_trait]
+impl SnapshotObjects for FakeBucket {
+    fn location_of(&self, object: &StoredObject) -> Location {
+        Location {
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+        }
+    }
+
+    async fn head(&self, object: &StoredObject) -> Result<Option<ObjectInfo>, StoreError> {
+        Ok(lock(&self.s3.objects)
+            .get(&self.id(object))
+            .map(|b| ObjectInfo {
+                size: b.len() as u64,
+                metadata: BTreeMap::new(),
+            }))
+    }
+
+    async fn open(&self, object: &StoredObject) -> Result<Box<dyn ObjectBody>, StoreError> {
+        let bytes = lock(&self.s3.objects)
+            .get(&self.id(object))
+            .cloned()
+            .ok_or_else(|| self.error("read", &object.key, "NoSuchVersion"))?;
+        Ok(Box::new(FakeBody(Some(Bytes::from(bytes)))))
+    }
+
+    async fn tag(
+        &self,
+        object: &StoredObject,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        lock(&self.s3.tags).insert(self.id(object), tags.clone());
+        Ok(())
+    }
+
+    async fn copy_in(
+        &self,
+        source: &Location,
+        _size: u64,
+        _multipart_above: u64,
+    ) -> Result<StoredObject, StoreError> {
+        let mut bytes = self
+            .s3
+            .get(
+                &source.bucket,
+                &source.key,
+                source.version_id.as_deref().unwrap_or_default(),
+            )
+            .ok_or_else(|| self.error("copy into", &source.key, "NoSuchVersion"))?;
+        if self.corrupt_copies {
+            bytes.truncate(bytes.len() / 2);
+        }
+        let version = self.s3.put(&self.bucket, &source.key, bytes);
+        Ok(StoredObject {
+            key: source.key.clone(),
+            version_id: Some(version),
+        })
+    }
+
+    async fn delete_versions(&self, objects: &[StoredObject]) -> Result<(), StoreError> {
+        let mut stored = lock(&self.s3.objects);
+        for object in objects {
+            stored.remove(&self.id(object));
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot catalog in memory (clones share it).
+#[derive(Default, Clone)]
+pub struct FakeCatalog {
+    /// Every entry, in the order put (replaced in place when put again).
+    pub entries: std::sync::Arc<Mutex<Vec<CatalogEntry>>>,
+    /// Deliveries: `(cluster, id)` to the object stored.
+    pub deliveries: std::sync::Arc<Mutex<BTreeMap<(String, String), Location>>>,
+    /// Restores recorded, with their cluster.
+    pub restores: std::sync::Arc<Mutex<Vec<(String, RestoreRecord)>>>,
+}
+
+#[async_trait]
+impl Catalog for FakeCatalog {
+    async fn put(&self, entry: &CatalogEntry) -> Result<(), CatalogError> {
+        let mut entries = lock(&self.entries);
+        match entries.iter_mut().find(|e| e.object == entry.object) {
+            Some(e) => *e = entry.clone(),
+            None => entries.push(entry.clone()),
+        }
+        Ok(())
+    }
+
+    async fn entries(&self, cluster: &ClusterName) -> Result<Vec<CatalogEntry>, CatalogError> {
+        let mut found: Vec<CatalogEntry> = lock(&self.entries)
+            .iter()
+            .filter(|e| e.cluster == cluster.as_str())
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| e.taken_at);
+        Ok(found)
+    }
+
+    async fn newest(&self, cluster: &ClusterName) -> Result<Option<CatalogEntry>, CatalogError> {
+        Ok(self.entries(cluster).await?.pop())
+    }
+
+    async fn remove(&self, entries: &[CatalogEntry]) -> Result<(), CatalogError> {
+        lock(&self.entries).retain(|e| !entries.iter().any(|r| r.object == e.object));
+        Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        cluster: &ClusterName,
+        id: &str,
+    ) -> Result<Option<Location>, CatalogError> {
+        Ok(lock(&self.deliveries)
+            .get(&(cluster.to_string(), id.to_owned()))
+            .cloned())
+    }
+
+    async fn put_delivery(
+        &self,
+        cluster: &ClusterName,
+        id: &str,
+        object: &Location,
+    ) -> Result<(), CatalogError> {
+        lock(&self.deliveries).insert((cluster.to_string(), id.to_owned()), object.clone());
+        Ok(())
+    }
+
+    async fn put_restore(
+        &self,
+        cluster: &ClusterName,
+        record: &RestoreRecord,
+    ) -> Result<(), CatalogError> {
+        lock(&self.restores).push((cluster.to_string(), record.clone()));
         Ok(())
     }
 }
