@@ -23,25 +23,43 @@ fn main() -> Result<()> {
         Some("bench") => run_testbed_binary("bench", &args[1..]),
         Some("tools") => tools::ensure().map(|_| ()),
         _ => bail!(
-            "usage: cargo xtask <test | sandbox [--once] | bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | tools>"
+            "usage: cargo xtask <test | sandbox [--once] | bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] [--release] | tools>"
         ),
     }
 }
 
 /// Builds the whole workspace (one feature set, so nothing is built twice) and runs one
-/// of the test bed's binaries (`sandbox`, `bench`).
+/// of the test bed's binaries (`sandbox`, `bench`). With `--release` (for a bench: the
+/// functions ship as release builds), only that binary is built, optimised, and run.
 fn run_testbed_binary(binary: &str, args: &[String]) -> Result<()> {
     tools::ensure()?;
-    eprintln!("xtask: building the workspace");
-    status(
-        Command::new("cargo")
-            .args(["build", "--quiet", "--workspace", "--bins"])
-            .current_dir(repo_root()),
-    )?;
+    let release = args.iter().any(|a| a == "--release");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--release").collect();
+    let mut build = Command::new("cargo");
+    if release {
+        eprintln!("xtask: building {binary} (release)");
+        build.args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "testbed",
+            "--bin",
+            binary,
+        ]);
+    } else {
+        eprintln!("xtask: building the workspace");
+        build.args(["build", "--quiet", "--workspace", "--bins"]);
+    }
+    status(build.current_dir(repo_root()))?;
     let target = tools::target_dir();
     status(
-        Command::new(target.join("debug").join(binary))
-            .args(args)
-            .current_dir(repo_root()),
+        Command::new(
+            target
+                .join(if release { "release" } else { "debug" })
+                .join(binary),
+        )
+        .args(args)
+        .current_dir(repo_root()),
     )
 }

@@ -1,9 +1,9 @@
 //! A snapshot from its source straight into the store, checked as it passes.
 //!
-//! The body is read chunk by chunk and cut into parts of `part_size`; each full part is
-//! uploaded before more of the body is read, so when the store is slower than the node,
-//! the body waits and TCP slows the sender. Memory stays at about two parts, whatever the
-//! snapshot's size. The upload starts once `meta.json` (the archive's first entry) has
+//! The body is read chunk by chunk and cut into parts of `part_size`. While one full
+//! part uploads, the next is read; the part after that waits for the upload, so when the
+//! store is slower than the node, the body waits and TCP slows the sender. Memory stays
+//! at about two parts, whatever the snapshot's size. The upload starts once `meta.json` (the archive's first entry) has
 //! named the snapshot's index and term, which the object's key holds. Any failure (the
 //! source, the check, the store, a truncated stream) aborts the upload: nothing is ever
 //! stored as good unless the whole archive checked out.
@@ -22,6 +22,10 @@ use crate::{error_chain, vault::VaultError};
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// Room for the chunk that fills a part past its size (hyper's chunks are at most a few
+/// tens of KiB).
+const FILL_SLACK: usize = 256 << 10;
 
 /// Where a snapshot's bytes come from (a node's `sys/storage/raft/snapshot` body).
 #[async_trait]
@@ -76,39 +80,50 @@ pub async fn stream_into_store(
 ) -> Result<Streamed, StreamError> {
     let part_size = part_size.max(MIN_PART_SIZE);
     let mut check = SnapshotCheck::new();
-    let mut part = BytesMut::with_capacity(part_size);
+    let mut part = BytesMut::with_capacity(part_size + FILL_SLACK);
     let mut upload: Option<Box<dyn PartUpload>> = None;
     let outcome = async {
-        while let Some(chunk) = source.next_chunk().await.map_err(StreamError::Source)? {
-            check.update(&chunk).map_err(StreamError::Archive)?;
-            part.extend_from_slice(&chunk);
+        // A full part waits here while the next one is read.
+        let mut ready: Option<Bytes> = None;
+        loop {
+            let filling = fill(source, &mut check, &mut part, part_size);
+            let ended = match (ready.take(), upload.as_mut()) {
+                // The previous part uploads while the next one is read: the transfer
+                // takes about the longer of the two, not their sum.
+                (Some(full), Some(upload)) => {
+                    let (sent, filled) = tokio::join!(upload.part(full), filling);
+                    sent.map_err(StreamError::Store)?;
+                    filled?
+                }
+                _ => filling.await?,
+            };
             if upload.is_none() {
-                match check.index_and_term() {
-                    Some((index, term)) => {
-                        let (key, metadata) = name(index, term);
-                        upload = Some(
-                            store
-                                .begin(&key, &metadata)
-                                .await
-                                .map_err(StreamError::Store)?,
-                        );
+                let Some((index, term)) = check.index_and_term() else {
+                    if ended {
+                        // Too short to name itself: the check says why.
+                        break;
                     }
-                    // meta.json is a few hundred bytes; a part's worth without it is not a
-                    // snapshot.
-                    None if part.len() >= part_size => {
-                        return Err(StreamError::NoMetaFirst {
-                            bytes: check.bytes(),
-                        })
-                    }
-                    None => continue,
-                }
+                    // meta.json is a few hundred bytes; a part's worth without it is not
+                    // a snapshot.
+                    return Err(StreamError::NoMetaFirst {
+                        bytes: check.bytes(),
+                    });
+                };
+                let (key, metadata) = name(index, term);
+                upload = Some(
+                    store
+                        .begin(&key, &metadata)
+                        .await
+                        .map_err(StreamError::Store)?,
+                );
             }
-            while part.len() >= part_size {
-                let full = part.split_to(part_size).freeze();
-                if let Some(upload) = upload.as_mut() {
-                    upload.part(full).await.map_err(StreamError::Store)?;
-                }
+            if ended {
+                break;
             }
+            ready = Some(part.split_to(part_size).freeze());
+            // The next part gets a buffer of its own, sized once: left to grow, it would
+            // double past the part size and copy itself on the way.
+            part.reserve(part_size + FILL_SLACK);
         }
         let facts = std::mem::take(&mut check)
             .finish()
@@ -135,6 +150,26 @@ pub async fn stream_into_store(
     let object = upload.complete().await.map_err(StreamError::Store)?;
     info!(key = %object.key, version = object.version_id.as_deref().unwrap_or(""), index = facts.index, bytes = facts.bytes, "snapshot stored and checked");
     Ok(Streamed { object, facts })
+}
+
+/// Reads `source` into `part`, checking every chunk, until `part` holds at least
+/// `part_size` bytes or the source ends; says whether it ended.
+async fn fill(
+    source: &mut dyn ChunkSource,
+    check: &mut SnapshotCheck,
+    part: &mut BytesMut,
+    part_size: usize,
+) -> Result<bool, StreamError> {
+    while part.len() < part_size {
+        match source.next_chunk().await.map_err(StreamError::Source)? {
+            Some(chunk) => {
+                check.update(&chunk).map_err(StreamError::Archive)?;
+                part.extend_from_slice(&chunk);
+            }
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 async fn abort(upload: Option<Box<dyn PartUpload>>) {
