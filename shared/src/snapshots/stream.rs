@@ -85,14 +85,19 @@ pub async fn stream_into_store(
     let outcome = async {
         // A full part waits here while the next one is read.
         let mut ready: Option<Bytes> = None;
+        // The buffer of the part last uploaded, once the store is done with it: two
+        // buffers serve the whole stream, so the allocator never accumulates freed
+        // parts (glibc keeps large freed blocks per thread arena).
+        let mut spare: Option<BytesMut> = None;
         loop {
             let filling = fill(source, &mut check, &mut part, part_size);
             let ended = match (ready.take(), upload.as_mut()) {
                 // The previous part uploads while the next one is read: the transfer
                 // takes about the longer of the two, not their sum.
                 (Some(full), Some(upload)) => {
-                    let (sent, filled) = tokio::join!(upload.part(full), filling);
+                    let (sent, filled) = tokio::join!(upload.part(full.clone()), filling);
                     sent.map_err(StreamError::Store)?;
+                    spare = full.try_into_mut().ok();
                     filled?
                 }
                 _ => filling.await?,
@@ -120,10 +125,15 @@ pub async fn stream_into_store(
             if ended {
                 break;
             }
-            ready = Some(part.split_to(part_size).freeze());
-            // The next part gets a buffer of its own, sized once: left to grow, it would
-            // double past the part size and copy itself on the way.
-            part.reserve(part_size + FILL_SLACK);
+            // The next part starts in a buffer of its own, sized once (left to grow, it
+            // would double past the part size), with the bytes read past this part.
+            let mut next = spare
+                .take()
+                .unwrap_or_else(|| BytesMut::with_capacity(part_size + FILL_SLACK));
+            next.clear();
+            next.extend_from_slice(&part[part_size..]);
+            part.truncate(part_size);
+            ready = Some(std::mem::replace(&mut part, next).freeze());
         }
         let facts = std::mem::take(&mut check)
             .finish()
