@@ -3,6 +3,7 @@
 //!
 //! Map of the crate:
 //! - [`config`]: environment variables, with errors that name the variable.
+//! - [`chunks`]: a body read chunk by chunk (a snapshot from a node or from the bucket).
 //! - [`ids`]: validated identifiers (cluster name, instance id, node address).
 //! - [`secret`]: [`secret::Secret`], the only type that holds shares, tokens and secret IDs.
 //! - [`events`]: the events AWS delivers and the direct requests, parsed into domain
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod chunks;
 pub mod cluster;
 pub mod config;
 pub mod events;

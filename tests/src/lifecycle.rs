@@ -9,6 +9,7 @@ use shared::{
     cluster::ports::{ParameterError, ParameterStore},
     config::Env,
     lifecycle::{LifecycleConfig, NodeLifecycle},
+    vault::VaultClient,
 };
 
 use crate::{
@@ -79,7 +80,10 @@ impl LifecycleBed {
 
     /// node-lifecycle built in this process against moto and the servers, as its `main`
     /// builds it, with `overrides` on top of [`LifecycleBed::env`].
-    pub fn function(&self, overrides: &[(&str, &str)]) -> Result<NodeLifecycle<SsmParameters>> {
+    pub fn function(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> Result<NodeLifecycle<VaultClient, SsmParameters>> {
         let mut env = self.env();
         for (k, v) in overrides {
             env.retain(|(name, _)| name != k);

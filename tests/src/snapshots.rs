@@ -117,7 +117,10 @@ impl SnapshotBed {
     }
 
     /// snapshot-backup as its `main` builds it, with `overrides` (an empty value unsets).
-    pub fn backup(&self, overrides: &[(&str, &str)]) -> Result<SnapshotBackup<SsmParameters>> {
+    pub fn backup(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> Result<SnapshotBackup<VaultClient, SsmParameters>> {
         let env = self.with(overrides);
         let config = BackupConfig::from(
             &Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
@@ -127,7 +130,10 @@ impl SnapshotBed {
     }
 
     /// snapshot-restore as its `main` builds it, with `overrides`.
-    pub fn restore(&self, overrides: &[(&str, &str)]) -> Result<SnapshotRestore<SsmParameters>> {
+    pub fn restore(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> Result<SnapshotRestore<VaultClient, SsmParameters>> {
         let env = self.with(overrides);
         let config = RestoreConfig::from(&Env::from_pairs(
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())),

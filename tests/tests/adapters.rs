@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use reqwest::StatusCode;
 use shared::{
     aws::{AsgFleet, SsmParameters},
     cluster::ports::{Fleet, FleetError, ParameterError, ParameterStore},
@@ -104,13 +103,13 @@ async fn the_vault_client_reads_every_state_of_a_real_cluster() -> Result<()> {
         )
         .await
         .expect_err("wrong secret id");
-    assert_eq!(refused.status(), Some(StatusCode::BAD_REQUEST), "{refused}");
+    assert_eq!(refused.status(), Some(400), "{refused}");
     assert!(!format!("{refused} {refused:?}").contains("wrong-secret-canary"));
     let forbidden = vault
         .autopilot_state(&addr(active)?, &Secret::new("not-a-token"))
         .await
         .expect_err("bad token");
-    assert_eq!(forbidden.status(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(forbidden.status(), Some(403));
 
     // Sealed: health says so with 503, seal status with the unseal progress.
     bao.seal(standby).await?;
@@ -244,7 +243,7 @@ async fn the_vault_client_builds_and_shrinks_a_cluster_without_leaking_a_share()
         .init(&addrs[0], 5, 3, false)
         .await
         .expect_err("init is one-shot");
-    assert_eq!(again.status(), Some(StatusCode::BAD_REQUEST), "{again}");
+    assert_eq!(again.status(), Some(400), "{again}");
 
     // A share cannot be checked alone: a wrong one counts as progress, and the unseal
     // fails at the threshold, without echoing any share. Progress can be reset.
@@ -257,7 +256,7 @@ async fn the_vault_client_builds_and_shrinks_a_cluster_without_leaking_a_share()
         .unseal(&addrs[0], &init.shares[1])
         .await
         .expect_err("a wrong share among three");
-    assert_eq!(failed.status(), Some(StatusCode::BAD_REQUEST), "{failed}");
+    assert_eq!(failed.status(), Some(400), "{failed}");
     let text = format!("{failed} {failed:?}");
     for secret in [
         wrong.expose(),

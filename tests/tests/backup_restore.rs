@@ -23,6 +23,7 @@ use shared::{
         restore::{RestoreOutcome, RestoreReport, SnapshotRestore},
     },
     testing::{capture_logs, FakeMetrics, LogCapture},
+    vault::VaultClient,
 };
 use testbed::snapshots::SnapshotBed;
 use tokio::time::Instant;
@@ -32,7 +33,7 @@ fn deadline() -> Instant {
 }
 
 async fn backup(
-    function: &SnapshotBackup<SsmParameters>,
+    function: &SnapshotBackup<VaultClient, SsmParameters>,
     event: &Value,
     request_id: &str,
 ) -> Result<BackupOutcome, FunctionError> {
@@ -47,7 +48,7 @@ fn backed_up(outcome: &Result<BackupOutcome, FunctionError>) -> Result<&BackupRe
 }
 
 async fn restore(
-    function: &SnapshotRestore<SsmParameters>,
+    function: &SnapshotRestore<VaultClient, SsmParameters>,
     request: Value,
 ) -> Result<RestoreOutcome, FunctionError> {
     function

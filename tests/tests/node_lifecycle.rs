@@ -30,7 +30,7 @@ use testbed::{
 };
 use tokio::time::Instant;
 
-type Function = NodeLifecycle<SsmParameters>;
+type Function = NodeLifecycle<VaultClient, SsmParameters>;
 
 async fn handle(function: &Function, event: &Value) -> Result<Outcome, FunctionError> {
     function

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use reqwest::Method;
 use serde_json::json;
 use shared::{
+    chunks::ChunkSource,
     config::{CaSource, VaultSettings},
     ids::NodeAddr,
     secret::Secret,
@@ -49,7 +50,7 @@ async fn a_real_snapshot_passes_the_in_stream_check_and_a_cut_one_does_not() -> 
         .await?;
     let mut check = SnapshotCheck::new();
     let mut chunks = 0;
-    while let Some(chunk) = body.chunk().await? {
+    while let Some(chunk) = body.next_chunk().await? {
         check.update(&chunk)?;
         chunks += 1;
     }
@@ -67,7 +68,7 @@ async fn a_real_snapshot_passes_the_in_stream_check_and_a_cut_one_does_not() -> 
         .snapshot(&node, &root, Duration::from_secs(60))
         .await?;
     let mut check = SnapshotCheck::new();
-    while let Some(chunk) = body.chunk().await? {
+    while let Some(chunk) = body.next_chunk().await? {
         let room = (facts.bytes / 2).saturating_sub(check.bytes()) as usize;
         check.update(&chunk[..room.min(chunk.len())])?;
         if check.bytes() >= facts.bytes / 2 {
@@ -191,12 +192,13 @@ struct CutAfter {
 }
 
 #[async_trait::async_trait]
-impl shared::snapshots::stream::ChunkSource for CutAfter {
+impl ChunkSource for CutAfter {
+    type Error = shared::vault::VaultError;
     async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, shared::vault::VaultError> {
         if self.left == 0 {
             return Ok(None);
         }
-        Ok(self.body.chunk().await?.map(|mut chunk| {
+        Ok(self.body.next_chunk().await?.map(|mut chunk| {
             chunk.truncate(self.left);
             self.left -= chunk.len();
             chunk

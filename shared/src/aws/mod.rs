@@ -85,7 +85,10 @@ impl StsCallerIdentity {
 pub fn node_lifecycle(
     sdk: &aws_config::SdkConfig,
     config: crate::lifecycle::LifecycleConfig,
-) -> Result<crate::lifecycle::NodeLifecycle<SsmParameters>, crate::vault::VaultError> {
+) -> Result<
+    crate::lifecycle::NodeLifecycle<crate::vault::VaultClient, SsmParameters>,
+    crate::vault::VaultError,
+> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let cluster = config.cluster.cluster.clone();
     // node-lifecycle logs in with the AppRole its bootstrap makes (its configuration
@@ -116,7 +119,10 @@ pub fn node_lifecycle(
 pub fn snapshot_backup(
     sdk: &aws_config::SdkConfig,
     config: crate::snapshots::backup::BackupConfig,
-) -> Result<crate::snapshots::backup::SnapshotBackup<SsmParameters>, crate::vault::VaultError> {
+) -> Result<
+    crate::snapshots::backup::SnapshotBackup<crate::vault::VaultClient, SsmParameters>,
+    crate::vault::VaultError,
+> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let mut login =
         crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
@@ -159,7 +165,10 @@ pub fn snapshot_backup(
 pub fn snapshot_restore(
     sdk: &aws_config::SdkConfig,
     config: crate::snapshots::restore::RestoreConfig,
-) -> Result<crate::snapshots::restore::SnapshotRestore<SsmParameters>, crate::vault::VaultError> {
+) -> Result<
+    crate::snapshots::restore::SnapshotRestore<crate::vault::VaultClient, SsmParameters>,
+    crate::vault::VaultError,
+> {
     Ok(crate::snapshots::restore::SnapshotRestore {
         backup: snapshot_backup(sdk, config.backup)?,
         parameters: SsmParameters::from_sdk(sdk),

@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::describe;
 use crate::snapshots::store::{
-    Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects, SnapshotStore, StoreError,
-    StoredObject,
+    ChunkSource, Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects, SnapshotStore,
+    StoreError, StoredObject,
 };
 
 /// A versioned S3 bucket, objects encrypted with SSE-KMS under `kms_key` (or the
@@ -206,7 +206,8 @@ struct S3Body {
 }
 
 #[async_trait]
-impl ObjectBody for S3Body {
+impl ChunkSource for S3Body {
+    type Error = StoreError;
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
         match self.body.next().await {
             None => Ok(None),
@@ -261,7 +262,7 @@ impl SnapshotObjects for S3SnapshotStore {
         }
     }
 
-    async fn open(&self, object: &StoredObject) -> Result<Box<dyn ObjectBody>, StoreError> {
+    async fn open(&self, object: &StoredObject) -> Result<Box<ObjectBody>, StoreError> {
         let out = self
             .client
             .get_object()

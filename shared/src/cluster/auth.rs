@@ -10,7 +10,10 @@ use std::{
 
 use tracing::info;
 
-use super::ports::{CallerIdentitySigner, IdentityError, NodeApi, ParameterError, ParameterStore};
+use super::{
+    node::NodeApi,
+    ports::{CallerIdentitySigner, IdentityError, ParameterError, ParameterStore},
+};
 use crate::{config::AuthSettings, ids::NodeAddr, secret::Secret, vault::VaultError};
 
 /// Why no token could be had.
@@ -124,7 +127,7 @@ impl<P: ParameterStore> VaultLogin<P> {
                 api.aws_login(node, mount, role, &request).await
             }
         };
-        let login = login.map_err(|source| match source.status().map(|s| s.as_u16()) {
+        let login = login.map_err(|source| match source.status() {
             Some(400 | 403) => LoginError::Refused {
                 node: node.clone(),
                 source,

@@ -10,7 +10,8 @@ use tracing::{info, warn};
 
 use super::{
     auth::{LoginError, VaultLogin},
-    ports::{Fleet, FleetError, FleetNode, NodeApi, ParameterStore},
+    node::NodeApi,
+    ports::{Fleet, FleetError, FleetNode, ParameterStore},
 };
 use crate::{
     error_chain,
@@ -204,7 +205,7 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
                 .map_err(AutopilotUnread::Login)?;
             match self.api.autopilot_state(&node.addr, &token).await {
                 Ok(state) => return Ok(Some(state)),
-                Err(e) if e.status().map(|s| s.as_u16()) == Some(403) => {
+                Err(e) if e.status() == Some(403) => {
                     if attempt == 2 {
                         // A fresh token refused too: the probe's policy lacks the path.
                         return Err(AutopilotUnread::Denied(e));

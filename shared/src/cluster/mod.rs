@@ -5,18 +5,19 @@ pub mod auth;
 pub mod health;
 pub mod lifecycle_actions;
 pub mod locks;
+pub mod node;
 pub mod policies;
 pub mod polling;
 pub mod ports;
 
 use futures::future::join_all;
 
-use crate::vault::{Health, VaultClient};
+use self::node::{Health, NodeApi};
 
 /// The first of `nodes` that answers as active, with its health, asking all of them at
 /// once; `None` when none does.
 pub async fn find_active(
-    vault: &VaultClient,
+    vault: &impl NodeApi,
     nodes: Vec<ports::FleetNode>,
 ) -> Option<(ports::FleetNode, Health)> {
     let healths = join_all(nodes.iter().map(|m| vault.health(&m.addr))).await;

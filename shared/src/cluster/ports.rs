@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 
+pub use crate::vault::IamLoginRequest;
 use crate::{
     ids::{InstanceId, NodeAddr},
     secret::Secret,
-    vault::{AutopilotState, Health, Login, VaultClient, VaultError},
 };
 
 /// An instance the Auto Scaling group counts as a member, with its node's API address.
@@ -121,20 +121,6 @@ pub trait ParameterStore: Send + Sync {
     async fn delete(&self, name: &str) -> Result<(), ParameterError>;
 }
 
-/// A signed `sts:GetCallerIdentity` request, base64-encoded as Vault's aws auth method
-/// takes it. The headers carry a signature valid for minutes: they are a secret.
-#[derive(Debug, Clone)]
-pub struct IamLoginRequest {
-    /// `POST`.
-    pub method: &'static str,
-    /// The STS URL, base64.
-    pub url: String,
-    /// The form body, base64.
-    pub body: String,
-    /// The signed headers as JSON, base64.
-    pub headers: Secret,
-}
-
 /// Why the function's AWS identity could not be signed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot sign sts:GetCallerIdentity with this function's AWS credentials: {reason}")]
@@ -151,65 +137,4 @@ pub trait CallerIdentitySigner: Send + Sync {
         &self,
         server_id: Option<&str>,
     ) -> Result<IamLoginRequest, IdentityError>;
-}
-
-/// The Vault API calls the cluster logic makes, so tests can pass a fake cluster.
-#[async_trait]
-pub trait NodeApi: Send + Sync {
-    /// `GET sys/health` of one node.
-    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError>;
-    /// AppRole login through one node.
-    async fn approle_login(
-        &self,
-        node: &NodeAddr,
-        mount: &str,
-        role_id: &Secret,
-        secret_id: &Secret,
-    ) -> Result<Login, VaultError>;
-    /// aws (IAM) login through one node.
-    async fn aws_login(
-        &self,
-        node: &NodeAddr,
-        mount: &str,
-        role: &str,
-        request: &IamLoginRequest,
-    ) -> Result<Login, VaultError>;
-    /// Autopilot's view of the cluster, asked of one node.
-    async fn autopilot_state(
-        &self,
-        node: &NodeAddr,
-        token: &Secret,
-    ) -> Result<AutopilotState, VaultError>;
-}
-
-#[async_trait]
-impl NodeApi for VaultClient {
-    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
-        VaultClient::health(self, node).await
-    }
-    async fn approle_login(
-        &self,
-        node: &NodeAddr,
-        mount: &str,
-        role_id: &Secret,
-        secret_id: &Secret,
-    ) -> Result<Login, VaultError> {
-        VaultClient::approle_login(self, node, mount, role_id, secret_id).await
-    }
-    async fn aws_login(
-        &self,
-        node: &NodeAddr,
-        mount: &str,
-        role: &str,
-        request: &IamLoginRequest,
-    ) -> Result<Login, VaultError> {
-        VaultClient::aws_login(self, node, mount, role, request).await
-    }
-    async fn autopilot_state(
-        &self,
-        node: &NodeAddr,
-        token: &Secret,
-    ) -> Result<AutopilotState, VaultError> {
-        VaultClient::autopilot_state(self, node, token).await
-    }
 }

@@ -15,6 +15,7 @@ use super::{
     vault_step, LifecycleError, NodeLifecycle, POLL_INTERVAL,
 };
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         locks::Claim,
         policies::FUNCTIONS,
@@ -36,7 +37,7 @@ pub enum Initialised {
 
 const INIT_LOCK: &str = "init";
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Converges to an initialised, bootstrapped cluster, initialising `node` if no node
     /// of the cluster is. Waits while another run holds the init lock.
     ///

@@ -10,6 +10,7 @@ use super::{
     POLL_INTERVAL,
 };
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         lifecycle_actions::Verdict,
         polling::{poll_until, Look},
@@ -48,7 +49,7 @@ impl<E: Into<LifecycleError>> From<E> for LaunchFailure {
     }
 }
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Brings the launched node into the cluster, then completes the action.
     pub(crate) async fn on_launch(
         &self,

@@ -32,6 +32,7 @@ pub use settings::{LifecycleConfig, LifecycleSettings};
 
 use self::records::{ActionRecord, ActionStage, RecordError, StateRecords};
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         auth::{LoginError, VaultLogin},
         lifecycle_actions::{ActionError, ActionOutcome, LifecycleActions, Verdict},
@@ -45,7 +46,7 @@ use crate::{
     lambda::FunctionError,
     secret::Secret,
     telemetry::{Metric, MetricsSink, Unit},
-    vault::{SealStatus, VaultClient, VaultError},
+    vault::{SealStatus, VaultError},
 };
 
 /// How often a wait looks again. Short, because every look is one cheap local request
@@ -53,13 +54,13 @@ use crate::{
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// node-lifecycle with its ports. Build it once per cold start.
-pub struct NodeLifecycle<P> {
+pub struct NodeLifecycle<N, P> {
     /// What the operator configured.
     pub settings: LifecycleSettings,
     /// The cluster's Auto Scaling group.
     pub fleet: Box<dyn Fleet>,
     /// The Vault client for every node.
-    pub vault: VaultClient,
+    pub vault: N,
     /// Where shares and credentials are kept.
     pub parameters: P,
     /// This function's own Vault login (its AppRole, once bootstrap made it).
@@ -230,9 +231,7 @@ impl From<LifecycleError> for FunctionError {
             E::Parameter(_) => (true, "ParameterStoreUnavailable"),
             E::Login(l) if l.is_configuration() => (false, "LoginRefused"),
             E::Login(_) => (true, "LoginUnavailable"),
-            E::Vault { source, .. } if source.status().is_some_and(|s| s.as_u16() == 403) => {
-                (false, "PolicyDenied")
-            }
+            E::Vault { source, .. } if source.status() == Some(403) => (false, "PolicyDenied"),
             E::Vault { .. } => (true, "VaultCallFailed"),
             E::Wait(_) => (true, "WaitExpired"),
             E::MissingShares { .. } => (false, "MissingShares"),
@@ -252,7 +251,7 @@ pub(crate) fn vault_step(step: impl Into<String>) -> impl FnOnce(VaultError) -> 
     move |source| LifecycleError::Vault { step, source }
 }
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Parses `event`, checks it is for this cluster's group, and carries it out.
     /// `deadline` is the invocation's: waits stop before it so progress is recorded.
     pub async fn handle(

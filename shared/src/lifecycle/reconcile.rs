@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::{vault_step, LifecycleError, NodeLifecycle};
 use crate::{
+    cluster::node::NodeApi,
     cluster::ports::ParameterStore,
     error_chain,
     ids::InstanceId,
@@ -110,7 +111,7 @@ pub fn plan_departed_removal(
     plan
 }
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// One reconcile pass.
     pub async fn reconcile(&self, deadline: Instant) -> Result<ReconcileReport, LifecycleError> {
         let mut report = ReconcileReport::default();

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::{vault_step, LifecycleError, NodeLifecycle, Outcome, POLL_INTERVAL};
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         lifecycle_actions::{ActionOutcome, Verdict},
         polling::{poll_until, Look},
@@ -63,7 +64,7 @@ pub fn joining(peers: &[RaftServer], members: &BTreeSet<String>, leaving: &str) 
         .collect()
 }
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Takes the node out of the cluster, then completes the action CONTINUE.
     pub(crate) async fn on_terminate(
         &self,

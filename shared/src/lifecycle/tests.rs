@@ -10,15 +10,16 @@ use tokio::time::Instant;
 use super::*;
 use crate::{
     cluster::auth::VaultLogin,
-    config::{AuthSettings, CaSource, VaultSettings},
+    config::AuthSettings,
     lifecycle::records::{ActionRecord, ActionStage},
     testing::{
-        capture_logs, FakeActions, FakeFleet, FakeLocks, FakeMetrics, FakeParameters, FakeRecords,
+        capture_logs, FakeActions, FakeCluster, FakeFleet, FakeLocks, FakeMetrics, FakeParameters,
+        FakeRecords,
     },
 };
 
 struct Bed {
-    function: NodeLifecycle<FakeParameters>,
+    function: NodeLifecycle<FakeCluster, FakeParameters>,
     actions: Arc<FakeActions>,
     records: Arc<FakeRecords>,
     locks: Arc<FakeLocks>,
@@ -52,12 +53,7 @@ fn bed() -> Bed {
         role_id_parameter: "/p/role-id".into(),
         secret_id_parameter: "/p/secret-id".into(),
     };
-    let vault = VaultClient::new(&VaultSettings {
-        ca: CaSource::System,
-        request_timeout: Duration::from_secs(1),
-        max_retries: 0,
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let vault = FakeCluster::fresh(&["i-1", "i-2", "i-3"]);
     Bed {
         function: NodeLifecycle {
             settings,

@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::{vault_step, LifecycleError, NodeLifecycle, POLL_INTERVAL};
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         polling::{poll_until, Look, WaitExpired},
         ports::{ParameterError, ParameterStore},
@@ -25,7 +26,7 @@ pub enum Unsealed {
     ByAutoUnseal,
 }
 
-impl<P: ParameterStore> NodeLifecycle<P> {
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Converges `node` to unsealed. A half-entered unseal from an earlier run is reset
     /// first, because a wrong or repeated share counts as progress.
     pub(crate) async fn ensure_unsealed(
@@ -74,7 +75,7 @@ impl<P: ParameterStore> NodeLifecycle<P> {
                 }
                 Ok(_) => {}
                 // 400 at the threshold: the shares do not reconstruct this cluster's key.
-                Err(e) if e.status().is_some_and(|s| s.as_u16() == 400) => {
+                Err(e) if e.status() == Some(400) => {
                     return Err(LifecycleError::SharesRejected {
                         node: node.clone(),
                         tried: shares.len(),

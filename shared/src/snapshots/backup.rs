@@ -22,6 +22,7 @@ use super::{
     stream::{stream_into_store, StreamError},
 };
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         auth::{LoginError, VaultLogin},
         find_active,
@@ -35,7 +36,7 @@ use crate::{
     lambda::FunctionError,
     secret::Secret,
     telemetry::{Metric, MetricsSink, Unit},
-    vault::{Health, VaultClient, VaultError},
+    vault::{Health, VaultError},
 };
 
 /// The lock backups and restores share.
@@ -205,13 +206,13 @@ impl BackupConfig {
 }
 
 /// snapshot-backup with its ports. Build it once per cold start.
-pub struct SnapshotBackup<P> {
+pub struct SnapshotBackup<N, P> {
     /// What the operator configured.
     pub settings: BackupSettings,
     /// The cluster's Auto Scaling group.
     pub fleet: Box<dyn Fleet>,
     /// The Vault client for every node.
-    pub vault: VaultClient,
+    pub vault: N,
     /// This function's Vault login.
     pub login: VaultLogin<P>,
     /// The backup lock.
@@ -331,9 +332,7 @@ impl From<BackupError> for FunctionError {
             E::Login(l) if l.is_configuration() => (false, "LoginRefused"),
             E::Login(_) => (true, "LoginUnavailable"),
             E::NoActiveNode { .. } => (true, "NoActiveNode"),
-            E::Snapshot { source, .. } if source.status().is_some_and(|s| s.as_u16() == 403) => {
-                (false, "PolicyDenied")
-            }
+            E::Snapshot { source, .. } if source.status() == Some(403) => (false, "PolicyDenied"),
             E::Snapshot { .. } => (true, "SnapshotFailed"),
             E::Stream(StreamError::Archive(_) | StreamError::NoMetaFirst { .. }) => {
                 (true, "SnapshotInvalid")
@@ -429,7 +428,7 @@ pub fn snapshot_key(settings: &BackupSettings, taken_at: &DateTime<Utc>, index: 
     )
 }
 
-impl<P: ParameterStore> SnapshotBackup<P> {
+impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
     /// Parses `event` and runs one backup. `request_id` is the invocation's: a retried
     /// invocation has the same one, so it names a direct request's delivery.
     pub async fn handle(

@@ -22,6 +22,7 @@ use super::{
     store::{Location, ObjectBody, StoredObject},
 };
 use crate::{
+    cluster::node::NodeApi,
     cluster::{
         find_active,
         locks::Claim,
@@ -69,9 +70,9 @@ impl RestoreSettings {
 
 /// snapshot-restore with its ports: snapshot-backup's (the safety snapshot goes through
 /// it) and the parameters the source cluster's shares are read from.
-pub struct SnapshotRestore<P> {
+pub struct SnapshotRestore<N, P> {
     /// The backup path, its bucket, catalog, lock and login.
-    pub backup: SnapshotBackup<P>,
+    pub backup: SnapshotBackup<N, P>,
     /// Where shares are kept.
     pub parameters: P,
     /// What the operator configured.
@@ -323,7 +324,7 @@ struct Chosen {
 
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-impl<P: ParameterStore> SnapshotRestore<P> {
+impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     /// Parses `request` and carries it out.
     pub async fn handle(
         &self,
@@ -460,7 +461,7 @@ impl<P: ParameterStore> SnapshotRestore<P> {
             .restore_snapshot(
                 &active.addr,
                 &token,
-                reqwest::Body::wrap_stream(stream),
+                Box::pin(stream),
                 plan.other_cluster,
                 self.settings.send_timeout,
             )
@@ -789,7 +790,7 @@ impl<P: ParameterStore> SnapshotRestore<P> {
 /// fails its check or its SHA-256 is not `sha256`, the stream ends in an error before
 /// its last chunk, so the node never receives a whole (and wrong) snapshot.
 fn checked_stream(
-    body: Box<dyn ObjectBody>,
+    body: Box<ObjectBody>,
     sha256: String,
 ) -> impl futures::Stream<Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
 {

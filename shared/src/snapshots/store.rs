@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use crate::chunks::ChunkSource;
+
 /// An object as stored: its key and the exact version (the bucket is versioned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
@@ -86,11 +88,7 @@ pub struct ObjectInfo {
 }
 
 /// An object's body as it arrives, chunk by chunk: never collected.
-#[async_trait]
-pub trait ObjectBody: Send {
-    /// The next chunk; `None` at the end.
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError>;
-}
+pub type ObjectBody = dyn ChunkSource<Error = StoreError>;
 
 /// Everything but the upload: read, tag, copy and delete exact versions.
 #[async_trait]
@@ -100,7 +98,7 @@ pub trait SnapshotObjects: SnapshotStore {
     /// The version's size and metadata; `None` when the key or version does not exist.
     async fn head(&self, object: &StoredObject) -> Result<Option<ObjectInfo>, StoreError>;
     /// The version's body, streamed.
-    async fn open(&self, object: &StoredObject) -> Result<Box<dyn ObjectBody>, StoreError>;
+    async fn open(&self, object: &StoredObject) -> Result<Box<ObjectBody>, StoreError>;
     /// Sets the version's tags (S3 metadata is fixed when the upload starts; the checksum
     /// is known only at its end).
     async fn tag(

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use tracing::{info, warn};
 
@@ -18,7 +17,7 @@ use super::{
     archive::{ArchiveError, SnapshotCheck, SnapshotFacts},
     store::{PartUpload, SnapshotStore, StoreError, StoredObject},
 };
-use crate::{error_chain, vault::VaultError};
+use crate::{chunks::ChunkSource, error_chain, vault::VaultError};
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -26,20 +25,6 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 /// Room for the chunk that fills a part past its size (hyper's chunks are at most a few
 /// tens of KiB).
 const FILL_SLACK: usize = 256 << 10;
-
-/// Where a snapshot's bytes come from (a node's `sys/storage/raft/snapshot` body).
-#[async_trait]
-pub trait ChunkSource: Send {
-    /// The next chunk; `None` at the end.
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError>;
-}
-
-#[async_trait]
-impl ChunkSource for crate::vault::SnapshotBody {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
-        self.chunk().await
-    }
-}
 
 /// A snapshot stored and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +58,7 @@ pub enum StreamError {
 /// Streams `source` into `store` under the key and with the metadata that
 /// `name(index, term)` gives once meta.json has named them.
 pub async fn stream_into_store(
-    source: &mut dyn ChunkSource,
+    source: &mut dyn ChunkSource<Error = VaultError>,
     store: &dyn SnapshotStore,
     part_size: usize,
     name: impl Fn(u64, u64) -> (String, BTreeMap<String, String>) + Send,
@@ -165,7 +150,7 @@ pub async fn stream_into_store(
 /// Reads `source` into `part`, checking every chunk, until `part` holds at least
 /// `part_size` bytes or the source ends; says whether it ended.
 async fn fill(
-    source: &mut dyn ChunkSource,
+    source: &mut dyn ChunkSource<Error = VaultError>,
     check: &mut SnapshotCheck,
     part: &mut BytesMut,
     part_size: usize,

@@ -2,11 +2,15 @@
 //! Each fake is plain state a test sets and reads back; none expects calls in an order.
 
 mod cluster;
+mod failing_node;
+mod fake_node;
 mod lifecycle;
 mod logs;
 mod snapshots;
 
-pub use cluster::{FakeCluster, FakeFleet, FakeMetrics, FakeNode, FakeParameters};
+pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
+pub use failing_node::{FailingNode, Failure};
+pub use fake_node::{ClusterState, FakeCluster, FakeNode};
 pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
 pub use snapshots::{

@@ -9,8 +9,8 @@ use crate::{
     snapshots::{
         catalog::{Catalog, CatalogEntry, CatalogError, RestoreRecord},
         store::{
-            Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects, SnapshotStore,
-            StoreError, StoredObject,
+            ChunkSource, Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects,
+            SnapshotStore, StoreError, StoredObject,
         },
     },
 };
@@ -318,7 +318,8 @@ impl SnapshotStore for FakeBucket {
 struct FakeBody(Option<Bytes>);
 
 #[async_trait]
-impl ObjectBody for FakeBody {
+impl ChunkSource for FakeBody {
+    type Error = StoreError;
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
         Ok(self.0.take())
     }
@@ -344,7 +345,7 @@ impl SnapshotObjects for FakeBucket {
             }))
     }
 
-    async fn open(&self, object: &StoredObject) -> Result<Box<dyn ObjectBody>, StoreError> {
+    async fn open(&self, object: &StoredObject) -> Result<Box<ObjectBody>, StoreError> {
         let bytes = lock(&self.s3.objects)
             .get(&self.id(object))
             .cloned()

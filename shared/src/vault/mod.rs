@@ -47,19 +47,19 @@ pub enum VaultError {
         attempts: u32,
         /// The last transport error.
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The node answered with an error status.
-    #[error("node {node} answered {status} to {method} {path}: {}", errors.join("; "))]
+    #[error("node {node} answered {} to {method} {path}: {}", status_text(*status), errors.join("; "))]
     Status {
         /// The node.
         node: NodeAddr,
         /// The HTTP method.
-        method: Method,
+        method: String,
         /// The API path.
         path: String,
         /// The HTTP status.
-        status: StatusCode,
+        status: u16,
         /// Vault's `errors` list (it never echoes secrets back).
         errors: Vec<String>,
     },
@@ -82,7 +82,7 @@ impl VaultError {
     }
 
     /// The HTTP status the node answered, if it answered.
-    pub fn status(&self) -> Option<StatusCode> {
+    pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
             _ => None,
@@ -173,7 +173,7 @@ impl VaultClient {
                         node: node.clone(),
                         path: path.to_owned(),
                         attempts: attempt,
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }
@@ -204,6 +204,13 @@ pub(crate) fn token_header(token: &Secret) -> Result<HeaderValue, VaultError> {
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// `400 Bad Request`: the code with its reason phrase, as a reader expects it.
+fn status_text(status: u16) -> String {
+    StatusCode::from_u16(status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| status.to_string())
 }
 
 /// Full-jitter exponential backoff: uniform in [0, min(cap, base × 2^(attempt-1))].
@@ -239,9 +246,9 @@ fn status_error(
         .unwrap_or_default();
     VaultError::Status {
         node: node.clone(),
-        method,
+        method: method.to_string(),
         path: path.to_owned(),
-        status,
+        status: status.as_u16(),
         errors,
     }
 }
@@ -274,6 +281,6 @@ mod tests {
             br#"{"errors":["invalid role or secret ID"]}"#,
         );
         assert_eq!(err.to_string(), "node https://127.0.0.1:8200 answered 400 Bad Request to POST auth/approle/login: invalid role or secret ID");
-        assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(err.status(), Some(400));
     }
 }

@@ -6,20 +6,26 @@ use bytes::Bytes;
 use reqwest::Method;
 
 use super::{status_error, token_header, VaultClient, VaultError};
-use crate::{ids::NodeAddr, secret::Secret};
+use crate::{
+    chunks::{ChunkSource, OutgoingBody},
+    ids::NodeAddr,
+    secret::Secret,
+};
 
 const PATH: &str = "sys/storage/raft/snapshot";
 
-/// A snapshot's body as it arrives. Read it with [`SnapshotBody::chunk`] until `None`.
+/// A snapshot's body as it arrives, read through [`ChunkSource`] until `None`.
 pub struct SnapshotBody {
     node: NodeAddr,
     response: reqwest::Response,
 }
 
-impl SnapshotBody {
+#[async_trait::async_trait]
+impl ChunkSource for SnapshotBody {
+    type Error = VaultError;
     /// The next chunk, as the connection delivers it; `None` at the end. A stream cut
     /// mid-way is an error here, or a short archive that the check refuses.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
         self.response
             .chunk()
             .await
@@ -27,7 +33,7 @@ impl SnapshotBody {
                 node: self.node.clone(),
                 path: PATH.into(),
                 attempts: 1,
-                source,
+                source: Box::new(source),
             })
     }
 }
@@ -75,7 +81,7 @@ impl VaultClient {
         &self,
         node: &NodeAddr,
         token: &Secret,
-        body: reqwest::Body,
+        body: OutgoingBody,
         force: bool,
         timeout: Duration,
     ) -> Result<(), VaultError> {
@@ -84,6 +90,7 @@ impl VaultClient {
         } else {
             PATH
         };
+        let body = reqwest::Body::wrap_stream(body);
         self.transfer(node, Method::POST, path, token, Some(body), timeout)
             .await?;
         Ok(())
@@ -118,7 +125,7 @@ impl VaultClient {
                 node: node.clone(),
                 path: path.into(),
                 attempts: 1,
-                source,
+                source: Box::new(source),
             })?;
         let status = response.status();
         if !status.is_success() {

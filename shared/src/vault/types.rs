@@ -10,6 +10,20 @@ use serde_json::json;
 use super::{decode, status_error, VaultClient, VaultError};
 use crate::{ids::NodeAddr, secret::Secret};
 
+/// A signed `sts:GetCallerIdentity` request, base64-encoded as Vault's aws auth method
+/// takes it. The headers carry a signature valid for minutes: they are a secret.
+#[derive(Debug, Clone)]
+pub struct IamLoginRequest {
+    /// `POST`.
+    pub method: &'static str,
+    /// The STS URL, base64.
+    pub url: String,
+    /// The form body, base64.
+    pub body: String,
+    /// The signed headers as JSON, base64.
+    pub headers: Secret,
+}
+
 /// A node's answer to `GET sys/health`, status code included.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Health {
@@ -178,7 +192,7 @@ impl VaultClient {
         node: &NodeAddr,
         mount: &str,
         role: &str,
-        request: &crate::cluster::ports::IamLoginRequest,
+        request: &IamLoginRequest,
     ) -> Result<Login, VaultError> {
         let body = json!({
             "role": role,

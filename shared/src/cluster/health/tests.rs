@@ -3,15 +3,17 @@ use serde_json::json;
 use super::*;
 use crate::{
     config::AuthSettings,
-    testing::{capture_logs, FakeCluster, FakeFleet, FakeMetrics, FakeParameters},
+    testing::{
+        capture_logs, FailingNode, Failure, FakeCluster, FakeFleet, FakeMetrics, FakeParameters,
+    },
 };
 
 const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
 
-fn probe(
-    cluster: FakeCluster,
+fn probe<A: NodeApi>(
+    cluster: A,
     fleet: FakeFleet,
-) -> HealthProbe<FakeFleet, FakeCluster, FakeParameters, FakeMetrics> {
+) -> HealthProbe<FakeFleet, A, FakeParameters, FakeMetrics> {
     let auth = AuthSettings::AppRole {
         mount: "approle".into(),
         role_id_parameter: "/r".into(),
@@ -145,20 +147,19 @@ async fn a_refused_login_publishes_health_then_fails_without_leaking() {
 
 #[tokio::test]
 async fn a_policy_without_autopilot_is_named_after_one_fresh_login() {
-    let cluster = FakeCluster::healthy(&NODES);
-    cluster
-        .deny_autopilot
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let fleet = FakeFleet::of(&cluster, &NODES);
+    let cluster = FailingNode::new(FakeCluster::healthy(&NODES));
+    cluster.fail("autopilot_state", Failure::Status(403), usize::MAX);
+    let fleet = FakeFleet::of(&cluster.inner, &NODES);
     let probe = probe(cluster, fleet);
     let err = probe.run().await.expect_err("denied");
     assert!(matches!(err, ProbeError::Denied(_)), "{err:?}");
+    let text = crate::error_chain(&err);
     assert!(
-        err.to_string().contains("sys/storage/raft/autopilot/state"),
-        "{err}"
+        text.contains("autopilot_state") && text.contains("403"),
+        "{text}"
     );
     assert_eq!(
-        probe.api.logins(),
+        probe.api.inner.logins(),
         2,
         "one fresh login, not one per retry forever"
     );

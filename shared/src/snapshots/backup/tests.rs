@@ -83,8 +83,8 @@ fn every_error_names_its_variable() {
 use std::sync::Arc;
 
 use crate::testing::{
-    capture_logs, good_snapshot, sha256_hex, FakeCatalog, FakeFleet, FakeLocks, FakeMetrics,
-    FakeParameters, FakeS3,
+    capture_logs, good_snapshot, sha256_hex, FakeCatalog, FakeCluster, FakeFleet, FakeLocks,
+    FakeMetrics, FakeParameters, FakeS3,
 };
 
 const PRIMARY: &str = "primary";
@@ -97,7 +97,7 @@ fn function(
     catalog: &FakeCatalog,
     locks: Arc<FakeLocks>,
     corrupt_copies: bool,
-) -> SnapshotBackup<FakeParameters> {
+) -> SnapshotBackup<FakeCluster, FakeParameters> {
     let mut dr = s3.bucket("eu-central-1", DR);
     dr.corrupt_copies = corrupt_copies;
     SnapshotBackup {
@@ -105,12 +105,7 @@ fn function(
             .expect("config")
             .backup,
         fleet: Box::new(FakeFleet::default()),
-        vault: VaultClient::new(&VaultSettings {
-            ca: crate::config::CaSource::System,
-            request_timeout: Duration::from_secs(1),
-            max_retries: 0,
-        })
-        .expect("client"),
+        vault: FakeCluster::healthy(&["i-1"]),
         login: VaultLogin::new(
             AuthSettings::AppRole {
                 mount: "approle".into(),

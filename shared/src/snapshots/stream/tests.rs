@@ -17,8 +17,9 @@ impl Chunks {
     }
 }
 
-#[async_trait]
+#[async_trait::async_trait]
 impl ChunkSource for Chunks {
+    type Error = VaultError;
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
         Ok(self.data.pop_front())
     }

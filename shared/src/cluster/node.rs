@@ -1,0 +1,304 @@
+//! The Vault node port: every call the state machines make on a node, in domain words.
+//! `crate::vault::VaultClient` implements it over HTTPS; `crate::testing::FakeCluster` is
+//! a stateful in-memory cluster behind the same trait, and
+//! `crate::testing::FailingNode` injects failures into either.
+//!
+//! Each call names the node it goes to: a secret (share, token, secret ID) is sent only
+//! to the address the caller chose from the fleet, never to one a node redirected to.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use crate::chunks::{ChunkSource, OutgoingBody};
+pub use crate::vault::{
+    AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login,
+    RaftConfiguration, RaftServer, SealStatus, VaultError,
+};
+use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
+
+/// A snapshot's body as a node sends it.
+pub type SnapshotStream = Box<dyn ChunkSource<Error = VaultError>>;
+
+/// The calls made on one node of the cluster.
+#[async_trait]
+pub trait NodeApi: Send + Sync {
+    /// `sys/health`: every status that describes a node (sealed, standby, not
+    /// initialised) is an answer, not an error.
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError>;
+    /// `sys/seal-status`, without a token.
+    async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError>;
+    /// `sys/init`: a one-shot action, only under the init lock after checking that no
+    /// node is initialised. With `recovery` the counts are recovery shares.
+    async fn init(
+        &self,
+        node: &NodeAddr,
+        shares: u8,
+        threshold: u8,
+        recovery: bool,
+    ) -> Result<InitOutput, VaultError>;
+    /// Enters one unseal share; the seal status after it.
+    async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError>;
+    /// Forgets the shares entered so far.
+    async fn unseal_reset(&self, node: &NodeAddr) -> Result<SealStatus, VaultError>;
+    /// Joins `node` (not yet in any cluster) to the cluster `leader` leads.
+    async fn join(
+        &self,
+        node: &NodeAddr,
+        leader: &NodeAddr,
+        leader_ca_pem: Option<&str>,
+    ) -> Result<bool, VaultError>;
+    /// The Raft configuration as `node` holds it.
+    async fn raft_configuration(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<RaftConfiguration, VaultError>;
+    /// Removes `node_id` from the Raft configuration (ask the leader).
+    async fn remove_peer(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        node_id: &str,
+    ) -> Result<(), VaultError>;
+    /// The active node gives up leadership.
+    async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
+    /// Autopilot's view of the cluster, asked of one node.
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError>;
+    /// The Raft indexes as `node` sees them.
+    async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError>;
+    /// A snapshot streamed out of `node` (the active one); `timeout` bounds the transfer.
+    async fn snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        timeout: Duration,
+    ) -> Result<SnapshotStream, VaultError>;
+    /// Streams a snapshot into `node` (the active one); `force` for another cluster's.
+    /// A body that ends in an error cuts the request off: the node installs nothing.
+    async fn restore_snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        body: OutgoingBody,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<(), VaultError>;
+    /// AppRole login through one node.
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError>;
+    /// aws (IAM) login through one node.
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role: &str,
+        request: &IamLoginRequest,
+    ) -> Result<Login, VaultError>;
+    /// Enables the auth method `kind` at `mount` unless something is mounted there;
+    /// whether it did now.
+    async fn ensure_auth_enabled(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        kind: &str,
+    ) -> Result<bool, VaultError>;
+    /// Writes (creates or replaces) an ACL policy.
+    async fn put_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), VaultError>;
+    /// Writes (creates or replaces) an AppRole bound to `policy`.
+    async fn put_approle(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        policy: &str,
+    ) -> Result<(), VaultError>;
+    /// An AppRole's role ID.
+    async fn approle_role_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError>;
+    /// Mints a new secret ID for an AppRole.
+    async fn new_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError>;
+    /// Revokes the token used.
+    async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
+    /// Whether the token is still honoured.
+    async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError>;
+}
+
+#[async_trait]
+impl NodeApi for VaultClient {
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
+        VaultClient::health(self, node).await
+    }
+    async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        VaultClient::seal_status(self, node).await
+    }
+    async fn init(
+        &self,
+        node: &NodeAddr,
+        shares: u8,
+        threshold: u8,
+        recovery: bool,
+    ) -> Result<InitOutput, VaultError> {
+        VaultClient::init(self, node, shares, threshold, recovery).await
+    }
+    async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError> {
+        VaultClient::unseal(self, node, share).await
+    }
+    async fn unseal_reset(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        VaultClient::unseal_reset(self, node).await
+    }
+    async fn join(
+        &self,
+        node: &NodeAddr,
+        leader: &NodeAddr,
+        leader_ca_pem: Option<&str>,
+    ) -> Result<bool, VaultError> {
+        VaultClient::join(self, node, leader, leader_ca_pem).await
+    }
+    async fn raft_configuration(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<RaftConfiguration, VaultError> {
+        VaultClient::raft_configuration(self, node, token).await
+    }
+    async fn remove_peer(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        node_id: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::remove_peer(self, node, token, node_id).await
+    }
+    async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        VaultClient::step_down(self, node, token).await
+    }
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
+        VaultClient::autopilot_state(self, node, token).await
+    }
+    async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError> {
+        VaultClient::leader(self, node).await
+    }
+    async fn snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        timeout: Duration,
+    ) -> Result<SnapshotStream, VaultError> {
+        Ok(Box::new(
+            VaultClient::snapshot(self, node, token, timeout).await?,
+        ))
+    }
+    async fn restore_snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        body: OutgoingBody,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<(), VaultError> {
+        VaultClient::restore_snapshot(self, node, token, body, force, timeout).await
+    }
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
+        VaultClient::approle_login(self, node, mount, role_id, secret_id).await
+    }
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role: &str,
+        request: &IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        VaultClient::aws_login(self, node, mount, role, request).await
+    }
+    async fn ensure_auth_enabled(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        kind: &str,
+    ) -> Result<bool, VaultError> {
+        VaultClient::ensure_auth_enabled(self, node, token, mount, kind).await
+    }
+    async fn put_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::put_policy(self, node, token, name, policy).await
+    }
+    async fn put_approle(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::put_approle(self, node, token, mount, role, policy).await
+    }
+    async fn approle_role_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        VaultClient::approle_role_id(self, node, token, mount, role).await
+    }
+    async fn new_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        VaultClient::new_secret_id(self, node, token, mount, role).await
+    }
+    async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        VaultClient::revoke_self(self, node, token).await
+    }
+    async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
+        VaultClient::token_is_valid(self, node, token).await
+    }
+}

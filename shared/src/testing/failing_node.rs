@@ -1,0 +1,305 @@
+//! A failure-injection wrapper around any node port, fake or real: a test names a call
+//! (and optionally a node) and the failure to answer instead, for a number of calls; every
+//! other call goes through. The same wrapper serves the unit tests over `FakeCluster` and
+//! the integration tests over a real OpenBao.
+
+use std::{sync::Mutex, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::{
+    cluster::node::{
+        AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login, NodeApi,
+        OutgoingBody, RaftConfiguration, SealStatus, SnapshotStream, VaultError,
+    },
+    ids::NodeAddr,
+    secret::Secret,
+};
+
+/// What an injected failure answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection: as a node that is down or a network that drops.
+    Unreachable,
+    /// The node answers with this HTTP status (403 denied, 500 during an election, ...).
+    Status(u16),
+}
+
+#[derive(Debug)]
+struct Injected {
+    call: &'static str,
+    node: Option<String>,
+    failure: Failure,
+    times: usize,
+}
+
+/// Wraps `N`, failing the calls a test names.
+#[derive(Debug)]
+pub struct FailingNode<N> {
+    /// The wrapped port.
+    pub inner: N,
+    plan: Mutex<Vec<Injected>>,
+}
+
+impl<N> FailingNode<N> {
+    /// Wraps `inner`; nothing fails until a test says so.
+    pub fn new(inner: N) -> Self {
+        Self {
+            inner,
+            plan: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The next `times` calls of `call` (the port's method name, e.g. `"unseal"`) fail
+    /// with `failure`, whichever node they go to.
+    pub fn fail(&self, call: &'static str, failure: Failure, times: usize) {
+        self.push(call, None, failure, times);
+    }
+
+    /// The next `times` calls of `call` to a node whose address contains `node` fail.
+    pub fn fail_on(&self, call: &'static str, node: &str, failure: Failure, times: usize) {
+        self.push(call, Some(node.to_owned()), failure, times);
+    }
+
+    fn push(&self, call: &'static str, node: Option<String>, failure: Failure, times: usize) {
+        self.lock().push(Injected {
+            call,
+            node,
+            failure,
+            times,
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Injected>> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn inject(&self, call: &'static str, node: &NodeAddr) -> Result<(), VaultError> {
+        let mut plan = self.lock();
+        let hit = plan.iter_mut().find(|i| {
+            i.call == call
+                && i.times > 0
+                && i.node.as_deref().is_none_or(|n| node.as_str().contains(n))
+        });
+        let Some(hit) = hit else {
+            return Ok(());
+        };
+        hit.times -= 1;
+        let path = format!("(injected failure of {call})");
+        Err(match hit.failure {
+            Failure::Unreachable => VaultError::Unreachable {
+                node: node.clone(),
+                path,
+                attempts: 1,
+                source: "injected: connection refused".into(),
+            },
+            Failure::Status(status) => VaultError::Status {
+                node: node.clone(),
+                method: "INJECTED".into(),
+                path,
+                status,
+                errors: vec![format!("injected {status}")],
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl<N: NodeApi> NodeApi for FailingNode<N> {
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
+        self.inject("health", node)?;
+        self.inner.health(node).await
+    }
+
+    async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        self.inject("seal_status", node)?;
+        self.inner.seal_status(node).await
+    }
+
+    async fn init(
+        &self,
+        node: &NodeAddr,
+        shares: u8,
+        threshold: u8,
+        recovery: bool,
+    ) -> Result<InitOutput, VaultError> {
+        self.inject("init", node)?;
+        self.inner.init(node, shares, threshold, recovery).await
+    }
+
+    async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError> {
+        self.inject("unseal", node)?;
+        self.inner.unseal(node, share).await
+    }
+
+    async fn unseal_reset(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        self.inject("unseal_reset", node)?;
+        self.inner.unseal_reset(node).await
+    }
+
+    async fn join(
+        &self,
+        node: &NodeAddr,
+        leader: &NodeAddr,
+        leader_ca_pem: Option<&str>,
+    ) -> Result<bool, VaultError> {
+        self.inject("join", node)?;
+        self.inner.join(node, leader, leader_ca_pem).await
+    }
+
+    async fn raft_configuration(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<RaftConfiguration, VaultError> {
+        self.inject("raft_configuration", node)?;
+        self.inner.raft_configuration(node, token).await
+    }
+
+    async fn remove_peer(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        node_id: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("remove_peer", node)?;
+        self.inner.remove_peer(node, token, node_id).await
+    }
+
+    async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        self.inject("step_down", node)?;
+        self.inner.step_down(node, token).await
+    }
+
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
+        self.inject("autopilot_state", node)?;
+        self.inner.autopilot_state(node, token).await
+    }
+
+    async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError> {
+        self.inject("leader", node)?;
+        self.inner.leader(node).await
+    }
+
+    async fn snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        timeout: Duration,
+    ) -> Result<SnapshotStream, VaultError> {
+        self.inject("snapshot", node)?;
+        self.inner.snapshot(node, token, timeout).await
+    }
+
+    async fn restore_snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        body: OutgoingBody,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<(), VaultError> {
+        self.inject("restore_snapshot", node)?;
+        self.inner
+            .restore_snapshot(node, token, body, force, timeout)
+            .await
+    }
+
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role_id: &Secret,
+        secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
+        self.inject("approle_login", node)?;
+        self.inner
+            .approle_login(node, mount, role_id, secret_id)
+            .await
+    }
+
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        role: &str,
+        request: &IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        self.inject("aws_login", node)?;
+        self.inner.aws_login(node, mount, role, request).await
+    }
+
+    async fn ensure_auth_enabled(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        kind: &str,
+    ) -> Result<bool, VaultError> {
+        self.inject("ensure_auth_enabled", node)?;
+        self.inner
+            .ensure_auth_enabled(node, token, mount, kind)
+            .await
+    }
+
+    async fn put_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("put_policy", node)?;
+        self.inner.put_policy(node, token, name, policy).await
+    }
+
+    async fn put_approle(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("put_approle", node)?;
+        self.inner
+            .put_approle(node, token, mount, role, policy)
+            .await
+    }
+
+    async fn approle_role_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        self.inject("approle_role_id", node)?;
+        self.inner.approle_role_id(node, token, mount, role).await
+    }
+
+    async fn new_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        self.inject("new_secret_id", node)?;
+        self.inner.new_secret_id(node, token, mount, role).await
+    }
+
+    async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        self.inject("revoke_self", node)?;
+        self.inner.revoke_self(node, token).await
+    }
+
+    async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
+        self.inject("token_is_valid", node)?;
+        self.inner.token_is_valid(node, token).await
+    }
+}

@@ -1,0 +1,867 @@
+//! A stateful fake cluster behind the node port: initialised or not, each node sealed or
+//! not, the Raft peers and their leader, the shares that unseal it, tokens, bootstrap
+//! state and the data a snapshot carries. It answers as OpenBao does for the calls the
+//! functions make (the same status codes for the same refusals), so a state machine that
+//! passes here meets the same answers on a real server; the contract test in
+//! `tests/tests/adapters.rs` runs one body over both.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::snapshots::good_snapshot;
+use crate::{
+    cluster::node::{
+        AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest, InitOutput,
+        LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RaftServer, SealStatus,
+        SnapshotStream, VaultError,
+    },
+    ids::NodeAddr,
+    secret::Secret,
+    snapshots::archive::SnapshotCheck,
+};
+
+/// One fake node.
+#[derive(Debug, Clone, Default)]
+pub struct FakeNode {
+    /// It answers at all.
+    pub up: bool,
+    /// It holds Raft data (initialised the cluster, or joined it).
+    pub initialised: bool,
+    /// It is sealed.
+    pub sealed: bool,
+    /// Shares entered towards the threshold, since the last reset.
+    pub progress: Vec<String>,
+}
+
+/// The cluster's state; a test reads and changes it through [`FakeCluster::state`].
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    /// The nodes, by instance id (node `i-1` answers at `https://i-1.test:8200`).
+    pub nodes: BTreeMap<String, FakeNode>,
+    /// The seal unseals by itself (auto-unseal): init gives recovery shares.
+    pub auto_unseal: bool,
+    /// Whether `sys/init` has run.
+    pub initialised: bool,
+    /// The shares that unseal the cluster, and how many are needed.
+    pub shares: Vec<String>,
+    /// See `shares`.
+    pub threshold: usize,
+    /// The Raft peers: node id to voter.
+    pub peers: BTreeMap<String, bool>,
+    /// The leader's node id.
+    pub leader: Option<String>,
+    /// The tokens Vault honours (the root token while not revoked, and logins).
+    pub tokens: BTreeSet<String>,
+    /// Logins made.
+    pub logins: usize,
+    /// Answer 400 to every login, as Vault does for a wrong secret ID.
+    pub refuse_logins: bool,
+    /// The Raft data as a snapshot carries it.
+    pub data: Vec<u8>,
+    /// Snapshots installed, with whether each was forced.
+    pub restores: Vec<(Vec<u8>, bool)>,
+    /// Auth methods enabled, by mount.
+    pub auth_mounts: BTreeMap<String, String>,
+    /// ACL policies, by name.
+    pub policies: BTreeMap<String, String>,
+    /// AppRoles (`mount/role`) and their policy.
+    pub approles: BTreeMap<String, String>,
+    /// Secret IDs minted, per `mount/role`.
+    pub secret_ids: BTreeMap<String, usize>,
+    /// Every call, as `method node`, in order (no secret is ever recorded).
+    pub calls: Vec<String>,
+    /// The cluster id.
+    pub cluster_id: String,
+    /// Autopilot's failure tolerance, when a test sets it; else computed from the voters.
+    pub failure_tolerance: Option<u32>,
+}
+
+/// A cluster of fake nodes behind the node port.
+#[derive(Debug, Default)]
+pub struct FakeCluster {
+    state: Mutex<ClusterState>,
+}
+
+const VERSION: &str = "2.7.2";
+
+fn status_error(node: &NodeAddr, method: &str, path: &str, status: u16, error: &str) -> VaultError {
+    VaultError::Status {
+        node: node.clone(),
+        method: method.into(),
+        path: path.into(),
+        status,
+        errors: vec![error.into()],
+    }
+}
+
+fn down(node: &NodeAddr, path: &str) -> VaultError {
+    VaultError::Unreachable {
+        node: node.clone(),
+        path: path.into(),
+        attempts: 1,
+        source: "fake node is down".into(),
+    }
+}
+
+fn forbidden(node: &NodeAddr, method: &str, path: &str) -> VaultError {
+    status_error(node, method, path, 403, "permission denied")
+}
+
+impl FakeCluster {
+    /// Nodes that answer and hold nothing yet: a cluster to initialise.
+    pub fn fresh(instances: &[&str]) -> Self {
+        let cluster = Self::default();
+        {
+            let mut s = cluster.state();
+            for id in instances {
+                s.nodes.insert(
+                    id.to_string(),
+                    FakeNode {
+                        up: true,
+                        ..FakeNode::default()
+                    },
+                );
+            }
+            s.cluster_id = "c-1".into();
+            s.data = good_snapshot(1, 1024);
+        }
+        cluster
+    }
+
+    /// An initialised cluster of unsealed voters (shares `share-1`..`share-5`, threshold
+    /// 3), the first one active; the root token `root` is valid.
+    pub fn healthy(instances: &[&str]) -> Self {
+        let cluster = Self::fresh(instances);
+        {
+            let mut s = cluster.state();
+            s.initialised = true;
+            s.shares = (1..=5).map(|n| format!("share-{n}")).collect();
+            s.threshold = 3;
+            s.tokens.insert("root".into());
+            for id in instances {
+                let node = s.nodes.entry(id.to_string()).or_default();
+                node.initialised = true;
+                node.sealed = false;
+                s.peers.insert(id.to_string(), true);
+            }
+            s.leader = instances.first().map(|i| i.to_string());
+        }
+        cluster
+    }
+
+    /// Every login is refused with 400, as Vault does for a wrong secret ID.
+    pub fn refusing_logins(self) -> Self {
+        self.state().refuse_logins = true;
+        self
+    }
+
+    /// The state, to read or change. A std mutex: never held across an await.
+    pub fn state(&self) -> MutexGuard<'_, ClusterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The address the fake answers at for `instance`.
+    pub fn addr(&self, instance: &str) -> NodeAddr {
+        format!("https://{instance}.test:8200")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Adds a node that answers and holds nothing, as a fresh instance does.
+    pub fn add_node(&self, instance: &str) {
+        self.state().nodes.insert(
+            instance.into(),
+            FakeNode {
+                up: true,
+                ..FakeNode::default()
+            },
+        );
+    }
+
+    /// The node stops answering; a leader that dies gives way to another unsealed voter.
+    pub fn kill(&self, instance: &str) {
+        let mut s = self.state();
+        if let Some(node) = s.nodes.get_mut(instance) {
+            node.up = false;
+        }
+        if s.leader.as_deref() == Some(instance) {
+            s.leader = None;
+            s.elect();
+        }
+    }
+
+    /// The node seals itself (as after a restart); a sealed leader gives way.
+    pub fn seal(&self, instance: &str) {
+        let mut s = self.state();
+        if let Some(node) = s.nodes.get_mut(instance) {
+            node.sealed = true;
+            node.progress.clear();
+        }
+        if s.leader.as_deref() == Some(instance) {
+            s.leader = None;
+            s.elect();
+        }
+    }
+
+    /// Logins made so far.
+    pub fn logins(&self) -> usize {
+        self.state().logins
+    }
+
+    /// The shares that unseal the cluster, as secrets.
+    pub fn shares(&self) -> Vec<Secret> {
+        self.state()
+            .shares
+            .iter()
+            .cloned()
+            .map(Secret::new)
+            .collect()
+    }
+
+    /// The node ids of the Raft peers.
+    pub fn peers(&self) -> Vec<String> {
+        self.state().peers.keys().cloned().collect()
+    }
+
+    /// The leader's node id.
+    pub fn leader(&self) -> Option<String> {
+        self.state().leader.clone()
+    }
+
+    /// Whether `instance` is sealed.
+    pub fn is_sealed(&self, instance: &str) -> bool {
+        self.state().nodes.get(instance).is_none_or(|n| n.sealed)
+    }
+
+    /// Calls made so far whose text contains `what` (e.g. `"init"`, `"unseal i-2"`).
+    pub fn calls(&self, what: &str) -> usize {
+        self.state()
+            .calls
+            .iter()
+            .filter(|c| c.contains(what))
+            .count()
+    }
+}
+
+impl ClusterState {
+    fn instance(&self, node: &NodeAddr) -> String {
+        node.as_str()
+            .trim_start_matches("https://")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The node `addr` names, if it answers.
+    fn answering(&mut self, node: &NodeAddr, path: &str) -> Result<String, VaultError> {
+        let id = self.instance(node);
+        match self.nodes.get(&id) {
+            Some(n) if n.up => Ok(id),
+            _ => Err(down(node, path)),
+        }
+    }
+
+    fn record(&mut self, method: &str, node: &NodeAddr) {
+        let id = self.instance(node);
+        self.calls.push(format!("{method} {id}"));
+    }
+
+    fn is_active(&self, id: &str) -> bool {
+        self.leader.as_deref() == Some(id) && self.nodes.get(id).is_some_and(|n| n.up && !n.sealed)
+    }
+
+    /// A peer that answers unsealed and votes takes the lead when no one holds it.
+    fn elect(&mut self) {
+        if self.leader.is_some() {
+            return;
+        }
+        let voters: Vec<&String> = self
+            .peers
+            .iter()
+            .filter(|(_, v)| **v)
+            .map(|(k, _)| k)
+            .collect();
+        let alive = voters
+            .iter()
+            .filter(|id| {
+                self.nodes
+                    .get(id.as_str())
+                    .is_some_and(|n| n.up && !n.sealed)
+            })
+            .count();
+        // Raft needs a majority of the voters to elect anyone.
+        if alive * 2 <= voters.len() {
+            return;
+        }
+        self.leader = voters
+            .into_iter()
+            .find(|id| {
+                self.nodes
+                    .get(id.as_str())
+                    .is_some_and(|n| n.up && !n.sealed)
+            })
+            .cloned();
+    }
+
+    fn check_token(
+        &self,
+        node: &NodeAddr,
+        method: &str,
+        path: &str,
+        token: &Secret,
+    ) -> Result<(), VaultError> {
+        if self.tokens.contains(token.expose()) {
+            Ok(())
+        } else {
+            Err(forbidden(node, method, path))
+        }
+    }
+
+    /// Token-authenticated calls need an unsealed node of a cluster with a leader.
+    fn serving(
+        &mut self,
+        node: &NodeAddr,
+        method: &str,
+        path: &str,
+        token: &Secret,
+    ) -> Result<String, VaultError> {
+        let id = self.answering(node, path)?;
+        self.record(method, node);
+        let sealed = self
+            .nodes
+            .get(&id)
+            .is_none_or(|n| n.sealed || !n.initialised);
+        if sealed {
+            return Err(status_error(node, method, path, 503, "Vault is sealed"));
+        }
+        if self.leader.is_none() {
+            return Err(status_error(
+                node,
+                method,
+                path,
+                500,
+                "local node not active but active cluster node not found",
+            ));
+        }
+        self.check_token(node, method, path, token)?;
+        Ok(id)
+    }
+
+    fn seal_status(&self, id: &str) -> SealStatus {
+        let node = self.nodes.get(id).cloned().unwrap_or_default();
+        SealStatus {
+            seal_type: if self.auto_unseal {
+                "transit"
+            } else {
+                "shamir"
+            }
+            .into(),
+            initialized: node.initialised,
+            sealed: node.sealed || !node.initialised,
+            threshold: self.threshold as u32,
+            shares: self.shares.len() as u32,
+            progress: node.progress.len() as u32,
+            recovery_seal: self.auto_unseal,
+            version: VERSION.into(),
+        }
+    }
+
+    fn mint_token(&mut self) -> Secret {
+        self.logins += 1;
+        let token = format!("fake-token-{}", self.logins);
+        self.tokens.insert(token.clone());
+        Secret::new(token)
+    }
+}
+
+/// A snapshot's bytes handed out in chunks.
+struct FakeBody(std::collections::VecDeque<Bytes>);
+
+#[async_trait]
+impl ChunkSource for FakeBody {
+    type Error = VaultError;
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
+        Ok(self.0.pop_front())
+    }
+}
+
+#[async_trait]
+impl NodeApi for FakeCluster {
+    async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/health")?;
+        let n = s.nodes.get(&id).cloned().unwrap_or_default();
+        let code = if !n.initialised {
+            501
+        } else if n.sealed {
+            503
+        } else if s.is_active(&id) {
+            200
+        } else {
+            429
+        };
+        Ok(Health {
+            code,
+            initialized: n.initialised,
+            sealed: n.sealed || !n.initialised,
+            standby: code == 429,
+            version: VERSION.into(),
+            cluster_id: (n.initialised && !n.sealed).then(|| s.cluster_id.clone()),
+        })
+    }
+
+    async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/seal-status")?;
+        Ok(s.seal_status(&id))
+    }
+
+    async fn init(
+        &self,
+        node: &NodeAddr,
+        shares: u8,
+        threshold: u8,
+        recovery: bool,
+    ) -> Result<InitOutput, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/init")?;
+        s.record("init", node);
+        if s.nodes.values().any(|n| n.initialised) {
+            return Err(status_error(
+                node,
+                "PUT",
+                "sys/init",
+                400,
+                "Vault is already initialized",
+            ));
+        }
+        let salt = fastrand::u32(..);
+        s.initialised = true;
+        s.auto_unseal = recovery;
+        s.shares = (1..=shares)
+            .map(|n| format!("fake-share-{n}-{salt:08x}"))
+            .collect();
+        s.threshold = threshold as usize;
+        let root = format!("fake-root-{salt:08x}");
+        s.tokens.insert(root.clone());
+        s.peers = BTreeMap::from([(id.clone(), true)]);
+        if let Some(n) = s.nodes.get_mut(&id) {
+            n.initialised = true;
+            n.sealed = !recovery;
+        }
+        s.elect();
+        Ok(InitOutput {
+            shares: s.shares.iter().cloned().map(Secret::new).collect(),
+            root_token: Secret::new(root),
+        })
+    }
+
+    async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/unseal")?;
+        s.record("unseal", node);
+        let threshold = s.threshold;
+        let good: BTreeSet<String> = s.shares.iter().cloned().collect();
+        let Some(n) = s.nodes.get_mut(&id) else {
+            return Err(down(node, "sys/unseal"));
+        };
+        if !n.initialised {
+            return Err(status_error(
+                node,
+                "PUT",
+                "sys/unseal",
+                400,
+                "Vault is not initialized",
+            ));
+        }
+        if !n.sealed {
+            return Ok(s.seal_status(&id));
+        }
+        n.progress.push(share.expose().to_owned());
+        if n.progress.len() >= threshold {
+            let entered: BTreeSet<String> = n.progress.drain(..).collect();
+            if entered.len() < threshold || !entered.is_subset(&good) {
+                return Err(status_error(node, "PUT", "sys/unseal", 400, "invalid key"));
+            }
+            n.sealed = false;
+            s.elect();
+        }
+        Ok(s.seal_status(&id))
+    }
+
+    async fn unseal_reset(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/unseal")?;
+        s.record("unseal-reset", node);
+        if let Some(n) = s.nodes.get_mut(&id) {
+            n.progress.clear();
+        }
+        Ok(s.seal_status(&id))
+    }
+
+    async fn join(
+        &self,
+        node: &NodeAddr,
+        leader: &NodeAddr,
+        _leader_ca_pem: Option<&str>,
+    ) -> Result<bool, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/storage/raft/join")?;
+        s.record("join", node);
+        let leader_id = s.instance(leader);
+        if s.nodes.get(&id).is_some_and(|n| n.initialised) {
+            return Err(status_error(
+                node,
+                "POST",
+                "sys/storage/raft/join",
+                400,
+                "raft storage is already initialized",
+            ));
+        }
+        if !s.is_active(&leader_id) {
+            return Err(status_error(
+                node,
+                "POST",
+                "sys/storage/raft/join",
+                500,
+                "failed to join raft cluster: leader is not active",
+            ));
+        }
+        let auto = s.auto_unseal;
+        if let Some(n) = s.nodes.get_mut(&id) {
+            n.initialised = true;
+            n.sealed = !auto;
+        }
+        // A joined server starts as a non-voter; autopilot promotes it once unsealed.
+        s.peers.insert(id, auto);
+        Ok(true)
+    }
+
+    async fn raft_configuration(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<RaftConfiguration, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "sys/storage/raft/configuration", token)?;
+        let servers = s
+            .peers
+            .iter()
+            .map(|(id, voter)| RaftServer {
+                node_id: id.clone(),
+                address: format!("{id}.test:8201"),
+                leader: s.leader.as_deref() == Some(id),
+                voter: *voter,
+            })
+            .collect();
+        Ok(RaftConfiguration { servers })
+    }
+
+    async fn remove_peer(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        node_id: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/storage/raft/remove-peer", token)?;
+        s.calls.push(format!("remove-peer {node_id}"));
+        if s.peers.remove(node_id).is_none() {
+            return Err(status_error(
+                node,
+                "POST",
+                "sys/storage/raft/remove-peer",
+                500,
+                "no such peer",
+            ));
+        }
+        if s.leader.as_deref() == Some(node_id) {
+            s.leader = None;
+            s.elect();
+        }
+        Ok(())
+    }
+
+    async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        let mut s = self.state();
+        let id = s.serving(node, "PUT", "sys/step-down", token)?;
+        if s.leader.as_deref() == Some(id.as_str()) {
+            let next = s
+                .peers
+                .iter()
+                .filter(|(p, voter)| **voter && **p != id)
+                .map(|(p, _)| p.clone())
+                .find(|p| s.nodes.get(p).is_some_and(|n| n.up && !n.sealed));
+            if next.is_some() {
+                s.leader = next;
+            }
+        }
+        Ok(())
+    }
+
+    async fn autopilot_state(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<AutopilotState, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "sys/storage/raft/autopilot/state", token)?;
+        let mut servers = BTreeMap::new();
+        for (id, voter) in &s.peers {
+            let n = s.nodes.get(id).cloned().unwrap_or_default();
+            let healthy = n.up && !n.sealed;
+            let status = if s.leader.as_deref() == Some(id) {
+                "leader"
+            } else if *voter {
+                "voter"
+            } else {
+                "non-voter"
+            };
+            servers.insert(
+                id.clone(),
+                AutopilotServer {
+                    id: id.clone(),
+                    healthy,
+                    status: status.into(),
+                    last_contact: healthy.then_some(Duration::from_millis(5)),
+                    stable_since: None,
+                },
+            );
+        }
+        let voters = servers.values().filter(|v| v.is_voter()).count();
+        let healthy_voters = servers
+            .values()
+            .filter(|v| v.is_voter() && v.healthy)
+            .count();
+        let quorum = voters / 2 + 1;
+        let computed = healthy_voters.saturating_sub(quorum) as u32;
+        Ok(AutopilotState {
+            healthy: servers.values().all(|v| v.healthy),
+            failure_tolerance: s.failure_tolerance.unwrap_or(computed),
+            leader: s.leader.clone(),
+            servers,
+        })
+    }
+
+    async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError> {
+        let mut s = self.state();
+        let id = s.answering(node, "sys/leader")?;
+        Ok(LeaderStatus {
+            is_self: s.is_active(&id),
+            raft_committed_index: 100,
+            raft_applied_index: 100,
+        })
+    }
+
+    async fn snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        _timeout: Duration,
+    ) -> Result<SnapshotStream, VaultError> {
+        let mut s = self.state();
+        let id = s.serving(node, "GET", "sys/storage/raft/snapshot", token)?;
+        if !s.is_active(&id) {
+            return Err(status_error(
+                node,
+                "GET",
+                "sys/storage/raft/snapshot",
+                500,
+                "not the active node",
+            ));
+        }
+        let chunks = s
+            .data
+            .chunks(64 << 10)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        Ok(Box::new(FakeBody(chunks)))
+    }
+
+    async fn restore_snapshot(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mut body: OutgoingBody,
+        force: bool,
+        _timeout: Duration,
+    ) -> Result<(), VaultError> {
+        let path = "sys/storage/raft/snapshot";
+        {
+            let mut s = self.state();
+            let id = s.serving(node, "POST", path, token)?;
+            if !s.is_active(&id) {
+                return Err(status_error(node, "POST", path, 500, "not the active node"));
+            }
+        }
+        // Read the whole body first, as the node does before it installs anything.
+        let mut data = Vec::new();
+        let mut check = SnapshotCheck::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| VaultError::Unreachable {
+                node: node.clone(),
+                path: path.into(),
+                attempts: 1,
+                source,
+            })?;
+            check
+                .update(&chunk)
+                .map_err(|e| status_error(node, "POST", path, 400, &e.to_string()))?;
+            data.extend_from_slice(&chunk);
+        }
+        check
+            .finish()
+            .map_err(|e| status_error(node, "POST", path, 400, &e.to_string()))?;
+        let mut s = self.state();
+        s.restores.push((data.clone(), force));
+        s.data = data;
+        // The restored data holds none of the tokens issued since it was taken.
+        s.tokens.clear();
+        if force {
+            // Another cluster's keyring: every node seals until the source's shares come.
+            for n in s.nodes.values_mut() {
+                n.sealed = true;
+                n.progress.clear();
+            }
+            s.leader = None;
+        }
+        Ok(())
+    }
+
+    async fn approle_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        _role_id: &Secret,
+        _secret_id: &Secret,
+    ) -> Result<Login, VaultError> {
+        let mut s = self.state();
+        let path = format!("auth/{mount}/login");
+        s.answering(node, &path)?;
+        s.record("login", node);
+        if s.refuse_logins {
+            s.logins += 1;
+            return Err(status_error(
+                node,
+                "POST",
+                &path,
+                400,
+                "invalid role or secret ID",
+            ));
+        }
+        Ok(Login {
+            token: s.mint_token(),
+            lease: Duration::from_secs(300),
+        })
+    }
+
+    async fn aws_login(
+        &self,
+        node: &NodeAddr,
+        mount: &str,
+        _role: &str,
+        _request: &IamLoginRequest,
+    ) -> Result<Login, VaultError> {
+        let nothing = Secret::new(String::new());
+        self.approle_login(node, mount, &nothing, &nothing).await
+    }
+
+    async fn ensure_auth_enabled(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        kind: &str,
+    ) -> Result<bool, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/auth", token)?;
+        if s.auth_mounts.contains_key(mount) {
+            return Ok(false);
+        }
+        s.auth_mounts.insert(mount.into(), kind.into());
+        Ok(true)
+    }
+
+    async fn put_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        name: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "PUT", "sys/policies/acl", token)?;
+        s.policies.insert(name.into(), policy.into());
+        Ok(())
+    }
+
+    async fn put_approle(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        policy: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "auth/approle/role", token)?;
+        s.approles.insert(format!("{mount}/{role}"), policy.into());
+        Ok(())
+    }
+
+    async fn approle_role_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "auth/approle/role/role-id", token)?;
+        if !s.approles.contains_key(&format!("{mount}/{role}")) {
+            return Err(status_error(
+                node,
+                "GET",
+                "auth/approle/role/role-id",
+                400,
+                "role not found",
+            ));
+        }
+        Ok(Secret::new(format!("role-id-{role}")))
+    }
+
+    async fn new_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<Secret, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "auth/approle/role/secret-id", token)?;
+        let count = s.secret_ids.entry(format!("{mount}/{role}")).or_default();
+        *count += 1;
+        Ok(Secret::new(format!("secret-id-{role}-{count}")))
+    }
+
+    async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "auth/token/revoke-self", token)?;
+        s.tokens.remove(token.expose());
+        Ok(())
+    }
+
+    async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
+        let mut s = self.state();
+        s.answering(node, "auth/token/lookup-self")?;
+        Ok(s.tokens.contains(token.expose()))
+    }
+}
