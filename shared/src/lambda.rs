@@ -1,14 +1,72 @@
-//! What every function's `main` shares: how an error becomes the invocation's result.
+//! What every function's `main` shares: [`serve`] starts logging, assembles the function
+//! (a bad variable fails the cold start, naming it), and hands each event to its
+//! [`Handler`] with the invocation's id and deadline; an error becomes the invocation's
+//! result through [`FunctionError`].
 //!
 //! The `error_type` of a failed invocation says whether a retry can help: `Permanent.*`
 //! (bad input, bad configuration: fix something first) or `Transient.*` (AWS or a node
 //! did not answer: a retry or the next schedule tick may succeed). The message is the
 //! whole error chain; no error in this crate holds a secret.
 
-use lambda_runtime::Diagnostic;
+use std::future::Future;
+
+use async_trait::async_trait;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
 use tracing::error;
 
-use crate::{cluster::health::ProbeError, error_chain, events::EventError};
+use crate::{config::ConfigError, error_chain, errors::Classify, vault::VaultError};
+
+/// One invocation, as a function's handler sees it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The event or direct request, as delivered.
+    pub payload: Value,
+    /// Lambda's request id: a retried invocation has the same one.
+    pub request_id: String,
+    /// When Lambda cuts the invocation off, on tokio's clock: waits stop before it.
+    pub deadline: tokio::time::Instant,
+}
+
+/// A function's handling of one invocation.
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// What it returns, as JSON.
+    type Output: serde::Serialize + Send;
+    /// Carries the invocation out; the error says whether a retry can help.
+    async fn handle(&self, invocation: Invocation) -> Result<Self::Output, FunctionError>;
+}
+
+/// Why a function could not start: its configuration, or a client it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A variable is missing or invalid (the message names it).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The Vault client could not be built (the CA bundle).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Runs a function: logging first, then `assemble` (built once per cold start, reused by
+/// every invocation), then the Lambda runtime's loop. A start-up failure is logged as
+/// one line and ends the process before any event is taken.
+pub async fn serve<H: Handler>(
+    assemble: impl Future<Output = Result<H, StartupError>>,
+) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init_logging();
+    let handler = assemble.await.map_err(startup_failed)?;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let invocation = Invocation {
+            deadline: deadline(event.context.deadline),
+            request_id: event.context.request_id,
+            payload: event.payload,
+        };
+        handler.handle(invocation).await
+    }))
+    .await
+}
 
 /// A failed invocation, ready for the Lambda runtime.
 #[derive(Debug)]
@@ -48,30 +106,9 @@ impl From<FunctionError> for Diagnostic {
     }
 }
 
-impl From<EventError> for FunctionError {
-    fn from(e: EventError) -> Self {
-        let variant = match e {
-            EventError::Unrecognised { .. } => "UnrecognisedEvent",
-            EventError::Invalid { .. } => "InvalidEvent",
-        };
-        Self::new(false, variant, &e)
-    }
-}
-
-impl From<ProbeError> for FunctionError {
-    fn from(e: ProbeError) -> Self {
-        use crate::cluster::ports::FleetError;
-        let (retry_helps, variant) = match &e {
-            ProbeError::Fleet(FleetError::NoSuchGroup { .. }) => (false, "NoSuchGroup"),
-            ProbeError::Fleet(FleetError::NoAddress { .. } | FleetError::BadAddressTag { .. }) => {
-                (false, "NoNodeAddress")
-            }
-            ProbeError::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
-            ProbeError::Metrics(_) => (true, "MetricsNotPublished"),
-            ProbeError::Login(_) => (false, "LoginRefused"),
-            ProbeError::Denied(_) => (false, "PolicyDenied"),
-        };
-        Self::new(retry_helps, variant, &e)
+impl<E: Classify> From<E> for FunctionError {
+    fn from(e: E) -> Self {
+        Self::new(e.retry_helps(), e.name(), &e)
     }
 }
 

@@ -1,34 +1,50 @@
 //! Domain logic and adapters shared by the Lambda functions that run the lifecycle and
 //! disaster recovery of a Vault or OpenBao Raft cluster on an EC2 Auto Scaling group.
 //!
-//! Map of the crate:
-//! - [`config`]: environment variables, with errors that name the variable.
-//! - [`chunks`]: a body read chunk by chunk (a snapshot from a node or from the bucket).
-//! - [`ids`]: validated identifiers (cluster name, instance id, node address).
-//! - [`secret`]: [`secret::Secret`], the only type that holds shares, tokens and secret IDs.
-//! - [`events`]: the events AWS delivers and the direct requests, parsed into domain
-//!   requests before anything changes.
-//! - [`vault`]: the typed Vault/OpenBao HTTP client.
-//! - [`cluster`]: the ports (fleet, parameters, node API), the functions' Vault login, and
-//!   health-probe's logic.
-//! - [`aws`]: thin adapters from the ports to the AWS SDK (Auto Scaling, EC2, SSM,
-//!   CloudWatch, DynamoDB).
+//! Map of the crate. Imports go down only: the per-function modules use the shared
+//! concepts, which talk through the ports; the adapters implement the ports.
+//!
+//! One module per function, each with its request handling, its steps, its configuration
+//! and its assembly from the SDK configuration (`assemble`, which `main` hands to
+//! `lambda::serve`):
+//! - [`probe`]: the health-probe function.
 //! - [`lifecycle`]: node-lifecycle's launch, terminate and reconcile, with the cluster's
 //!   one-time initialisation and bootstrap.
-//! - [`snapshots`]: Raft snapshots, checked as they stream.
-//! - [`telemetry`]: JSON logs and the metrics port.
-//! - [`lambda`]: what every function's `main` shares: start-up and error reporting.
-//! - `testing` (feature `testing`): fakes for every port and a log capture.
+//! - [`backup`]: snapshot-backup (take, copy to DR, retention, metrics).
+//! - [`restore`]: snapshot-restore (choose, check, safety snapshot, recover).
+//!
+//! What they share:
+//! - [`cluster`]: the ports every function stands on (fleet, node, parameters, locks,
+//!   lifecycle actions), the functions' Vault login, finding the leader, polling.
+//! - [`snapshots`]: the archive check, the catalog, the store, streaming a snapshot in,
+//!   taking one and reading one back.
+//! - [`events`]: the events AWS delivers and the direct requests, parsed into domain
+//!   requests before anything changes.
+//! - [`errors`]: how every error says whether a retry can help.
+//! - [`lambda`]: `serve`, the invocation, and errors as the Lambda runtime reports them.
+//! - [`config`]: environment variables, with errors that name the variable.
+//! - [`ids`], [`secret`], [`chunks`], [`telemetry`]: identifiers, the redacting
+//!   [`secret::Secret`], bodies read chunk by chunk, logs and the metrics port.
+//!
+//! Adapters:
+//! - [`vault`]: the typed Vault/OpenBao HTTP client, behind the node port.
+//! - [`aws`]: thin adapters from the ports to the AWS SDK.
+//! - `testing` (feature `testing`): a stateful fake for every port, a failure-injection
+//!   wrapper for the node port, and a log capture.
 #![warn(missing_docs)]
 
 pub mod aws;
+pub mod backup;
 pub mod chunks;
 pub mod cluster;
 pub mod config;
+pub mod errors;
 pub mod events;
 pub mod ids;
 pub mod lambda;
 pub mod lifecycle;
+pub mod probe;
+pub mod restore;
 pub mod secret;
 pub mod snapshots;
 pub mod telemetry;
@@ -42,7 +58,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
-        // reqwest and the SDK repeat their cause in their own message; say it once.
+        // HTTP clients and the SDK repeat their cause in their own message; say it once.
         if !text.contains(&cause_text) {
             text.push_str(": ");
             text.push_str(&cause_text);

@@ -101,3 +101,12 @@ pub trait MetricsSink: Send + Sync {
     /// Publishes every data point, all stamped with the same time.
     async fn publish(&self, metrics: &[Metric]) -> Result<(), MetricsError>;
 }
+
+impl crate::errors::Classify for MetricsError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "MetricsNotPublished"
+    }
+}

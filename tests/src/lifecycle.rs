@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use shared::{
-    aws::{node_lifecycle, SsmParameters},
+    aws::SsmParameters,
     cluster::ports::{ParameterError, ParameterStore},
     config::Env,
     lifecycle::{LifecycleConfig, NodeLifecycle},
@@ -92,7 +92,7 @@ impl LifecycleBed {
         let config = LifecycleConfig::from(&Env::from_pairs(
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         ))?;
-        Ok(node_lifecycle(&self.region.sdk, config)?)
+        Ok(shared::lifecycle::from_sdk(&self.region.sdk, config)?)
     }
 
     /// The lifecycle actions of this group, oldest first.

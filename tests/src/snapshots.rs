@@ -10,15 +10,13 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::{
-    aws::{snapshot_backup, snapshot_restore, SsmParameters},
+    aws::SsmParameters,
+    backup::{BackupConfig, SnapshotBackup},
     config::{CaSource, Env, VaultSettings},
     ids::NodeAddr,
     lifecycle::Outcome,
+    restore::{RestoreConfig, SnapshotRestore},
     secret::Secret,
-    snapshots::{
-        backup::{BackupConfig, SnapshotBackup},
-        restore::{RestoreConfig, SnapshotRestore},
-    },
     vault::VaultClient,
 };
 use tokio::time::Instant;
@@ -126,7 +124,7 @@ impl SnapshotBed {
             &Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
             "snapshot-backup",
         )?;
-        Ok(snapshot_backup(&self.bed.region.sdk, config)?)
+        Ok(shared::backup::from_sdk(&self.bed.region.sdk, config)?)
     }
 
     /// snapshot-restore as its `main` builds it, with `overrides`.
@@ -138,7 +136,7 @@ impl SnapshotBed {
         let config = RestoreConfig::from(&Env::from_pairs(
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         ))?;
-        Ok(snapshot_restore(&self.bed.region.sdk, config)?)
+        Ok(shared::restore::from_sdk(&self.bed.region.sdk, config)?)
     }
 
     /// The node that answers as active now.

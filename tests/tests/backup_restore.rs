@@ -13,15 +13,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::{
     aws::{AsgFleet, DynamoCatalog, SsmParameters},
-    cluster::{auth::VaultLogin, health::HealthProbe, ports::ParameterStore},
+    backup::{BackupOutcome, BackupReport, SnapshotBackup},
+    cluster::{auth::VaultLogin, ports::ParameterStore},
     config::{AuthSettings, ClusterSettings, Env},
     ids::ClusterName,
     lambda::FunctionError,
-    snapshots::{
-        backup::{BackupOutcome, BackupReport, SnapshotBackup},
-        catalog::{BackupKind, Catalog, CatalogEntry},
-        restore::{RestoreOutcome, RestoreReport, SnapshotRestore},
-    },
+    probe::HealthProbe,
+    restore::{RestoreOutcome, RestoreReport, SnapshotRestore},
+    snapshots::catalog::{BackupKind, Catalog, CatalogEntry},
     testing::{capture_logs, FakeMetrics, LogCapture},
     vault::VaultClient,
 };

@@ -8,8 +8,9 @@ use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use serde_json::json;
 use shared::{
     aws::{AsgFleet, CloudWatchMetrics, SsmParameters},
-    cluster::{auth::VaultLogin, health::HealthProbe, policies},
+    cluster::{auth::VaultLogin, policies},
     config::{AuthSettings, CaSource, ClusterSettings, Env, VaultSettings},
+    probe::HealthProbe,
     vault::VaultClient,
 };
 use testbed::{

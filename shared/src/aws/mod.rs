@@ -11,6 +11,7 @@ mod s3_store;
 mod ssm;
 mod state_records;
 
+use crate::ids::ClusterName;
 pub use catalog::DynamoCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
@@ -25,6 +26,19 @@ pub use state_records::DynamoStateRecords;
 /// from the standard sources. Load it once per cold start.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// A function's own Vault login: its AppRole credentials from SSM, or its AWS identity
+/// signed for Vault's aws auth method.
+pub fn vault_login(
+    sdk: &aws_config::SdkConfig,
+    auth: &crate::config::AuthSettings,
+) -> crate::cluster::auth::VaultLogin<SsmParameters> {
+    let login = crate::cluster::auth::VaultLogin::new(auth.clone(), SsmParameters::from_sdk(sdk));
+    match StsCallerIdentity::from_sdk(sdk, auth) {
+        Some(identity) => login.with_identity(std::sync::Arc::new(identity)),
+        None => login,
+    }
 }
 
 /// An SDK error with its whole context (service code, message, request id) in one line.
@@ -64,6 +78,44 @@ impl DynamoCatalog {
     }
 }
 
+impl DynamoLocks {
+    /// Locks in `table` for `cluster`, with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String, cluster: ClusterName) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table, cluster)
+    }
+}
+
+impl DynamoStateRecords {
+    /// Records in `table` for `cluster`, with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String, cluster: ClusterName) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table, cluster)
+    }
+}
+
+impl AsgLifecycleActions {
+    /// Completes and heartbeats lifecycle actions with a client built from `sdk`.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_autoscaling::Client::new(sdk))
+    }
+}
+
+impl S3SnapshotStore {
+    /// The bucket in `region` (another region's, for DR copies), with a client built
+    /// from `sdk` for that region.
+    pub fn in_region(
+        sdk: &aws_config::SdkConfig,
+        region: &str,
+        bucket: String,
+        kms_key: Option<String>,
+    ) -> Self {
+        let regional = sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        Self::from_sdk(&regional, bucket, kms_key)
+    }
+}
+
 impl StsCallerIdentity {
     /// Signs with the credentials `sdk` resolves (the Lambda's execution role); `None`
     /// when `sdk` has no credentials provider.
@@ -78,100 +130,4 @@ impl StsCallerIdentity {
         sdk.credentials_provider()
             .map(|credentials| Self::new(credentials, region))
     }
-}
-
-/// node-lifecycle with every port on AWS, built once per cold start. Fails only if the
-/// Vault client cannot be built (the CA bundle).
-pub fn node_lifecycle(
-    sdk: &aws_config::SdkConfig,
-    config: crate::lifecycle::LifecycleConfig,
-) -> Result<
-    crate::lifecycle::NodeLifecycle<crate::vault::VaultClient, SsmParameters>,
-    crate::vault::VaultError,
-> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let cluster = config.cluster.cluster.clone();
-    // node-lifecycle logs in with the AppRole its bootstrap makes (its configuration
-    // refuses aws auth), so it needs no AWS identity for Vault.
-    let login =
-        crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
-    Ok(crate::lifecycle::NodeLifecycle {
-        vault: crate::vault::VaultClient::new(&config.vault)?,
-        parameters: SsmParameters::from_sdk(sdk),
-        login,
-        locks: Box::new(DynamoLocks::new(
-            dynamodb.clone(),
-            config.table.clone(),
-            cluster.clone(),
-        )),
-        records: Box::new(DynamoStateRecords::new(dynamodb, config.table, cluster)),
-        actions: Box::new(AsgLifecycleActions::new(aws_sdk_autoscaling::Client::new(
-            sdk,
-        ))),
-        metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
-        fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
-        settings: config.lifecycle,
-    })
-}
-
-/// snapshot-backup with every port on AWS, built once per cold start. The DR store's
-/// client speaks to `DR_REGION`.
-pub fn snapshot_backup(
-    sdk: &aws_config::SdkConfig,
-    config: crate::snapshots::backup::BackupConfig,
-) -> Result<
-    crate::snapshots::backup::SnapshotBackup<crate::vault::VaultClient, SsmParameters>,
-    crate::vault::VaultError,
-> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let mut login =
-        crate::cluster::auth::VaultLogin::new(config.auth.clone(), SsmParameters::from_sdk(sdk));
-    if let Some(identity) = StsCallerIdentity::from_sdk(sdk, &config.auth) {
-        login = login.with_identity(std::sync::Arc::new(identity));
-    }
-    let dr = config.dr.as_ref().map(|dr| {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(dr.region.clone()))
-            .build();
-        Box::new(S3SnapshotStore::from_sdk(
-            &regional,
-            dr.bucket.clone(),
-            dr.kms_key.clone(),
-        )) as Box<dyn crate::snapshots::store::SnapshotObjects>
-    });
-    Ok(crate::snapshots::backup::SnapshotBackup {
-        vault: crate::vault::VaultClient::new(&config.vault)?,
-        login,
-        locks: Box::new(DynamoLocks::new(
-            dynamodb.clone(),
-            config.table.clone(),
-            config.cluster.cluster.clone(),
-        )),
-        catalog: Box::new(DynamoCatalog::new(dynamodb, config.table)),
-        store: Box::new(S3SnapshotStore::from_sdk(
-            sdk,
-            config.bucket,
-            config.kms_key,
-        )),
-        dr,
-        metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
-        fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
-        settings: config.backup,
-    })
-}
-
-/// snapshot-restore with every port on AWS, built once per cold start.
-pub fn snapshot_restore(
-    sdk: &aws_config::SdkConfig,
-    config: crate::snapshots::restore::RestoreConfig,
-) -> Result<
-    crate::snapshots::restore::SnapshotRestore<crate::vault::VaultClient, SsmParameters>,
-    crate::vault::VaultError,
-> {
-    Ok(crate::snapshots::restore::SnapshotRestore {
-        backup: snapshot_backup(sdk, config.backup)?,
-        parameters: SsmParameters::from_sdk(sdk),
-        settings: config.restore,
-    })
 }

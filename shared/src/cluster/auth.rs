@@ -171,6 +171,19 @@ impl<P: ParameterStore> VaultLogin<P> {
     }
 }
 
+impl crate::errors::Classify for LoginError {
+    fn retry_helps(&self) -> bool {
+        !self.is_configuration()
+    }
+    fn name(&self) -> &'static str {
+        if self.is_configuration() {
+            "LoginRefused"
+        } else {
+            "LoginUnavailable"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,3 +50,12 @@ pub trait LifecycleActions: Send + Sync {
     /// Extends `action`'s timeout by the hook's heartbeat timeout.
     async fn heartbeat(&self, action: &LifecycleAction) -> Result<ActionOutcome, ActionError>;
 }
+
+impl crate::errors::Classify for ActionError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "LifecycleActionFailed"
+    }
+}

@@ -57,3 +57,12 @@ pub trait Locks: Send + Sync {
     /// Releases `name` if `owner` holds it.
     async fn release(&self, name: &str, owner: &str) -> Result<Released, LockError>;
 }
+
+impl crate::errors::Classify for LockError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "LockUnavailable"
+    }
+}

@@ -2,7 +2,6 @@
 //! and the Vault login the functions use.
 
 pub mod auth;
-pub mod health;
 pub mod lifecycle_actions;
 pub mod locks;
 pub mod node;

@@ -72,6 +72,15 @@ where
     }
 }
 
+impl crate::errors::Classify for WaitExpired {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "WaitExpired"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -138,3 +138,28 @@ pub trait CallerIdentitySigner: Send + Sync {
         server_id: Option<&str>,
     ) -> Result<IamLoginRequest, IdentityError>;
 }
+
+impl crate::errors::Classify for FleetError {
+    fn retry_helps(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Unavailable { .. } => "FleetUnavailable",
+            Self::NoSuchGroup { .. } => "NoSuchGroup",
+            Self::BadAddressTag { .. } | Self::NoAddress { .. } => "NoNodeAddress",
+        }
+    }
+}
+
+impl crate::errors::Classify for ParameterError {
+    fn retry_helps(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "MissingParameter",
+            Self::Unavailable { .. } => "ParameterStoreUnavailable",
+        }
+    }
+}

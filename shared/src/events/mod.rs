@@ -122,5 +122,17 @@ pub(crate) fn text(
     }
 }
 
+impl crate::errors::Classify for EventError {
+    fn retry_helps(&self) -> bool {
+        false
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Unrecognised { .. } => "UnrecognisedEvent",
+            Self::Invalid { .. } => "InvalidEvent",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@
 //! Every step reads the state first and acts only on the difference, so a redelivered
 //! event or a run cut off at its timeout converges when it runs again.
 
+mod assembly;
+mod error;
 pub mod init;
 pub mod launch;
 pub mod reconcile;
@@ -28,22 +30,25 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+pub use self::{
+    assembly::{assemble, from_sdk, DeployedLifecycle},
+    error::LifecycleError,
+};
 pub use settings::{LifecycleConfig, LifecycleSettings};
 
-use self::records::{ActionRecord, ActionStage, RecordError, StateRecords};
+use self::records::{ActionRecord, ActionStage, StateRecords};
 use crate::{
-    cluster::node::NodeApi,
     cluster::{
-        auth::{LoginError, VaultLogin},
-        lifecycle_actions::{ActionError, ActionOutcome, LifecycleActions, Verdict},
-        locks::{LockError, Locks},
-        polling::WaitExpired,
-        ports::{Fleet, FleetError, FleetNode, ParameterError, ParameterStore},
+        auth::VaultLogin,
+        lifecycle_actions::{ActionOutcome, LifecycleActions, Verdict},
+        locks::Locks,
+        node::NodeApi,
+        ports::{Fleet, FleetNode, ParameterStore},
     },
     error_chain,
-    events::{EventError, LifecycleAction, LifecycleRequest, Transition},
+    events::{LifecycleAction, LifecycleRequest, Transition},
     ids::{InstanceId, NodeAddr},
-    lambda::FunctionError,
+    lambda::{FunctionError, Handler, Invocation},
     secret::Secret,
     telemetry::{Metric, MetricsSink, Unit},
     vault::{SealStatus, VaultError},
@@ -105,145 +110,6 @@ pub enum Outcome {
     Terminated(terminate::LeaveReport),
     /// Reconcile's actions and refusals.
     Reconciled(reconcile::ReconcileReport),
-}
-
-/// Why an invocation failed. Nothing here holds a share, token or secret ID.
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    /// The event is not for this function or is malformed.
-    #[error(transparent)]
-    Event(#[from] EventError),
-    /// The event names another Auto Scaling group.
-    #[error("this function serves auto scaling group {expected}, and the event is for {got}; nothing was done")]
-    OtherGroup {
-        /// The group configured.
-        expected: String,
-        /// The group in the event.
-        got: String,
-    },
-    /// The group could not be listed.
-    #[error(transparent)]
-    Fleet(#[from] FleetError),
-    /// The state table could not be read or written.
-    #[error(transparent)]
-    Records(#[from] RecordError),
-    /// The lock could not be claimed.
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    /// Auto Scaling refused a completion or heartbeat.
-    #[error(transparent)]
-    Action(#[from] ActionError),
-    /// A parameter could not be read or written.
-    #[error(transparent)]
-    Parameter(#[from] ParameterError),
-    /// This function could not log in to Vault.
-    #[error(transparent)]
-    Login(#[from] LoginError),
-    /// A Vault call failed.
-    #[error("{step} failed")]
-    Vault {
-        /// The step.
-        step: String,
-        /// Vault's answer.
-        #[source]
-        source: VaultError,
-    },
-    /// A wait ran out. The progress is recorded; a retry or redelivery resumes it.
-    #[error(transparent)]
-    Wait(#[from] WaitExpired),
-    /// Fewer shares are in SSM than the threshold needs.
-    #[error("node {node} is sealed and needs {needed} shares, but only {found} are in SSM (missing: {}); store them, then retry", missing.join(", "))]
-    MissingShares {
-        /// The node.
-        node: NodeAddr,
-        /// The threshold.
-        needed: usize,
-        /// Shares found.
-        found: usize,
-        /// The parameters looked for and not found.
-        missing: Vec<String>,
-    },
-    /// The node took the stored shares and stayed sealed: they are not this cluster's.
-    #[error("node {node} is still sealed after the {tried} shares stored under {path}; they are not this cluster's shares (nothing was changed in SSM)")]
-    SharesRejected {
-        /// The node.
-        node: NodeAddr,
-        /// How many were entered.
-        tried: usize,
-        /// Where they came from.
-        path: String,
-    },
-    /// A previous run initialised the cluster and died before the shares were stored.
-    #[error("node {node} was initialised by an earlier run of this function, but no share is stored under {path}: the shares are lost. This function will not initialise again over the data. Recover with a snapshot restore into a new cluster, or wipe the node's raft data if it holds nothing")]
-    InitialisedWithoutShares {
-        /// The node the record names.
-        node: InstanceId,
-        /// Where the shares should be.
-        path: String,
-    },
-    /// Shares or credentials are stored, but no node is initialised: they belong to an
-    /// earlier cluster.
-    #[error("no node of the cluster is initialised, but {parameter} already exists: it belongs to an earlier cluster. This function never overwrites a share or credential; move the old parameters away (after keeping a copy) or restore the old cluster, then retry")]
-    StaleShares {
-        /// The share parameter found.
-        parameter: String,
-    },
-    /// Bootstrap needs the root token, and it is gone before bootstrap finished.
-    #[error("the cluster was initialised but bootstrap did not finish, and the root token at {parameter} is missing or revoked. Generate a root token with the stored shares (operator generate-root), store it at {parameter}, and retry")]
-    RootTokenLost {
-        /// Where the root token should be.
-        parameter: String,
-    },
-    /// Auto-unseal did not unseal the node.
-    #[error("node {node} uses auto-unseal ({seal}) and is still sealed; check the seal's key and the node's access to it. last seen: {last}")]
-    AutoUnsealFailed {
-        /// The node.
-        node: NodeAddr,
-        /// The seal type.
-        seal: String,
-        /// What the last look saw.
-        last: String,
-    },
-    /// No node answered as active.
-    #[error("no node of the cluster is active (asked {asked} nodes)")]
-    NoActiveNode {
-        /// How many nodes were asked.
-        asked: usize,
-    },
-}
-
-impl From<LifecycleError> for FunctionError {
-    fn from(e: LifecycleError) -> Self {
-        use LifecycleError as E;
-        let (retry_helps, variant) = match &e {
-            E::Event(EventError::Unrecognised { .. }) => (false, "UnrecognisedEvent"),
-            E::Event(EventError::Invalid { .. }) => (false, "InvalidEvent"),
-            E::OtherGroup { .. } => (false, "OtherGroup"),
-            E::Fleet(FleetError::Unavailable { .. }) => (true, "FleetUnavailable"),
-            E::Fleet(FleetError::NoSuchGroup { .. }) => (false, "NoSuchGroup"),
-            E::Fleet(FleetError::NoAddress { .. } | FleetError::BadAddressTag { .. }) => {
-                (false, "NoNodeAddress")
-            }
-            E::Records(_) => (true, "StateTableUnavailable"),
-            E::Lock(_) => (true, "LockUnavailable"),
-            E::Action(_) => (true, "LifecycleActionFailed"),
-            E::Parameter(ParameterError::Missing { .. }) => (false, "MissingParameter"),
-            E::Parameter(_) => (true, "ParameterStoreUnavailable"),
-            E::Login(l) if l.is_configuration() => (false, "LoginRefused"),
-            E::Login(_) => (true, "LoginUnavailable"),
-            E::Vault { source, .. } if source.status() == Some(403) => (false, "PolicyDenied"),
-            E::Vault { .. } => (true, "VaultCallFailed"),
-            E::Wait(_) => (true, "WaitExpired"),
-            E::MissingShares { .. } => (false, "MissingShares"),
-            E::SharesRejected { .. } => (false, "SharesRejected"),
-            E::InitialisedWithoutShares { .. } => (false, "InitialisedWithoutShares"),
-            E::StaleShares { .. } => (false, "StaleShares"),
-            E::RootTokenLost { .. } => (false, "RootTokenLost"),
-            E::AutoUnsealFailed { .. } => (false, "AutoUnsealFailed"),
-            E::NoActiveNode { .. } => (true, "NoActiveNode"),
-        };
-        Self::new(retry_helps, variant, &e)
-    }
 }
 
 pub(crate) fn vault_step(step: impl Into<String>) -> impl FnOnce(VaultError) -> LifecycleError {
@@ -439,6 +305,14 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         if let Err(e) = self.metrics.publish(&[metric]).await {
             warn!(instance = %instance, error = %error_chain(&e), "abandon not counted in metrics");
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl<N: NodeApi, P: ParameterStore> Handler for NodeLifecycle<N, P> {
+    type Output = Outcome;
+    async fn handle(&self, invocation: Invocation) -> Result<Outcome, FunctionError> {
+        NodeLifecycle::handle(self, &invocation.payload, invocation.deadline).await
     }
 }
 

@@ -118,3 +118,12 @@ pub trait StateRecords: Send + Sync {
     /// Writes (replaces) the cluster's initialisation record.
     async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError>;
 }
+
+impl crate::errors::Classify for RecordError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "StateTableUnavailable"
+    }
+}

@@ -186,7 +186,8 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         id: &str,
         deadline: Instant,
     ) -> Result<Option<String>, LifecycleError> {
-        let waited_for = std::cell::Cell::new(None::<String>);
+        // A std mutex: held for a replace or a take, never across an await.
+        let waited_for = std::sync::Mutex::new(None::<String>);
         let waited_for = &waited_for;
         let waited = poll_until(
             &format!("a replacement for {id} to become a healthy voter"),
@@ -218,7 +219,11 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                     return Ok(Look::Ready(()));
                 }
                 let names = joining.join(", ");
-                if waited_for.replace(Some(names.clone())).is_none() {
+                let first = waited_for
+                    .lock()
+                    .map(|mut w| w.replace(names.clone()).is_none())
+                    .unwrap_or(false);
+                if first {
                     info!(peer = %id, joining = %names, "removing this peer now would leave no failure tolerance; waiting for the replacement");
                 }
                 Ok::<_, LifecycleError>(Look::NotYet(format!(
@@ -229,7 +234,9 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         .await?;
         Ok(match waited {
             Ok(()) => waited_for
-                .take()
+                .lock()
+                .ok()
+                .and_then(|mut w| w.take())
                 .map(|names| format!("waited until {names} became a healthy voter")),
             Err(expired) => {
                 warn!(peer = %id, last = %expired.last, "replacement not ready within the limit; removing the peer anyway, the cluster has no failure tolerance until it is");

@@ -128,3 +128,12 @@ pub trait Catalog: Send + Sync {
         record: &RestoreRecord,
     ) -> Result<(), CatalogError>;
 }
+
+impl crate::errors::Classify for CatalogError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "CatalogUnavailable"
+    }
+}

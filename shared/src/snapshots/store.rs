@@ -119,3 +119,12 @@ pub trait SnapshotObjects: SnapshotStore {
     /// in batches of 1,000; a version already gone counts as deleted.
     async fn delete_versions(&self, objects: &[StoredObject]) -> Result<(), StoreError>;
 }
+
+impl crate::errors::Classify for StoreError {
+    fn retry_helps(&self) -> bool {
+        true
+    }
+    fn name(&self) -> &'static str {
+        "BucketUnavailable"
+    }
+}

@@ -17,7 +17,7 @@ use super::{
     archive::{ArchiveError, SnapshotCheck, SnapshotFacts},
     store::{PartUpload, SnapshotStore, StoreError, StoredObject},
 };
-use crate::{chunks::ChunkSource, error_chain, vault::VaultError};
+use crate::{chunks::ChunkSource, error_chain, errors::Classify, vault::VaultError};
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -172,6 +172,22 @@ async fn abort(upload: Option<Box<dyn PartUpload>>) {
         if let Err(e) = upload.abort().await {
             // S3 lifecycle rules expire abandoned uploads; nothing was completed.
             warn!(error = %error_chain(&e), "aborting the upload failed; its parts expire by the bucket's lifecycle rule");
+        }
+    }
+}
+
+impl Classify for StreamError {
+    fn retry_helps(&self) -> bool {
+        match self {
+            Self::Source(e) => e.retry_helps(),
+            _ => true,
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Source(e) if !e.retry_helps() => e.name(),
+            Self::Archive(_) | Self::NoMetaFirst { .. } => "SnapshotInvalid",
+            _ => "SnapshotNotStored",
         }
     }
 }

@@ -253,6 +253,19 @@ fn status_error(
     }
 }
 
+impl crate::errors::Classify for VaultError {
+    fn retry_helps(&self) -> bool {
+        !matches!(self, Self::Setup { .. }) && self.status() != Some(crate::errors::DENIED)
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Setup { .. } => "VaultClientSetup",
+            _ if self.status() == Some(crate::errors::DENIED) => "PolicyDenied",
+            _ => "VaultCallFailed",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

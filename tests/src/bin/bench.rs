@@ -30,13 +30,13 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::{
-    aws::{sdk_config, snapshot_backup, AsgLifecycleActions},
+    aws::{sdk_config, AsgLifecycleActions},
+    backup::{BackupConfig, BackupOutcome},
     cluster::lifecycle_actions::{LifecycleActions, Verdict},
     events::{LifecycleAction, Transition},
     ids::NodeAddr,
     lifecycle::Outcome,
     secret::Secret,
-    snapshots::backup::{BackupConfig, BackupOutcome},
     vault::VaultClient,
 };
 use testbed::{
@@ -661,7 +661,7 @@ fn mib(bytes: u64) -> f64 {
 /// `backup` sets), invoked once. Prints only the stored object and its size, as JSON.
 async fn backup_child() -> Result<()> {
     let config = BackupConfig::from_env("snapshot-backup")?;
-    let function = snapshot_backup(&sdk_config().await, config)?;
+    let function = shared::backup::from_sdk(&sdk_config().await, config)?;
     let outcome = function
         .handle(
             &json!({"reason": "bench"}),

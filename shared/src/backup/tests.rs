@@ -2,8 +2,14 @@
 //! here is answered before a snapshot would be taken).
 use chrono::TimeZone;
 
+use std::time::Duration;
+
 use super::*;
-use crate::snapshots::restore::RestoreConfig;
+use crate::{
+    config::{AuthSettings, Env},
+    restore::RestoreConfig,
+    snapshots::{retention::RetentionPolicy, take::snapshot_key},
+};
 
 const MINIMAL: [(&str, &str); 4] = [
     ("CLUSTER_NAME", "prod"),
@@ -40,7 +46,12 @@ fn defaults_fit_a_standard_cluster() {
         .single()
         .expect("time");
     assert_eq!(
-        snapshot_key(&config.backup, &taken, 184467),
+        snapshot_key(
+            &config.backup.prefix,
+            &config.backup.cluster,
+            &taken,
+            184467
+        ),
         "vault-lifecycle/prod/20261120T030000Z-184467.snap"
     );
 }

@@ -1,0 +1,83 @@
+//! Copies to the DR region's bucket, each read back and checked before it is recorded.
+
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
+
+use super::{BackupError, SnapshotBackup};
+use crate::{
+    cluster::{node::NodeApi, ports::ParameterStore},
+    error_chain,
+    snapshots::{
+        catalog::CatalogEntry,
+        store::{Location, SnapshotObjects},
+        verify::read_and_check,
+    },
+};
+
+impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
+    /// Copies every catalogued snapshot that has no DR copy yet, newest first, checks
+    /// each copy by reading it back, tags it and records it; returns the entries updated.
+    /// Failures are collected:
+    /// the snapshots stay good in the primary bucket and the next run tries again.
+    pub(super) async fn copy_missing_to_dr(
+        &self,
+    ) -> Result<(Vec<CatalogEntry>, Vec<String>), BackupError> {
+        let Some(dr) = &self.dr else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut missing: Vec<CatalogEntry> = self
+            .catalog
+            .entries(&self.settings.cluster)
+            .await?
+            .into_iter()
+            .filter(|e| e.dr_copy.is_none())
+            .collect();
+        missing.reverse();
+        let mut copies = Vec::new();
+        let mut failures = Vec::new();
+        for mut entry in missing {
+            match self.copy_one(dr.as_ref(), &entry).await {
+                Ok(copy) => {
+                    info!(object = %entry.object, copy = %copy, "DR copy made and checked");
+                    entry.dr_copy = Some(copy);
+                    self.catalog.put(&entry).await?;
+                    copies.push(entry);
+                }
+                Err(e) => {
+                    let text = error_chain(&e);
+                    warn!(object = %entry.object, error = %text, "DR copy failed; the next run tries again");
+                    failures.push(format!("{}: {text}", entry.object));
+                }
+            }
+        }
+        Ok((copies, failures))
+    }
+
+    async fn copy_one(
+        &self,
+        dr: &dyn SnapshotObjects,
+        entry: &CatalogEntry,
+    ) -> Result<Location, BackupError> {
+        let copy = dr
+            .copy_in(
+                &entry.object,
+                entry.bytes,
+                self.settings.copy_multipart_above,
+            )
+            .await?;
+        if let Err(e) = read_and_check(dr, &copy, Some((&entry.sha256, entry.bytes))).await {
+            // A bad copy is no copy: delete it, so nothing in the DR bucket looks good.
+            if let Err(d) = dr.delete_versions(std::slice::from_ref(&copy)).await {
+                warn!(error = %error_chain(&d), "deleting the bad DR copy failed");
+            }
+            return Err(e.into());
+        }
+        dr.tag(
+            &copy,
+            &BTreeMap::from([("sha256".to_owned(), entry.sha256.clone())]),
+        )
+        .await?;
+        Ok(dr.location_of(&copy))
+    }
+}

@@ -1,0 +1,166 @@
+//! Why a node-lifecycle invocation failed, and what the failure means for a retry.
+
+use super::records::RecordError;
+use crate::{
+    cluster::{
+        auth::LoginError,
+        lifecycle_actions::ActionError,
+        locks::LockError,
+        polling::WaitExpired,
+        ports::{FleetError, ParameterError},
+    },
+    errors::Classify,
+    events::EventError,
+    ids::{InstanceId, NodeAddr},
+    vault::VaultError,
+};
+
+/// Why an invocation failed. Nothing here holds a share, token or secret ID.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The event is not for this function or is malformed.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The event names another Auto Scaling group.
+    #[error("this function serves auto scaling group {expected}, and the event is for {got}; nothing was done")]
+    OtherGroup {
+        /// The group configured.
+        expected: String,
+        /// The group in the event.
+        got: String,
+    },
+    /// The group could not be listed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The state table could not be read or written.
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    /// The lock could not be claimed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Auto Scaling refused a completion or heartbeat.
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    /// A parameter could not be read or written.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// This function could not log in to Vault.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// A Vault call failed.
+    #[error("{step} failed")]
+    Vault {
+        /// The step.
+        step: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
+    /// A wait ran out. The progress is recorded; a retry or redelivery resumes it.
+    #[error(transparent)]
+    Wait(#[from] WaitExpired),
+    /// Fewer shares are in SSM than the threshold needs.
+    #[error("node {node} is sealed and needs {needed} shares, but only {found} are in SSM (missing: {}); store them, then retry", missing.join(", "))]
+    MissingShares {
+        /// The node.
+        node: NodeAddr,
+        /// The threshold.
+        needed: usize,
+        /// Shares found.
+        found: usize,
+        /// The parameters looked for and not found.
+        missing: Vec<String>,
+    },
+    /// The node took the stored shares and stayed sealed: they are not this cluster's.
+    #[error("node {node} is still sealed after the {tried} shares stored under {path}; they are not this cluster's shares (nothing was changed in SSM)")]
+    SharesRejected {
+        /// The node.
+        node: NodeAddr,
+        /// How many were entered.
+        tried: usize,
+        /// Where they came from.
+        path: String,
+    },
+    /// A previous run initialised the cluster and died before the shares were stored.
+    #[error("node {node} was initialised by an earlier run of this function, but no share is stored under {path}: the shares are lost. This function will not initialise again over the data. Recover with a snapshot restore into a new cluster, or wipe the node's raft data if it holds nothing")]
+    InitialisedWithoutShares {
+        /// The node the record names.
+        node: InstanceId,
+        /// Where the shares should be.
+        path: String,
+    },
+    /// Shares or credentials are stored, but no node is initialised: they belong to an
+    /// earlier cluster.
+    #[error("no node of the cluster is initialised, but {parameter} already exists: it belongs to an earlier cluster. This function never overwrites a share or credential; move the old parameters away (after keeping a copy) or restore the old cluster, then retry")]
+    StaleShares {
+        /// The share parameter found.
+        parameter: String,
+    },
+    /// Bootstrap needs the root token, and it is gone before bootstrap finished.
+    #[error("the cluster was initialised but bootstrap did not finish, and the root token at {parameter} is missing or revoked. Generate a root token with the stored shares (operator generate-root), store it at {parameter}, and retry")]
+    RootTokenLost {
+        /// Where the root token should be.
+        parameter: String,
+    },
+    /// Auto-unseal did not unseal the node.
+    #[error("node {node} uses auto-unseal ({seal}) and is still sealed; check the seal's key and the node's access to it. last seen: {last}")]
+    AutoUnsealFailed {
+        /// The node.
+        node: NodeAddr,
+        /// The seal type.
+        seal: String,
+        /// What the last look saw.
+        last: String,
+    },
+    /// No node answered as active.
+    #[error("no node of the cluster is active (asked {asked} nodes)")]
+    NoActiveNode {
+        /// How many nodes were asked.
+        asked: usize,
+    },
+}
+
+impl Classify for LifecycleError {
+    fn retry_helps(&self) -> bool {
+        match self {
+            Self::Event(e) => e.retry_helps(),
+            Self::Fleet(e) => e.retry_helps(),
+            Self::Records(e) => e.retry_helps(),
+            Self::Lock(e) => e.retry_helps(),
+            Self::Action(e) => e.retry_helps(),
+            Self::Parameter(e) => e.retry_helps(),
+            Self::Login(e) => e.retry_helps(),
+            Self::Vault { source, .. } => source.retry_helps(),
+            Self::Wait(e) => e.retry_helps(),
+            Self::NoActiveNode { .. } => true,
+            Self::OtherGroup { .. }
+            | Self::MissingShares { .. }
+            | Self::SharesRejected { .. }
+            | Self::InitialisedWithoutShares { .. }
+            | Self::StaleShares { .. }
+            | Self::RootTokenLost { .. }
+            | Self::AutoUnsealFailed { .. } => false,
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Event(e) => e.name(),
+            Self::OtherGroup { .. } => "OtherGroup",
+            Self::Fleet(e) => e.name(),
+            Self::Records(e) => e.name(),
+            Self::Lock(e) => e.name(),
+            Self::Action(e) => e.name(),
+            Self::Parameter(e) => e.name(),
+            Self::Login(e) => e.name(),
+            Self::Vault { source, .. } => source.name(),
+            Self::Wait(e) => e.name(),
+            Self::MissingShares { .. } => "MissingShares",
+            Self::SharesRejected { .. } => "SharesRejected",
+            Self::InitialisedWithoutShares { .. } => "InitialisedWithoutShares",
+            Self::StaleShares { .. } => "StaleShares",
+            Self::RootTokenLost { .. } => "RootTokenLost",
+            Self::AutoUnsealFailed { .. } => "AutoUnsealFailed",
+            Self::NoActiveNode { .. } => "NoActiveNode",
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Which snapshot a request names, whether it may be restored here, and the shares a
+//! snapshot of another cluster will need: all before anything is changed.
+
+use super::{RestoreError, SnapshotRestore};
+use crate::{
+    cluster::{
+        node::NodeApi,
+        ports::{FleetNode, ParameterError, ParameterStore},
+    },
+    events::SnapshotSelector,
+    ids::ClusterName,
+    secret::Secret,
+    snapshots::{
+        catalog::CatalogEntry,
+        store::{Location, StoredObject},
+        verify::stored,
+    },
+};
+
+/// The snapshot chosen, before it is checked.
+pub(super) struct Chosen {
+    pub(super) object: StoredObject,
+    pub(super) location: Location,
+    pub(super) entry: Option<CatalogEntry>,
+    pub(super) source_cluster: String,
+}
+
+impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
+    /// The snapshot the selector names, from the catalog (or, for an exact key and
+    /// version, from the bucket when the catalog does not know it).
+    pub(super) async fn choose(&self, selector: &SnapshotSelector) -> Result<Chosen, RestoreError> {
+        let cluster = &self.snapshots.cluster;
+        let from_entry = |entry: CatalogEntry| Chosen {
+            object: stored(&entry.object),
+            location: entry.object.clone(),
+            source_cluster: entry.cluster.clone(),
+            entry: Some(entry),
+        };
+        let entries = |c: ClusterName| async move { self.catalog.entries(&c).await };
+        let chosen = match selector {
+            SnapshotSelector::Latest(_) => {
+                let newest = self.catalog.newest(cluster).await?;
+                from_entry(newest.ok_or_else(|| RestoreError::NoSnapshot {
+                    cluster: cluster.to_string(),
+                })?)
+            }
+            SnapshotSelector::AsOf { as_of } => {
+                let all = entries(cluster.clone()).await?;
+                let first = all.first().map(|e| e.taken_at);
+                let entry = all
+                    .into_iter()
+                    .rfind(|e| e.taken_at <= *as_of)
+                    .ok_or_else(|| RestoreError::NoneAsOf {
+                        cluster: cluster.to_string(),
+                        as_of: *as_of,
+                        first,
+                    })?;
+                from_entry(entry)
+            }
+            SnapshotSelector::Exact { key, version_id } => {
+                let prefix = format!("{}/", self.snapshots.prefix);
+                let source = key
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(c, _)| c.to_owned())
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| RestoreError::OutsidePrefix {
+                        key: key.clone(),
+                        prefix: prefix.clone(),
+                    })?;
+                let object = StoredObject {
+                    key: key.clone(),
+                    version_id: Some(version_id.clone()),
+                };
+                let location = self.store.location_of(&object);
+                let catalogued = match source.parse::<ClusterName>() {
+                    Ok(c) => entries(c).await?.into_iter().find(|e| {
+                        e.object.key == *key && e.object.version_id.as_deref() == Some(version_id)
+                    }),
+                    Err(_) => None,
+                };
+                match catalogued {
+                    Some(entry) => from_entry(entry),
+                    None => Chosen {
+                        object,
+                        location,
+                        entry: None,
+                        source_cluster: source,
+                    },
+                }
+            }
+        };
+        if self.store.head(&chosen.object).await?.is_none() {
+            return Err(RestoreError::NoSuchVersion {
+                object: chosen.location,
+            });
+        }
+        Ok(chosen)
+    }
+
+    pub(super) async fn not_catalogued(
+        &self,
+        chosen: &Chosen,
+    ) -> Result<RestoreError, RestoreError> {
+        let catalogued = match chosen.source_cluster.parse::<ClusterName>() {
+            Ok(c) => self
+                .catalog
+                .entries(&c)
+                .await?
+                .into_iter()
+                .filter(|e| e.object.key == chosen.object.key)
+                .filter_map(|e| e.object.version_id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(RestoreError::NotCatalogued {
+            object: chosen.location.clone(),
+            cluster: chosen.source_cluster.clone(),
+            catalogued,
+        })
+    }
+
+    /// The source cluster's shares, as many as this cluster's threshold (a standby
+    /// cluster is initialised with its primary's share count and threshold).
+    pub(super) async fn source_shares(
+        &self,
+        active: &FleetNode,
+        source_cluster: &str,
+    ) -> Result<Vec<Secret>, RestoreError> {
+        let status = self
+            .vault
+            .seal_status(&active.addr)
+            .await
+            .map_err(|source| RestoreError::Unseal {
+                node: active.addr.to_string(),
+                source,
+            })?;
+        let kind = if status.recovery_seal || status.seal_type != "shamir" {
+            "recovery"
+        } else {
+            "unseal"
+        };
+        let needed = status.threshold.max(1) as usize;
+        let path = format!("{}/{source_cluster}/{kind}", self.settings.ssm_prefix);
+        let mut shares = Vec::new();
+        for n in 1..=needed {
+            match self.parameters.secret(&format!("{path}/share-{n}")).await {
+                Ok(share) => shares.push(share),
+                Err(ParameterError::Missing { .. }) => {
+                    return Err(RestoreError::SourceSharesMissing {
+                        source_cluster: source_cluster.to_owned(),
+                        path,
+                        needed,
+                        found: shares.len(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(shares)
+    }
+}

@@ -1,0 +1,352 @@
+//! snapshot-restore's logic: find the snapshot asked for, check it end to end before
+//! anything reaches the cluster, take a safety snapshot, stream the snapshot into the
+//! active node, and wait until the cluster is healthy again.
+//!
+//! Every refusal (no such version, nothing as of that time, a checksum that does not
+//! match, a snapshot of another cluster without `force`, the source's shares missing)
+//! comes before the safety snapshot and the restore: the cluster and the bucket are left
+//! as they were.
+
+mod assembly;
+mod choose;
+mod config;
+mod error;
+mod recover;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use self::recover::checked_stream;
+pub use self::{
+    assembly::{assemble, from_sdk, DeployedRestore},
+    config::{RestoreConfig, RestoreSettings},
+    error::RestoreError,
+};
+use crate::{
+    backup::{BackupSettings, BACKUP_LOCK},
+    cluster::{
+        auth::VaultLogin,
+        find_active,
+        locks::{Claim, Locks},
+        node::{Health, NodeApi},
+        ports::{Fleet, FleetNode, ParameterStore},
+    },
+    error_chain,
+    events::RestoreRequest,
+    lambda::{FunctionError, Handler, Invocation},
+    secret::Secret,
+    snapshots::{
+        archive::SnapshotFacts,
+        catalog::{BackupKind, Catalog, CatalogEntry, RestoreRecord},
+        store::{Location, SnapshotObjects},
+        take::Taker,
+        verify::{read_and_check, stored, VerifyError},
+    },
+};
+
+/// snapshot-restore with its own ports: the fleet and nodes, its login, the backup lock it
+/// shares with snapshot-backup, the catalog and bucket, and the parameters the source
+/// cluster's shares are read from.
+pub struct SnapshotRestore<N, P> {
+    /// The snapshots' naming, part size, transfer timeout and lock expiry (the same
+    /// variables as snapshot-backup's).
+    pub snapshots: BackupSettings,
+    /// The cluster's Auto Scaling group.
+    pub fleet: Box<dyn Fleet>,
+    /// The node port.
+    pub vault: N,
+    /// This function's Vault login.
+    pub login: VaultLogin<P>,
+    /// The backup lock.
+    pub locks: Box<dyn Locks>,
+    /// The catalog.
+    pub catalog: Box<dyn Catalog>,
+    /// The snapshot bucket.
+    pub store: Box<dyn SnapshotObjects>,
+    /// Where shares are kept.
+    pub parameters: P,
+    /// What the operator configured.
+    pub settings: RestoreSettings,
+}
+
+/// What a restore run did, returned as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RestoreOutcome {
+    /// `dry_run`: the snapshot was found and checked; nothing was changed.
+    WouldRestore(RestorePlan),
+    /// The snapshot is in force and an active node is healthy.
+    Restored(RestoreReport),
+    /// A backup or another restore holds the backup lock: nothing was changed. Retry
+    /// when it is done.
+    Busy {
+        /// Who holds it.
+        owner: String,
+        /// Until when, at the latest.
+        until: DateTime<Utc>,
+    },
+}
+
+/// What would be restored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RestorePlan {
+    /// The exact object version.
+    pub snapshot: Location,
+    /// Its catalog entry (`None` for an uncatalogued object, allowed with `force`).
+    pub entry: Option<CatalogEntry>,
+    /// The cluster it was taken from.
+    pub source_cluster: String,
+    /// Whether it is another cluster's (then `force` is needed, and the source's shares).
+    pub other_cluster: bool,
+    /// What the check of the whole object found.
+    pub checked: Checked,
+}
+
+/// The check of the whole object, before anything is sent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Checked {
+    /// Its SHA-256, equal to the catalog's.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The Raft index and term in it.
+    pub index: u64,
+    /// See `index`.
+    pub term: u64,
+}
+
+impl From<SnapshotFacts> for Checked {
+    fn from(f: SnapshotFacts) -> Self {
+        Self {
+            sha256: f.sha256,
+            bytes: f.bytes,
+            index: f.index,
+            term: f.term,
+        }
+    }
+}
+
+/// What was restored, and the cluster after.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RestoreReport {
+    /// What was restored.
+    pub plan: RestorePlan,
+    /// The safety snapshot taken just before (restore it to undo this restore).
+    pub safety_snapshot: Location,
+    /// The node that took the snapshot and is active after.
+    pub active_node: String,
+    /// Nodes unsealed after the restore (a snapshot of another cluster brings its keys).
+    pub unsealed: Vec<String>,
+    /// The Raft index the active node has applied after the restore.
+    pub applied_index: u64,
+    /// Autopilot judged every server healthy again before the function returned (the
+    /// followers install the restored state and are unhealthy for a moment).
+    pub autopilot_healthy: bool,
+    /// The failure tolerance autopilot reported last.
+    pub failure_tolerance: Option<u32>,
+}
+
+impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
+    /// Parses `request` and carries it out.
+    pub async fn handle(
+        &self,
+        request: &serde_json::Value,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<RestoreOutcome, FunctionError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        info!(time_left_ms = left.as_millis() as u64, "invocation started");
+        Ok(self.run(request, request_id, deadline).await?)
+    }
+
+    async fn run(
+        &self,
+        request: &serde_json::Value,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<RestoreOutcome, RestoreError> {
+        let request = RestoreRequest::parse(request)?;
+        let cluster = self.snapshots.cluster.as_str();
+        let chosen = self.choose(&request.snapshot).await?;
+        let members = self.fleet.members().await?;
+        let asked = members.len();
+        let Some((active, health)) = find_active(&self.vault, members).await else {
+            return Err(RestoreError::NoActiveNode { asked });
+        };
+        let this_id = health.cluster_id.clone().unwrap_or_default();
+        let other_cluster = match &chosen.entry {
+            Some(entry) => {
+                entry.cluster != cluster
+                    || (!entry.cluster_id.is_empty()
+                        && !this_id.is_empty()
+                        && entry.cluster_id != this_id)
+            }
+            None => true,
+        };
+        if other_cluster && !request.force {
+            if chosen.entry.is_none() {
+                return Err(self.not_catalogued(&chosen).await?);
+            }
+            return Err(RestoreError::OtherCluster {
+                object: chosen.location.clone(),
+                source_cluster: chosen.source_cluster.clone(),
+                source_id: chosen
+                    .entry
+                    .as_ref()
+                    .map(|e| e.cluster_id.clone())
+                    .unwrap_or_default(),
+                cluster: cluster.to_owned(),
+                cluster_id: this_id,
+            });
+        }
+        let shares = if other_cluster {
+            Some(self.source_shares(&active, &chosen.source_cluster).await?)
+        } else {
+            None
+        };
+        let expected = chosen.entry.as_ref().map(|e| (e.sha256.as_str(), e.bytes));
+        let facts = read_and_check(self.store.as_ref(), &chosen.object, expected).await?;
+        info!(object = %chosen.location, index = facts.index, term = facts.term, sha256 = %facts.sha256, "snapshot read back whole and checked");
+        let plan = RestorePlan {
+            snapshot: chosen.location.clone(),
+            entry: chosen.entry.clone(),
+            source_cluster: chosen.source_cluster.clone(),
+            other_cluster,
+            checked: facts.clone().into(),
+        };
+        if request.dry_run {
+            info!(object = %plan.snapshot, "dry run: nothing was changed");
+            return Ok(RestoreOutcome::WouldRestore(plan));
+        }
+        let owner = format!("restore {request_id}");
+        if let Claim::HeldBy { owner, expires_at } = self
+            .locks
+            .claim(BACKUP_LOCK, &owner, self.snapshots.lock_ttl)
+            .await?
+        {
+            info!(owner = %owner, "a backup or another restore holds the backup lock; nothing was changed");
+            return Ok(RestoreOutcome::Busy {
+                owner,
+                until: expires_at.into(),
+            });
+        }
+        let result = self
+            .locked_restore(plan, &facts, &active, &health, shares, &request, deadline)
+            .await;
+        if let Err(e) = self.locks.release(BACKUP_LOCK, &owner).await {
+            warn!(error = %error_chain(&e), "releasing the backup lock failed; it lapses by itself");
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn locked_restore(
+        &self,
+        plan: RestorePlan,
+        facts: &SnapshotFacts,
+        active: &FleetNode,
+        health: &Health,
+        shares: Option<Vec<Secret>>,
+        request: &RestoreRequest,
+        deadline: Instant,
+    ) -> Result<RestoreOutcome, RestoreError> {
+        let token = self.login.token(&self.vault, &active.addr).await?;
+        let taker = Taker {
+            vault: &self.vault,
+            store: self.store.as_ref(),
+            catalog: self.catalog.as_ref(),
+            cluster: &self.snapshots.cluster,
+            prefix: &self.snapshots.prefix,
+            part_size: self.snapshots.part_size,
+            timeout: self.snapshots.snapshot_timeout,
+        };
+        let safety = taker
+            .take_from(
+                active,
+                health,
+                &token,
+                BackupKind::PreRestore,
+                Some(format!("before restoring {}", plan.snapshot)),
+            )
+            .await
+            .map_err(RestoreError::SafetySnapshot)?;
+        info!(safety = %safety.object, "safety snapshot taken");
+        let object = stored(&plan.snapshot);
+        let body = self
+            .store
+            .open(&object)
+            .await
+            .map_err(|source| VerifyError::Read {
+                object: plan.snapshot.clone(),
+                source,
+            })?;
+        let stream = checked_stream(body, facts.sha256.clone());
+        info!(node = %active.addr, object = %plan.snapshot, force = plan.other_cluster, "sending the snapshot to the active node");
+        self.vault
+            .restore_snapshot(
+                &active.addr,
+                &token,
+                Box::pin(stream),
+                plan.other_cluster,
+                self.settings.send_timeout,
+            )
+            .await
+            .map_err(|source| RestoreError::Send {
+                object: plan.snapshot.clone(),
+                node: active.addr.to_string(),
+                safety: safety.object.clone(),
+                source,
+            })?;
+        // The token may not exist in the restored data.
+        self.login.forget();
+        let (node, unsealed) = self
+            .wait_healthy(shares.as_deref(), &safety.object, deadline)
+            .await?;
+        let (autopilot_healthy, failure_tolerance) = self.wait_autopilot(&node, deadline).await;
+        let applied_index = self
+            .vault
+            .leader(&node.addr)
+            .await
+            .map(|l| l.raft_applied_index)
+            .unwrap_or_default();
+        let record = RestoreRecord {
+            restored_at: Utc::now(),
+            source: plan.snapshot.clone(),
+            source_cluster: plan.source_cluster.clone(),
+            index: facts.index,
+            term: facts.term,
+            safety_snapshot: safety.object.clone(),
+            forced: request.force,
+            reason: request.reason.clone(),
+        };
+        self.catalog
+            .put_restore(&self.snapshots.cluster, &record)
+            .await?;
+        info!(object = %plan.snapshot, index = facts.index, term = facts.term, active = %node.addr, applied_index, "restore done: the snapshot is in force");
+        Ok(RestoreOutcome::Restored(RestoreReport {
+            plan,
+            safety_snapshot: safety.object,
+            active_node: node.addr.to_string(),
+            unsealed,
+            applied_index,
+            autopilot_healthy,
+            failure_tolerance,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl<N: NodeApi, P: ParameterStore> Handler for SnapshotRestore<N, P> {
+    type Output = RestoreOutcome;
+    async fn handle(&self, invocation: Invocation) -> Result<RestoreOutcome, FunctionError> {
+        SnapshotRestore::handle(
+            self,
+            &invocation.payload,
+            &invocation.request_id,
+            invocation.deadline,
+        )
+        .await
+    }
+}
