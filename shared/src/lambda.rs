@@ -145,6 +145,72 @@ pub fn deadline(epoch_ms: u64) -> tokio::time::Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        backup::BackupError,
+        cluster::{locks::LockError, ports::FleetError},
+        errors::{FailureKind, ServiceFailure},
+        lifecycle::LifecycleError,
+        restore::RestoreError,
+        snapshots::take::TakeError,
+    };
+
+    fn denied_by_vault() -> VaultError {
+        VaultError::Status {
+            node: "https://10.0.0.1:8200".parse().expect("addr"),
+            method: "GET".into(),
+            path: "sys/storage/raft/snapshot".into(),
+            status: 403,
+            errors: vec!["permission denied".into()],
+        }
+    }
+
+    #[test]
+    fn the_same_error_gets_the_same_answer_in_every_function() {
+        let lock = |kind| LockError {
+            action: "claim",
+            name: "backup".into(),
+            table: "state".into(),
+            reason: ServiceFailure {
+                kind,
+                detail: "AccessDeniedException: not authorised".into(),
+            },
+        };
+        let denied = FunctionError::from(BackupError::Lock(lock(FailureKind::Denied)));
+        assert_eq!(denied.error_type, "Permanent.AccessDenied");
+        let denied = FunctionError::from(RestoreError::Lock(lock(FailureKind::Denied)));
+        assert_eq!(denied.error_type, "Permanent.AccessDenied");
+        let denied = FunctionError::from(LifecycleError::Lock(lock(FailureKind::Denied)));
+        assert_eq!(denied.error_type, "Permanent.AccessDenied");
+        let busy = FunctionError::from(RestoreError::Lock(lock(FailureKind::Unavailable)));
+        assert_eq!(busy.error_type, "Transient.LockUnavailable");
+
+        let group = || FleetError::NoSuchGroup {
+            group: "vault-prod".into(),
+        };
+        for error_type in [
+            FunctionError::from(BackupError::Fleet(group())).error_type,
+            FunctionError::from(RestoreError::Fleet(group())).error_type,
+            FunctionError::from(LifecycleError::Fleet(group())).error_type,
+        ] {
+            assert_eq!(error_type, "Permanent.NoSuchGroup");
+        }
+
+        let backup = FunctionError::from(BackupError::Take(TakeError::Snapshot {
+            node: "https://10.0.0.1:8200".into(),
+            source: denied_by_vault(),
+        }));
+        let restore = FunctionError::from(RestoreError::SafetySnapshot(TakeError::Snapshot {
+            node: "https://10.0.0.1:8200".into(),
+            source: denied_by_vault(),
+        }));
+        let lifecycle = FunctionError::from(LifecycleError::Vault {
+            step: "reading the raft configuration".into(),
+            source: denied_by_vault(),
+        });
+        for error_type in [backup.error_type, restore.error_type, lifecycle.error_type] {
+            assert_eq!(error_type, "Permanent.PolicyDenied");
+        }
+    }
 
     #[test]
     fn a_real_deadline_is_kept_and_an_impossible_one_replaced() {

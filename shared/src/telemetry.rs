@@ -92,7 +92,8 @@ pub struct MetricsError {
     /// How many data points were lost.
     pub count: usize,
     /// The SDK's error.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// Where metrics go (CloudWatch in AWS, a vector in unit tests).
@@ -104,9 +105,9 @@ pub trait MetricsSink: Send + Sync {
 
 impl crate::errors::Classify for MetricsError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "MetricsNotPublished"
+        self.reason.name("MetricsNotPublished")
     }
 }

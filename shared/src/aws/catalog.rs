@@ -6,7 +6,7 @@ use std::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 
-use super::describe;
+use super::{describe, describe_any};
 use crate::{
     ids::ClusterName,
     snapshots::{
@@ -58,12 +58,17 @@ impl DynamoCatalog {
         Self { client, table }
     }
 
-    fn error(&self, action: &'static str, cluster: &str, reason: String) -> CatalogError {
+    fn error(
+        &self,
+        action: &'static str,
+        cluster: &str,
+        reason: impl Into<crate::errors::ServiceFailure>,
+    ) -> CatalogError {
         CatalogError {
             action,
             cluster: cluster.to_owned(),
             table: self.table.clone(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -71,7 +76,7 @@ impl DynamoCatalog {
         let json = item
             .get("entry")
             .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| self.error("read", cluster, "an item has no entry".into()))?;
+            .ok_or_else(|| self.error("read", cluster, "an item has no entry"))?;
         serde_json::from_str(json).map_err(|e| {
             self.error(
                 "read",
@@ -169,7 +174,7 @@ impl Catalog for DynamoCatalog {
                         .map(|d| WriteRequest::builder().delete_request(d).build())
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.error("delete from", cluster, describe(e)))?;
+                .map_err(|e| self.error("delete from", cluster, describe_any(e)))?;
             // DynamoDB may leave some of a batch unprocessed under load: send them again.
             for attempt in 0.. {
                 let out = self

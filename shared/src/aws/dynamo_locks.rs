@@ -32,12 +32,17 @@ impl DynamoLocks {
         }
     }
 
-    fn error(&self, action: &'static str, name: &str, reason: String) -> LockError {
+    fn error(
+        &self,
+        action: &'static str,
+        name: &str,
+        reason: impl Into<crate::errors::ServiceFailure>,
+    ) -> LockError {
         LockError {
             action,
             name: name.to_owned(),
             table: self.table.clone(),
-            reason,
+            reason: reason.into(),
         }
     }
 

@@ -30,10 +30,10 @@ impl AsgFleet {
         }
     }
 
-    fn unavailable(&self, reason: String) -> FleetError {
+    fn unavailable(&self, reason: impl Into<crate::errors::ServiceFailure>) -> FleetError {
         FleetError::Unavailable {
             group: self.settings.asg.clone(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -140,7 +140,9 @@ impl Fleet for AsgFleet {
         match self.addresses(vec![instance.to_string()]).await {
             Ok(nodes) => Ok(nodes.into_iter().next()),
             // EC2 answers InvalidInstanceID.NotFound for an instance it forgot.
-            Err(FleetError::Unavailable { reason, .. }) if reason.contains("NotFound") => Ok(None),
+            Err(FleetError::Unavailable { reason, .. }) if reason.detail.contains("NotFound") => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

@@ -41,10 +41,47 @@ pub fn vault_login(
     }
 }
 
-/// An SDK error with its whole context (service code, message, request id) in one line.
-pub(crate) fn describe<E: std::error::Error>(error: E) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(error).to_string()
+/// An SDK error with its whole context (service code, message, request id) in one line,
+/// and what kind of failure its error code says it is: a denied call is permanent
+/// everywhere, whatever the function.
+pub(crate) fn describe<E>(error: E) -> crate::errors::ServiceFailure
+where
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    use crate::errors::FailureKind;
+    let kind = match error.code() {
+        Some(code) if DENIED_CODES.contains(&code) => FailureKind::Denied,
+        Some(code) if NOT_FOUND_CODES.contains(&code) => FailureKind::NotFound,
+        _ => FailureKind::Unavailable,
+    };
+    crate::errors::ServiceFailure {
+        kind,
+        detail: aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
+    }
 }
+
+/// An error that carries no service error code (a request that could not be built, a
+/// body cut mid-way): a failure a retry may cure, with its whole context.
+pub(crate) fn describe_any<E: std::error::Error>(error: E) -> crate::errors::ServiceFailure {
+    crate::errors::ServiceFailure::unavailable(
+        aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
+    )
+}
+
+/// Error codes by which AWS services say the caller may not do this.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "KMSAccessDeniedException",
+    "AccessDeniedException.KMS",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+];
+
+/// Error codes by which AWS services say the resource named does not exist.
+const NOT_FOUND_CODES: &[&str] = &["ResourceNotFoundException", "NoSuchBucket"];
 
 impl AsgFleet {
     /// The fleet, with clients built from `sdk`.

@@ -10,7 +10,7 @@ use aws_sdk_s3::{
 };
 use bytes::Bytes;
 
-use super::describe;
+use super::{describe, describe_any};
 use crate::snapshots::store::{
     ChunkSource, Location, ObjectBody, ObjectInfo, PartUpload, SnapshotObjects, SnapshotStore,
     StoreError, StoredObject,
@@ -47,12 +47,17 @@ impl S3SnapshotStore {
         &self.bucket
     }
 
-    fn error(&self, action: &'static str, key: &str, reason: String) -> StoreError {
+    fn error(
+        &self,
+        action: &'static str,
+        key: &str,
+        reason: impl Into<crate::errors::ServiceFailure>,
+    ) -> StoreError {
         StoreError {
             action,
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -75,12 +80,16 @@ struct S3Upload {
 }
 
 impl S3Upload {
-    fn error(&self, action: &'static str, reason: String) -> StoreError {
+    fn error(
+        &self,
+        action: &'static str,
+        reason: impl Into<crate::errors::ServiceFailure>,
+    ) -> StoreError {
         StoreError {
             action,
             bucket: self.bucket.clone(),
             key: self.key.clone(),
-            reason,
+            reason: reason.into(),
         }
     }
 }
@@ -216,7 +225,7 @@ impl ChunkSource for S3Body {
                 action: "read",
                 bucket: self.bucket.clone(),
                 key: self.key.clone(),
-                reason: describe(e),
+                reason: describe_any(e),
             }),
         }
     }
@@ -288,11 +297,11 @@ impl SnapshotObjects for S3SnapshotStore {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.error("tag", &object.key, describe(e)))?;
+            .map_err(|e| self.error("tag", &object.key, describe_any(e)))?;
         let tagging = Tagging::builder()
             .set_tag_set(Some(tag_set))
             .build()
-            .map_err(|e| self.error("tag", &object.key, describe(e)))?;
+            .map_err(|e| self.error("tag", &object.key, describe_any(e)))?;
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -406,12 +415,12 @@ impl SnapshotObjects for S3SnapshotStore {
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.error("delete", &batch[0].key, describe(e)))?;
+                .map_err(|e| self.error("delete", &batch[0].key, describe_any(e)))?;
             let delete = Delete::builder()
                 .set_objects(Some(ids))
                 .quiet(true)
                 .build()
-                .map_err(|e| self.error("delete", &batch[0].key, describe(e)))?;
+                .map_err(|e| self.error("delete", &batch[0].key, describe_any(e)))?;
             let out = self
                 .client
                 .delete_objects()

@@ -41,12 +41,17 @@ impl DynamoStateRecords {
         }
     }
 
-    fn error(&self, action: &'static str, what: &str, reason: String) -> RecordError {
+    fn error(
+        &self,
+        action: &'static str,
+        what: &str,
+        reason: impl Into<crate::errors::ServiceFailure>,
+    ) -> RecordError {
         RecordError {
             action,
             what: what.to_owned(),
             table: self.table.clone(),
-            reason,
+            reason: reason.into(),
         }
     }
 

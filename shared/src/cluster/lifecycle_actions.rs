@@ -35,7 +35,8 @@ pub struct ActionError {
     /// The group.
     pub group: String,
     /// The SDK's error.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// The Auto Scaling lifecycle-action API.
@@ -53,9 +54,9 @@ pub trait LifecycleActions: Send + Sync {
 
 impl crate::errors::Classify for ActionError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "LifecycleActionFailed"
+        self.reason.name("LifecycleActionFailed")
     }
 }

@@ -45,7 +45,8 @@ pub struct LockError {
     /// The table.
     pub table: String,
     /// The SDK's error.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// Named locks with owners and expiries.
@@ -60,9 +61,9 @@ pub trait Locks: Send + Sync {
 
 impl crate::errors::Classify for LockError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "LockUnavailable"
+        self.reason.name("LockUnavailable")
     }
 }

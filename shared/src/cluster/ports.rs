@@ -28,7 +28,8 @@ pub enum FleetError {
         /// The group.
         group: String,
         /// The SDK's error, with its context.
-        reason: String,
+        #[source]
+        reason: crate::errors::ServiceFailure,
     },
     /// The group does not exist: a configuration error, not a cluster failure.
     #[error("auto scaling group {group} does not exist; check ASG_NAME")]
@@ -91,7 +92,8 @@ pub enum ParameterError {
         /// The parameter's name.
         name: String,
         /// The SDK's error (it never holds the value).
-        reason: String,
+        #[source]
+        reason: crate::errors::ServiceFailure,
     },
 }
 
@@ -141,11 +143,11 @@ pub trait CallerIdentitySigner: Send + Sync {
 
 impl crate::errors::Classify for FleetError {
     fn retry_helps(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { reason, .. } if reason.retry_helps())
     }
     fn name(&self) -> &'static str {
         match self {
-            Self::Unavailable { .. } => "FleetUnavailable",
+            Self::Unavailable { reason, .. } => reason.name("FleetUnavailable"),
             Self::NoSuchGroup { .. } => "NoSuchGroup",
             Self::BadAddressTag { .. } | Self::NoAddress { .. } => "NoNodeAddress",
         }
@@ -154,12 +156,12 @@ impl crate::errors::Classify for FleetError {
 
 impl crate::errors::Classify for ParameterError {
     fn retry_helps(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { reason, .. } if reason.retry_helps())
     }
     fn name(&self) -> &'static str {
         match self {
             Self::Missing { .. } => "MissingParameter",
-            Self::Unavailable { .. } => "ParameterStoreUnavailable",
+            Self::Unavailable { reason, .. } => reason.name("ParameterStoreUnavailable"),
         }
     }
 }

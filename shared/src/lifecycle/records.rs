@@ -103,7 +103,8 @@ pub struct RecordError {
     /// The table.
     pub table: String,
     /// The SDK's error, or what was wrong with the stored item.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// The records node-lifecycle keeps (DynamoDB in AWS).
@@ -121,9 +122,9 @@ pub trait StateRecords: Send + Sync {
 
 impl crate::errors::Classify for RecordError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "StateTableUnavailable"
+        self.reason.name("StateTableUnavailable")
     }
 }

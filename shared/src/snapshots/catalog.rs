@@ -94,7 +94,8 @@ pub struct CatalogError {
     /// The table.
     pub table: String,
     /// The SDK's error, or what is wrong with an item.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// The catalog of every cluster in the table.
@@ -131,9 +132,9 @@ pub trait Catalog: Send + Sync {
 
 impl crate::errors::Classify for CatalogError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "CatalogUnavailable"
+        self.reason.name("CatalogUnavailable")
     }
 }

@@ -29,7 +29,8 @@ pub struct StoreError {
     /// The key.
     pub key: String,
     /// The SDK's error, with its context.
-    pub reason: String,
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
 }
 
 /// A multipart upload under way.
@@ -122,9 +123,9 @@ pub trait SnapshotObjects: SnapshotStore {
 
 impl crate::errors::Classify for StoreError {
     fn retry_helps(&self) -> bool {
-        true
+        self.reason.retry_helps()
     }
     fn name(&self) -> &'static str {
-        "BucketUnavailable"
+        self.reason.name("BucketUnavailable")
     }
 }

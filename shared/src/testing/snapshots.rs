@@ -259,7 +259,7 @@ impl FakeBucket {
             action,
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.into(),
         }
     }
 
