@@ -91,3 +91,55 @@ impl From<&str> for ServiceFailure {
         Self::unavailable(detail)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every name an error can give is in the operators' table, and the table lists no
+    /// name the code cannot give.
+    #[test]
+    fn the_docs_table_lists_every_error_name() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut in_code = std::collections::BTreeSet::new();
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("source dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                // Names are the string literals inside `fn name` and `.name("...")`.
+                for (i, _) in text.match_indices("fn name(") {
+                    let body = &text[i..];
+                    let end = body.find("\n    }\n").unwrap_or(body.len());
+                    collect(&body[..end], &mut in_code);
+                }
+                for (i, _) in text.match_indices(".name(\"") {
+                    collect(&text[i..i + 60.min(text.len() - i)], &mut in_code);
+                }
+            }
+        }
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/errors.md"))
+                .expect("docs/errors.md");
+        let in_docs: std::collections::BTreeSet<String> = docs
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_owned)
+            .collect();
+        assert!(in_code.len() > 40, "names found in the code: {in_code:?}");
+        assert_eq!(in_code, in_docs, "docs/errors.md and the code disagree");
+    }
+
+    fn collect(text: &str, names: &mut std::collections::BTreeSet<String>) {
+        for piece in text.split('"').skip(1).step_by(2) {
+            if piece.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && piece.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                names.insert(piece.to_owned());
+            }
+        }
+    }
+}
