@@ -238,14 +238,14 @@ impl AuthSettings {
         let method = env.optional("VAULT_AUTH").unwrap_or("approle");
         match method {
             "approle" => {
-                let base = format!("{}/approle/{function}", ssm_cluster_path(env, cluster)?);
+                let keys = crate::keys::KeyLayout::from_root(&ssm_cluster_path(env, cluster)?);
                 Ok(Self::AppRole {
                     mount: env
                         .optional("VAULT_AUTH_MOUNT")
                         .unwrap_or("approle")
                         .to_owned(),
-                    role_id_parameter: format!("{base}/role-id"),
-                    secret_id_parameter: format!("{base}/secret-id"),
+                    role_id_parameter: keys.approle(function, "role-id"),
+                    secret_id_parameter: keys.approle(function, "secret-id"),
                 })
             }
             "aws" => Ok(Self::Aws {

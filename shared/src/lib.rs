@@ -16,6 +16,8 @@
 //! What they share:
 //! - [`cluster`]: the ports every function stands on (fleet, node, parameters, locks,
 //!   lifecycle actions), the functions' Vault login, finding the leader, polling.
+//! - [`keys`]: where a cluster's shares, root token and AppRole credentials are kept,
+//!   the seal kind, reading the threshold of shares, and the one unseal procedure.
 //! - [`snapshots`]: the archive check, the catalog, the store, streaming a snapshot in,
 //!   taking one and reading one back.
 //! - [`events`]: the events AWS delivers and the direct requests, parsed into domain
@@ -41,6 +43,7 @@ pub mod config;
 pub mod errors;
 pub mod events;
 pub mod ids;
+pub mod keys;
 pub mod lambda;
 pub mod lifecycle;
 pub mod probe;

@@ -23,6 +23,7 @@ use crate::{
         ports::{FleetNode, ParameterError, ParameterStore, Stored},
     },
     error_chain,
+    keys::{SealKind, ShareKind},
     secret::Secret,
 };
 
@@ -142,7 +143,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         deadline: Instant,
     ) -> Result<Initialised, LifecycleError> {
         let status = self.seal_status_of(&node.addr).await?;
-        let recovery = status.seal_type != "shamir";
+        let recovery = SealKind::of(&status).shares() == ShareKind::Recovery;
         let mut record = InitRecord {
             stage: InitStage::Started,
             node: node.instance.clone(),

@@ -18,6 +18,7 @@ use crate::{
     },
     events::LifecycleAction,
     ids::InstanceId,
+    keys::SealKind,
 };
 
 /// What a launch did.
@@ -171,7 +172,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         )
         .await??;
         let seal = self.seal_status_of(&node.addr).await?;
-        if seal.seal_type == "shamir" {
+        if SealKind::of(&seal) == SealKind::Shamir {
             // Joined but never unsealed is worse than not joined: check the shares first.
             self.stored_unseal_shares(&node.addr, usize::from(self.settings.key_threshold))
                 .await?;

@@ -8,6 +8,7 @@ use crate::{
         VaultSettings,
     },
     ids::ClusterName,
+    keys::{KeyLayout, ShareKind},
 };
 
 /// What node-lifecycle does and how long it waits.
@@ -174,18 +175,27 @@ impl LifecycleSettings {
     /// The parameter of share `n` (from 1): `unseal/share-n`, or `recovery/share-n`
     /// under auto-unseal.
     pub fn share_parameter(&self, recovery: bool, n: usize) -> String {
-        let kind = if recovery { "recovery" } else { "unseal" };
-        format!("{}/{kind}/share-{n}", self.ssm_path)
+        let kind = if recovery {
+            ShareKind::Recovery
+        } else {
+            ShareKind::Unseal
+        };
+        self.keys().share(kind, n)
+    }
+
+    /// Where this cluster's keys are kept.
+    pub fn keys(&self) -> KeyLayout {
+        KeyLayout::from_root(&self.ssm_path)
     }
 
     /// The parameter that holds the root token during bootstrap (and after, if kept).
     pub fn root_token_parameter(&self) -> String {
-        format!("{}/root-token", self.ssm_path)
+        self.keys().root_token()
     }
 
     /// The parameter of a function's AppRole role ID or secret ID (`role-id`, `secret-id`).
     pub fn approle_parameter(&self, function: &str, which: &str) -> String {
-        format!("{}/approle/{function}/{which}", self.ssm_path)
+        self.keys().approle(function, which)
     }
 }
 

@@ -9,9 +9,10 @@ use crate::{
     cluster::node::NodeApi,
     cluster::{
         polling::{poll_until, Look, WaitExpired},
-        ports::{ParameterError, ParameterStore},
+        ports::ParameterStore,
     },
     ids::NodeAddr,
+    keys::{read_shares, unseal_with, SealKind, ShareKind, SharesMissing, UnsealError},
 };
 
 /// How a node came to be unsealed.
@@ -38,8 +39,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         if !status.sealed {
             return Ok(Unsealed::Already);
         }
-        if status.seal_type != "shamir" {
-            let seal = status.seal_type.clone();
+        if let SealKind::Auto(seal) = SealKind::of(&status) {
             let waited = self
                 .wait_until_unsealed(node, &format!("auto-unseal of {node}"), deadline)
                 .await;
@@ -61,29 +61,20 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             usize::from(self.settings.key_threshold)
         };
         let shares = self.stored_unseal_shares(node, needed).await?;
-        if status.progress > 0 {
-            self.vault
-                .unseal_reset(node)
-                .await
-                .map_err(vault_step(format!("resetting the unseal of {node}")))?;
-        }
-        for share in &shares {
-            match self.vault.unseal(node, share).await {
-                Ok(after) if !after.sealed => {
-                    info!(node = %node, "unsealed with the stored shares");
-                    return Ok(Unsealed::WithShares);
+        let unsealed = unseal_with(&self.vault, node, &shares)
+            .await
+            .map_err(|e| match e {
+                UnsealError::Rejected { node, tried } => LifecycleError::SharesRejected {
+                    node,
+                    tried,
+                    path: self.settings.keys().shares(ShareKind::Unseal),
+                },
+                UnsealError::Vault { node, source } => {
+                    vault_step(format!("unsealing {node}"))(source)
                 }
-                Ok(_) => {}
-                // 400 at the threshold: the shares do not reconstruct this cluster's key.
-                Err(e) if e.status() == Some(400) => {
-                    return Err(LifecycleError::SharesRejected {
-                        node: node.clone(),
-                        tried: shares.len(),
-                        path: format!("{}/unseal", self.settings.ssm_path),
-                    })
-                }
-                Err(e) => return Err(vault_step(format!("unsealing {node}"))(e)),
-            }
+            })?;
+        if unsealed {
+            return Ok(Unsealed::WithShares);
         }
         // A node that has just joined takes the threshold, then finishes joining (it
         // answers the leader's challenge) before it reports unsealed.
@@ -131,28 +122,28 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         node: &NodeAddr,
         needed: usize,
     ) -> Result<Vec<crate::secret::Secret>, LifecycleError> {
-        let mut shares = Vec::with_capacity(needed);
-        let mut missing = Vec::new();
-        let most = usize::from(self.settings.key_shares).max(needed);
-        for n in 1..=most {
-            if shares.len() == needed {
-                break;
-            }
-            let name = self.settings.share_parameter(false, n);
-            match self.parameters.secret(&name).await {
-                Ok(share) => shares.push(share),
-                Err(ParameterError::Missing { .. }) => missing.push(name),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if shares.len() < needed {
-            return Err(LifecycleError::MissingShares {
+        let most = usize::from(self.settings.key_shares);
+        read_shares(
+            &self.parameters,
+            &self.settings.keys(),
+            ShareKind::Unseal,
+            needed,
+            most,
+        )
+        .await
+        .map_err(|e| match e {
+            SharesMissing::Missing {
+                needed,
+                found,
+                missing,
+                ..
+            } => LifecycleError::MissingShares {
                 node: node.clone(),
                 needed,
-                found: shares.len(),
+                found,
                 missing,
-            });
-        }
-        Ok(shares)
+            },
+            SharesMissing::Parameter(e) => e.into(),
+        })
     }
 }

@@ -5,10 +5,11 @@ use super::{RestoreError, SnapshotRestore};
 use crate::{
     cluster::{
         node::NodeApi,
-        ports::{FleetNode, ParameterError, ParameterStore},
+        ports::{FleetNode, ParameterStore},
     },
     events::SnapshotSelector,
     ids::ClusterName,
+    keys::{read_shares, KeyLayout, SealKind, SharesMissing},
     secret::Secret,
     snapshots::{
         catalog::CatalogEntry,
@@ -135,28 +136,24 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                 node: active.addr.to_string(),
                 source,
             })?;
-        let kind = if status.recovery_seal || status.seal_type != "shamir" {
-            "recovery"
-        } else {
-            "unseal"
-        };
+        let kind = SealKind::of(&status).shares();
         let needed = status.threshold.max(1) as usize;
-        let path = format!("{}/{source_cluster}/{kind}", self.settings.ssm_prefix);
-        let mut shares = Vec::new();
-        for n in 1..=needed {
-            match self.parameters.secret(&format!("{path}/share-{n}")).await {
-                Ok(share) => shares.push(share),
-                Err(ParameterError::Missing { .. }) => {
-                    return Err(RestoreError::SourceSharesMissing {
-                        source_cluster: source_cluster.to_owned(),
-                        path,
-                        needed,
-                        found: shares.len(),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(shares)
+        let keys = KeyLayout::new(&self.settings.ssm_prefix, source_cluster);
+        read_shares(&self.parameters, &keys, kind, needed, needed)
+            .await
+            .map_err(|e| match e {
+                SharesMissing::Missing {
+                    folder,
+                    needed,
+                    found,
+                    ..
+                } => RestoreError::SourceSharesMissing {
+                    source_cluster: source_cluster.to_owned(),
+                    path: folder,
+                    needed,
+                    found,
+                },
+                SharesMissing::Parameter(e) => e.into(),
+            })
     }
 }

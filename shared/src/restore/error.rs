@@ -147,6 +147,14 @@ pub enum RestoreError {
         #[source]
         source: WaitExpired,
     },
+    /// The source cluster's shares did not unseal a node after a forced restore.
+    #[error("node {node} refused the {tried} shares of the source cluster after the restore: they are not the shares of the snapshot's cluster")]
+    SharesRejected {
+        /// The node.
+        node: String,
+        /// How many were entered.
+        tried: usize,
+    },
     /// A sealed node refused the shares.
     #[error("unsealing {node} after the restore failed")]
     Unseal {
@@ -172,7 +180,10 @@ impl Classify for RestoreError {
             Self::Parameter(e) => e.retry_helps(),
             Self::NoActiveNode { .. } => true,
             // The snapshot was sent or refused: a blind retry would restore again.
-            Self::Send { .. } | Self::NotHealthy { .. } | Self::Unseal { .. } => false,
+            Self::Send { .. }
+            | Self::NotHealthy { .. }
+            | Self::Unseal { .. }
+            | Self::SharesRejected { .. } => false,
             Self::NoSnapshot { .. }
             | Self::NoneAsOf { .. }
             | Self::OutsidePrefix { .. }
@@ -208,6 +219,7 @@ impl Classify for RestoreError {
             Self::Send { .. } => "RestoreFailed",
             Self::NotHealthy { .. } => "NotHealthy",
             Self::Unseal { .. } => "UnsealFailed",
+            Self::SharesRejected { .. } => "SharesRejected",
         }
     }
 }

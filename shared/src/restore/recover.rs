@@ -17,6 +17,7 @@ use crate::{
         ports::{FleetNode, ParameterStore},
     },
     error_chain,
+    keys::{unseal_with, SealKind, UnsealError},
     secret::Secret,
     snapshots::{
         archive::{ArchiveError, SnapshotCheck},
@@ -51,7 +52,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                             seen.push(format!("{}: no answer", node.addr));
                             continue;
                         };
-                        if status.sealed && status.seal_type == "shamir" {
+                        if status.sealed && SealKind::of(&status) == SealKind::Shamir {
                             if let Some(shares) = shares {
                                 self.unseal(node, shares).await?;
                                 if let Ok(mut list) = unsealed.lock() {
@@ -132,22 +133,18 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     }
 
     async fn unseal(&self, node: &FleetNode, shares: &[Secret]) -> Result<(), RestoreError> {
-        let vault = &self.vault;
-        let failed = |source| RestoreError::Unseal {
-            node: node.addr.to_string(),
-            source,
-        };
-        vault.unseal_reset(&node.addr).await.map_err(failed)?;
-        for share in shares {
-            if !vault
-                .unseal(&node.addr, share)
-                .await
-                .map_err(failed)?
-                .sealed
-            {
-                break;
-            }
-        }
+        unseal_with(&self.vault, &node.addr, shares)
+            .await
+            .map_err(|e| match e {
+                UnsealError::Rejected { node, tried } => RestoreError::SharesRejected {
+                    node: node.to_string(),
+                    tried,
+                },
+                UnsealError::Vault { node, source } => RestoreError::Unseal {
+                    node: node.to_string(),
+                    source,
+                },
+            })?;
         info!(node = %node.addr, "unsealed with the source cluster's shares");
         Ok(())
     }

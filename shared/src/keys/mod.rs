@@ -1,0 +1,42 @@
+//! The cluster's keys, in one place: where its shares, recovery shares, root token and
+//! AppRole credentials are kept in SSM ([`KeyLayout`]), what kind of seal a node has
+//! ([`SealKind`]), reading the threshold of shares, and the one unseal procedure that
+//! launch, reconcile and restore use ([`unseal_with`]).
+
+mod layout;
+mod unseal;
+
+pub use self::{
+    layout::{KeyLayout, ShareKind},
+    unseal::{read_shares, unseal_with, SharesMissing, UnsealError},
+};
+use crate::cluster::node::SealStatus;
+
+/// How a node's seal is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealKind {
+    /// Shamir: the threshold of unseal shares must be entered.
+    Shamir,
+    /// Auto-unseal (transit, a cloud KMS, ...): the seal opens itself; the shares made at
+    /// init are recovery shares. Holds the seal's type as the node names it.
+    Auto(String),
+}
+
+impl SealKind {
+    /// The seal of the node that answered `status`.
+    pub fn of(status: &SealStatus) -> Self {
+        if status.seal_type == "shamir" && !status.recovery_seal {
+            Self::Shamir
+        } else {
+            Self::Auto(status.seal_type.clone())
+        }
+    }
+
+    /// The kind of share this seal's init makes.
+    pub fn shares(&self) -> ShareKind {
+        match self {
+            Self::Shamir => ShareKind::Unseal,
+            Self::Auto(_) => ShareKind::Recovery,
+        }
+    }
+}
