@@ -1,6 +1,9 @@
 //! How each way of `bench backup` is run and checked.
 
-use std::{io::Write, path::PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -8,9 +11,10 @@ use shared::ids::NodeAddr;
 use testbed::{openbao::bao_binary, snapshots::SnapshotBed, venv};
 
 use super::{Measured, Way};
-use crate::measure::{measure, under_time};
+use crate::measure::{measure, under_time, Finished};
 
-/// The script's upload: what `aws s3 cp` does, through the same transfer manager.
+/// The upload of the script and of the store floor: what `aws s3 cp` does, through the
+/// same transfer manager (8 MiB parts, 10 at a time).
 const UPLOAD_PY: &str = "\
 import sys, boto3
 from botocore.config import Config
@@ -19,7 +23,7 @@ s3 = boto3.client('s3', config=Config(s3={'addressing_style': 'path'}))
 s3.upload_file(path, bucket, key, ExtraArgs={'ServerSideEncryption': 'aws:kms', 'SSEKMSKeyId': kms})
 ";
 
-/// What the three ways need, prepared once.
+/// What the four ways need, prepared once.
 pub struct Ways<'a> {
     bed: &'a SnapshotBed,
     node: NodeAddr,
@@ -27,6 +31,8 @@ pub struct Ways<'a> {
     /// no command line.
     token_header: tempfile::NamedTempFile,
     scratch: tempfile::TempDir,
+    /// The snapshot the store floor uploads, saved once before the rounds.
+    snapshot_file: PathBuf,
     s3: aws_sdk_s3::Client,
     bao: PathBuf,
     /// A copy of this binary: the shared target dir may get a newer one mid-run.
@@ -54,6 +60,7 @@ impl<'a> Ways<'a> {
         }
         let scratch = tempfile::tempdir()?;
         let this_binary = scratch.path().join("bench");
+        let snapshot_file = scratch.path().join("store-floor.snap");
         // /proc/self/exe still reads this process's binary after its path was rebuilt.
         std::fs::copy("/proc/self/exe", &this_binary).context("cannot copy this binary")?;
         Ok(Self {
@@ -61,6 +68,7 @@ impl<'a> Ways<'a> {
             node: bed.active().await?,
             token_header,
             scratch,
+            snapshot_file,
             s3: SnapshotBed::s3(&bed.bed.region),
             bao: bao_binary()?,
             this_binary,
@@ -69,16 +77,17 @@ impl<'a> Ways<'a> {
     }
 
     /// Runs `way` and checks that the bucket holds one more version after it (none more
-    /// after the floor).
+    /// after the read floor).
     pub async fn run(&self, way: Way, round: usize) -> Result<Measured> {
         let before = SnapshotBed::versions(&self.bed.bed.region).await?.len();
         let measured = match way {
-            Way::Floor => self.floor().await?,
+            Way::ReadFloor => self.read_floor().await?,
+            Way::StoreFloor => self.store_floor(round).await?,
             Way::Script => self.script(round).await?,
             Way::Function => self.function().await?,
         };
         let after = SnapshotBed::versions(&self.bed.bed.region).await?.len();
-        let stored = usize::from(way != Way::Floor);
+        let stored = usize::from(way.stores());
         if after != before + stored {
             bail!(
                 "{}: the bucket went from {before} to {after} versions; expected {stored} more",
@@ -88,23 +97,79 @@ impl<'a> Ways<'a> {
         Ok(measured)
     }
 
-    /// curl reads the snapshot and throws it away: what any way must at least spend.
-    pub async fn floor(&self) -> Result<Measured> {
+    /// Saves the snapshot into the file the store floor uploads (untimed); returns its
+    /// size.
+    pub async fn save_snapshot(&self) -> Result<u64> {
+        let (_, bytes) = self.curl(&self.snapshot_file).await?;
+        if std::fs::metadata(&self.snapshot_file)?.len() != bytes {
+            bail!("curl read {bytes} bytes, but its file holds another size");
+        }
+        Ok(bytes)
+    }
+
+    /// curl reads the snapshot and throws it away: what any way must at least spend on
+    /// reading.
+    async fn read_floor(&self) -> Result<Measured> {
+        let (done, bytes) = self.curl(Path::new("/dev/null")).await?;
+        Ok(Measured {
+            took: done.took,
+            cpu: done.cpu,
+            peak_kib: done.peak_kib,
+            bytes,
+            steps: String::new(),
+        })
+    }
+
+    /// boto3 uploads the saved snapshot: what any way must at least spend on storing.
+    async fn store_floor(&self, round: usize) -> Result<Measured> {
+        let key = format!("bench-store/{}/round-{round}.snap", self.bed.bed.cluster);
+        let done = self.upload(&self.snapshot_file, &key).await?;
+        let bytes = std::fs::metadata(&self.snapshot_file)?.len();
+        let stored = self.stored_bytes(&key, None).await?;
+        if stored != bytes {
+            bail!("store floor: the file has {bytes} bytes, the bucket's {key} {stored}");
+        }
+        Ok(Measured {
+            took: done.took,
+            cpu: done.cpu,
+            peak_kib: done.peak_kib,
+            bytes,
+            steps: String::new(),
+        })
+    }
+
+    /// curl reads the snapshot into `output`; returns how it went and the bytes read.
+    async fn curl(&self, output: &Path) -> Result<(Finished, u64)> {
         let mut curl = under_time("curl");
         curl.args(["-sS", "--fail", "--cacert"])
             .arg(&self.bed.bed.bao.ca.ca_file)
             .arg("-H")
             .arg(format!("@{}", self.token_header.path().display()))
-            .args(["-o", "/dev/null", "-w", "%{size_download}"])
+            .arg("-o")
+            .arg(output)
+            .args(["-w", "%{size_download}"])
             .arg(format!("{}/v1/sys/storage/raft/snapshot", self.node));
         let done = measure("curl", &mut curl).await?;
-        Ok(Measured {
-            took: done.took,
-            cpu: done.cpu,
-            peak_kib: done.peak_kib,
-            bytes: done.stdout.trim().parse().context("curl's size_download")?,
-            steps: String::new(),
-        })
+        let bytes = done.stdout.trim().parse().context("curl's size_download")?;
+        Ok((done, bytes))
+    }
+
+    /// boto3's `upload_file` of `file` to `key`, encrypted as the functions encrypt.
+    async fn upload(&self, file: &Path, key: &str) -> Result<Finished> {
+        let region = &self.bed.bed.region;
+        let mut upload = under_time(venv().join("bin/python"));
+        upload
+            .arg("-c")
+            .arg(UPLOAD_PY)
+            .arg(file)
+            .args([&region.bucket, key, &region.kms_key])
+            .envs(
+                self.bed
+                    .env()
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("AWS_")),
+            );
+        measure("boto3 upload_file", &mut upload).await
     }
 
     /// `bao operator raft snapshot save` into a file, then boto3 uploads the file.
@@ -118,21 +183,8 @@ impl<'a> Ways<'a> {
             .env("BAO_TOKEN", self.bed.root.expose());
         let saved = measure("bao operator raft snapshot save", &mut save).await?;
         let bytes = std::fs::metadata(&file)?.len();
-        let region = &self.bed.bed.region;
         let key = format!("bench-script/{}/round-{round}.snap", self.bed.bed.cluster);
-        let mut upload = under_time(venv().join("bin/python"));
-        upload
-            .arg("-c")
-            .arg(UPLOAD_PY)
-            .arg(&file)
-            .args([&region.bucket, &key, &region.kms_key])
-            .envs(
-                self.bed
-                    .env()
-                    .into_iter()
-                    .filter(|(k, _)| k.starts_with("AWS_")),
-            );
-        let uploaded = measure("boto3 upload_file", &mut upload).await;
+        let uploaded = self.upload(&file, &key).await;
         std::fs::remove_file(&file)?;
         let uploaded = uploaded?;
         let stored = self.stored_bytes(&key, None).await?;
