@@ -7,7 +7,8 @@
 //!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances point at
 //!   OpenBao nodes.
 //! - [`postgres`]: a throw-away PostgreSQL server.
-//! - [`lambda`]: a function binary under `cargo lambda watch`, invoked with events/ files.
+//! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
+//!   invoked with events/ files.
 //! - [`tls`]: the per-run CA.
 //!
 //! Every server listens on a free loopback port and keeps its data in a temp dir; every
@@ -39,6 +40,14 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
+}
+
+/// Cargo's target dir: `CARGO_TARGET_DIR`, else `target/` in the repository.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| repo_root().join(dir))
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// The Python virtual environment that `cargo xtask` installs the tools into.

@@ -5,7 +5,7 @@
 use std::{
     fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
 };
 
 use anyhow::{Context, Result};
@@ -45,6 +45,13 @@ impl Managed {
         }
     }
 
+    /// How the process ended, once it has; `None` while it runs (or after [`Self::kill`]).
+    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     pub(crate) fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
@@ -54,10 +61,7 @@ impl Managed {
 
 /// Where the logs of every process the test bed started are kept.
 pub fn logs_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"));
-    target.join("testbed-logs")
+    crate::target_dir().join("testbed-logs")
 }
 
 impl Drop for Managed {

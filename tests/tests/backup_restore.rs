@@ -781,10 +781,7 @@ async fn the_sample_requests_under_the_lambda_emulator() -> Result<()> {
         ("snapshot-backup", "SNAPSHOT_BUCKET"),
         ("snapshot-restore", "STATE_TABLE"),
     ] {
-        let path = testbed::repo_root()
-            .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
-            .join("debug")
-            .join(binary);
+        let path = testbed::lambda::function_binary(binary);
         let out = std::process::Command::new(&path)
             .env_clear()
             .envs(bed.env().into_iter().filter(|(k, _)| k != variable))

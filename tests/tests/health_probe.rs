@@ -373,9 +373,7 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
     );
 
     // A missing setting stops the binary at start-up with the variable's name.
-    let binary = testbed::repo_root()
-        .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
-        .join("debug/health-probe");
+    let binary = testbed::lambda::function_binary("health-probe");
     let out = std::process::Command::new(&binary)
         .env_clear()
         .env("CLUSTER_NAME", "prod")

@@ -716,9 +716,7 @@ async fn node_lifecycle_runs_under_the_lambda_emulator() -> Result<()> {
     }
 
     // A missing setting stops the binary at start-up with the variable's name.
-    let binary = testbed::repo_root()
-        .join(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
-        .join("debug/node-lifecycle");
+    let binary = testbed::lambda::function_binary("node-lifecycle");
     let out = std::process::Command::new(&binary)
         .env_clear()
         .envs(bed.env().into_iter().filter(|(k, _)| k != "STATE_TABLE"))

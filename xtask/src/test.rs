@@ -80,25 +80,14 @@ pub fn run() -> Result<()> {
         ]),
     );
 
-    // The emulator tests run each function with `cargo run --bin <function>`, whose
-    // feature set differs from the workspace's (the test bed turns on shared's fakes).
-    // Build the functions that way here, once and for all of them, so no invocation waits
-    // on a cold build while its emulator's clock runs.
+    // The emulator tests run the function binaries that this builds. Its feature set is
+    // the test build's (the test bed turns on shared's fakes and tokio's test-util), so
+    // the tests' build below compiles only the test targets and shares everything else;
+    // it also keeps the build off the emulator tests' clocks.
     step(
         &mut steps,
-        "functions as the emulator builds them",
-        Command::new("cargo").args([
-            "build",
-            "--quiet",
-            "--package",
-            "health-probe",
-            "--package",
-            "node-lifecycle",
-            "--package",
-            "snapshot-backup",
-            "--package",
-            "snapshot-restore",
-        ]),
+        "workspace binaries",
+        Command::new("cargo").args(["build", "--quiet", "--workspace", "--bins"]),
     );
 
     // One moto for every test process; tests keep apart through unique names.

@@ -2,13 +2,14 @@
 //! story on loopback, driven by the functions.
 //!
 //! moto as AWS in two regions, three OpenBao servers with TLS whose nodes are the
-//! instances of an Auto Scaling group with lifecycle hooks, and the functions under
-//! `cargo lambda watch`. The launch events build the cluster through node-lifecycle
-//! (init, shares to SSM, bootstrap, join, unseal); then one node is replaced (launch of
-//! the replacement, terminate of the old one) while health-probe shows the failure
-//! tolerance. Then data is written, snapshot-backup streams a snapshot into S3 and copies
-//! it to the DR region, the data is changed, and snapshot-restore brings it back (a dry
-//! run first). It stays up until Ctrl-C (or exits after the story with `--once`).
+//! instances of an Auto Scaling group with lifecycle hooks, and the functions' binaries
+//! under cargo-lambda's emulator (`testbed::lambda`). The launch events build the cluster
+//! through node-lifecycle (init, shares to SSM, bootstrap, join, unseal); then one node is
+//! replaced (launch of the replacement, terminate of the old one) while health-probe shows
+//! the failure tolerance. Then data is written, snapshot-backup streams a snapshot into S3
+//! and copies it to the DR region, the data is changed, and snapshot-restore brings it
+//! back (a dry run first). It stays up until Ctrl-C (or exits after the story with
+//! `--once`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -101,7 +102,7 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     let mut emulator = LambdaEmulator::start(&env).await?;
     say(
         &format!(
-            "Lambda runtime emulator (cargo lambda watch) on 127.0.0.1:{}",
+            "Lambda runtime emulator (cargo lambda watch --only-lambda-apis, the functions' binaries) on 127.0.0.1:{}",
             emulator.port
         ),
         start,
