@@ -1,6 +1,7 @@
 //! The adapters against the real servers: the Vault client against OpenBao (TLS, status
-//! codes, errors), and the AWS adapters against moto (unknown group, missing parameter,
-//! address from tag or private IP).
+//! codes, errors, and the node port's contract, which the fake keeps too), and the AWS
+//! adapters against moto (unknown group, missing parameter, address from tag or private
+//! IP).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use shared::{
     config::{CaSource, ClusterSettings, Env, VaultSettings},
     ids::NodeAddr,
     secret::Secret,
+    testing::node_contract,
     vault::{VaultClient, VaultError},
 };
 use testbed::{
@@ -125,6 +127,23 @@ async fn the_vault_client_reads_every_state_of_a_real_cluster() -> Result<()> {
     let other_ca = client(CaSource::Pem(stranger.ca.ca_pem.clone()))?;
     let err = other_ca.health(&addr(active)?).await.expect_err("wrong CA");
     assert!(err.is_unreachable(), "{err}");
+    Ok(())
+}
+
+/// The same body `shared::testing::FakeCluster` passes in its unit test, over the real
+/// client and two real nodes: what the fake answers, OpenBao answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vault_client_keeps_the_node_contract() -> Result<()> {
+    let ids: Vec<String> = ["k-1", "k-2"].map(String::from).into();
+    let bao = BaoCluster::start(&ids, Seal::Shamir).await?;
+    let vault = client(CaSource::Pem(bao.ca.ca_pem.clone()))?;
+    let report = node_contract(&vault, &bao.node_addrs()?, Some(&bao.ca.ca_pem)).await?;
+    assert_eq!(
+        (report.first.as_str(), report.joined.as_str()),
+        ("k-1", "k-2")
+    );
+    let active = bao.active_index().await?;
+    assert_eq!(report.active_after_step_down, ids[active]);
     Ok(())
 }
 

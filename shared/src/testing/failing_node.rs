@@ -1,6 +1,8 @@
 //! A failure-injection wrapper around any node port, fake or real: a test names a call
 //! (and optionally a node) and the failure to answer instead, for a number of calls; every
-//! other call goes through. The same wrapper serves the unit tests over `FakeCluster` and
+//! other call goes through. A failure is injected before the call reaches the node (it
+//! never happened), or after (it happened, and its answer was lost, as when a Lambda is
+//! cut off or the connection drops mid-response). The same wrapper serves the unit tests over `FakeCluster` and
 //! the integration tests over a real OpenBao.
 
 use std::{sync::Mutex, time::Duration};
@@ -31,6 +33,7 @@ struct Injected {
     node: Option<String>,
     failure: Failure,
     times: usize,
+    after: bool,
 }
 
 /// Wraps `N`, failing the calls a test names.
@@ -53,20 +56,34 @@ impl<N> FailingNode<N> {
     /// The next `times` calls of `call` (the port's method name, e.g. `"unseal"`) fail
     /// with `failure`, whichever node they go to.
     pub fn fail(&self, call: &'static str, failure: Failure, times: usize) {
-        self.push(call, None, failure, times);
+        self.push(call, None, failure, times, false);
     }
 
     /// The next `times` calls of `call` to a node whose address contains `node` fail.
     pub fn fail_on(&self, call: &'static str, node: &str, failure: Failure, times: usize) {
-        self.push(call, Some(node.to_owned()), failure, times);
+        self.push(call, Some(node.to_owned()), failure, times, false);
     }
 
-    fn push(&self, call: &'static str, node: Option<String>, failure: Failure, times: usize) {
+    /// The next `times` calls of `call` reach the node and take effect, then their answer
+    /// is lost and `failure` is returned instead: the caller cannot tell what happened.
+    pub fn fail_after(&self, call: &'static str, failure: Failure, times: usize) {
+        self.push(call, None, failure, times, true);
+    }
+
+    fn push(
+        &self,
+        call: &'static str,
+        node: Option<String>,
+        failure: Failure,
+        times: usize,
+        after: bool,
+    ) {
         self.lock().push(Injected {
             call,
             node,
             failure,
             times,
+            after,
         });
     }
 
@@ -74,10 +91,28 @@ impl<N> FailingNode<N> {
         self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A failure planned for before the call.
     fn inject(&self, call: &'static str, node: &NodeAddr) -> Result<(), VaultError> {
+        self.planned(call, node, false)
+    }
+
+    /// Passes `answer` on, unless a failure is planned for after the call.
+    fn answer<T>(
+        &self,
+        call: &'static str,
+        node: &NodeAddr,
+        answer: Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
+        let answer = answer?;
+        self.planned(call, node, true)?;
+        Ok(answer)
+    }
+
+    fn planned(&self, call: &'static str, node: &NodeAddr, after: bool) -> Result<(), VaultError> {
         let mut plan = self.lock();
         let hit = plan.iter_mut().find(|i| {
             i.call == call
+                && i.after == after
                 && i.times > 0
                 && i.node.as_deref().is_none_or(|n| node.as_str().contains(n))
         });
@@ -108,12 +143,14 @@ impl<N> FailingNode<N> {
 impl<N: NodeApi> NodeApi for FailingNode<N> {
     async fn health(&self, node: &NodeAddr) -> Result<Health, VaultError> {
         self.inject("health", node)?;
-        self.inner.health(node).await
+        let answer = self.inner.health(node).await;
+        self.answer("health", node, answer)
     }
 
     async fn seal_status(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
         self.inject("seal_status", node)?;
-        self.inner.seal_status(node).await
+        let answer = self.inner.seal_status(node).await;
+        self.answer("seal_status", node, answer)
     }
 
     async fn init(
@@ -124,17 +161,20 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         recovery: bool,
     ) -> Result<InitOutput, VaultError> {
         self.inject("init", node)?;
-        self.inner.init(node, shares, threshold, recovery).await
+        let answer = self.inner.init(node, shares, threshold, recovery).await;
+        self.answer("init", node, answer)
     }
 
     async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError> {
         self.inject("unseal", node)?;
-        self.inner.unseal(node, share).await
+        let answer = self.inner.unseal(node, share).await;
+        self.answer("unseal", node, answer)
     }
 
     async fn unseal_reset(&self, node: &NodeAddr) -> Result<SealStatus, VaultError> {
         self.inject("unseal_reset", node)?;
-        self.inner.unseal_reset(node).await
+        let answer = self.inner.unseal_reset(node).await;
+        self.answer("unseal_reset", node, answer)
     }
 
     async fn join(
@@ -144,7 +184,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         leader_ca_pem: Option<&str>,
     ) -> Result<bool, VaultError> {
         self.inject("join", node)?;
-        self.inner.join(node, leader, leader_ca_pem).await
+        let answer = self.inner.join(node, leader, leader_ca_pem).await;
+        self.answer("join", node, answer)
     }
 
     async fn raft_configuration(
@@ -153,7 +194,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         token: &Secret,
     ) -> Result<RaftConfiguration, VaultError> {
         self.inject("raft_configuration", node)?;
-        self.inner.raft_configuration(node, token).await
+        let answer = self.inner.raft_configuration(node, token).await;
+        self.answer("raft_configuration", node, answer)
     }
 
     async fn remove_peer(
@@ -163,12 +205,14 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         node_id: &str,
     ) -> Result<(), VaultError> {
         self.inject("remove_peer", node)?;
-        self.inner.remove_peer(node, token, node_id).await
+        let answer = self.inner.remove_peer(node, token, node_id).await;
+        self.answer("remove_peer", node, answer)
     }
 
     async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
         self.inject("step_down", node)?;
-        self.inner.step_down(node, token).await
+        let answer = self.inner.step_down(node, token).await;
+        self.answer("step_down", node, answer)
     }
 
     async fn autopilot_state(
@@ -177,12 +221,14 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         token: &Secret,
     ) -> Result<AutopilotState, VaultError> {
         self.inject("autopilot_state", node)?;
-        self.inner.autopilot_state(node, token).await
+        let answer = self.inner.autopilot_state(node, token).await;
+        self.answer("autopilot_state", node, answer)
     }
 
     async fn leader(&self, node: &NodeAddr) -> Result<LeaderStatus, VaultError> {
         self.inject("leader", node)?;
-        self.inner.leader(node).await
+        let answer = self.inner.leader(node).await;
+        self.answer("leader", node, answer)
     }
 
     async fn snapshot(
@@ -192,7 +238,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         timeout: Duration,
     ) -> Result<SnapshotStream, VaultError> {
         self.inject("snapshot", node)?;
-        self.inner.snapshot(node, token, timeout).await
+        let answer = self.inner.snapshot(node, token, timeout).await;
+        self.answer("snapshot", node, answer)
     }
 
     async fn restore_snapshot(
@@ -204,9 +251,11 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         timeout: Duration,
     ) -> Result<(), VaultError> {
         self.inject("restore_snapshot", node)?;
-        self.inner
+        let answer = self
+            .inner
             .restore_snapshot(node, token, body, force, timeout)
-            .await
+            .await;
+        self.answer("restore_snapshot", node, answer)
     }
 
     async fn approle_login(
@@ -217,9 +266,11 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         secret_id: &Secret,
     ) -> Result<Login, VaultError> {
         self.inject("approle_login", node)?;
-        self.inner
+        let answer = self
+            .inner
             .approle_login(node, mount, role_id, secret_id)
-            .await
+            .await;
+        self.answer("approle_login", node, answer)
     }
 
     async fn aws_login(
@@ -230,7 +281,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         request: &IamLoginRequest,
     ) -> Result<Login, VaultError> {
         self.inject("aws_login", node)?;
-        self.inner.aws_login(node, mount, role, request).await
+        let answer = self.inner.aws_login(node, mount, role, request).await;
+        self.answer("aws_login", node, answer)
     }
 
     async fn ensure_auth_enabled(
@@ -241,9 +293,11 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         kind: &str,
     ) -> Result<bool, VaultError> {
         self.inject("ensure_auth_enabled", node)?;
-        self.inner
+        let answer = self
+            .inner
             .ensure_auth_enabled(node, token, mount, kind)
-            .await
+            .await;
+        self.answer("ensure_auth_enabled", node, answer)
     }
 
     async fn put_policy(
@@ -254,7 +308,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         policy: &str,
     ) -> Result<(), VaultError> {
         self.inject("put_policy", node)?;
-        self.inner.put_policy(node, token, name, policy).await
+        let answer = self.inner.put_policy(node, token, name, policy).await;
+        self.answer("put_policy", node, answer)
     }
 
     async fn put_approle(
@@ -266,9 +321,11 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         policy: &str,
     ) -> Result<(), VaultError> {
         self.inject("put_approle", node)?;
-        self.inner
+        let answer = self
+            .inner
             .put_approle(node, token, mount, role, policy)
-            .await
+            .await;
+        self.answer("put_approle", node, answer)
     }
 
     async fn approle_role_id(
@@ -279,7 +336,8 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         role: &str,
     ) -> Result<Secret, VaultError> {
         self.inject("approle_role_id", node)?;
-        self.inner.approle_role_id(node, token, mount, role).await
+        let answer = self.inner.approle_role_id(node, token, mount, role).await;
+        self.answer("approle_role_id", node, answer)
     }
 
     async fn new_secret_id(
@@ -290,16 +348,19 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         role: &str,
     ) -> Result<Secret, VaultError> {
         self.inject("new_secret_id", node)?;
-        self.inner.new_secret_id(node, token, mount, role).await
+        let answer = self.inner.new_secret_id(node, token, mount, role).await;
+        self.answer("new_secret_id", node, answer)
     }
 
     async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
         self.inject("revoke_self", node)?;
-        self.inner.revoke_self(node, token).await
+        let answer = self.inner.revoke_self(node, token).await;
+        self.answer("revoke_self", node, answer)
     }
 
     async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
         self.inject("token_is_valid", node)?;
-        self.inner.token_is_valid(node, token).await
+        let answer = self.inner.token_is_valid(node, token).await;
+        self.answer("token_is_valid", node, answer)
     }
 }

@@ -1,9 +1,19 @@
 //! A stateful fake cluster behind the node port: initialised or not, each node sealed or
 //! not, the Raft peers and their leader, the shares that unseal it, tokens, bootstrap
-//! state and the data a snapshot carries. It answers as OpenBao does for the calls the
-//! functions make (the same status codes for the same refusals), so a state machine that
-//! passes here meets the same answers on a real server; the contract test in
-//! `tests/tests/adapters.rs` runs one body over both.
+//! state and the data a snapshot carries. It answers as OpenBao 2.7 does for the calls
+//! the functions make (the same status codes for the same refusals), so a state machine
+//! that passes here meets the same answers on a real server; [`super::node_contract`]
+//! runs one body over both.
+//!
+//! What it models, as measured on OpenBao: a Shamir node that joins becomes a Raft peer
+//! only once it is unsealed, as a non-voter; autopilot promotes it after it has been
+//! healthy for the stabilisation time (10 s by default); a repeated share adds no
+//! progress; an active node that steps down with no other voter to take over leaves the
+//! cluster without an active node for 10 s, then leads again; removing a peer that is not
+//! there succeeds; a leader that has lost its majority steps down after its lease. Time
+//! is tokio's, so a test with a paused clock runs these waits at once.
+//! What it does not model: ACL policies (every valid token may do everything), and more
+//! than one cluster (initialising a second one panics, as no state machine may do it).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,8 +22,10 @@ use std::{
 };
 
 use async_trait::async_trait;
+use base64::{engine::general_purpose::STANDARD, Engine};
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use super::snapshots::good_snapshot;
 use crate::{
@@ -27,6 +39,17 @@ use crate::{
     snapshots::archive::SnapshotCheck,
 };
 
+/// Autopilot's default server stabilisation time.
+pub const STABILISATION: Duration = Duration::from_secs(10);
+
+/// How long an active node that stepped down waits before it takes the lead again
+/// (Vault's manual step-down sleep), when no other voter took it.
+pub const STEP_DOWN_SLEEP: Duration = Duration::from_secs(10);
+
+/// How long a leader that no longer hears from a majority of voters keeps leading before
+/// it steps down (Raft's leader lease at Vault's default performance multiplier).
+pub const LEADER_LEASE: Duration = Duration::from_millis(2500);
+
 /// One fake node.
 #[derive(Debug, Clone, Default)]
 pub struct FakeNode {
@@ -38,6 +61,17 @@ pub struct FakeNode {
     pub sealed: bool,
     /// Shares entered towards the threshold, since the last reset.
     pub progress: Vec<String>,
+    /// It joined with a Shamir seal and becomes a Raft peer once unsealed.
+    pub joining: bool,
+    /// When it last became healthy or unhealthy (up and unsealed, or not), as autopilot
+    /// times it; `None` for a node that has been as it is since the fake was built.
+    pub since: Option<Instant>,
+}
+
+impl FakeNode {
+    fn healthy(&self) -> bool {
+        self.up && self.initialised && !self.sealed
+    }
 }
 
 /// The cluster's state; a test reads and changes it through [`FakeCluster::state`].
@@ -49,7 +83,8 @@ pub struct ClusterState {
     pub auto_unseal: bool,
     /// Whether `sys/init` has run.
     pub initialised: bool,
-    /// The shares that unseal the cluster, and how many are needed.
+    /// The shares that unseal the cluster (base64, as OpenBao gives them), and how many
+    /// are needed.
     pub shares: Vec<String>,
     /// See `shares`.
     pub threshold: usize,
@@ -71,7 +106,9 @@ pub struct ClusterState {
     pub auth_mounts: BTreeMap<String, String>,
     /// ACL policies, by name.
     pub policies: BTreeMap<String, String>,
-    /// AppRoles (`mount/role`) and their policy.
+    /// AppRoles (`mount/role`) and their policy. Once a mount has a role, a login there
+    /// must present a role ID and a secret ID the fake issued; a cluster built as already
+    /// running ([`FakeCluster::healthy`]) has none, and takes any credentials.
     pub approles: BTreeMap<String, String>,
     /// Secret IDs minted, per `mount/role`.
     pub secret_ids: BTreeMap<String, usize>,
@@ -81,6 +118,13 @@ pub struct ClusterState {
     pub cluster_id: String,
     /// Autopilot's failure tolerance, when a test sets it; else computed from the voters.
     pub failure_tolerance: Option<u32>,
+    /// How long a non-voter must be healthy before autopilot promotes it.
+    pub stabilisation: Duration,
+    /// An active node that stepped down with no voter to take over, and when it leads
+    /// again.
+    pub stepped_down: Option<(String, Instant)>,
+    /// Since when the leader has lacked a majority of healthy voters.
+    pub quorum_lost_at: Option<Instant>,
 }
 
 /// A cluster of fake nodes behind the node port.
@@ -90,6 +134,30 @@ pub struct FakeCluster {
 }
 
 const VERSION: &str = "2.7.2";
+
+/// Shamir shares are the key (32 bytes) plus one byte: OpenBao refuses any other length.
+const SHARE_BYTES: std::ops::RangeInclusive<usize> = 16..=33;
+
+/// A base64 share of the right length, unique to `label` and `n`.
+fn make_share(label: &str, n: usize) -> String {
+    let mut raw = format!("{label}-share-{n}-").into_bytes();
+    raw.resize(33, b'.');
+    STANDARD.encode(raw)
+}
+
+/// The bytes of a share as OpenBao reads it: base64, else hex.
+fn decode_share(text: &str) -> Option<Vec<u8>> {
+    if let Ok(bytes) = STANDARD.decode(text) {
+        return Some(bytes);
+    }
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
 
 fn status_error(node: &NodeAddr, method: &str, path: &str, status: u16, error: &str) -> VaultError {
     VaultError::Status {
@@ -131,18 +199,20 @@ impl FakeCluster {
             }
             s.cluster_id = "c-1".into();
             s.data = good_snapshot(1, 1024);
+            s.stabilisation = STABILISATION;
         }
         cluster
     }
 
-    /// An initialised cluster of unsealed voters (shares `share-1`..`share-5`, threshold
-    /// 3), the first one active; the root token `root` is valid.
+    /// An initialised cluster of unsealed voters (five base64 shares, threshold 3, read
+    /// them with [`FakeCluster::shares`]), the first one active; the root token `root` is
+    /// valid.
     pub fn healthy(instances: &[&str]) -> Self {
         let cluster = Self::fresh(instances);
         {
             let mut s = cluster.state();
             s.initialised = true;
-            s.shares = (1..=5).map(|n| format!("share-{n}")).collect();
+            s.shares = (1..=5).map(|n| make_share("healthy", n)).collect();
             s.threshold = 3;
             s.tokens.insert("root".into());
             for id in instances {
@@ -185,16 +255,29 @@ impl FakeCluster {
         );
     }
 
-    /// The node stops answering; a leader that dies gives way to another unsealed voter.
+    /// The node stops answering; a leader that dies, or is left without a majority of
+    /// healthy voters, gives way to another unsealed voter.
     pub fn kill(&self, instance: &str) {
         let mut s = self.state();
         if let Some(node) = s.nodes.get_mut(instance) {
             node.up = false;
         }
-        if s.leader.as_deref() == Some(instance) {
-            s.leader = None;
-            s.elect();
+        s.touch(instance);
+        s.tick();
+    }
+
+    /// The node's process starts again: it answers, sealed unless the seal is automatic,
+    /// and keeps its Raft data.
+    pub fn restart(&self, instance: &str) {
+        let mut s = self.state();
+        let auto = s.auto_unseal;
+        if let Some(node) = s.nodes.get_mut(instance) {
+            node.up = true;
+            node.sealed = node.initialised && !auto;
+            node.progress.clear();
         }
+        s.touch(instance);
+        s.tick();
     }
 
     /// The node seals itself (as after a restart); a sealed leader gives way.
@@ -204,10 +287,8 @@ impl FakeCluster {
             node.sealed = true;
             node.progress.clear();
         }
-        if s.leader.as_deref() == Some(instance) {
-            s.leader = None;
-            s.elect();
-        }
+        s.touch(instance);
+        s.tick();
     }
 
     /// Logins made so far.
@@ -230,9 +311,27 @@ impl FakeCluster {
         self.state().peers.keys().cloned().collect()
     }
 
+    /// The node ids of the Raft voters, as autopilot has them now.
+    pub fn voters(&self) -> Vec<String> {
+        let mut s = self.state();
+        s.tick();
+        s.peers
+            .iter()
+            .filter(|(_, voter)| **voter)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// The leader's node id.
     pub fn leader(&self) -> Option<String> {
         self.state().leader.clone()
+    }
+
+    /// The node that answers as active now, if any.
+    pub fn active(&self) -> Option<String> {
+        let mut s = self.state();
+        s.tick();
+        s.leader.clone().filter(|l| s.is_active(l))
     }
 
     /// Whether `instance` is sealed.
@@ -260,8 +359,10 @@ impl ClusterState {
             .to_owned()
     }
 
-    /// The node `addr` names, if it answers.
+    /// The node `addr` names, if it answers; time has passed since the last call, so
+    /// autopilot and Raft catch up first.
     fn answering(&mut self, node: &NodeAddr, path: &str) -> Result<String, VaultError> {
+        self.tick();
         let id = self.instance(node);
         match self.nodes.get(&id) {
             Some(n) if n.up => Ok(id),
@@ -274,40 +375,93 @@ impl ClusterState {
         self.calls.push(format!("{method} {id}"));
     }
 
-    fn is_active(&self, id: &str) -> bool {
-        self.leader.as_deref() == Some(id) && self.nodes.get(id).is_some_and(|n| n.up && !n.sealed)
+    /// Autopilot times health from now for `id`.
+    fn touch(&mut self, id: &str) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.since = Some(Instant::now());
+        }
     }
 
-    /// A peer that answers unsealed and votes takes the lead when no one holds it.
-    fn elect(&mut self) {
-        if self.leader.is_some() {
-            return;
+    fn healthy(&self, id: &str) -> bool {
+        self.nodes.get(id).is_some_and(FakeNode::healthy)
+    }
+
+    fn is_active(&self, id: &str) -> bool {
+        let resting = self
+            .stepped_down
+            .as_ref()
+            .is_some_and(|(node, until)| node == id && Instant::now() < *until);
+        self.leader.as_deref() == Some(id) && self.healthy(id) && !resting
+    }
+
+    /// Whether some node answers as active (token-authenticated calls need one).
+    fn has_active(&self) -> bool {
+        self.leader.as_deref().is_some_and(|l| self.is_active(l))
+    }
+
+    /// What happens by itself as time passes: autopilot promotes non-voters that have
+    /// been healthy for the stabilisation time, a leader without a majority of healthy
+    /// voters steps down, and a leaderless majority elects one.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if self
+            .stepped_down
+            .as_ref()
+            .is_some_and(|(_, until)| now >= *until)
+        {
+            self.stepped_down = None;
         }
+        let ready: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, voter)| !**voter)
+            .filter(|(id, _)| {
+                self.nodes.get(id.as_str()).is_some_and(|n| {
+                    n.healthy() && n.since.is_none_or(|t| now >= t + self.stabilisation)
+                })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            self.peers.insert(id, true);
+        }
+        if self.has_quorum() {
+            self.quorum_lost_at = None;
+        } else if self.quorum_lost_at.is_none() {
+            self.quorum_lost_at = Some(now);
+        }
+        let lease_over = self.quorum_lost_at.is_some_and(|t| now >= t + LEADER_LEASE);
+        if let Some(leader) = self.leader.clone() {
+            if !self.peers.contains_key(&leader) || !self.healthy(&leader) || lease_over {
+                self.leader = None;
+            }
+        }
+        self.elect();
+    }
+
+    /// A majority of the voters is healthy.
+    fn has_quorum(&self) -> bool {
         let voters: Vec<&String> = self
             .peers
             .iter()
             .filter(|(_, v)| **v)
             .map(|(k, _)| k)
             .collect();
-        let alive = voters
-            .iter()
-            .filter(|id| {
-                self.nodes
-                    .get(id.as_str())
-                    .is_some_and(|n| n.up && !n.sealed)
-            })
-            .count();
-        // Raft needs a majority of the voters to elect anyone.
-        if alive * 2 <= voters.len() {
+        let alive = voters.iter().filter(|id| self.healthy(id)).count();
+        alive * 2 > voters.len()
+    }
+
+    /// A peer that answers unsealed and votes takes the lead when no one holds it.
+    fn elect(&mut self) {
+        if self.leader.is_some() || !self.has_quorum() {
             return;
         }
-        self.leader = voters
-            .into_iter()
-            .find(|id| {
-                self.nodes
-                    .get(id.as_str())
-                    .is_some_and(|n| n.up && !n.sealed)
-            })
+        self.leader = self
+            .peers
+            .iter()
+            .filter(|(_, v)| **v)
+            .map(|(id, _)| id)
+            .find(|id| self.healthy(id))
             .cloned();
     }
 
@@ -325,24 +479,20 @@ impl ClusterState {
         }
     }
 
-    /// Token-authenticated calls need an unsealed node of a cluster with a leader.
-    fn serving(
+    /// A request past the seal: the node answers, is unsealed, and some node is active
+    /// (a standby forwards to it).
+    fn available(
         &mut self,
         node: &NodeAddr,
         method: &str,
         path: &str,
-        token: &Secret,
     ) -> Result<String, VaultError> {
         let id = self.answering(node, path)?;
         self.record(method, node);
-        let sealed = self
-            .nodes
-            .get(&id)
-            .is_none_or(|n| n.sealed || !n.initialised);
-        if sealed {
+        if !self.healthy(&id) {
             return Err(status_error(node, method, path, 503, "Vault is sealed"));
         }
-        if self.leader.is_none() {
+        if !self.has_active() {
             return Err(status_error(
                 node,
                 method,
@@ -351,12 +501,30 @@ impl ClusterState {
                 "local node not active but active cluster node not found",
             ));
         }
+        Ok(id)
+    }
+
+    /// Token-authenticated calls need an available node and a token Vault honours.
+    fn serving(
+        &mut self,
+        node: &NodeAddr,
+        method: &str,
+        path: &str,
+        token: &Secret,
+    ) -> Result<String, VaultError> {
+        let id = self.available(node, method, path)?;
         self.check_token(node, method, path, token)?;
         Ok(id)
     }
 
     fn seal_status(&self, id: &str) -> SealStatus {
         let node = self.nodes.get(id).cloned().unwrap_or_default();
+        // A node that holds nothing knows no seal configuration yet: 0 of 0.
+        let (threshold, shares) = if node.initialised {
+            (self.threshold as u32, self.shares.len() as u32)
+        } else {
+            (0, 0)
+        };
         SealStatus {
             seal_type: if self.auto_unseal {
                 "transit"
@@ -366,8 +534,8 @@ impl ClusterState {
             .into(),
             initialized: node.initialised,
             sealed: node.sealed || !node.initialised,
-            threshold: self.threshold as u32,
-            shares: self.shares.len() as u32,
+            threshold,
+            shares,
             progress: node.progress.len() as u32,
             recovery_seal: self.auto_unseal,
             version: VERSION.into(),
@@ -380,6 +548,37 @@ impl ClusterState {
         self.tokens.insert(token.clone());
         Secret::new(token)
     }
+
+    /// Whether a login at `mount` with these credentials names a role the fake made and
+    /// a secret ID it issued for it (any credentials when the mount has no roles).
+    fn credentials_match(&self, mount: &str, role_id: &Secret, secret_id: &Secret) -> bool {
+        let prefix = format!("{mount}/");
+        let mut roles = self
+            .approles
+            .keys()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .peekable();
+        if roles.peek().is_none() {
+            return true;
+        }
+        roles.any(|role| {
+            let issued = self
+                .secret_ids
+                .get(&format!("{mount}/{role}"))
+                .copied()
+                .unwrap_or(0);
+            role_id.expose() == role_id_of(role)
+                && (1..=issued).any(|n| secret_id.expose() == secret_id_of(role, n))
+        })
+    }
+}
+
+fn role_id_of(role: &str) -> String {
+    format!("fake-role-id-{role}")
+}
+
+fn secret_id_of(role: &str, n: usize) -> String {
+    format!("fake-secret-id-{role}-{n}")
 }
 
 /// A snapshot's bytes handed out in chunks.
@@ -412,7 +611,8 @@ impl NodeApi for FakeCluster {
             code,
             initialized: n.initialised,
             sealed: n.sealed || !n.initialised,
-            standby: code == 429,
+            // OpenBao says standby for every node that is not active, sealed ones too.
+            standby: code != 200,
             version: VERSION.into(),
             cluster_id: (n.initialised && !n.sealed).then(|| s.cluster_id.clone()),
         })
@@ -434,7 +634,7 @@ impl NodeApi for FakeCluster {
         let mut s = self.state();
         let id = s.answering(node, "sys/init")?;
         s.record("init", node);
-        if s.nodes.values().any(|n| n.initialised) {
+        if s.nodes.get(&id).is_some_and(|n| n.initialised) {
             return Err(status_error(
                 node,
                 "PUT",
@@ -443,13 +643,17 @@ impl NodeApi for FakeCluster {
                 "Vault is already initialized",
             ));
         }
+        if let Some((other, _)) = s.nodes.iter().find(|(_, n)| n.initialised) {
+            // OpenBao would make a second cluster here; no state machine may do that.
+            panic!("sys/init sent to {id}, which holds nothing, while {other} holds the cluster: that makes a second cluster");
+        }
         let salt = fastrand::u32(..);
         s.initialised = true;
         s.auto_unseal = recovery;
-        s.shares = (1..=shares)
-            .map(|n| format!("fake-share-{n}-{salt:08x}"))
+        s.shares = (1..=usize::from(shares))
+            .map(|n| make_share(&format!("fake-{salt:08x}"), n))
             .collect();
-        s.threshold = threshold as usize;
+        s.threshold = usize::from(threshold);
         let root = format!("fake-root-{salt:08x}");
         s.tokens.insert(root.clone());
         s.peers = BTreeMap::from([(id.clone(), true)]);
@@ -457,7 +661,8 @@ impl NodeApi for FakeCluster {
             n.initialised = true;
             n.sealed = !recovery;
         }
-        s.elect();
+        s.touch(&id);
+        s.tick();
         Ok(InitOutput {
             shares: s.shares.iter().cloned().map(Secret::new).collect(),
             root_token: Secret::new(root),
@@ -465,19 +670,20 @@ impl NodeApi for FakeCluster {
     }
 
     async fn unseal(&self, node: &NodeAddr, share: &Secret) -> Result<SealStatus, VaultError> {
+        let path = "sys/unseal";
         let mut s = self.state();
-        let id = s.answering(node, "sys/unseal")?;
+        let id = s.answering(node, path)?;
         s.record("unseal", node);
         let threshold = s.threshold;
         let good: BTreeSet<String> = s.shares.iter().cloned().collect();
         let Some(n) = s.nodes.get_mut(&id) else {
-            return Err(down(node, "sys/unseal"));
+            return Err(down(node, path));
         };
         if !n.initialised {
             return Err(status_error(
                 node,
                 "PUT",
-                "sys/unseal",
+                path,
                 400,
                 "Vault is not initialized",
             ));
@@ -485,14 +691,50 @@ impl NodeApi for FakeCluster {
         if !n.sealed {
             return Ok(s.seal_status(&id));
         }
-        n.progress.push(share.expose().to_owned());
+        let Some(bytes) = decode_share(share.expose()) else {
+            return Err(status_error(
+                node,
+                "PUT",
+                path,
+                400,
+                "'key' must be a valid hex or base64 string",
+            ));
+        };
+        if bytes.len() < *SHARE_BYTES.start() {
+            return Err(status_error(
+                node,
+                "PUT",
+                path,
+                400,
+                "invalid key: key is shorter than minimum 16 bytes",
+            ));
+        }
+        if bytes.len() > *SHARE_BYTES.end() {
+            return Err(status_error(
+                node,
+                "PUT",
+                path,
+                400,
+                "invalid key: key is longer than maximum 33 bytes",
+            ));
+        }
+        // A share entered twice counts once.
+        if !n.progress.iter().any(|p| p == share.expose()) {
+            n.progress.push(share.expose().to_owned());
+        }
         if n.progress.len() >= threshold {
             let entered: BTreeSet<String> = n.progress.drain(..).collect();
-            if entered.len() < threshold || !entered.is_subset(&good) {
-                return Err(status_error(node, "PUT", "sys/unseal", 400, "invalid key"));
+            if !entered.is_subset(&good) {
+                return Err(status_error(node, "PUT", path, 400, "invalid key"));
             }
             n.sealed = false;
-            s.elect();
+            // A Shamir join finishes once the node can answer the leader's challenge.
+            let finishes_join = std::mem::take(&mut n.joining);
+            if finishes_join {
+                s.peers.entry(id.clone()).or_insert(false);
+            }
+            s.touch(&id);
+            s.tick();
         }
         Ok(s.seal_status(&id))
     }
@@ -501,6 +743,15 @@ impl NodeApi for FakeCluster {
         let mut s = self.state();
         let id = s.answering(node, "sys/unseal")?;
         s.record("unseal-reset", node);
+        if s.healthy(&id) {
+            return Err(status_error(
+                node,
+                "PUT",
+                "sys/unseal",
+                400,
+                "vault is unsealed",
+            ));
+        }
         if let Some(n) = s.nodes.get_mut(&id) {
             n.progress.clear();
         }
@@ -518,13 +769,9 @@ impl NodeApi for FakeCluster {
         s.record("join", node);
         let leader_id = s.instance(leader);
         if s.nodes.get(&id).is_some_and(|n| n.initialised) {
-            return Err(status_error(
-                node,
-                "POST",
-                "sys/storage/raft/join",
-                400,
-                "raft storage is already initialized",
-            ));
+            // OpenBao answers joined for a node that holds Raft data already, and does
+            // nothing.
+            return Ok(true);
         }
         if !s.is_active(&leader_id) {
             return Err(status_error(
@@ -539,9 +786,12 @@ impl NodeApi for FakeCluster {
         if let Some(n) = s.nodes.get_mut(&id) {
             n.initialised = true;
             n.sealed = !auto;
+            n.joining = !auto;
         }
-        // A joined server starts as a non-voter; autopilot promotes it once unsealed.
-        s.peers.insert(id, auto);
+        if auto {
+            s.peers.insert(id.clone(), false);
+        }
+        s.touch(&id);
         Ok(true)
     }
 
@@ -574,35 +824,28 @@ impl NodeApi for FakeCluster {
         let mut s = self.state();
         s.serving(node, "POST", "sys/storage/raft/remove-peer", token)?;
         s.calls.push(format!("remove-peer {node_id}"));
-        if s.peers.remove(node_id).is_none() {
-            return Err(status_error(
-                node,
-                "POST",
-                "sys/storage/raft/remove-peer",
-                500,
-                "no such peer",
-            ));
-        }
-        if s.leader.as_deref() == Some(node_id) {
-            s.leader = None;
-            s.elect();
-        }
+        // Removing a server that is not a peer succeeds, and changes nothing.
+        s.peers.remove(node_id);
+        s.tick();
         Ok(())
     }
 
     async fn step_down(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
         let mut s = self.state();
-        let id = s.serving(node, "PUT", "sys/step-down", token)?;
-        if s.leader.as_deref() == Some(id.as_str()) {
-            let next = s
-                .peers
-                .iter()
-                .filter(|(p, voter)| **voter && **p != id)
-                .map(|(p, _)| p.clone())
-                .find(|p| s.nodes.get(p).is_some_and(|n| n.up && !n.sealed));
-            if next.is_some() {
-                s.leader = next;
-            }
+        s.serving(node, "PUT", "sys/step-down", token)?;
+        // A standby forwards the request: the active node steps down.
+        let Some(active) = s.leader.clone() else {
+            return Ok(());
+        };
+        let next = s
+            .peers
+            .iter()
+            .filter(|(p, voter)| **voter && **p != active)
+            .map(|(p, _)| p.clone())
+            .find(|p| s.healthy(p));
+        match next {
+            Some(next) => s.leader = Some(next),
+            None => s.stepped_down = Some((active, Instant::now() + STEP_DOWN_SLEEP)),
         }
         Ok(())
     }
@@ -614,10 +857,11 @@ impl NodeApi for FakeCluster {
     ) -> Result<AutopilotState, VaultError> {
         let mut s = self.state();
         s.serving(node, "GET", "sys/storage/raft/autopilot/state", token)?;
+        let now = Instant::now();
         let mut servers = BTreeMap::new();
         for (id, voter) in &s.peers {
             let n = s.nodes.get(id).cloned().unwrap_or_default();
-            let healthy = n.up && !n.sealed;
+            let healthy = n.healthy();
             let status = if s.leader.as_deref() == Some(id) {
                 "leader"
             } else if *voter {
@@ -625,14 +869,24 @@ impl NodeApi for FakeCluster {
             } else {
                 "non-voter"
             };
+            let unchanged_for = n.since.map(|t| now.duration_since(t));
             servers.insert(
                 id.clone(),
                 AutopilotServer {
                     id: id.clone(),
                     healthy,
                     status: status.into(),
-                    last_contact: healthy.then_some(Duration::from_millis(5)),
-                    stable_since: None,
+                    // The leader last heard from a dead server when it went down.
+                    last_contact: if healthy {
+                        Some(Duration::from_millis(5))
+                    } else {
+                        unchanged_for
+                    },
+                    stable_since: unchanged_for.and_then(|d| {
+                        chrono::Duration::from_std(d)
+                            .ok()
+                            .map(|d| chrono::Utc::now() - d)
+                    }),
                 },
             );
         }
@@ -740,14 +994,13 @@ impl NodeApi for FakeCluster {
         &self,
         node: &NodeAddr,
         mount: &str,
-        _role_id: &Secret,
-        _secret_id: &Secret,
+        role_id: &Secret,
+        secret_id: &Secret,
     ) -> Result<Login, VaultError> {
         let mut s = self.state();
         let path = format!("auth/{mount}/login");
-        s.answering(node, &path)?;
-        s.record("login", node);
-        if s.refuse_logins {
+        s.available(node, "login", &path)?;
+        if s.refuse_logins || !s.credentials_match(mount, role_id, secret_id) {
             s.logins += 1;
             return Err(status_error(
                 node,
@@ -835,7 +1088,7 @@ impl NodeApi for FakeCluster {
                 "role not found",
             ));
         }
-        Ok(Secret::new(format!("role-id-{role}")))
+        Ok(Secret::new(role_id_of(role)))
     }
 
     async fn new_secret_id(
@@ -849,7 +1102,7 @@ impl NodeApi for FakeCluster {
         s.serving(node, "POST", "auth/approle/role/secret-id", token)?;
         let count = s.secret_ids.entry(format!("{mount}/{role}")).or_default();
         *count += 1;
-        Ok(Secret::new(format!("secret-id-{role}-{count}")))
+        Ok(Secret::new(secret_id_of(role, *count)))
     }
 
     async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
@@ -861,7 +1114,7 @@ impl NodeApi for FakeCluster {
 
     async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
         let mut s = self.state();
-        s.answering(node, "auth/token/lookup-self")?;
+        s.available(node, "GET", "auth/token/lookup-self")?;
         Ok(s.tokens.contains(token.expose()))
     }
 }

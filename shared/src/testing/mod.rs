@@ -6,6 +6,7 @@ mod failing_node;
 mod fake_node;
 mod lifecycle;
 mod logs;
+mod node_contract;
 mod snapshots;
 
 pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
@@ -13,6 +14,7 @@ pub use failing_node::{FailingNode, Failure};
 pub use fake_node::{ClusterState, FakeCluster, FakeNode};
 pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
+pub use node_contract::{node_contract, ContractBreach, ContractReport};
 pub use snapshots::{
     good_snapshot, sha256_hex, snapshot_files, snapshot_of, FakeBucket, FakeCatalog, FakeS3,
     FakeStore, FakeUpload,
