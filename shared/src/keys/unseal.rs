@@ -139,7 +139,7 @@ mod tests {
         let cluster = FakeCluster::healthy(&["i-1"]);
         cluster.seal("i-1");
         let node = cluster.addr("i-1");
-        let wrong = Secret::new("not-a-share");
+        let wrong = Secret::new("d3JvbmctY2FuYXJ5LXNoYXJlLTAxMjM0NTY3ODlhYmM=");
         cluster
             .unseal(&node, &wrong)
             .await
