@@ -4,6 +4,7 @@
 //! handler's decisions that need no node.
 
 mod bed;
+mod init;
 mod launch;
 mod ports;
 

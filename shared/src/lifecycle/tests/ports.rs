@@ -58,6 +58,17 @@ impl Ssm {
             .map(|v| v.clone())
             .unwrap_or_default()
     }
+
+    /// The next write of `name` fails, as SSM does when it is throttled or the run dies.
+    pub(super) fn fail_write_of(&self, name: &str) {
+        if let Ok(mut fail) = self.0.fail_write_of.lock() {
+            *fail = Some(name.to_owned());
+        }
+    }
+
+    pub(super) fn fail_deletes(&self, fail: bool) {
+        self.0.fail_deletes.store(fail, Ordering::SeqCst);
+    }
 }
 
 fn ssm_down(name: &str) -> ParameterError {
@@ -144,6 +155,12 @@ pub(super) struct Records {
 }
 
 impl Records {
+    pub(super) fn fail_write_of(&self, stage: InitStage) {
+        if let Ok(mut fail) = self.fail_init_stage.lock() {
+            *fail = Some(stage);
+        }
+    }
+
     pub(super) fn init_stage(&self) -> Option<InitStage> {
         self.table.init.lock().ok()?.as_ref().map(|r| r.stage)
     }
