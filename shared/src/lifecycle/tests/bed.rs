@@ -92,6 +92,38 @@ impl Bed {
         Self::over(FakeCluster::fresh(instances))
     }
 
+    /// A running cluster this function bootstrapped: every node a healthy voter and a
+    /// member, the first one active, the shares and this function's credentials in SSM.
+    pub(super) fn running(instances: &[&str]) -> Self {
+        use crate::lifecycle::records::{InitRecord, InitStage};
+
+        let bed = Self::over(FakeCluster::healthy(instances));
+        for instance in instances {
+            bed.fleet.add(bed.cluster(), instance);
+        }
+        for (n, share) in bed.cluster().shares().iter().enumerate() {
+            bed.ssm.put(&bed.share(n + 1), share.expose());
+        }
+        let s = &bed.function.settings;
+        bed.ssm.put(
+            &s.approle_parameter("node-lifecycle", "role-id"),
+            "fake-role-id-node-lifecycle",
+        );
+        bed.ssm.put(
+            &s.approle_parameter("node-lifecycle", "secret-id"),
+            "fake-secret-id-node-lifecycle-1",
+        );
+        if let Ok(mut init) = bed.records.table.init.lock() {
+            *init = Some(InitRecord {
+                stage: InitStage::Bootstrapped,
+                node: instances[0].into(),
+                cluster_id: Some("c-1".into()),
+                recovery: false,
+            });
+        }
+        bed
+    }
+
     pub(super) fn cluster(&self) -> &FakeCluster {
         &self.function.vault.inner
     }
@@ -147,6 +179,17 @@ impl Bed {
         self.function
             .run(&action_event(Transition::Launching, instance, token), far())
             .await
+    }
+
+    pub(super) async fn reconcile(&self) -> crate::lifecycle::reconcile::ReconcileReport {
+        match self
+            .function
+            .run(&json!({"action": "reconcile"}), far())
+            .await
+        {
+            Ok(Outcome::Reconciled(report)) => report,
+            other => panic!("reconcile: {other:?}"),
+        }
     }
 
     /// Launches `instance` into the group and expects it to become a voter.
