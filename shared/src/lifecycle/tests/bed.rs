@@ -181,6 +181,19 @@ impl Bed {
             .await
     }
 
+    pub(super) async fn terminate(
+        &self,
+        instance: &str,
+        token: &str,
+    ) -> Result<Outcome, LifecycleError> {
+        self.function
+            .run(
+                &action_event(Transition::Terminating, instance, token),
+                far(),
+            )
+            .await
+    }
+
     pub(super) async fn reconcile(&self) -> crate::lifecycle::reconcile::ReconcileReport {
         match self
             .function

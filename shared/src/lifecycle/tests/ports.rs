@@ -128,6 +128,17 @@ impl Group {
         });
         group.0.sort();
     }
+
+    /// `instance` is terminating: no longer a member, still known to EC2.
+    pub(super) fn terminating(&self, instance: &str) {
+        let mut group = self.lock();
+        let (leaving, staying) = group
+            .0
+            .drain(..)
+            .partition(|n| n.instance.as_str() == instance);
+        group.0 = staying;
+        group.1.extend::<Vec<FleetNode>>(leaving);
+    }
 }
 
 #[async_trait]
