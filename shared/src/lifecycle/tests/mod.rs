@@ -7,6 +7,7 @@ mod bed;
 mod init;
 mod launch;
 mod ports;
+mod reconcile;
 mod terminate;
 mod unseal;
 

@@ -139,6 +139,13 @@ impl Group {
         group.0 = staying;
         group.1.extend::<Vec<FleetNode>>(leaving);
     }
+
+    /// `instance` is gone from the group and from EC2.
+    pub(super) fn gone(&self, instance: &str) {
+        let mut group = self.lock();
+        group.0.retain(|n| n.instance.as_str() != instance);
+        group.1.retain(|n| n.instance.as_str() != instance);
+    }
 }
 
 #[async_trait]
