@@ -1,0 +1,228 @@
+//! The ports the bed lends the function, each shared with the test that reads it back:
+//! SSM, the Auto Scaling group, the state table and the metrics, with switches that cut a
+//! run off at a chosen write.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use async_trait::async_trait;
+
+use super::super::*;
+use crate::{
+    cluster::ports::{ParameterError, Stored},
+    lifecycle::records::{ActionRecord, ActionStage, InitRecord, InitStage},
+    secret::Secret,
+    telemetry::MetricsError,
+    testing::{FakeCluster, FakeMetrics, FakeParameters, FakeRecords},
+};
+
+/// SSM for one test: the function and its own login read the same parameters (as they
+/// do in AWS), and a test can make the write of one parameter, or every delete, fail.
+#[derive(Clone, Default)]
+pub(super) struct Ssm(Arc<SsmState>);
+
+#[derive(Default)]
+struct SsmState {
+    values: FakeParameters,
+    fail_write_of: Mutex<Option<String>>,
+    fail_deletes: AtomicBool,
+}
+
+impl Ssm {
+    pub(super) fn value(&self, name: &str) -> Option<String> {
+        self.0.values.values.lock().ok()?.get(name).cloned()
+    }
+
+    pub(super) fn put(&self, name: &str, value: &str) {
+        if let Ok(mut values) = self.0.values.values.lock() {
+            values.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    pub(super) fn remove(&self, name: &str) {
+        if let Ok(mut values) = self.0.values.values.lock() {
+            values.remove(name);
+        }
+    }
+
+    pub(super) fn all(&self) -> BTreeMap<String, String> {
+        self.0
+            .values
+            .values
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// The next write of `name` fails, as SSM does when it is throttled or the run dies.
+    pub(super) fn fail_write_of(&self, name: &str) {
+        if let Ok(mut fail) = self.0.fail_write_of.lock() {
+            *fail = Some(name.to_owned());
+        }
+    }
+
+    pub(super) fn fail_deletes(&self, fail: bool) {
+        self.0.fail_deletes.store(fail, Ordering::SeqCst);
+    }
+}
+
+fn ssm_down(name: &str) -> ParameterError {
+    ParameterError::Unavailable {
+        name: name.to_owned(),
+        reason: "injected: SSM unavailable".into(),
+    }
+}
+
+#[async_trait]
+impl ParameterStore for Ssm {
+    async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
+        self.0.values.secret(name).await
+    }
+
+    async fn put_new_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<Stored, ParameterError> {
+        let failing = self
+            .0
+            .fail_write_of
+            .lock()
+            .map(|mut f| f.take_if(|n| n == name).is_some())
+            .unwrap_or(false);
+        if failing {
+            return Err(ssm_down(name));
+        }
+        self.0.values.put_new_secret(name, value, kms_key).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ParameterError> {
+        if self.0.fail_deletes.load(Ordering::SeqCst) {
+            return Err(ssm_down(name));
+        }
+        self.0.values.delete(name).await
+    }
+}
+
+/// The Auto Scaling group: its members, and the terminating instances EC2 still knows.
+#[derive(Clone, Default)]
+pub(super) struct Group(Arc<Mutex<(Vec<FleetNode>, Vec<FleetNode>)>>);
+
+impl Group {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<FleetNode>, Vec<FleetNode>)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `instance` is a member (launching or in service).
+    pub(super) fn add(&self, cluster: &FakeCluster, instance: &str) {
+        let mut group = self.lock();
+        group.0.push(FleetNode {
+            instance: instance.into(),
+            addr: cluster.addr(instance),
+        });
+        group.0.sort();
+    }
+
+    /// `instance` is terminating: no longer a member, still known to EC2.
+    pub(super) fn terminating(&self, instance: &str) {
+        let mut group = self.lock();
+        let (leaving, staying) = group
+            .0
+            .drain(..)
+            .partition(|n| n.instance.as_str() == instance);
+        group.0 = staying;
+        group.1.extend::<Vec<FleetNode>>(leaving);
+    }
+
+    /// `instance` is gone from the group and from EC2.
+    pub(super) fn gone(&self, instance: &str) {
+        let mut group = self.lock();
+        group.0.retain(|n| n.instance.as_str() != instance);
+        group.1.retain(|n| n.instance.as_str() != instance);
+    }
+}
+
+#[async_trait]
+impl Fleet for Group {
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+        Ok(self.lock().0.clone())
+    }
+
+    async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
+        let group = self.lock();
+        Ok(group
+            .0
+            .iter()
+            .chain(&group.1)
+            .find(|n| &n.instance == instance)
+            .cloned())
+    }
+}
+
+/// The state table, with a switch that fails the write of one initialisation stage.
+#[derive(Clone, Default)]
+pub(super) struct Records {
+    pub(super) table: Arc<FakeRecords>,
+    fail_init_stage: Arc<Mutex<Option<InitStage>>>,
+}
+
+impl Records {
+    pub(super) fn fail_write_of(&self, stage: InitStage) {
+        if let Ok(mut fail) = self.fail_init_stage.lock() {
+            *fail = Some(stage);
+        }
+    }
+
+    pub(super) fn init_stage(&self) -> Option<InitStage> {
+        self.table.init.lock().ok()?.as_ref().map(|r| r.stage)
+    }
+
+    pub(super) fn stage(&self, token: &str) -> Option<ActionStage> {
+        self.table.actions.lock().ok()?.get(token).map(|r| r.stage)
+    }
+}
+
+#[async_trait]
+impl StateRecords for Records {
+    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
+        self.table.action(token).await
+    }
+    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
+        self.table.put_action(token, record).await
+    }
+    async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
+        self.table.init().await
+    }
+    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
+        let failing = self
+            .fail_init_stage
+            .lock()
+            .map(|mut f| f.take_if(|s| *s == record.stage).is_some())
+            .unwrap_or(false);
+        if failing {
+            return Err(RecordError {
+                action: "write",
+                what: "the initialisation record".into(),
+                table: "state".into(),
+                reason: "injected: DynamoDB unavailable".into(),
+            });
+        }
+        self.table.put_init(record).await
+    }
+}
+
+#[derive(Clone, Default)]
+pub(super) struct Metrics(pub(super) Arc<FakeMetrics>);
+
+#[async_trait]
+impl MetricsSink for Metrics {
+    async fn publish(&self, metrics: &[Metric]) -> Result<(), MetricsError> {
+        self.0.publish(metrics).await
+    }
+}

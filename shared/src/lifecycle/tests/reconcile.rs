@@ -1,0 +1,122 @@
+//! Reconcile: sealed members are unsealed, a departed peer is removed once past its grace
+//! and one per run, a peer that still answers is kept, and without an active node or a
+//! working seal it reports what it could not do.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn every_sealed_member_is_unsealed() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().seal("i-2");
+    bed.cluster().seal("i-3");
+    let report = bed.reconcile().await;
+    assert_eq!(report.unsealed, ["i-2".into(), "i-3".into()]);
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.removed, None);
+    for node in ["i-1", "i-2", "i-3"] {
+        assert!(!bed.cluster().is_sealed(node), "{node}");
+    }
+    assert_eq!(
+        bed.cluster().calls("unseal i-1"),
+        0,
+        "an unsealed node is left alone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_departed_peer_is_removed_once_past_its_grace() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().kill("i-3");
+    bed.fleet.gone("i-3");
+    let report = bed.reconcile().await;
+    assert_eq!(report.removed, None);
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.starts_with("i-3: unhealthy for 0s")),
+        "{report:?}"
+    );
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let report = bed.reconcile().await;
+    assert_eq!(report.removed.as_deref(), Some("i-3"));
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_departed_peer_is_removed_per_run() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3", "i-4", "i-5"]);
+    for node in ["i-4", "i-5"] {
+        bed.cluster().kill(node);
+        bed.fleet.gone(node);
+    }
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let first = bed.reconcile().await;
+    assert_eq!(first.removed.as_deref(), Some("i-4"));
+    assert_eq!(first.kept, ["i-5: one removal per run; next run"]);
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3", "i-5"]);
+    let second = bed.reconcile().await;
+    assert_eq!(second.removed.as_deref(), Some("i-5"));
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+    let third = bed.reconcile().await;
+    assert_eq!(third, Default::default(), "nothing left to do");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_without_an_instance_that_still_answers_is_kept() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.fleet.gone("i-3");
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let report = bed.reconcile().await;
+    assert_eq!(report.removed, None);
+    assert!(
+        report
+            .kept
+            .iter()
+            .any(|k| k.starts_with("i-3: no member instance, but autopilot judges it healthy")),
+        "{report:?}"
+    );
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_an_active_node_nothing_is_removed_and_that_is_reported() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    for node in ["i-2", "i-3"] {
+        bed.cluster().kill(node);
+        bed.fleet.gone(node);
+    }
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let report = bed.reconcile().await;
+    assert_eq!(report.removed, None);
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.starts_with("removing departed peers: no node of the cluster is active")),
+        "{report:?}"
+    );
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+    assert_eq!(bed.cluster().calls("remove-peer"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sealed_node_under_auto_unseal_is_reported_not_given_shares() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().state().auto_unseal = true;
+    bed.cluster().seal("i-2");
+    let report = bed.reconcile().await;
+    assert!(report.unsealed.is_empty());
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.starts_with("unseal i-2") && r.contains("uses auto-unseal (transit)")),
+        "{report:?}"
+    );
+    assert!(bed.cluster().is_sealed("i-2"));
+    assert_eq!(bed.cluster().calls("unseal i-2"), 0);
+}
