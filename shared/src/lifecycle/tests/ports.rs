@@ -14,8 +14,8 @@ use async_trait::async_trait;
 
 use super::super::*;
 use crate::{
-    cluster::ports::{ParameterError, Stored},
-    lifecycle::records::{ActionRecord, ActionStage, InitRecord, InitStage},
+    cluster::ports::{FleetError, ParameterError, Stored},
+    lifecycle::records::{ActionRecord, ActionStage, InitRecord, InitStage, RecordError},
     secret::Secret,
     telemetry::MetricsError,
     testing::{FakeCluster, FakeMetrics, FakeParameters, FakeRecords},
