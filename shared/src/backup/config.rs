@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::{
     config::{invalid, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings},
     ids::ClusterName,
-    snapshots::retention::RetentionPolicy,
+    snapshots::{
+        catalog::Catalog, retention::RetentionPolicy, store::SnapshotObjects, take::Taker,
+    },
 };
 
 /// What snapshot-backup does, beyond where things are.
@@ -32,6 +34,25 @@ pub struct BackupSettings {
 }
 
 impl BackupSettings {
+    /// What takes this cluster's snapshots with these settings, through these ports
+    /// (snapshot-backup's schedule and snapshot-restore's safety snapshot alike).
+    pub fn taker<'a, N: ?Sized>(
+        &'a self,
+        vault: &'a N,
+        store: &'a dyn SnapshotObjects,
+        catalog: &'a dyn Catalog,
+    ) -> Taker<'a, N> {
+        Taker {
+            vault,
+            store,
+            catalog,
+            cluster: &self.cluster,
+            prefix: &self.prefix,
+            part_size: self.part_size,
+            timeout: self.snapshot_timeout,
+        }
+    }
+
     /// The folder of `cluster`'s snapshots: `<prefix>/<cluster>/`.
     pub fn folder(&self, cluster: &str) -> String {
         format!("{}/{cluster}/", self.prefix)

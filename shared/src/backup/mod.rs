@@ -38,7 +38,6 @@ use crate::{
     snapshots::{
         catalog::{BackupKind, Catalog, CatalogEntry},
         store::{Location, SnapshotObjects},
-        take::Taker,
     },
     telemetry::MetricsSink,
 };
@@ -224,15 +223,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             return Err(BackupError::NoActiveNode { asked });
         };
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let taker = Taker {
-            vault: &self.vault,
-            store: self.store.as_ref(),
-            catalog: self.catalog.as_ref(),
-            cluster: &self.settings.cluster,
-            prefix: &self.settings.prefix,
-            part_size: self.settings.part_size,
-            timeout: self.settings.snapshot_timeout,
-        };
+        let taker = self
+            .settings
+            .taker(&self.vault, self.store.as_ref(), self.catalog.as_ref());
         Ok(taker
             .take_from(&active, &health, &token, kind, reason)
             .await?)

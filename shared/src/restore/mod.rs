@@ -41,7 +41,6 @@ use crate::{
         archive::SnapshotFacts,
         catalog::{BackupKind, Catalog, CatalogEntry, RestoreRecord},
         store::{Location, SnapshotObjects},
-        take::Taker,
         verify::{read_and_check, stored, VerifyError},
     },
 };
@@ -253,15 +252,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         deadline: Instant,
     ) -> Result<RestoreOutcome, RestoreError> {
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let taker = Taker {
-            vault: &self.vault,
-            store: self.store.as_ref(),
-            catalog: self.catalog.as_ref(),
-            cluster: &self.snapshots.cluster,
-            prefix: &self.snapshots.prefix,
-            part_size: self.snapshots.part_size,
-            timeout: self.snapshots.snapshot_timeout,
-        };
+        let taker = self
+            .snapshots
+            .taker(&self.vault, self.store.as_ref(), self.catalog.as_ref());
         let safety = taker
             .take_from(
                 active,
