@@ -8,6 +8,7 @@ mod fleet;
 mod iam_login;
 mod lifecycle_actions;
 mod s3_store;
+mod s3_upload;
 mod ssm;
 mod state_records;
 

@@ -3,10 +3,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_s3::{
     primitives::ByteStream,
-    types::{
-        CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption,
-        Tag, Tagging,
-    },
+    types::{CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption, Tag, Tagging},
 };
 use bytes::Bytes;
 
@@ -20,10 +17,10 @@ use crate::snapshots::store::{
 /// bucket's default encryption when `None`).
 #[derive(Clone, Debug)]
 pub struct S3SnapshotStore {
-    client: aws_sdk_s3::Client,
+    pub(super) client: aws_sdk_s3::Client,
     region: String,
-    bucket: String,
-    kms_key: Option<String>,
+    pub(super) bucket: String,
+    pub(super) kms_key: Option<String>,
 }
 
 impl S3SnapshotStore {
@@ -71,29 +68,6 @@ impl S3SnapshotStore {
     }
 }
 
-struct S3Upload {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    parts: Vec<CompletedPart>,
-}
-
-impl S3Upload {
-    fn error(
-        &self,
-        action: &'static str,
-        reason: impl Into<crate::errors::ServiceFailure>,
-    ) -> StoreError {
-        StoreError {
-            action,
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            reason: reason.into(),
-        }
-    }
-}
-
 #[async_trait]
 impl SnapshotStore for S3SnapshotStore {
     async fn begin(
@@ -102,106 +76,6 @@ impl SnapshotStore for S3SnapshotStore {
         metadata: &BTreeMap<String, String>,
     ) -> Result<Box<dyn PartUpload>, StoreError> {
         Ok(Box::new(self.start_upload(key, metadata).await?))
-    }
-}
-
-impl S3SnapshotStore {
-    async fn start_upload(
-        &self,
-        key: &str,
-        metadata: &BTreeMap<String, String>,
-    ) -> Result<S3Upload, StoreError> {
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_metadata(Some(metadata.clone().into_iter().collect()));
-        if let Some(kms_key) = &self.kms_key {
-            create = create
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(kms_key);
-        }
-        let out = create.send().await.map_err(|e| StoreError {
-            action: "start the upload of",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            reason: describe(e),
-        })?;
-        let upload_id = out
-            .upload_id()
-            .map(str::to_owned)
-            .ok_or_else(|| StoreError {
-                action: "start the upload of",
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                reason: "S3 returned no upload id".into(),
-            })?;
-        Ok(S3Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            upload_id,
-            parts: Vec::new(),
-        })
-    }
-}
-
-#[async_trait]
-impl PartUpload for S3Upload {
-    async fn part(&mut self, bytes: Bytes) -> Result<(), StoreError> {
-        let number = self.parts.len() as i32 + 1;
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .part_number(number)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.error("upload a part of", describe(e)))?;
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .build(),
-        );
-        Ok(())
-    }
-
-    async fn complete(self: Box<Self>) -> Result<StoredObject, StoreError> {
-        let out = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(self.parts.clone()))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| self.error("complete", describe(e)))?;
-        Ok(StoredObject {
-            key: self.key.clone(),
-            version_id: out.version_id().map(str::to_owned),
-        })
-    }
-
-    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await
-            .map_err(|e| self.error("abort the upload of", describe(e)))?;
-        Ok(())
     }
 }
 
