@@ -28,6 +28,10 @@ functions under test live on lifecycle events. So this patches moto's Auto Scali
   can build the EventBridge events AWS would send. An action whose instance left its wait
   state another way (EC2 TerminateInstances, group deleted) shows completed, ABANDON.
 
+* DynamoDB and SSM calls run one at a time. moto checks a ConditionExpression (or SSM's
+  Overwrite=false) and then writes, without a lock, so two concurrent conditional writes
+  could both succeed; in AWS each is atomic, and the functions' locks rely on that.
+
 Not reproduced: heartbeat timeouts and DefaultResult (actions wait until completed),
 notifications, Pending:Proceed/Terminating:Proceed, terminate hooks after a launch
 ABANDON or on scale-in of mixed-instances groups with weighted overrides; classic ELBs
@@ -51,8 +55,10 @@ from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, In
 from moto.autoscaling.models import TerminateInstanceActivity
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import EmptyResult
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.moto_server.werkzeug_app import create_backend_app
+from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.serving import make_server
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
@@ -60,6 +66,7 @@ TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 WAIT_STATE = {LAUNCHING: "Pending:Wait", TERMINATING: "Terminating:Wait"}
 COUNTED = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}  # toward capacity
 LOCK = threading.RLock()  # held for every Auto Scaling call and the test endpoint
+ATOMIC = threading.Lock()  # held for every DynamoDB and SSM call: conditional writes
 
 
 def _now() -> datetime:
@@ -317,6 +324,18 @@ def complete_lifecycle_action(original, self):
 def record_lifecycle_action_heartbeat(original, self):
     _find_action(self).heartbeats.append(_now())
     return EmptyResult()
+
+
+@patches(DynamoHandler)
+def call_action(original, self):  # noqa: F811 (a patch per class)
+    with ATOMIC:
+        return original(self)
+
+
+@patches(SimpleSystemManagerResponse)
+def call_action(original, self):  # noqa: F811
+    with ATOMIC:
+        return original(self)
 
 
 # --- the server -------------------------------------------------------------------------

@@ -374,8 +374,18 @@ async fn dynamo_locks_admit_one_owner_at_a_time() -> Result<()> {
     );
     let ttl = Duration::from_secs(300);
 
-    // Eight runs race for the init lock: exactly one wins, the others see who holds it.
-    let claims = futures_join(&locks, ttl).await?;
+    // Eight runs race for a lock, 25 times over: exactly one wins each race (a store
+    // whose conditional writes were not atomic lets two win now and then).
+    for race in 0..25 {
+        let claims = futures_join(&locks, &format!("race-{race}"), ttl).await?;
+        let winners = claims
+            .iter()
+            .filter(|(_, c)| matches!(c, Claim::Acquired { .. }))
+            .count();
+        assert_eq!(winners, 1, "race {race}: {claims:?}");
+    }
+    // The last race, on the init lock: the others see who holds it.
+    let claims = futures_join(&locks, "init", ttl).await?;
     let winners: Vec<&String> = claims
         .iter()
         .filter(|(_, c)| matches!(c, Claim::Acquired { .. }))
@@ -446,15 +456,16 @@ async fn dynamo_locks_admit_one_owner_at_a_time() -> Result<()> {
 
 async fn futures_join(
     locks: &shared::aws::DynamoLocks,
+    name: &str,
     ttl: Duration,
 ) -> Result<Vec<(String, shared::cluster::locks::Claim)>> {
     use shared::cluster::locks::Locks;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..8 {
-        let locks = locks.clone();
+        let (locks, name) = (locks.clone(), name.to_owned());
         set.spawn(async move {
             let owner = format!("run-{i}");
-            locks.claim("init", &owner, ttl).await.map(|c| (owner, c))
+            locks.claim(&name, &owner, ttl).await.map(|c| (owner, c))
         });
     }
     let mut claims = Vec::new();
