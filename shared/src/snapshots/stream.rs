@@ -90,7 +90,9 @@ pub async fn stream_into_store(
             if upload.is_none() {
                 let Some((index, term)) = check.index_and_term() else {
                     if ended {
-                        // Too short to name itself: the check says why.
+                        // The decoder holds back up to 32 KiB of output, so a small
+                        // snapshot can end before meta.json reached the check: the
+                        // finished check names it below, or says why it is not good.
                         break;
                     }
                     // meta.json is a few hundred bytes; a part's worth without it is not
@@ -133,8 +135,15 @@ pub async fn stream_into_store(
             return Err(e);
         }
     };
-    let Some(mut upload) = upload else {
-        return Err(StreamError::NoMetaFirst { bytes: facts.bytes });
+    let mut upload = match upload {
+        Some(upload) => upload,
+        None => {
+            let (key, metadata) = name(facts.index, facts.term);
+            store
+                .begin(&key, &metadata)
+                .await
+                .map_err(StreamError::Store)?
+        }
     };
     if !part.is_empty() {
         if let Err(e) = upload.part(part.freeze()).await {

@@ -60,6 +60,28 @@ async fn a_good_snapshot_is_stored_in_parts_under_its_index() {
 }
 
 #[tokio::test]
+async fn a_snapshot_smaller_than_the_decoders_buffer_is_stored_under_its_index() {
+    // The gzip decoder passes its output on in blocks of 32 KiB: a snapshot this small
+    // ends before meta.json has reached the check.
+    let snapshot = good_snapshot(7, 1024);
+    let store = FakeStore::default();
+    let streamed = stream_into_store(
+        &mut Chunks::of(&snapshot, 64 << 10),
+        &store,
+        MIN_PART_SIZE,
+        |i, t| (key(i, t), BTreeMap::new()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(streamed.object.key, key(7, 2));
+    assert_eq!(streamed.facts.index, 7);
+    let uploads = store.uploads.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].state, "completed");
+    assert_eq!(uploads[0].bytes, snapshot, "stored as received");
+}
+
+#[tokio::test]
 async fn a_truncated_snapshot_is_aborted_and_nothing_is_stored() {
     let snapshot = good_snapshot(42, 12 << 20);
     for cut in [snapshot.len() / 3, snapshot.len() - 10] {
