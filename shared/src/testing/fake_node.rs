@@ -11,7 +11,10 @@
 //! progress; an active node that steps down with no other voter to take over leaves the
 //! cluster without an active node for 10 s, then leads again; removing a peer that is not
 //! there succeeds; a leader that has lost its majority steps down after its lease. Time
-//! is tokio's, so a test with a paused clock runs these waits at once.
+//! is tokio's, so a test with a paused clock runs these waits at once. A restored
+//! snapshot sealed with this cluster's keys leaves every node unsealed, forced or not;
+//! one of another cluster (made known with [`FakeCluster::knows_snapshot`]) is refused
+//! without force, and with force seals every node until the source's shares unseal it.
 //! What it does not model: ACL policies (every valid token may do everything), and more
 //! than one cluster (initialising a second one panics, as no state machine may do it).
 
@@ -27,7 +30,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::snapshots::good_snapshot;
+use super::snapshots::{good_snapshot, sha256_hex};
 use crate::{
     cluster::node::{
         AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest, InitOutput,
@@ -125,6 +128,26 @@ pub struct ClusterState {
     pub stepped_down: Option<(String, Instant)>,
     /// Since when the leader has lacked a majority of healthy voters.
     pub quorum_lost_at: Option<Instant>,
+    /// Snapshots of other clusters a test has handed this one, by SHA-256, with the
+    /// keyring each carries (see [`FakeCluster::knows_snapshot`]). Any other snapshot is
+    /// taken to be this cluster's own, sealed with its keys.
+    pub foreign_snapshots: BTreeMap<String, Keyring>,
+    /// The snapshot body breaks after this many bytes, as when the connection drops
+    /// mid-transfer.
+    pub snapshot_breaks_after: Option<usize>,
+}
+
+/// The keys a cluster's data is sealed with, as its snapshots carry them: the shares that
+/// unseal it, how many are needed, and the cluster id stored beside them. A snapshot of
+/// another cluster brings that cluster's keyring along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyring {
+    /// The shares (base64).
+    pub shares: Vec<String>,
+    /// How many are needed.
+    pub threshold: usize,
+    /// The cluster id.
+    pub cluster_id: String,
 }
 
 /// A cluster of fake nodes behind the node port.
@@ -224,6 +247,42 @@ impl FakeCluster {
             s.leader = instances.first().map(|i| i.to_string());
         }
         cluster
+    }
+
+    /// A cluster of its own: its shares and cluster id are named after `label` and its
+    /// data (what a snapshot of it holds) differs from any other label's, so two fakes
+    /// built with different labels are two clusters with different keyrings.
+    pub fn keyed(self, label: &str) -> Self {
+        {
+            let mut s = self.state();
+            let shares = s.shares.len();
+            s.shares = (1..=shares).map(|n| make_share(label, n)).collect();
+            s.cluster_id = format!("c-{label}");
+            let seed = label
+                .bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+            s.data = good_snapshot(seed % 10_000 + 2, 1024);
+        }
+        self
+    }
+
+    /// This cluster's keyring.
+    pub fn keyring(&self) -> Keyring {
+        let s = self.state();
+        Keyring {
+            shares: s.shares.clone(),
+            threshold: s.threshold,
+            cluster_id: s.cluster_id.clone(),
+        }
+    }
+
+    /// Tells the fake that `snapshot` was taken from the cluster whose keys are `keyring`:
+    /// OpenBao reads that from the archive's `SHA256SUMS.sealed`, which the fake does not
+    /// decrypt. Restoring it then behaves as OpenBao does with another cluster's snapshot.
+    pub fn knows_snapshot(&self, snapshot: &[u8], keyring: Keyring) {
+        self.state()
+            .foreign_snapshots
+            .insert(sha256_hex(snapshot), keyring);
     }
 
     /// Every login is refused with 400, as Vault does for a wrong secret ID.
@@ -581,14 +640,27 @@ fn secret_id_of(role: &str, n: usize) -> String {
     format!("fake-secret-id-{role}-{n}")
 }
 
-/// A snapshot's bytes handed out in chunks.
-struct FakeBody(std::collections::VecDeque<Bytes>);
+/// A snapshot's bytes handed out in chunks; a body that `breaks` ends in an error
+/// instead, as when the node's connection drops mid-transfer.
+struct FakeBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    breaks: Option<NodeAddr>,
+}
 
 #[async_trait]
 impl ChunkSource for FakeBody {
     type Error = VaultError;
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, VaultError> {
-        Ok(self.0.pop_front())
+        match (self.chunks.pop_front(), &self.breaks) {
+            (Some(chunk), _) => Ok(Some(chunk)),
+            (None, None) => Ok(None),
+            (None, Some(node)) => Err(VaultError::Unreachable {
+                node: node.clone(),
+                path: "sys/storage/raft/snapshot".into(),
+                attempts: 1,
+                source: "fake node: connection reset mid-transfer".into(),
+            }),
+        }
     }
 }
 
@@ -932,12 +1004,15 @@ impl NodeApi for FakeCluster {
                 "not the active node",
             ));
         }
-        let chunks = s
-            .data
-            .chunks(64 << 10)
-            .map(Bytes::copy_from_slice)
-            .collect();
-        Ok(Box::new(FakeBody(chunks)))
+        let data = match s.snapshot_breaks_after {
+            Some(bytes) => &s.data[..bytes.min(s.data.len())],
+            None => &s.data[..],
+        };
+        let chunks = data.chunks(64 << 10).map(Bytes::copy_from_slice).collect();
+        Ok(Box::new(FakeBody {
+            chunks,
+            breaks: s.snapshot_breaks_after.is_some().then(|| node.clone()),
+        }))
     }
 
     async fn restore_snapshot(
@@ -975,15 +1050,40 @@ impl NodeApi for FakeCluster {
             .finish()
             .map_err(|e| status_error(node, "POST", path, 400, &e.to_string()))?;
         let mut s = self.state();
+        let brought = s
+            .foreign_snapshots
+            .get(&sha256_hex(&data))
+            .filter(|k| k.shares != s.shares)
+            .cloned();
+        if brought.is_some() && !force {
+            // OpenBao cannot open the snapshot's SHA256SUMS.sealed with its own keys.
+            return Err(status_error(
+                node,
+                "POST",
+                path,
+                400,
+                "could not verify hash file, possibly the snapshot is using a different set of unseal keys; use the snapshot-force API to bypass this check",
+            ));
+        }
         s.restores.push((data.clone(), force));
         s.data = data;
         // The restored data holds none of the tokens issued since it was taken.
         s.tokens.clear();
-        if force {
-            // Another cluster's keyring: every node seals until the source's shares come.
-            for n in s.nodes.values_mut() {
-                n.sealed = true;
-                n.progress.clear();
+        if let Some(keyring) = brought {
+            // The node cannot open the restored keyring with its own keys, so every node
+            // seals ("failed to perform key upgrades, sealing"); from then on the source's
+            // shares unseal it, and it reports the source's cluster id. A snapshot with
+            // this cluster's own keys, forced or not, leaves the nodes unsealed.
+            s.shares = keyring.shares;
+            s.threshold = keyring.threshold;
+            s.cluster_id = keyring.cluster_id;
+            let ids: Vec<String> = s.nodes.keys().cloned().collect();
+            for id in &ids {
+                if let Some(n) = s.nodes.get_mut(id) {
+                    n.sealed = true;
+                    n.progress.clear();
+                }
+                s.touch(id);
             }
             s.leader = None;
         }

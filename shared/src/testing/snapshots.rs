@@ -196,6 +196,10 @@ pub struct FakeS3 {
     pub objects: std::sync::Arc<Mutex<BTreeMap<VersionId, Vec<u8>>>>,
     /// Every version's tags.
     pub tags: std::sync::Arc<Mutex<BTreeMap<VersionId, BTreeMap<String, String>>>>,
+    /// Every version's user metadata, fixed when its upload began.
+    pub metadata: std::sync::Arc<Mutex<BTreeMap<VersionId, BTreeMap<String, String>>>>,
+    /// The keys of uploads aborted, in order (an aborted upload stores nothing).
+    pub aborted: std::sync::Arc<Mutex<Vec<String>>>,
     next_version: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -276,6 +280,7 @@ struct FakeBucketUpload {
     s3: FakeS3,
     bucket: String,
     key: String,
+    metadata: BTreeMap<String, String>,
     bytes: Vec<u8>,
 }
 
@@ -288,6 +293,10 @@ impl PartUpload for FakeBucketUpload {
 
     async fn complete(self: Box<Self>) -> Result<StoredObject, StoreError> {
         let version = self.s3.put(&self.bucket, &self.key, self.bytes);
+        lock(&self.s3.metadata).insert(
+            (self.bucket, self.key.clone(), version.clone()),
+            self.metadata,
+        );
         Ok(StoredObject {
             key: self.key,
             version_id: Some(version),
@@ -295,6 +304,7 @@ impl PartUpload for FakeBucketUpload {
     }
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        lock(&self.s3.aborted).push(self.key);
         Ok(())
     }
 }
@@ -304,12 +314,13 @@ impl SnapshotStore for FakeBucket {
     async fn begin(
         &self,
         key: &str,
-        _metadata: &BTreeMap<String, String>,
+        metadata: &BTreeMap<String, String>,
     ) -> Result<Box<dyn PartUpload>, StoreError> {
         Ok(Box::new(FakeBucketUpload {
             s3: self.s3.clone(),
             bucket: self.bucket.clone(),
             key: key.to_owned(),
+            metadata: metadata.clone(),
             bytes: Vec::new(),
         }))
     }
@@ -337,12 +348,15 @@ impl SnapshotObjects for FakeBucket {
     }
 
     async fn head(&self, object: &StoredObject) -> Result<Option<ObjectInfo>, StoreError> {
-        Ok(lock(&self.s3.objects)
-            .get(&self.id(object))
-            .map(|b| ObjectInfo {
-                size: b.len() as u64,
-                metadata: BTreeMap::new(),
-            }))
+        let id = self.id(object);
+        let size = lock(&self.s3.objects).get(&id).map(|b| b.len() as u64);
+        Ok(size.map(|size| ObjectInfo {
+            size,
+            metadata: lock(&self.s3.metadata)
+                .get(&id)
+                .cloned()
+                .unwrap_or_default(),
+        }))
     }
 
     async fn open(&self, object: &StoredObject) -> Result<Box<ObjectBody>, StoreError> {
@@ -380,6 +394,19 @@ impl SnapshotObjects for FakeBucket {
             bytes.truncate(bytes.len() / 2);
         }
         let version = self.s3.put(&self.bucket, &source.key, bytes);
+        // A copy keeps the source's metadata, as CopyObject does by default.
+        let mut metadata = lock(&self.s3.metadata);
+        let from = (
+            source.bucket.clone(),
+            source.key.clone(),
+            source.version_id.clone().unwrap_or_default(),
+        );
+        if let Some(m) = metadata.get(&from).cloned() {
+            metadata.insert(
+                (self.bucket.clone(), source.key.clone(), version.clone()),
+                m,
+            );
+        }
         Ok(StoredObject {
             key: source.key.clone(),
             version_id: Some(version),
