@@ -1,0 +1,130 @@
+//! Runs that take no new snapshot: the lock held, a redelivered request, a DR copy an
+//! earlier run missed, retention.
+
+use super::*;
+use crate::testing::capture_logs;
+
+#[tokio::test]
+async fn a_held_lock_is_answered_busy_and_nothing_is_taken() {
+    let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
+    bed.locks
+        .claim(BACKUP_LOCK, "restore r-1", Duration::from_secs(60))
+        .await
+        .expect("claim");
+    let outcome = bed
+        .function
+        .handle(&tick("tick-1"), "req-1", deadline())
+        .await
+        .expect("an outcome");
+    assert!(
+        matches!(&outcome, BackupOutcome::Busy { owner, .. } if owner == "restore r-1"),
+        "{outcome:?}"
+    );
+    assert!(bed.s3.versions(PRIMARY).is_empty());
+    assert!(bed.entries().is_empty());
+    assert_eq!(bed.cluster().calls("GET"), 0, "no snapshot was asked for");
+    let held = bed.locks.held.lock().expect("lock").clone();
+    assert_eq!(
+        held.get(BACKUP_LOCK).map(|(owner, _)| owner.as_str()),
+        Some("restore r-1"),
+        "the holder keeps its lock"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_tick_stores_nothing_new_and_makes_the_missing_dr_copy() {
+    let logs = capture_logs();
+    let bed = Bed::without_members();
+    let entry = bed.catalogued(1);
+    bed.delivered("tick-1", &entry).await;
+    let outcome = bed
+        .function
+        .handle(&tick("tick-1"), "req-2", deadline())
+        .await
+        .expect("an outcome");
+    let BackupOutcome::BackedUp(report) = outcome else {
+        panic!("expected a backup, got {outcome:?}");
+    };
+    assert!(report.redelivered);
+    assert_eq!(report.snapshot.object, entry.object);
+    assert_eq!(bed.s3.versions(PRIMARY).len(), 1, "no second snapshot");
+    let copy = report.snapshot.dr_copy.clone().expect("a DR copy");
+    assert_eq!(report.dr_copies, vec![copy.clone()]);
+    let version = copy.version_id.clone().expect("version");
+    assert_eq!(
+        bed.s3.get(DR, &copy.key, &version),
+        bed.s3.get(
+            PRIMARY,
+            &entry.object.key,
+            entry.object.version_id.as_deref().expect("v")
+        )
+    );
+    let tags = bed.s3.tags.lock().expect("lock");
+    assert_eq!(
+        tags.get(&(DR.to_owned(), copy.key.clone(), version))
+            .and_then(|t| t.get("sha256")),
+        Some(&entry.sha256)
+    );
+    assert_eq!(bed.entries()[0].dr_copy, Some(copy));
+    let logged = logs.contents();
+    assert!(logged.contains("DR copy made and checked"));
+    assert!(!logged.contains(SECRET_ID) && !logged.contains(ROLE_ID));
+}
+
+#[tokio::test]
+async fn a_dr_copy_that_fails_its_check_is_deleted_and_reported() {
+    let bed = Bed::without_members().corrupting_dr_copies();
+    let entry = bed.catalogued(1);
+    bed.delivered("tick-1", &entry).await;
+    let err = bed
+        .function
+        .handle(&tick("tick-1"), "req-2", deadline())
+        .await
+        .expect_err("the copy is bad");
+    assert_eq!(err.error_type, "Transient.DrCopyFailed", "{}", err.message);
+    assert!(err.message.contains(&entry.object.key), "{}", err.message);
+    assert!(err.message.contains("truncated"), "{}", err.message);
+    assert!(bed.s3.versions(DR).is_empty(), "the bad copy is deleted");
+    assert_eq!(bed.s3.versions(PRIMARY).len(), 1, "the snapshot stays");
+    assert_eq!(bed.entries()[0].dr_copy, None);
+    assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
+    assert_eq!(bed.metrics.value("DrCopyFailed", None), Some(1.0));
+}
+
+#[tokio::test]
+async fn retention_deletes_exact_versions_and_their_entries_and_copies_only_the_kept() {
+    let mut bed = Bed::without_members();
+    let entries: Vec<_> = (0..30).map(|h| bed.catalogued(h)).collect();
+    bed.delivered("tick-1", &entries[0]).await;
+    bed.function.settings.retention = RetentionPolicy {
+        last: 3,
+        daily: 0,
+        weekly: 0,
+        monthly: 0,
+    };
+    let outcome = bed
+        .function
+        .handle(&tick("tick-1"), "req-2", deadline())
+        .await
+        .expect("an outcome");
+    let BackupOutcome::BackedUp(report) = outcome else {
+        panic!("expected a backup, got {outcome:?}");
+    };
+    assert_eq!(report.retention.kept, 3);
+    assert_eq!(report.retention.deleted.len(), 27);
+    let mut expected: Vec<_> = entries[..3]
+        .iter()
+        .map(|e| {
+            (
+                e.object.key.clone(),
+                e.object.version_id.clone().expect("v"),
+            )
+        })
+        .collect();
+    expected.sort();
+    let mut left = bed.s3.versions(PRIMARY);
+    left.sort();
+    assert_eq!(left, expected);
+    assert_eq!(bed.s3.versions(DR).len(), 3, "only the kept are copied");
+    assert_eq!(bed.entries().len(), 3);
+}
