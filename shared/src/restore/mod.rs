@@ -343,3 +343,6 @@ impl<N: NodeApi, P: ParameterStore> Handler for SnapshotRestore<N, P> {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests;
