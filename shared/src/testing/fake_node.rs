@@ -249,9 +249,10 @@ impl FakeCluster {
         cluster
     }
 
-    /// A cluster of its own: its shares and cluster id are named after `label` and its
-    /// data (what a snapshot of it holds) differs from any other label's, so two fakes
-    /// built with different labels are two clusters with different keyrings.
+    /// A cluster of its own: its shares and cluster id are named after `label`, and its
+    /// data (what a snapshot of it holds) is a snapshot at an index drawn from `label`,
+    /// so a fake built with a label is another cluster, with another keyring, than one
+    /// built without.
     pub fn keyed(self, label: &str) -> Self {
         {
             let mut s = self.state();
@@ -1216,5 +1217,77 @@ impl NodeApi for FakeCluster {
         let mut s = self.state();
         s.available(node, "GET", "auth/token/lookup-self")?;
         Ok(s.tokens.contains(token.expose()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: &[u8]) -> OutgoingBody {
+        let chunk: Result<Bytes, Box<dyn std::error::Error + Send + Sync>> =
+            Ok(Bytes::copy_from_slice(bytes));
+        Box::pin(futures::stream::iter([chunk]))
+    }
+
+    #[tokio::test]
+    async fn another_clusters_snapshot_needs_force_then_that_clusters_shares() {
+        let target = FakeCluster::healthy(&["i-1"]);
+        let source = FakeCluster::healthy(&["s-1"]).keyed("staging");
+        let snapshot = source.state().data.clone();
+        target.knows_snapshot(&snapshot, source.keyring());
+        let node = target.addr("i-1");
+        let root = Secret::new("root");
+        let timeout = Duration::from_secs(60);
+
+        let err = target
+            .restore_snapshot(&node, &root, body(&snapshot), false, timeout)
+            .await
+            .expect_err("another cluster's keys");
+        assert_eq!(err.status(), Some(400));
+        assert!(err.to_string().contains("snapshot-force"), "{err}");
+        assert_ne!(target.state().data, snapshot, "nothing installed");
+
+        target
+            .restore_snapshot(&node, &root, body(&snapshot), true, timeout)
+            .await
+            .expect("forced");
+        assert!(target.is_sealed("i-1"));
+        let own = FakeCluster::healthy(&["x"]).shares();
+        for share in &own[..2] {
+            target.unseal(&node, share).await.expect("progress");
+        }
+        let err = target
+            .unseal(&node, &own[2])
+            .await
+            .expect_err("not its keys");
+        assert_eq!(err.status(), Some(400));
+        for share in &source.shares()[..3] {
+            target.unseal(&node, share).await.expect("unseal");
+        }
+        assert_eq!(target.active().as_deref(), Some("i-1"));
+        assert_eq!(target.state().data, snapshot);
+        let health = target.health(&node).await.expect("health");
+        assert_eq!(health.cluster_id.as_deref(), Some("c-staging"));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_with_the_clusters_own_keys_leaves_it_unsealed_even_forced() {
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let snapshot = good_snapshot(5, 100);
+        let node = cluster.addr("i-1");
+        cluster
+            .restore_snapshot(
+                &node,
+                &Secret::new("root"),
+                body(&snapshot),
+                true,
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("restored");
+        assert!(!cluster.is_sealed("i-1"));
+        assert_eq!(cluster.active().as_deref(), Some("i-1"));
+        assert_eq!(cluster.state().restores, vec![(snapshot, true)]);
     }
 }
