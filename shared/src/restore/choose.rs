@@ -132,7 +132,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             .vault
             .seal_status(&active.addr)
             .await
-            .map_err(|source| RestoreError::Unseal {
+            .map_err(|source| RestoreError::SealStatus {
                 node: active.addr.to_string(),
                 source,
             })?;

@@ -147,19 +147,32 @@ pub enum RestoreError {
         #[source]
         source: WaitExpired,
     },
+    /// The active node's seal status could not be read, before anything was changed.
+    #[error("reading the seal status of {node} failed; nothing was changed")]
+    SealStatus {
+        /// The node.
+        node: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
     /// The source cluster's shares did not unseal a node after a forced restore.
-    #[error("node {node} refused the {tried} shares of the source cluster after the restore: they are not the shares of the snapshot's cluster")]
+    #[error("node {node} refused the {tried} shares of the source cluster after the restore: they are not the shares of the snapshot's cluster (the safety snapshot is {safety})")]
     SharesRejected {
         /// The node.
         node: String,
         /// How many were entered.
         tried: usize,
+        /// The safety snapshot.
+        safety: Location,
     },
     /// A sealed node refused the shares.
-    #[error("unsealing {node} after the restore failed")]
+    #[error("unsealing {node} after the restore failed (the safety snapshot is {safety})")]
     Unseal {
         /// The node.
         node: String,
+        /// The safety snapshot.
+        safety: Location,
         /// Vault's answer.
         #[source]
         source: VaultError,
@@ -179,6 +192,7 @@ impl Classify for RestoreError {
             Self::Verify(e) => e.retry_helps(),
             Self::Parameter(e) => e.retry_helps(),
             Self::NoActiveNode { .. } => true,
+            Self::SealStatus { source, .. } => source.retry_helps(),
             // The snapshot was sent or refused: a blind retry would restore again.
             Self::Send { .. }
             | Self::NotHealthy { .. }
@@ -213,6 +227,7 @@ impl Classify for RestoreError {
             Self::OtherCluster { .. } => "OtherCluster",
             Self::SourceSharesMissing { .. } => "SourceSharesMissing",
             Self::NoActiveNode { .. } => "NoActiveNode",
+            Self::SealStatus { source, .. } => source.name(),
             Self::Send { source, .. } if source.status() == Some(crate::errors::DENIED) => {
                 "PolicyDenied"
             }

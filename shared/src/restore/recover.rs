@@ -54,7 +54,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                         };
                         if status.sealed && SealKind::of(&status) == SealKind::Shamir {
                             if let Some(shares) = shares {
-                                self.unseal(node, shares).await?;
+                                self.unseal(node, shares, safety).await?;
                                 if let Ok(mut list) = unsealed.lock() {
                                     list.push(node.addr.to_string());
                                 }
@@ -132,17 +132,24 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         }
     }
 
-    async fn unseal(&self, node: &FleetNode, shares: &[Secret]) -> Result<(), RestoreError> {
+    async fn unseal(
+        &self,
+        node: &FleetNode,
+        shares: &[Secret],
+        safety: &Location,
+    ) -> Result<(), RestoreError> {
         unseal_with(&self.vault, &node.addr, shares)
             .await
             .map_err(|e| match e {
                 UnsealError::Rejected { node, tried } => RestoreError::SharesRejected {
                     node: node.to_string(),
                     tried,
+                    safety: safety.clone(),
                 },
                 UnsealError::Vault { node, source } => RestoreError::Unseal {
                     node: node.to_string(),
                     source,
+                    safety: safety.clone(),
                 },
             })?;
         info!(node = %node.addr, "unsealed with the source cluster's shares");

@@ -209,6 +209,11 @@ async fn shares_that_do_not_open_the_restored_keyring_are_reported_and_the_way_b
         .collect();
     assert_eq!(safeties.len(), 1);
     safety_entry(&bed, &safeties[0], &was);
+    assert!(
+        err.message.contains(&safeties[0].to_string()),
+        "the error names the way back: {}",
+        err.message
+    );
     assert!(records(&bed).is_empty());
     assert!(bed.locks.held.lock().expect("lock").is_empty(), "released");
     for text in [logs.contents(), err.message] {
