@@ -67,28 +67,23 @@ pub fn run() -> Result<()> {
             "infra/.checkov.yaml",
         ]),
     );
-    step(
-        &mut steps,
-        "clippy",
-        Command::new("cargo").args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    );
-
-    // The emulator tests run the function binaries that this builds. Its feature set is
-    // the test build's (the test bed turns on shared's fakes and tokio's test-util), so
-    // the tests' build below compiles only the test targets and shares everything else;
-    // it also keeps the build off the emulator tests' clocks.
-    step(
-        &mut steps,
-        "workspace binaries",
-        Command::new("cargo").args(["build", "--quiet", "--workspace", "--bins"]),
-    );
+    // One build, linted as it compiles: clippy's driver stands in for rustc on the
+    // workspace's own crates (as `cargo clippy` does) while dependencies are compiled
+    // once, for the binaries and the tests alike. `cargo clippy` would check every
+    // dependency a second time. The emulator tests run the function binaries this
+    // builds, and the test step below finds everything fresh.
+    let lint = |command: &mut Command| {
+        command
+            .env("RUSTC_WORKSPACE_WRAPPER", &tools.clippy_driver)
+            .env(
+                "CLIPPY_ARGS",
+                "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+            );
+    };
+    let mut build = Command::new("cargo");
+    build.args(["build", "--quiet", "--workspace", "--all-targets"]);
+    lint(&mut build);
+    step(&mut steps, "build and clippy", &mut build);
 
     // One moto for every test process; tests keep apart through unique names.
     let target = tools::target_dir();
@@ -104,6 +99,7 @@ pub fn run() -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
     tests.env("TESTBED_MOTO_URL", &moto.url);
+    lint(&mut tests);
     step(&mut steps, "unit and integration tests", &mut tests);
     drop(moto);
 

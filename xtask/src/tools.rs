@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 pub struct Tools {
     /// The venv's bin/ (cargo-lambda, cfn-lint, checkov, python).
     pub bin: PathBuf,
+    /// clippy's rustc driver, for linting while building.
+    pub clippy_driver: PathBuf,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -53,7 +55,30 @@ pub fn ensure() -> Result<Tools> {
     ensure_postgres()?;
     Ok(Tools {
         bin: venv.join("bin"),
+        clippy_driver: clippy_driver()?,
     })
+}
+
+/// The toolchain's `clippy-driver` (rustup's proxy resolves it on every call otherwise).
+fn clippy_driver() -> Result<PathBuf> {
+    let driver = Command::new("rustup")
+        .args(["which", "clippy-driver"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| PathBuf::from("clippy-driver"));
+    let works = Command::new(&driver)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    anyhow::ensure!(
+        works,
+        "clippy is needed (`rustup component add clippy`): {} does not run",
+        driver.display()
+    );
+    Ok(driver)
 }
 
 fn postgres_installed() -> bool {
