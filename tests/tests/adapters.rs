@@ -492,13 +492,9 @@ async fn lifecycle_actions_complete_once_and_a_redelivery_is_already_done() -> R
         .await?
         .into_iter()
         .filter(|a| a.group == fixture.asg)
-        .map(|a| LifecycleAction {
-            group: a.group,
-            hook: a.hook,
-            instance: a.instance_id.as_str().into(),
-            token: a.token,
-            transition: Transition::Launching,
-            metadata: None,
+        .map(|a| {
+            let instance = a.instance_id.as_str().into();
+            LifecycleAction::plain(a.group, a.hook, instance, a.token, Transition::Launching)
         })
         .collect();
     assert_eq!(pending.len(), 2);

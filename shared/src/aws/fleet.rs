@@ -146,4 +146,21 @@ impl Fleet for AsgFleet {
             Err(e) => Err(e),
         }
     }
+
+    /// DescribeAutoScalingInstances reports warm pool instances too (`Warmed:*` states).
+    async fn lifecycle_state(&self, instance: &InstanceId) -> Result<Option<String>, FleetError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance.as_str())
+            .send()
+            .await
+            .map_err(|e| self.unavailable(describe(e)))?;
+        Ok(out
+            .auto_scaling_instances()
+            .iter()
+            .filter(|i| i.instance_id() == Some(instance.as_str()))
+            .filter(|i| i.auto_scaling_group_name() == Some(self.settings.asg.as_str()))
+            .find_map(|i| i.lifecycle_state().map(str::to_owned)))
+    }
 }

@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::describe;
 use crate::{
-    events::Transition,
+    events::{LifecycleAction, Transition},
     ids::{ClusterName, InstanceId},
     lifecycle::records::{
-        ActionRecord, ActionStage, InitRecord, InitStage, RecordError, StateRecords,
+        action_key, ActionRecord, ActionStage, InitRecord, InitStage, RecordError, StateRecords,
     },
 };
 
@@ -19,7 +19,7 @@ use crate::{
 const ACTION_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// node-lifecycle's records as items of the state table: `pk = lifecycle#<cluster>`,
-/// `sk = <token>` for lifecycle actions (with a TTL), and `pk = cluster#<cluster>`,
+/// `sk = <group>/<instance>/<transition>/<token>` for lifecycle actions (with a TTL), and `pk = cluster#<cluster>`,
 /// `sk = init` for the initialisation record (kept for the cluster's life). Reads are
 /// strongly consistent: a redelivered event right after a completion must see it.
 #[derive(Clone, Debug)]
@@ -93,10 +93,11 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 #[async_trait]
 impl StateRecords for DynamoStateRecords {
-    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
-        let what = format!("the record of lifecycle action {token}");
+    async fn action(&self, action: &LifecycleAction) -> Result<Option<ActionRecord>, RecordError> {
+        let key = action_key(action);
+        let what = format!("the record of lifecycle action {key}");
         let Some(item) = self
-            .get(format!("lifecycle#{}", self.cluster), token, &what)
+            .get(format!("lifecycle#{}", self.cluster), &key, &what)
             .await?
         else {
             return Ok(None);
@@ -116,7 +117,12 @@ impl StateRecords for DynamoStateRecords {
         }))
     }
 
-    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
+    async fn put_action(
+        &self,
+        action: &LifecycleAction,
+        record: &ActionRecord,
+    ) -> Result<(), RecordError> {
+        let key = action_key(action);
         let expires_at = SystemTime::now() + ACTION_RECORD_LIFETIME;
         let epoch = expires_at
             .duration_since(UNIX_EPOCH)
@@ -124,7 +130,7 @@ impl StateRecords for DynamoStateRecords {
             .as_secs();
         let item = HashMap::from([
             ("pk".to_owned(), s(format!("lifecycle#{}", self.cluster))),
-            ("sk".to_owned(), s(token)),
+            ("sk".to_owned(), s(key.as_str())),
             ("instance".to_owned(), s(record.instance.as_str())),
             (
                 "transition".to_owned(),
@@ -139,7 +145,7 @@ impl StateRecords for DynamoStateRecords {
                 AttributeValue::N(epoch.to_string()),
             ),
         ]);
-        self.put(item, &format!("the record of lifecycle action {token}"))
+        self.put(item, &format!("the record of lifecycle action {key}"))
             .await
     }
 

@@ -75,6 +75,11 @@ pub trait Fleet: Send + Sync {
     /// One instance's node address, whatever its state (a terminating node included);
     /// `None` when EC2 no longer knows the instance.
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError>;
+
+    /// The instance's lifecycle state in the group or its warm pool, as Auto Scaling
+    /// names it (`Pending:Wait`, `Warmed:Pending:Wait`, `InService`, `Terminating:Wait`
+    /// ...); `None` when neither holds the instance.
+    async fn lifecycle_state(&self, instance: &InstanceId) -> Result<Option<String>, FleetError>;
 }
 
 /// Why a parameter could not be read.

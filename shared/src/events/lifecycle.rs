@@ -18,6 +18,47 @@ pub enum Transition {
     Terminating,
 }
 
+impl Transition {
+    /// `launch` or `terminate`, as records and reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Launching => "launch",
+            Self::Terminating => "terminate",
+        }
+    }
+}
+
+/// Where an instance comes from or goes to, as the event's `Origin` and `Destination`
+/// say. Only a group with a warm pool sends `WarmPool`; an event without the fields (a
+/// group without a warm pool, or an older event) counts as EC2 to the group on launch
+/// and the group to EC2 on terminate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// EC2 itself: a new instance, or one terminated for good.
+    Ec2,
+    /// The Auto Scaling group: in service.
+    AutoScalingGroup,
+    /// The group's warm pool: stopped, hibernated or running, not in service.
+    WarmPool,
+}
+
+impl Place {
+    fn parse(field: &str, text: &str) -> Result<Self, EventError> {
+        match text {
+            "EC2" => Ok(Self::Ec2),
+            "AutoScalingGroup" => Ok(Self::AutoScalingGroup),
+            "WarmPool" => Ok(Self::WarmPool),
+            other => Err(EventError::Invalid {
+                function: FUNCTION,
+                field: format!("detail.{field}"),
+                reason: format!(
+                    "is {other:?}; Auto Scaling sends EC2, AutoScalingGroup or WarmPool"
+                ),
+            }),
+        }
+    }
+}
+
 /// One pending lifecycle action, as the hook announced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LifecycleAction {
@@ -33,6 +74,42 @@ pub struct LifecycleAction {
     pub transition: Transition,
     /// The hook's notification metadata, if any.
     pub metadata: Option<String>,
+    /// Where the instance comes from.
+    pub origin: Place,
+    /// Where the instance goes: `WarmPool` for a launch into the warm pool, or a
+    /// terminate that returns the instance to it.
+    pub destination: Place,
+}
+
+impl LifecycleAction {
+    /// The action of a group without a warm pool: EC2 to the group, or the group to EC2.
+    pub fn plain(
+        group: impl Into<String>,
+        hook: impl Into<String>,
+        instance: InstanceId,
+        token: impl Into<String>,
+        transition: Transition,
+    ) -> Self {
+        let (origin, destination) = match transition {
+            Transition::Launching => (Place::Ec2, Place::AutoScalingGroup),
+            Transition::Terminating => (Place::AutoScalingGroup, Place::Ec2),
+        };
+        Self {
+            group: group.into(),
+            hook: hook.into(),
+            instance,
+            token: token.into(),
+            transition,
+            metadata: None,
+            origin,
+            destination,
+        }
+    }
+
+    /// A launch into the warm pool: the instance will be stopped, not put in service.
+    pub fn into_warm_pool(&self) -> bool {
+        self.transition == Transition::Launching && self.destination == Place::WarmPool
+    }
 }
 
 /// What node-lifecycle was asked to do.
@@ -110,19 +187,30 @@ impl LifecycleRequest {
                 reason: format!("{instance:?} is not an instance id"),
             });
         }
-        Ok(Self::Action(LifecycleAction {
-            group: field("AutoScalingGroupName")?,
-            hook: field("LifecycleHookName")?,
-            instance: InstanceId::from(instance.as_str()),
-            token: field("LifecycleActionToken")?,
+        let mut action = LifecycleAction::plain(
+            field("AutoScalingGroupName")?,
+            field("LifecycleHookName")?,
+            InstanceId::from(instance.as_str()),
+            field("LifecycleActionToken")?,
             transition,
-            // EventBridge passes metadata that is valid JSON as an object, other text as a string.
-            metadata: match detail.get("NotificationMetadata") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(text)) => Some(text.clone()),
-                Some(other) => Some(other.to_string()),
-            },
-        }))
+        );
+        // EventBridge passes metadata that is valid JSON as an object, other text as a string.
+        action.metadata = match detail.get("NotificationMetadata") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        for (name, place) in [
+            ("Origin", &mut action.origin),
+            ("Destination", &mut action.destination),
+        ] {
+            match detail.get(name) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(text)) => *place = Place::parse(name, text)?,
+                Some(_) => *place = Place::parse(name, &field(name)?)?,
+            }
+        }
+        Ok(Self::Action(action))
     }
 
     /// The Auto Scaling group the event is about, when it names one.

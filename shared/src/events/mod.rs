@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use alarm::{AlarmDelivery, AlarmKind, AlarmNotice, AlarmState, FailoverRequest};
-pub use lifecycle::{LifecycleAction, LifecycleRequest, Transition};
+pub use lifecycle::{LifecycleAction, LifecycleRequest, Place, Transition};
 pub use requests::{
     BackupRequest, ProbeRequest, RestoreRequest, RotationRequest, RotationTarget, SnapshotSelector,
 };

@@ -87,6 +87,18 @@ fn samples_parse_to_what_they_stand_for() {
             "Launching vault-prod i-0123456789abcdef0",
         ),
         ("node-lifecycle/terminate.json", "Terminating vault-prod"),
+        (
+            "node-lifecycle/launch-into-warm-pool.json",
+            "Launching vault-prod i-0fedcba9876543210",
+        ),
+        (
+            "node-lifecycle/launch-from-warm-pool.json",
+            "Launching vault-prod i-0fedcba9876543210",
+        ),
+        (
+            "node-lifecycle/terminate-into-warm-pool.json",
+            "Terminating vault-prod i-0fedcba9876543210",
+        ),
         ("node-lifecycle/other-group.json", "Launching web-frontend"),
         ("node-lifecycle/test-notification.json", "TestNotification"),
         ("node-lifecycle/reconcile.json", "Reconcile"),
@@ -279,6 +291,80 @@ fn malformed_and_misdirected_events_say_what_is_wrong() {
         .to_string();
     assert!(
         err.contains("detail.LifecycleActionToken is missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn warm_pool_samples_say_where_the_instance_comes_from_and_goes() {
+    let cases = [
+        (
+            "launch.json",
+            Transition::Launching,
+            Place::Ec2,
+            Place::AutoScalingGroup,
+        ),
+        (
+            "terminate.json",
+            Transition::Terminating,
+            Place::AutoScalingGroup,
+            Place::Ec2,
+        ),
+        (
+            "launch-into-warm-pool.json",
+            Transition::Launching,
+            Place::Ec2,
+            Place::WarmPool,
+        ),
+        (
+            "launch-from-warm-pool.json",
+            Transition::Launching,
+            Place::WarmPool,
+            Place::AutoScalingGroup,
+        ),
+        (
+            "terminate-into-warm-pool.json",
+            Transition::Terminating,
+            Place::AutoScalingGroup,
+            Place::WarmPool,
+        ),
+    ];
+    for (file, transition, origin, destination) in cases {
+        let value = sample(&format!("node-lifecycle/{file}"));
+        let Ok(LifecycleRequest::Action(action)) = LifecycleRequest::parse(&value) else {
+            panic!("{file} is not a lifecycle action");
+        };
+        assert_eq!(
+            (action.transition, action.origin, action.destination),
+            (transition, origin, destination),
+            "{file}"
+        );
+        assert_eq!(
+            action.into_warm_pool(),
+            file == "launch-into-warm-pool.json",
+            "{file}"
+        );
+    }
+    // Without the fields (a group without a warm pool): EC2 to the group, and back.
+    let mut plain = sample("node-lifecycle/launch.json");
+    let detail = plain["detail"].as_object_mut().expect("object");
+    detail.remove("Origin");
+    detail.remove("Destination");
+    let Ok(LifecycleRequest::Action(action)) = LifecycleRequest::parse(&plain) else {
+        panic!("a launch without Origin and Destination");
+    };
+    assert_eq!(
+        (action.origin, action.destination),
+        (Place::Ec2, Place::AutoScalingGroup)
+    );
+    // A place Auto Scaling never sends is refused.
+    let mut odd = sample("node-lifecycle/launch.json");
+    odd["detail"]["Destination"] = json!("Standby");
+    let err = LifecycleRequest::parse(&odd)
+        .expect_err("odd place")
+        .to_string();
+    assert!(
+        err.contains("detail.Destination is \"Standby\"; Auto Scaling sends EC2, AutoScalingGroup or WarmPool"),
         "{err}"
     );
 }

@@ -112,6 +112,21 @@ pub enum LifecycleError {
         /// What the last look saw.
         last: String,
     },
+    /// The event's lifecycle action is not one Auto Scaling has pending: stale, made up,
+    /// or for another state. Nothing was done.
+    #[error("instance {instance} of auto scaling group {group} is {found}, not waiting for a {transition} lifecycle action (expected {expected}); the event is stale or not from Auto Scaling, and nothing was done")]
+    ActionNotPending {
+        /// The instance.
+        instance: InstanceId,
+        /// The group.
+        group: String,
+        /// `launch` or `terminate`.
+        transition: &'static str,
+        /// What Auto Scaling reports.
+        found: String,
+        /// The wait states that would have matched.
+        expected: String,
+    },
     /// No node answered as active.
     #[error("no node of the cluster is active (asked {asked} nodes)")]
     NoActiveNode {
@@ -139,7 +154,8 @@ impl Classify for LifecycleError {
             | Self::InitialisedWithoutShares { .. }
             | Self::StaleShares { .. }
             | Self::RootTokenLost { .. }
-            | Self::AutoUnsealFailed { .. } => false,
+            | Self::AutoUnsealFailed { .. }
+            | Self::ActionNotPending { .. } => false,
         }
     }
     fn name(&self) -> &'static str {
@@ -161,6 +177,7 @@ impl Classify for LifecycleError {
             Self::RootTokenLost { .. } => "RootTokenLost",
             Self::AutoUnsealFailed { .. } => "AutoUnsealFailed",
             Self::NoActiveNode { .. } => "NoActiveNode",
+            Self::ActionNotPending { .. } => "ActionNotPending",
         }
     }
 }

@@ -155,6 +155,9 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .await
             .map_err(vault_step(format!("reading the health of {}", node.addr)))?;
         if health.initialized {
+            if let Some(reason) = self.initialised_outside(node).await? {
+                return Err(LaunchFailure::FreshInstanceMayHelp(reason));
+            }
             info!(instance = %node.instance, "node is already part of the cluster; not joining");
             return Ok(false);
         }
@@ -199,6 +202,35 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 Err(vault_step(format!("joining {} through {}", node.addr, leader.addr))(e).into())
             }
         }
+    }
+
+    /// Why an initialised `node` that the active node does not list as a Raft peer cannot
+    /// be taken in: it holds Raft data of its own (an instance back from the warm pool
+    /// after its peer was removed, or another cluster's disk). Joining needs empty Raft
+    /// data, and this function cannot wipe a disk, so the launch is abandoned and the
+    /// group replaces the instance. `None` when it is a peer, or no node leads to ask.
+    async fn initialised_outside(
+        &self,
+        node: &FleetNode,
+    ) -> Result<Option<String>, LifecycleError> {
+        let (active, token) = match self.active_with_token(None).await {
+            Ok(found) => found,
+            Err(LifecycleError::NoActiveNode { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let peers = self
+            .vault
+            .raft_configuration(&active.addr, &token)
+            .await
+            .map_err(vault_step("reading the raft configuration"))?;
+        let id = node.instance.as_str();
+        if peers.servers.iter().any(|p| p.node_id == id) {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "node {id} is initialised but is not a raft peer of the cluster {} leads: it holds raft data of its own (reused from the warm pool after its peer was removed, or another cluster's disk), and a node joins only with empty raft data; the user data must clear it before the node starts",
+            active.instance
+        )))
     }
 
     /// Waits until autopilot, asked through the active node, reports `node` a healthy

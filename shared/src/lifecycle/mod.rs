@@ -9,7 +9,9 @@
 //! - [`terminate`]: step a leader down, keep quorum's margin while a replacement joins,
 //!   remove the peer, complete CONTINUE.
 //! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
-//! - [`records`]: what is remembered between invocations, per lifecycle token.
+//! - [`pending`]: one delivery of an action at a time, and only an action Auto Scaling
+//!   has pending; a launch into the warm pool completes without touching the node.
+//! - [`records`]: what is remembered between invocations, per lifecycle action.
 //!
 //! Every step reads the state first and acts only on the difference, so a redelivered
 //! event or a run cut off at its timeout converges when it runs again.
@@ -18,6 +20,7 @@ mod assembly;
 mod error;
 pub mod init;
 pub mod launch;
+pub mod pending;
 pub mod reconcile;
 pub mod records;
 mod settings;
@@ -96,6 +99,21 @@ pub enum Outcome {
         /// `continued` or `abandoned`.
         stage: &'static str,
     },
+    /// Another delivery of the same lifecycle action is being carried out: nothing done.
+    InProgress {
+        /// The instance.
+        instance: InstanceId,
+        /// `launch` or `terminate`.
+        transition: &'static str,
+    },
+    /// A launch into the warm pool: completed CONTINUE without initialising, joining or
+    /// unsealing the node (it is stopped in the pool; its launch out of the pool joins it).
+    WarmPoolEntered {
+        /// The instance.
+        instance: InstanceId,
+        /// The lifecycle action was still pending and is now completed.
+        completed_now: bool,
+    },
     /// A launched node is a healthy voter; the action was completed CONTINUE.
     Launched(launch::LaunchReport),
     /// A launched node could not be made a member; the action was completed ABANDON so
@@ -150,16 +168,37 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 Ok(Outcome::Acknowledged { group })
             }
             LifecycleRequest::Action(action) => {
-                if let Some(done) = self.already_completed(&action).await? {
-                    return Ok(done);
-                }
-                self.record_stage(&action, ActionStage::Started).await?;
-                match action.transition {
-                    Transition::Launching => self.on_launch(&action, deadline).await,
-                    Transition::Terminating => self.on_terminate(&action, deadline).await,
-                }
+                let Some(lock) = self.claim_action(&action, deadline).await? else {
+                    return Ok(Outcome::InProgress {
+                        instance: action.instance.clone(),
+                        transition: action.transition.as_str(),
+                    });
+                };
+                let outcome = self.carry_out(&action, deadline).await;
+                self.release_action(&action, lock).await;
+                outcome
             }
             LifecycleRequest::Reconcile => Ok(Outcome::Reconciled(self.reconcile(deadline).await?)),
+        }
+    }
+
+    /// Carries out one action, under its lock, once Auto Scaling confirms it is pending.
+    async fn carry_out(
+        &self,
+        action: &LifecycleAction,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        if let Some(done) = self.already_completed(action).await? {
+            return Ok(done);
+        }
+        self.ensure_pending(action).await?;
+        self.record_stage(action, ActionStage::Started).await?;
+        match action.transition {
+            Transition::Launching if action.into_warm_pool() => {
+                self.on_warm_pool_entry(action).await
+            }
+            Transition::Launching => self.on_launch(action, deadline).await,
+            Transition::Terminating => self.on_terminate(action, deadline).await,
         }
     }
 
@@ -168,7 +207,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         &self,
         action: &LifecycleAction,
     ) -> Result<Option<Outcome>, LifecycleError> {
-        let Some(record) = self.records.action(&action.token).await? else {
+        let Some(record) = self.records.action(action).await? else {
             return Ok(None);
         };
         if record.stage == ActionStage::Started {
@@ -192,7 +231,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             transition: action.transition,
             stage,
         };
-        Ok(self.records.put_action(&action.token, &record).await?)
+        Ok(self.records.put_action(action, &record).await?)
     }
 
     /// Completes the action and records it, in that order: a crash between the two

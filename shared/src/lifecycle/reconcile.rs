@@ -1,7 +1,8 @@
 //! reconcile: converge the cluster with the group. Unseal sealed in-service nodes, and
 //! remove at most one Raft peer per run that maps to no member instance and that
 //! autopilot has judged unhealthy for longer than the grace period, never when the
-//! removal would cost quorum. Every action and every refusal is in the report.
+//! removal would cost quorum. Report (metric `InServiceNotPeer`) in-service instances
+//! that are not Raft peers. Every action and every refusal is in the report.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -14,9 +15,10 @@ use tracing::{info, warn};
 use super::{vault_step, LifecycleError, NodeLifecycle};
 use crate::{
     cluster::node::NodeApi,
-    cluster::ports::ParameterStore,
+    cluster::ports::{FleetNode, ParameterStore},
     error_chain,
     ids::InstanceId,
+    telemetry::{Metric, Unit},
     vault::{AutopilotState, RaftServer},
 };
 
@@ -31,6 +33,9 @@ pub struct ReconcileReport {
     pub kept: Vec<String>,
     /// Things reconcile would have done and refused, or could not do, with the reason.
     pub refused: Vec<String>,
+    /// In-service instances that are not Raft peers: serving nothing, and each one an
+    /// instance the group counts on (a launch that completed without its node joining).
+    pub not_peers: Vec<InstanceId>,
 }
 
 /// What to do about the peers that map to no member instance.
@@ -160,6 +165,8 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .autopilot_state(&active.addr, &token)
             .await
             .map_err(vault_step("reading autopilot state"))?;
+        self.report_not_peers(&in_service, &peers.servers, &mut report)
+            .await;
         let members = self.member_ids().await?;
         let plan = plan_departed_removal(
             &peers.servers,
@@ -185,6 +192,30 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             report.removed = Some(id);
         }
         Ok(report)
+    }
+
+    /// Names the in-service instances that are not Raft peers and publishes how many
+    /// (`InServiceNotPeer`, 0 included, so an alarm sees it clear).
+    async fn report_not_peers(
+        &self,
+        in_service: &[FleetNode],
+        peers: &[RaftServer],
+        report: &mut ReconcileReport,
+    ) {
+        report.not_peers = in_service
+            .iter()
+            .filter(|n| !peers.iter().any(|p| p.node_id == n.instance.as_str()))
+            .map(|n| n.instance.clone())
+            .collect();
+        for instance in &report.not_peers {
+            warn!(instance = %instance, "in-service instance is not a raft peer");
+        }
+        let count = report.not_peers.len() as f64;
+        let cluster = self.settings.cluster.as_str();
+        let metric = Metric::cluster(cluster, "InServiceNotPeer", count, Unit::Count);
+        if let Err(e) = self.metrics.publish(&[metric]).await {
+            warn!(error = %error_chain(&e), "in-service instances that are not peers not counted in metrics");
+        }
     }
 }
 

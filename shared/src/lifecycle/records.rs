@@ -1,11 +1,28 @@
 //! What node-lifecycle remembers between invocations, in the state table: how far each
-//! lifecycle action got (keyed by its token, so a redelivered event is recognised), and
+//! lifecycle action got (keyed by group, instance, transition and token, so a redelivered
+//! event is recognised and an action of one instance is never taken for another's), and
 //! how far the one-time initialisation of the cluster got (so a run that died half-way is
 //! resumed, or stopped loudly, never repeated over data).
 
 use async_trait::async_trait;
 
-use crate::{events::Transition, ids::InstanceId};
+use crate::{
+    events::{LifecycleAction, Transition},
+    ids::InstanceId,
+};
+
+/// The key of a lifecycle action's record: `<group>/<instance>/<launch|terminate>/<token>`.
+/// The token alone is not enough: a record must never answer for another instance's or
+/// another transition's action that came with the same token.
+pub fn action_key(action: &LifecycleAction) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        action.group,
+        action.instance,
+        action.transition.as_str(),
+        action.token
+    )
+}
 
 /// How far one lifecycle action got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,10 +127,14 @@ pub struct RecordError {
 /// The records node-lifecycle keeps (DynamoDB in AWS).
 #[async_trait]
 pub trait StateRecords: Send + Sync {
-    /// The record of the lifecycle action with this token.
-    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError>;
-    /// Writes (replaces) the record of the lifecycle action with this token.
-    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError>;
+    /// The record of `action` (by [`action_key`]).
+    async fn action(&self, action: &LifecycleAction) -> Result<Option<ActionRecord>, RecordError>;
+    /// Writes (replaces) the record of `action` (by [`action_key`]).
+    async fn put_action(
+        &self,
+        action: &LifecycleAction,
+        record: &ActionRecord,
+    ) -> Result<(), RecordError>;
     /// The cluster's initialisation record.
     async fn init(&self) -> Result<Option<InitRecord>, RecordError>;
     /// Writes (replaces) the cluster's initialisation record.

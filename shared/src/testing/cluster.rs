@@ -21,6 +21,8 @@ use crate::{
 pub struct FakeFleet {
     /// The in-service nodes.
     pub in_service: Mutex<Vec<FleetNode>>,
+    /// Lifecycle states a test sets; an in-service node not named here is `InService`.
+    pub states: Mutex<BTreeMap<InstanceId, String>>,
     /// Fail the next listing as the AWS API would.
     pub fail_next: AtomicBool,
 }
@@ -37,6 +39,7 @@ impl FakeFleet {
             .collect();
         Self {
             in_service: Mutex::new(nodes),
+            states: Mutex::default(),
             fail_next: AtomicBool::new(false),
         }
     }
@@ -64,6 +67,20 @@ impl Fleet for FakeFleet {
             .await?
             .into_iter()
             .find(|n| &n.instance == instance))
+    }
+
+    async fn lifecycle_state(&self, instance: &InstanceId) -> Result<Option<String>, FleetError> {
+        let set = self
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .cloned();
+        if set.is_some() {
+            return Ok(set);
+        }
+        let in_service = self.node(instance).await?.is_some();
+        Ok(in_service.then(|| "InService".to_owned()))
     }
 }
 

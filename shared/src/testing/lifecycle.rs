@@ -12,7 +12,7 @@ use crate::{
         locks::{Claim, LockError, Locks, Released},
     },
     events::LifecycleAction,
-    lifecycle::records::{ActionRecord, InitRecord, RecordError, StateRecords},
+    lifecycle::records::{action_key, ActionRecord, InitRecord, RecordError, StateRecords},
 };
 
 /// Locks held in a map: name to (owner, expiry).
@@ -84,7 +84,7 @@ impl LifecycleActions for FakeActions {
 /// node-lifecycle's records held in memory.
 #[derive(Default)]
 pub struct FakeRecords {
-    /// Lifecycle action records, by token.
+    /// Lifecycle action records, by [`action_key`].
     pub actions: Mutex<BTreeMap<String, ActionRecord>>,
     /// The initialisation record.
     pub init: Mutex<Option<InitRecord>>,
@@ -92,20 +92,24 @@ pub struct FakeRecords {
 
 #[async_trait]
 impl StateRecords for FakeRecords {
-    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
+    async fn action(&self, action: &LifecycleAction) -> Result<Option<ActionRecord>, RecordError> {
         Ok(self
             .actions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(token)
+            .get(&action_key(action))
             .cloned())
     }
 
-    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
+    async fn put_action(
+        &self,
+        action: &LifecycleAction,
+        record: &ActionRecord,
+    ) -> Result<(), RecordError> {
         self.actions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token.to_owned(), record.clone());
+            .insert(action_key(action), record.clone());
         Ok(())
     }
 
@@ -147,11 +151,15 @@ impl<T: LifecycleActions> LifecycleActions for std::sync::Arc<T> {
 
 #[async_trait]
 impl<T: StateRecords> StateRecords for std::sync::Arc<T> {
-    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
-        self.as_ref().action(token).await
+    async fn action(&self, action: &LifecycleAction) -> Result<Option<ActionRecord>, RecordError> {
+        self.as_ref().action(action).await
     }
-    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
-        self.as_ref().put_action(token, record).await
+    async fn put_action(
+        &self,
+        action: &LifecycleAction,
+        record: &ActionRecord,
+    ) -> Result<(), RecordError> {
+        self.as_ref().put_action(action, record).await
     }
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.as_ref().init().await

@@ -100,6 +100,7 @@ impl Bed {
         let bed = Self::over(FakeCluster::healthy(instances));
         for instance in instances {
             bed.fleet.add(bed.cluster(), instance);
+            bed.fleet.set_state(instance, "InService");
         }
         for (n, share) in bed.cluster().shares().iter().enumerate() {
             bed.ssm.put(&bed.share(n + 1), share.expose());
@@ -260,6 +261,13 @@ pub(super) fn action_event(transition: Transition, instance: &str, token: &str) 
             "LifecycleTransition": transition
         }
     })
+}
+
+/// `event` with the `Origin` and `Destination` a group with a warm pool sends.
+pub(super) fn between(mut event: Value, origin: &str, destination: &str) -> Value {
+    event["detail"]["Origin"] = json!(origin);
+    event["detail"]["Destination"] = json!(destination);
+    event
 }
 
 pub(super) fn launch_event(group: &str) -> Value {

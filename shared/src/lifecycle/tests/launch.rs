@@ -98,9 +98,7 @@ async fn a_redelivery_after_a_lost_record_completes_nothing_twice() {
     bed.launched("i-1").await;
     bed.launched("i-2").await;
     // The run completed the action, then died before recording it.
-    if let Ok(mut actions) = bed.records.table.actions.lock() {
-        actions.remove("t-i-2");
-    }
+    bed.records.forget("t-i-2");
     let outcome = bed.launch("i-2", "t-i-2").await.expect("redelivery");
     let Outcome::Launched(report) = outcome else {
         panic!("{outcome:?}");

@@ -6,6 +6,7 @@
 mod bed;
 mod init;
 mod launch;
+mod pending;
 mod ports;
 mod reconcile;
 mod terminate;
@@ -86,9 +87,14 @@ async fn the_hooks_test_notification_is_acknowledged() {
 async fn a_redelivered_event_of_a_completed_action_does_nothing() {
     let logs = capture_logs();
     let bed = Bed::fresh(&["i-1"]);
+    let LifecycleRequest::Action(action) =
+        LifecycleRequest::parse(&launch_event("vault-prod")).expect("event")
+    else {
+        panic!("not an action");
+    };
     bed.records
         .put_action(
-            "token-5e1f",
+            &action,
             &ActionRecord {
                 instance: "i-0123456789abcdef0".into(),
                 transition: Transition::Launching,

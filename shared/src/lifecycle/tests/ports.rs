@@ -110,13 +110,22 @@ impl ParameterStore for Ssm {
     }
 }
 
-/// The Auto Scaling group: its members, and the terminating instances EC2 still knows.
+/// The Auto Scaling group: its members, the terminating instances EC2 still knows, and
+/// lifecycle states a test set. A member is in `Pending:Wait` and a terminating instance
+/// in `Terminating:Wait` unless a test says otherwise.
 #[derive(Clone, Default)]
-pub(super) struct Group(Arc<Mutex<(Vec<FleetNode>, Vec<FleetNode>)>>);
+pub(super) struct Group(Arc<Mutex<GroupState>>);
+
+type GroupState = (Vec<FleetNode>, Vec<FleetNode>, BTreeMap<String, String>);
 
 impl Group {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<FleetNode>, Vec<FleetNode>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Auto Scaling reports `instance` in `state` (`InService`, `Warmed:Pending:Wait` ...).
+    pub(super) fn set_state(&self, instance: &str, state: &str) {
+        self.lock().2.insert(instance.to_owned(), state.to_owned());
     }
 
     /// `instance` is a member (launching or in service).
@@ -138,6 +147,19 @@ impl Group {
             .partition(|n| n.instance.as_str() == instance);
         group.0 = staying;
         group.1.extend::<Vec<FleetNode>>(leaving);
+        group.2.remove(instance);
+    }
+
+    /// `instance` waits in the warm pool (`state`): known to EC2, no member.
+    pub(super) fn warm(&self, cluster: &FakeCluster, instance: &str, state: &str) {
+        let mut group = self.lock();
+        group.0.retain(|n| n.instance.as_str() != instance);
+        group.1.retain(|n| n.instance.as_str() != instance);
+        group.1.push(FleetNode {
+            instance: instance.into(),
+            addr: cluster.addr(instance),
+        });
+        group.2.insert(instance.to_owned(), state.to_owned());
     }
 
     /// `instance` is gone from the group and from EC2.
@@ -145,6 +167,7 @@ impl Group {
         let mut group = self.lock();
         group.0.retain(|n| n.instance.as_str() != instance);
         group.1.retain(|n| n.instance.as_str() != instance);
+        group.2.remove(instance);
     }
 }
 
@@ -162,6 +185,20 @@ impl Fleet for Group {
             .chain(&group.1)
             .find(|n| &n.instance == instance)
             .cloned())
+    }
+
+    async fn lifecycle_state(&self, instance: &InstanceId) -> Result<Option<String>, FleetError> {
+        let group = self.lock();
+        let id = instance.as_str();
+        Ok(if let Some(set) = group.2.get(id) {
+            Some(set.clone())
+        } else if group.0.iter().any(|n| n.instance.as_str() == id) {
+            Some("Pending:Wait".to_owned())
+        } else if group.1.iter().any(|n| n.instance.as_str() == id) {
+            Some("Terminating:Wait".to_owned())
+        } else {
+            None
+        })
     }
 }
 
@@ -183,18 +220,37 @@ impl Records {
         self.table.init.lock().ok()?.as_ref().map(|r| r.stage)
     }
 
+    /// The stage of the one action recorded with `token`.
     pub(super) fn stage(&self, token: &str) -> Option<ActionStage> {
-        self.table.actions.lock().ok()?.get(token).map(|r| r.stage)
+        let suffix = format!("/{token}");
+        let actions = self.table.actions.lock().ok()?;
+        let mut found = actions.iter().filter(|(key, _)| key.ends_with(&suffix));
+        let (_, record) = found.next()?;
+        assert!(found.next().is_none(), "several actions with token {token}");
+        Some(record.stage)
+    }
+
+    /// Forgets the record of every action with `token`, as a run that died before
+    /// writing it would leave the table.
+    pub(super) fn forget(&self, token: &str) {
+        let suffix = format!("/{token}");
+        if let Ok(mut actions) = self.table.actions.lock() {
+            actions.retain(|key, _| !key.ends_with(&suffix));
+        }
     }
 }
 
 #[async_trait]
 impl StateRecords for Records {
-    async fn action(&self, token: &str) -> Result<Option<ActionRecord>, RecordError> {
-        self.table.action(token).await
+    async fn action(&self, action: &LifecycleAction) -> Result<Option<ActionRecord>, RecordError> {
+        self.table.action(action).await
     }
-    async fn put_action(&self, token: &str, record: &ActionRecord) -> Result<(), RecordError> {
-        self.table.put_action(token, record).await
+    async fn put_action(
+        &self,
+        action: &LifecycleAction,
+        record: &ActionRecord,
+    ) -> Result<(), RecordError> {
+        self.table.put_action(action, record).await
     }
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.table.init().await

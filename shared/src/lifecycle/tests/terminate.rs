@@ -170,9 +170,7 @@ async fn a_redelivered_terminate_removes_nothing_twice() {
     bed.fleet.terminating("i-1");
     left(bed.terminate("i-1", "t-9").await);
     // The completion went through; the record of it did not.
-    if let Ok(mut actions) = bed.records.table.actions.lock() {
-        actions.remove("t-9");
-    }
+    bed.records.forget("t-9");
     let report = left(bed.terminate("i-1", "t-9").await);
     assert!(
         !report.peer_removed && !report.stepped_down && !report.completed_now,

@@ -106,14 +106,13 @@ pub async fn run(rounds: usize) -> Result<()> {
                     &id,
                 )
                 .await?;
-                let action = LifecycleAction {
-                    group: action.group.clone(),
-                    hook: action.hook.clone(),
-                    instance: id.as_str().into(),
-                    token: action.token.clone(),
-                    transition: Transition::Launching,
-                    metadata: None,
-                };
+                let action = LifecycleAction::plain(
+                    action.group.clone(),
+                    action.hook.clone(),
+                    id.as_str().into(),
+                    action.token.clone(),
+                    Transition::Launching,
+                );
                 actions.complete(&action, Verdict::Continue).await?;
                 raw.push(started.elapsed());
             }
