@@ -27,6 +27,12 @@ functions under test live on lifecycle events. So this patches moto's Auto Scali
 * GET /_testbed/lifecycle-actions lists all actions of all regions, oldest first, so tests
   can build the EventBridge events AWS would send. An action whose instance left its wait
   state another way (EC2 TerminateInstances, group deleted) shows completed, ABANDON.
+* Warm pools (moto has none): POST /_testbed/lifecycle-wait with a JSON body {region,
+  group, instance_id, transition, state, origin, destination} puts an instance of the
+  group in a wait state (`Warmed:Pending:Wait` into the warm pool or back to it,
+  `Pending:Wait` out of it) with one pending action per hook of the transition, its
+  earlier pending actions closed. CONTINUE of an action whose destination is the warm
+  pool leaves the instance in `Warmed:Stopped`, counted toward no capacity.
 
 * DynamoDB and SSM calls run one at a time. moto checks a ConditionExpression (or SSM's
   Overwrite=false) and then writes, without a lock, so two concurrent conditional writes
@@ -91,6 +97,9 @@ class Action:
     completed: datetime | None = None
     result: str | None = None
     heartbeats: list[datetime] = field(default_factory=list)
+    wait_state: str | None = None  # set for the warm pool's states
+    origin: str | None = None
+    destination: str | None = None
 
     def live(self) -> bool:
         """Pending, and its instance still waits in its group."""
@@ -98,7 +107,7 @@ class Action:
             self.completed is None
             and self.backend.autoscaling_groups.get(self.group.name) is self.group
             and self.state in self.group.instance_states
-            and self.state.lifecycle_state == WAIT_STATE[self.transition]
+            and self.state.lifecycle_state == (self.wait_state or WAIT_STATE[self.transition])
         )
 
     def close(self, result: str) -> None:
@@ -118,6 +127,8 @@ class Action:
             "created": _iso(self.created),
             "completed": _iso(self.completed),
             "last_heartbeat": _iso(self.heartbeats[-1]) if self.heartbeats else None,
+            "origin": self.origin,
+            "destination": self.destination,
         }
 
 
@@ -163,7 +174,9 @@ def _complete(action: Action, result: str) -> None:
     for sibling in siblings:
         sibling.close("ABANDON")
     group, state = action.group, action.state
-    if action.transition == LAUNCHING and result == "CONTINUE":
+    if action.destination == "WarmPool" and result == "CONTINUE":
+        state.lifecycle_state = "Warmed:Stopped"
+    elif action.transition == LAUNCHING and result == "CONTINUE":
         state.lifecycle_state = "InService"
         group.autoscaling_backend.update_attached_elbs(group.name)
     else:
@@ -338,6 +351,32 @@ def call_action(original, self):  # noqa: F811
         return original(self)
 
 
+def _put_in_wait(request: dict) -> list[dict]:
+    """The warm pool's transitions moto lacks: see the module's docstring."""
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = autoscaling_backends[DEFAULT_ACCOUNT_ID][request["region"]]
+    group = backend.autoscaling_groups[request["group"]]
+    states = [s for s in group.instance_states if s.instance.id == request["instance_id"]]
+    if not states:
+        raise ValidationError(f"instance {request['instance_id']} is not in {group.name}")
+    state, transition = states[0], request["transition"]
+    _sweep()
+    for earlier in ACTIONS:
+        if earlier.completed is None and earlier.state is state:
+            earlier.close("ABANDON")
+    state.lifecycle_state = request["state"]
+    added = []
+    for hook in _hooks(group, transition):
+        action = Action(backend, group, state, hook.name, transition)
+        action.wait_state = request["state"]
+        action.origin, action.destination = request.get("origin"), request.get("destination")
+        ACTIONS.append(action)
+        added.append(action.to_json())
+    return added
+
+
 # --- the server -------------------------------------------------------------------------
 
 
@@ -352,6 +391,18 @@ def testbed_app(moto_app):
                 body = json.dumps({"actions": [a.to_json() for a in ACTIONS]}).encode()
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             start_response("200 OK", headers)
+            return [body]
+        if path.rstrip("/") == "/_testbed/lifecycle-wait":
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(size) or b"{}")
+            try:
+                with LOCK:
+                    body = json.dumps({"actions": _put_in_wait(request)}).encode()
+                status = "200 OK"
+            except (KeyError, ValidationError) as e:
+                body, status = json.dumps({"error": repr(e)}).encode(), "400 Bad Request"
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            start_response(status, headers)
             return [body]
         if path == "/moto-api/reset":  # moto forgets every group, so forget their actions
             with LOCK:

@@ -121,10 +121,11 @@ impl LifecycleBed {
             .with_context(|| format!("no {transition} action for {instance} among {actions:?}"))
     }
 
-    /// The EventBridge event Auto Scaling sends for `action`.
+    /// The EventBridge event Auto Scaling sends for `action`, with `Origin` and
+    /// `Destination` when it is a warm pool's.
     pub fn event(action: &LifecycleActionRecord) -> Value {
         let launching = action.transition.contains("LAUNCHING");
-        json!({
+        let mut event = json!({
             "version": "0",
             "id": unique_name("event"),
             "detail-type": if launching { "EC2 Instance-launch Lifecycle Action" } else { "EC2 Instance-terminate Lifecycle Action" },
@@ -140,7 +141,49 @@ impl LifecycleBed {
                 "EC2InstanceId": action.instance_id,
                 "LifecycleTransition": action.transition,
             }
-        })
+        });
+        for (name, place) in [
+            ("Origin", &action.origin),
+            ("Destination", &action.destination),
+        ] {
+            if let Some(place) = place {
+                event["detail"][name] = json!(place);
+            }
+        }
+        event
+    }
+
+    /// Moves `instance` as a group with a warm pool would, and returns the event of its
+    /// launch action (`launch`: into the pool when `destination` is `WarmPool`, out of it
+    /// when `origin` is) or terminate action (`terminate`, back into the pool).
+    pub async fn warm_pool_event(
+        &self,
+        instance: &str,
+        transition: &str,
+        (origin, destination): (&str, &str),
+    ) -> Result<Value> {
+        let (stated, state) = match (transition, destination) {
+            ("launch", "WarmPool") => ("autoscaling:EC2_INSTANCE_LAUNCHING", "Warmed:Pending:Wait"),
+            ("launch", _) => ("autoscaling:EC2_INSTANCE_LAUNCHING", "Pending:Wait"),
+            // A scale-in that returns the instance to the pool waits in Warmed:Pending:Wait.
+            _ => (
+                "autoscaling:EC2_INSTANCE_TERMINATING",
+                "Warmed:Pending:Wait",
+            ),
+        };
+        let actions = self
+            .moto
+            .put_in_wait(
+                REGION,
+                &self.region.asg,
+                instance,
+                stated,
+                state,
+                (origin, destination),
+            )
+            .await?;
+        let action = actions.first().context("no hook for the transition")?;
+        Ok(Self::event(action))
     }
 
     /// Adds `count` instances to the group and a server for each; returns their ids.

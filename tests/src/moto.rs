@@ -123,6 +123,38 @@ impl Moto {
             .await?;
         Ok(answer.actions)
     }
+
+    /// Puts `instance` of `group` in the wait state `state` for `transition`
+    /// (`autoscaling:EC2_INSTANCE_LAUNCHING` or `..._TERMINATING`), as Auto Scaling does
+    /// with a warm pool (which moto lacks); returns the new pending actions, one per hook.
+    pub async fn put_in_wait(
+        &self,
+        region: &str,
+        group: &str,
+        instance: &str,
+        transition: &str,
+        state: &str,
+        (origin, destination): (&str, &str),
+    ) -> Result<Vec<LifecycleActionRecord>> {
+        #[derive(Deserialize)]
+        struct Answer {
+            actions: Vec<LifecycleActionRecord>,
+        }
+        let body = serde_json::json!({
+            "region": region, "group": group, "instance_id": instance,
+            "transition": transition, "state": state,
+            "origin": origin, "destination": destination,
+        });
+        let answer: Answer = reqwest::Client::new()
+            .post(format!("{}/_testbed/lifecycle-wait", self.url))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(answer.actions)
+    }
 }
 
 /// One lifecycle action as the moto launcher recorded it.
@@ -146,6 +178,13 @@ pub struct LifecycleActionRecord {
     pub result: Option<String>,
     /// Heartbeats recorded.
     pub heartbeats: u32,
+    /// `Origin` of the event, for the warm pool's actions (`EC2`, `AutoScalingGroup`,
+    /// `WarmPool`); absent for a group without a warm pool.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// `Destination` of the event, for the warm pool's actions.
+    #[serde(default)]
+    pub destination: Option<String>,
 }
 
 /// Everything one cluster has in one region: a versioned bucket, the table, a KMS key,

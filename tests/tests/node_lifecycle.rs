@@ -894,3 +894,165 @@ async fn a_cluster_initialised_without_stored_shares_stops_loudly_and_is_not_ini
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn one_launch_delivered_twice_at_once_joins_once_and_made_up_actions_change_nothing(
+) -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = build_cluster(2, Seal::Shamir).await?;
+    let added = bed.scale_out(1).await?;
+    let launch = LifecycleBed::event(&bed.pending(&added[0], "launch").await?);
+    let (one, two) = (bed.function(&[])?, bed.function(&[])?);
+    let outcomes = join_all([handle(&one, &launch), handle(&two, &launch)]).await;
+    let joined = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Outcome::Launched(r)) if r.joined))
+        .count();
+    let waited_or_done = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Ok(Outcome::InProgress { .. }) | Ok(Outcome::AlreadyCompleted { .. })
+            )
+        })
+        .count();
+    assert_eq!((joined, waited_or_done), (1, 1), "{outcomes:?}");
+    let peers = view(&bed).await?.peers().await?;
+    assert_eq!(peers.len(), 3, "{peers:?}");
+
+    // A terminate event with a made-up token for an in-service voter: refused.
+    let function = bed.function(&[])?;
+    let mut forged = launch.clone();
+    forged["detail-type"] = "EC2 Instance-terminate Lifecycle Action".into();
+    forged["detail"]["LifecycleTransition"] = "autoscaling:EC2_INSTANCE_TERMINATING".into();
+    forged["detail"]["LifecycleActionToken"] = "2f1d3c4b-made-up".into();
+    let refused = handle(&function, &forged).await;
+    let Err(err) = &refused else {
+        bail!("a made-up terminate was carried out: {refused:?}");
+    };
+    assert_eq!(err.error_type, "Permanent.ActionNotPending", "{err:?}");
+    assert!(err.message.contains("is in InService"), "{}", err.message);
+    // The instance really is terminating now, but the token is not Auto Scaling's.
+    bed.terminate(&added[0]).await?;
+    let refused = handle(&function, &forged).await;
+    let Err(err) = &refused else {
+        bail!("a terminate with a made-up token was carried out: {refused:?}");
+    };
+    assert!(
+        err.message
+            .contains("no pending action with this event's token"),
+        "{}",
+        err.message
+    );
+    assert_eq!(view(&bed).await?.peers().await?, peers, "still three peers");
+
+    // An instance the group puts in service without its node joining: reconcile names
+    // it and counts it.
+    let stray = bed.scale_out(1).await?.remove(0);
+    let action = bed.pending(&stray, "launch").await?;
+    aws_sdk_autoscaling::Client::new(&bed.region.sdk)
+        .complete_lifecycle_action()
+        .auto_scaling_group_name(&action.group)
+        .lifecycle_hook_name(&action.hook)
+        .lifecycle_action_token(&action.token)
+        .lifecycle_action_result("CONTINUE")
+        .send()
+        .await?;
+    let report = reconcile(&function).await?;
+    assert_eq!(report.not_peers, vec![stray.as_str().into()], "{report:?}");
+    let listed = aws_sdk_cloudwatch::Client::new(&bed.region.sdk)
+        .list_metrics()
+        .namespace("VaultLifecycle")
+        .metric_name("InServiceNotPeer")
+        .send()
+        .await?;
+    assert!(
+        listed.metrics().iter().any(|m| m
+            .dimensions()
+            .iter()
+            .any(|d| d.value() == Some(bed.cluster.as_str()))),
+        "InServiceNotPeer published for {}",
+        bed.cluster
+    );
+    assert_nothing_leaked(&bed, &logs, &describe(&outcomes), &[]).await
+}
+
+#[tokio::test]
+async fn warm_pool_instances_join_only_when_they_leave_the_pool() -> Result<()> {
+    let logs = capture_logs();
+    let bed = LifecycleBed::start(2, Seal::Shamir).await?;
+    let ids = bed.region.instances(None).await?;
+    let (first, warm) = (&ids[0], &ids[1]);
+    let function = bed.function(&[])?;
+    let outcome = handle(
+        &function,
+        &LifecycleBed::event(&bed.pending(first, "launch").await?),
+    )
+    .await;
+    assert!(launched(&outcome)?.initialised_cluster, "{outcome:?}");
+    let warm_node = &bed.bao.nodes[index_of(&bed, warm)?];
+
+    // Into the warm pool: completed CONTINUE, the node left uninitialised.
+    let into = bed
+        .warm_pool_event(warm, "launch", ("EC2", "WarmPool"))
+        .await?;
+    let entered = handle(&function, &into).await;
+    assert!(
+        matches!(
+            &entered,
+            Ok(Outcome::WarmPoolEntered {
+                completed_now: true,
+                ..
+            })
+        ),
+        "{entered:?}"
+    );
+    let action = bed.pending(warm, "launch").await?;
+    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
+    let vault = VaultClient::new(&VaultSettings {
+        ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
+        request_timeout: Duration::from_secs(5),
+        max_retries: 2,
+    })?;
+    let addr: NodeAddr = warm_node.api_addr.parse().map_err(anyhow::Error::msg)?;
+    assert_eq!(vault.health(&addr).await?.code, 501, "not initialised");
+    assert_eq!(view(&bed).await?.peers().await?, vec![first.clone()]);
+
+    // Out of the pool into service: the normal launch.
+    let out = bed
+        .warm_pool_event(warm, "launch", ("WarmPool", "AutoScalingGroup"))
+        .await?;
+    let joined = handle(&function, &out).await;
+    assert!(launched(&joined)?.joined, "{joined:?}");
+    let mut both = vec![first.clone(), warm.clone()];
+    both.sort();
+    assert_eq!(view(&bed).await?.peers().await?, both);
+
+    // Scale-in returns it to the pool: its peer goes like any terminate.
+    let back = bed
+        .warm_pool_event(warm, "terminate", ("AutoScalingGroup", "WarmPool"))
+        .await?;
+    let left = handle(&function, &back).await;
+    let Ok(Outcome::Terminated(report)) = &left else {
+        bail!("expected a terminate, got {left:?}");
+    };
+    assert!(report.peer_removed && report.completed_now, "{report:?}");
+    assert_eq!(view(&bed).await?.peers().await?, vec![first.clone()]);
+
+    // Out again with its old Raft data: not joined over it, abandoned with the reason.
+    let again = bed
+        .warm_pool_event(warm, "launch", ("WarmPool", "AutoScalingGroup"))
+        .await?;
+    let abandoned = handle(&function, &again).await;
+    let Ok(Outcome::Abandoned { reason, .. }) = &abandoned else {
+        bail!("expected an abandon, got {abandoned:?}");
+    };
+    assert!(
+        reason.contains("is initialised but is not a raft peer"),
+        "{reason}"
+    );
+    assert_eq!(view(&bed).await?.peers().await?, vec![first.clone()]);
+    let texts = [&outcome, &entered, &joined, &left, &abandoned].map(|o| format!("{o:?}"));
+    assert_nothing_leaked(&bed, &logs, &texts, &[]).await
+}
