@@ -130,7 +130,18 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         Ok(self.run(event, deadline).await?)
     }
 
+    /// Carries `event` out, once more with a fresh login if Vault refused a cached token.
     async fn run(
+        &self,
+        event: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        self.login
+            .retry_if_stale(|| self.run_once(event, deadline))
+            .await
+    }
+
+    async fn run_once(
         &self,
         event: &serde_json::Value,
         deadline: Instant,
