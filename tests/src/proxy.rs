@@ -93,8 +93,8 @@ impl Drop for SlowInitProxy {
 impl State {
     async fn relay(self: Arc<Self>, client: TcpStream) -> Result<()> {
         let node = TcpStream::connect(("127.0.0.1", self.node_port)).await?;
-        let (mut from_client, mut to_node) = client.into_split();
-        let (mut from_node, mut to_client) = node.into_split();
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_node, mut to_node) = node.into_split();
         let upstream = async move {
             let _ = tokio::io::copy(&mut from_client, &mut to_node).await;
             let _ = to_node.shutdown().await;

@@ -95,7 +95,11 @@ async fn a_sys_init_slower_than_the_request_timeout_completes_with_every_key_sto
     ])?;
     let event = LifecycleBed::event(&bed.pending(&id, "launch").await?);
     let outcome = handle(&function, &event).await;
-    assert_eq!(proxy.held(), 1, "the answer to sys/init was held");
+    assert_eq!(
+        proxy.held(),
+        1,
+        "the answer to sys/init was held: {outcome:?}"
+    );
     let report = launched(&outcome)?;
     assert!(
         report.initialised_cluster && report.completed_now,
