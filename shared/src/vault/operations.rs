@@ -52,7 +52,7 @@ impl VaultClient {
                 "sys/init",
                 None,
                 Some(&body),
-                Some(self.init_timeout),
+                None,
             )
             .await?;
         let shares = if recovery {
