@@ -61,7 +61,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         owner: &str,
         deadline: Instant,
     ) -> Result<Initialised, LifecycleError> {
-        let owner = owner.to_string();
+        let owner = format!("{owner}/run-{:08x}", fastrand::u32(..));
         let owner = owner.as_str();
         let waited = poll_until(
             "the cluster's initialisation",

@@ -52,7 +52,7 @@ impl VaultClient {
                 "sys/init",
                 None,
                 Some(&body),
-                None,
+                Some(self.init_timeout),
             )
             .await?;
         let shares = if recovery {
