@@ -161,7 +161,16 @@ pub struct VaultSettings {
     pub request_timeout: Duration,
     /// `VAULT_MAX_RETRIES`: extra attempts after a connection error (never after an answer).
     pub max_retries: u32,
+    /// `VAULT_INIT_TIMEOUT_SECS`: `sys/init` alone, whose answer holds the only copy of
+    /// the new shares and root token (node-lifecycle).
+    pub init_timeout: Duration,
 }
+
+/// How long `sys/init` may take by default. Its answer is the only copy of the shares: a
+/// client that gives up early loses them while the node goes on to initialise. Measured
+/// on loopback it takes about 6 s, more with an auto-unseal round trip; two minutes leave
+/// room for a slow seal and still fit a 15-minute invocation.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the CA bundle that verifies the nodes' certificates comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +184,8 @@ pub enum CaSource {
 }
 
 impl VaultSettings {
-    /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`, `VAULT_MAX_RETRIES`.
+    /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`,
+    /// `VAULT_MAX_RETRIES`, `VAULT_INIT_TIMEOUT_SECS`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let ca = match (
             env.optional("VAULT_CACERT_PEM"),
@@ -197,10 +207,22 @@ impl VaultSettings {
         if request_timeout.is_zero() {
             return Err(invalid("VAULT_REQUEST_TIMEOUT_SECS", "0", "at least 1"));
         }
+        let init_timeout = env.seconds_or("VAULT_INIT_TIMEOUT_SECS", DEFAULT_INIT_TIMEOUT)?;
+        if init_timeout < request_timeout {
+            return Err(invalid(
+                "VAULT_INIT_TIMEOUT_SECS",
+                &init_timeout.as_secs().to_string(),
+                format!(
+                    "at least VAULT_REQUEST_TIMEOUT_SECS ({})",
+                    request_timeout.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             ca,
             request_timeout,
             max_retries: env.parsed_or("VAULT_MAX_RETRIES", 3, "a whole number")?,
+            init_timeout,
         })
     }
 }
@@ -290,6 +312,7 @@ mod tests {
         assert_eq!(config.cluster.node_address_tag, "vault-api-addr");
         assert_eq!(config.vault.ca, CaSource::System);
         assert_eq!(config.vault.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.vault.init_timeout, Duration::from_secs(120));
         assert_eq!(config.metrics_namespace, "VaultLifecycle");
         assert_eq!(
             config.auth,
@@ -303,7 +326,7 @@ mod tests {
 
     #[test]
     fn every_error_names_its_variable() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
             (&[("ASG_NAME", "a")], "CLUSTER_NAME"),
             (&[("CLUSTER_NAME", "prod")], "ASG_NAME"),
             (
@@ -349,6 +372,14 @@ mod tests {
                     ("VAULT_CACERT_PEM", "x"),
                 ],
                 "VAULT_CACERT_PEM",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_INIT_TIMEOUT_SECS", "2"),
+                ],
+                "VAULT_INIT_TIMEOUT_SECS",
             ),
         ];
         for (pairs, variable) in cases {

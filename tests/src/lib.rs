@@ -22,6 +22,7 @@ pub mod moto;
 pub mod openbao;
 pub mod postgres;
 mod process;
+pub mod proxy;
 pub mod snapshots;
 pub mod tls;
 

@@ -27,6 +27,7 @@ fn client(ca: CaSource) -> Result<VaultClient> {
         ca,
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?)
 }
 

@@ -78,6 +78,7 @@ impl Bed {
             ca: CaSource::Pem(self.bao.ca.ca_pem.clone()),
             request_timeout: Duration::from_secs(5),
             max_retries: 1,
+            init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
         };
         Ok(HealthProbe {
             cluster: label.parse().map_err(anyhow::Error::msg)?,

@@ -74,6 +74,7 @@ async fn view(bed: &LifecycleBed) -> Result<View> {
         ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let path = format!("{}/approle/node-lifecycle", bed.ssm_path());
     let role_id = bed

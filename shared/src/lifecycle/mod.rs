@@ -17,6 +17,7 @@
 mod assembly;
 mod error;
 pub mod init;
+mod init_keys;
 pub mod launch;
 pub mod reconcile;
 pub mod records;
