@@ -974,7 +974,10 @@ async fn leader_and_follower_leave(order: Order) -> Result<()> {
     assert_eq!(after.peers().await?, vec![staying.clone()], "{order:?}");
     assert_eq!(after.autopilot().await?.leader, Some(staying), "{order:?}");
     cluster
-        .write("kv/after-two-terminates", serde_json::json!({"value": "written"}))
+        .write(
+            "kv/after-two-terminates",
+            serde_json::json!({"value": "written"}),
+        )
         .await?;
     assert_eq!(
         cluster.kv("after-two-terminates").await?.as_deref(),

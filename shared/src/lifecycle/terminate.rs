@@ -28,7 +28,7 @@ use crate::{
     events::LifecycleAction,
     ids::InstanceId,
     telemetry::{Metric, Unit},
-    vault::{AutopilotState, RaftServer},
+    vault::RaftServer,
 };
 
 /// The lock every terminate holds while it changes the Raft configuration.
@@ -166,10 +166,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             deadline,
             POLL_INTERVAL * 4,
             || async move {
-                Ok::<_, LifecycleError>(match self.try_leave(instance, leaving, report, deadline).await? {
-                    Attempt::Done => Look::Ready(()),
-                    Attempt::Held(why) => Look::NotYet(why),
-                })
+                Ok::<_, LifecycleError>(
+                    match self.try_leave(instance, leaving, report, deadline).await? {
+                        Attempt::Done => Look::Ready(()),
+                        Attempt::Held(why) => Look::NotYet(why),
+                    },
+                )
             },
         )
         .await?;
@@ -210,7 +212,10 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             info!(instance = %id, "not a raft peer; nothing to remove");
             return Ok(Attempt::Done);
         }
-        if let Some(why) = self.remove_departed_first(&active, &token, &peers, id, report).await? {
+        if let Some(why) = self
+            .remove_departed_first(&active, &token, &peers, id, report)
+            .await?
+        {
             return Ok(Attempt::Held(why));
         }
         if active.instance == *instance {
@@ -224,12 +229,17 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         // Leadership may have moved while waiting: remove through whoever leads now,
         // after checking the quorum again against what the cluster is now.
         let Some((active, token, peers)) = self.leader_and_peers(leaving).await? else {
-            return Ok(Attempt::Held("no node of the cluster is active after the step-down".into()));
+            return Ok(Attempt::Held(
+                "no node of the cluster is active after the step-down".into(),
+            ));
         };
         if !peers.iter().any(|s| s.node_id == id) {
             return Ok(Attempt::Done);
         }
-        if let Some(why) = self.remove_departed_first(&active, &token, &peers, id, report).await? {
+        if let Some(why) = self
+            .remove_departed_first(&active, &token, &peers, id, report)
+            .await?
+        {
             return Ok(Attempt::Held(why));
         }
         self.vault

@@ -190,7 +190,10 @@ async fn a_follower_finds_the_leader_whose_own_instance_is_leaving() {
     bed.fleet.terminating("i-1");
     bed.fleet.terminating("i-3");
     let follower = left(bed.terminate("i-3", "t-3").await);
-    assert!(follower.peer_removed && !follower.stepped_down, "{follower:?}");
+    assert!(
+        follower.peer_removed && !follower.stepped_down,
+        "{follower:?}"
+    );
     assert_eq!(removed_through(&bed, "i-3").as_deref(), Some("i-1"));
     let leader = left(bed.terminate("i-1", "t-1").await);
     assert!(leader.peer_removed && leader.stepped_down, "{leader:?}");
@@ -209,10 +212,16 @@ async fn a_leader_that_hands_over_to_another_leaving_node_sees_it_lead() {
     let started = Instant::now();
     let leader = left(bed.terminate("i-1", "t-1").await);
     assert!(leader.stepped_down && leader.peer_removed, "{leader:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "no wait for a leader it could not see");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait for a leader it could not see"
+    );
     assert_eq!(removed_through(&bed, "i-1").as_deref(), Some("i-2"));
     let follower = left(bed.terminate("i-2", "t-2").await);
-    assert!(follower.stepped_down && follower.peer_removed, "{follower:?}");
+    assert!(
+        follower.stepped_down && follower.peer_removed,
+        "{follower:?}"
+    );
     assert_eq!(bed.cluster().peers(), ["i-3"]);
     assert_eq!(bed.cluster().active().as_deref(), Some("i-3"));
 }
@@ -261,7 +270,10 @@ async fn a_terminate_whose_time_runs_out_in_the_queue_keeps_its_action() {
         .expect("claim");
     bed.fleet.terminating("i-3");
     let event = action_event(Transition::Terminating, "i-3", "t-9");
-    let outcome = bed.function.run(&event, Instant::now() + Duration::from_secs(60)).await;
+    let outcome = bed
+        .function
+        .run(&event, Instant::now() + Duration::from_secs(60))
+        .await;
     assert!(
         matches!(&outcome, Err(LifecycleError::TerminateQueued { holder, .. }) if holder.contains("i-9")),
         "{outcome:?}"
