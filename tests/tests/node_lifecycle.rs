@@ -446,6 +446,24 @@ async fn auto_unseal_with_the_transit_seal_is_verified() -> Result<()> {
     .await
 }
 
+/// The leader's instance, and every other instance of the group.
+async fn leader_and_standbys(bed: &LifecycleBed) -> Result<(String, Vec<String>)> {
+    let leader = view(bed)
+        .await?
+        .autopilot()
+        .await?
+        .leader
+        .context("a leader")?;
+    let standbys = bed
+        .region
+        .instances(None)
+        .await?
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect();
+    Ok((leader, standbys))
+}
+
 async fn reconcile(function: &Function) -> Result<shared::lifecycle::reconcile::ReconcileReport> {
     match handle(function, &serde_json::json!({"action": "reconcile"})).await {
         Ok(Outcome::Reconciled(report)) => Ok(report),
@@ -458,19 +476,7 @@ async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() ->
     let logs = capture_logs();
     let mut bed = build_cluster(3, Seal::Shamir).await?;
     let function = bed.function(&[])?;
-    let leader = view(&bed)
-        .await?
-        .autopilot()
-        .await?
-        .leader
-        .context("a leader")?;
-    let standbys: Vec<String> = bed
-        .region
-        .instances(None)
-        .await?
-        .into_iter()
-        .filter(|i| *i != leader)
-        .collect();
+    let (leader, standbys) = leader_and_standbys(&bed).await?;
 
     // A standby restarts and comes back sealed: reconcile unseals it.
     let restarted = index_of(&bed, &standbys[0])?;
@@ -920,19 +926,7 @@ async fn leader_and_follower_leave(order: Order) -> Result<()> {
     let logs = capture_logs();
     let mut cluster = SnapshotBed::start(3).await?;
     let bed = &cluster.bed;
-    let leader = view(bed)
-        .await?
-        .autopilot()
-        .await?
-        .leader
-        .context("a leader")?;
-    let others: Vec<String> = bed
-        .region
-        .instances(None)
-        .await?
-        .into_iter()
-        .filter(|i| *i != leader)
-        .collect();
+    let (leader, others) = leader_and_standbys(bed).await?;
     let [follower, staying] = others.as_slice() else {
         bail!("expected two followers, got {others:?}");
     };
