@@ -136,6 +136,10 @@ impl Fleet for AsgFleet {
         .await
     }
 
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.group_instances(|_| true).await
+    }
+
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
         match self.addresses(vec![instance.to_string()]).await {
             Ok(nodes) => Ok(nodes.into_iter().next()),

@@ -72,6 +72,13 @@ pub trait Fleet: Send + Sync {
         self.in_service().await
     }
 
+    /// Every instance of the group whatever its lifecycle state, leaving ones
+    /// (Terminating:Wait) included: a node that still holds the lead while its instance
+    /// leaves is found here.
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.members().await
+    }
+
     /// One instance's node address, whatever its state (a terminating node included);
     /// `None` when EC2 no longer knows the instance.
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError>;

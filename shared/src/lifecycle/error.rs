@@ -149,6 +149,22 @@ pub enum LifecycleError {
         /// How many nodes were asked.
         asked: usize,
     },
+    /// The terminating node is still a voter and its departure would cost quorum.
+    #[error("the terminate of {instance} is held: {reason}. Its raft peer was not removed and its lifecycle action is kept pending with heartbeats; the retry looks again. See the held-terminate runbook")]
+    TerminateHeld {
+        /// The instance.
+        instance: InstanceId,
+        /// What the last look saw.
+        reason: String,
+    },
+    /// Another terminate held the terminate lock until this invocation's time ran out.
+    #[error("the terminate of {instance} waited for another terminate ({holder}) to finish; nothing was changed and its lifecycle action is kept pending; the retry continues")]
+    TerminateQueued {
+        /// The instance.
+        instance: InstanceId,
+        /// Who holds the lock.
+        holder: String,
+    },
 }
 
 impl Classify for LifecycleError {
@@ -163,7 +179,10 @@ impl Classify for LifecycleError {
             Self::Login(e) => e.retry_helps(),
             Self::Vault { source, .. } => source.retry_helps(),
             Self::Wait(e) => e.retry_helps(),
-            Self::NoActiveNode { .. } | Self::NoTimeToInitialise { .. } => true,
+            Self::NoActiveNode { .. }
+            | Self::NoTimeToInitialise { .. }
+            | Self::TerminateHeld { .. }
+            | Self::TerminateQueued { .. } => true,
             Self::OtherGroup { .. }
             | Self::MissingShares { .. }
             | Self::SharesRejected { .. }
@@ -195,6 +214,8 @@ impl Classify for LifecycleError {
             Self::RootTokenLost { .. } => "RootTokenLost",
             Self::AutoUnsealFailed { .. } => "AutoUnsealFailed",
             Self::NoActiveNode { .. } => "NoActiveNode",
+            Self::TerminateHeld { .. } => "TerminateHeld",
+            Self::TerminateQueued { .. } => "TerminateQueued",
         }
     }
 }

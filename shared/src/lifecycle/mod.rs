@@ -6,8 +6,11 @@
 //!   ABANDON when a fresh instance could do better).
 //! - [`init`]: the one-time initialisation under the init lock, with the shares stored
 //!   before anything else, and the bootstrap of every function's AppRole.
-//! - [`terminate`]: step a leader down, keep quorum's margin while a replacement joins,
-//!   remove the peer, complete CONTINUE.
+//! - [`terminate`]: one at a time under the terminate lock, find the leader among every
+//!   instance (leaving ones included), remove departed dead voters first, step a leader
+//!   down, keep quorum's margin while a replacement joins, remove the peer, complete
+//!   CONTINUE; hold the action with heartbeats while the departure would cost quorum.
+//! - [`quorum`]: the arithmetic of voters that leave.
 //! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
 //! - [`records`]: what is remembered between invocations, per lifecycle token.
 //!
@@ -19,6 +22,7 @@ mod error;
 pub mod init;
 mod init_keys;
 pub mod launch;
+pub mod quorum;
 pub mod reconcile;
 pub mod records;
 mod settings;
@@ -251,8 +255,10 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
     }
 
-    /// The first member node that answers as active, asking all of them at once; `also`
-    /// is asked too (a terminating node is no longer a member, and may still lead).
+    /// The first node of the group that answers as active, asking all of them at once:
+    /// every instance whatever its lifecycle state (a leader whose own instance waits in
+    /// Terminating:Wait still leads), and `also` (a leaving instance the group may no
+    /// longer list).
     async fn active_node(
         &self,
         also: Option<&FleetNode>,
@@ -265,12 +271,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         &self,
         also: Option<&FleetNode>,
     ) -> Result<(Option<FleetNode>, usize), LifecycleError> {
-        let mut members = self.fleet.members().await?;
-        if let Some(node) = also.filter(|n| !members.contains(n)) {
-            members.push(node.clone());
+        let mut nodes = self.fleet.instances().await?;
+        if let Some(node) = also.filter(|n| !nodes.contains(n)) {
+            nodes.push(node.clone());
         }
-        let asked = members.len();
-        let active = crate::cluster::find_active(&self.vault, members).await;
+        let asked = nodes.len();
+        let active = crate::cluster::find_active(&self.vault, nodes).await;
         Ok((active.map(|(node, _)| node), asked))
     }
 

@@ -179,6 +179,11 @@ impl Fleet for Group {
         Ok(self.lock().0.clone())
     }
 
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        let group = self.lock();
+        Ok(group.0.iter().chain(&group.1).cloned().collect())
+    }
+
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
         let group = self.lock();
         Ok(group
