@@ -353,9 +353,12 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
     );
     let records = records(&bed)?;
     // Cut the first run off the moment the shares are stored, as Lambda's timeout would.
-    let function = bed.function(&[])?;
+    // Its deadline is near (a short init timeout lets it still send sys/init): the init
+    // lock is that invocation's until its deadline, which the redelivery waits out.
+    let function = bed.function(&[("VAULT_INIT_TIMEOUT_SECS", "10")])?;
+    let cut_off_at = Instant::now() + Duration::from_secs(75);
     tokio::select! {
-        outcome = handle(&function, &first) => bail!("the run ended before it was cut off: {outcome:?}"),
+        outcome = function.handle(&first, cut_off_at) => bail!("the run ended before it was cut off: {outcome:?}"),
         stored = poll_until("the shares to be stored", Duration::from_secs(60), || async {
             Ok(records.init().await?.filter(|r| r.stage == InitStage::SharesStored))
         }) => { stored?; }
@@ -477,7 +480,7 @@ async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() ->
     let logs = capture_logs();
     let mut bed = build_cluster(3, Seal::Shamir).await?;
     let function = bed.function(&[])?;
-    let (leader, standbys) = leader_and_standbys(&bed).await?;
+    let (_leader, standbys) = leader_and_standbys(&bed).await?;
 
     // A standby restarts and comes back sealed: reconcile unseals it.
     let restarted = index_of(&bed, &standbys[0])?;
