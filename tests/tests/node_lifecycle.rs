@@ -380,8 +380,12 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
     let outcomes = join_all([handle(&again, &first), handle(&other, &second)]).await;
     let first_report = launched(&outcomes[0])?;
     let second_report = launched(&outcomes[1])?;
-    assert!(first_report.initialised_cluster, "{first_report:?}");
-    assert!(second_report.joined, "{second_report:?}");
+    // Once the cut-off run's init lock lapses, either launch may claim it and finish the
+    // bootstrap from the stored shares; neither initialises a second time.
+    assert!(
+        !(first_report.initialised_cluster && second_report.initialised_cluster),
+        "{first_report:?} {second_report:?}"
+    );
     assert_eq!(
         records.init().await?.map(|r| r.stage),
         Some(InitStage::Bootstrapped)
