@@ -386,6 +386,7 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
         !(first_report.initialised_cluster && second_report.initialised_cluster),
         "{first_report:?} {second_report:?}"
     );
+    assert!(second_report.joined, "{second_report:?}");
     assert_eq!(
         records.init().await?.map(|r| r.stage),
         Some(InitStage::Bootstrapped)
