@@ -166,8 +166,13 @@ impl BaoCluster {
         let dir = self.dir.path().join(node_id);
         std::fs::create_dir_all(dir.join("data"))?;
         let (cert, key) = (self.ca.cert_file.clone(), self.ca.key_file.clone());
-        self.spawn_node(node_id, Ipv4Addr::LOCALHOST.into(), free_port()?, (cert, key))
-            .await
+        self.spawn_node(
+            node_id,
+            Ipv4Addr::LOCALHOST.into(),
+            free_port()?,
+            (cert, key),
+        )
+        .await
     }
 
     /// Starts one more sealed, uninitialised server for the instance `node_id` whose

@@ -58,7 +58,11 @@ impl TestCa {
     fn issue(&self, ips: &[IpAddr], cert: &Path, key: &Path) -> Result<()> {
         let server_key = KeyPair::generate()?;
         let loopback = ips.contains(&IpAddr::from([127, 0, 0, 1]));
-        let names = if loopback { vec!["localhost".to_owned()] } else { Vec::new() };
+        let names = if loopback {
+            vec!["localhost".to_owned()]
+        } else {
+            Vec::new()
+        };
         let mut params = CertificateParams::new(names)?;
         for ip in ips {
             params.subject_alt_names.push(SanType::IpAddress(*ip));

@@ -37,7 +37,8 @@ async fn bed() -> Result<Bed> {
     let name = unique_name("hp");
     let aws = RegionFixture::create(moto, REGION, &name).await?;
     let ids = aws.create_asg(3, false).await?;
-    let mut bao = BaoCluster::start_on_instances(&aws.private_ips(&ids).await?, Seal::Shamir).await?;
+    let mut bao =
+        BaoCluster::start_on_instances(&aws.private_ips(&ids).await?, Seal::Shamir).await?;
     let keys = bao.bootstrap().await?;
     let (role_id, secret_id) = bao.approle("health-probe", policies::HEALTH_PROBE).await?;
     let base = format!("/vault-lifecycle/{name}/approle/health-probe");

@@ -149,7 +149,11 @@ async fn a_tag_never_chooses_who_receives_a_share_or_a_credential() -> Result<()
         .bao
         .api(stranger_index, Method::GET, "sys/init", None, None)
         .await?;
-    assert_eq!(init["initialized"], json!(false), "the stranger got nothing");
+    assert_eq!(
+        init["initialized"],
+        json!(false),
+        "the stranger got nothing"
+    );
     for node in bed.bao.nodes.iter().filter(|n| n.node_id != "stranger") {
         let health = vault
             .health(&node.api_addr.parse().map_err(anyhow::Error::msg)?)

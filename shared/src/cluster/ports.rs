@@ -15,7 +15,7 @@ use crate::{
 pub struct FleetNode {
     /// The EC2 instance, which by convention is also the node's Raft `node_id`.
     pub instance: InstanceId,
-    /// Where its API answers (from the address tag, else private IP, port and scheme).
+    /// Where its API answers: the private IP EC2 reports, with the scheme and port.
     pub addr: NodeAddr,
 }
 

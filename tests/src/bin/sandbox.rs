@@ -134,7 +134,10 @@ async fn story(once: bool, start: Instant) -> Result<()> {
         .into_iter()
         .find(|i| !ids.contains(i))
         .context("a replacement instance")?;
-    for (id, ip) in primary.private_ips(std::slice::from_ref(&replacement)).await? {
+    for (id, ip) in primary
+        .private_ips(std::slice::from_ref(&replacement))
+        .await?
+    {
         bao.add_instance_node(&id, ip).await?;
     }
     say(
