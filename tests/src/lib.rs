@@ -4,14 +4,16 @@
 //!   transit auto-unseal, and raw-API helpers to set up preconditions.
 //! - [`moto`]: moto server as AWS (every region at once), started through
 //!   `tests/moto_server.py`, which adds the lifecycle actions moto lacks; fixtures for
-//!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances point at
-//!   OpenBao nodes.
+//!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances get loopback
+//!   private IPs, where their OpenBao nodes listen.
 //! - [`postgres`]: a throw-away PostgreSQL server.
 //! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
 //!   invoked with events/ files.
-//! - [`tls`]: the per-run CA.
+//! - [`tls`]: the per-run CA and each node's certificate.
+//! - [`recorder`]: a listener that records every connection and forwards it.
 //!
-//! Every server listens on a free loopback port and keeps its data in a temp dir; every
+//! Every server listens on loopback (a node of an Auto Scaling group on its instance's
+//! private IP and the cluster's port) and keeps its data in a temp dir; every
 //! process is ended when its handle drops (panics included) and its log is printed when
 //! the test failed. moto is shared: `cargo xtask test` starts one for the whole run and
 //! passes `TESTBED_MOTO_URL`; without it, each test process starts its own once.
@@ -23,6 +25,7 @@ pub mod openbao;
 pub mod postgres;
 mod process;
 pub mod proxy;
+pub mod recorder;
 pub mod snapshots;
 pub mod tls;
 

@@ -1,5 +1,5 @@
-//! A TCP proxy on loopback in front of one OpenBao node that makes the node's answer to
-//! `sys/init` slow: it holds the first bytes the node sends after it reports itself
+//! A TCP proxy in front of one OpenBao node, on the node's own IP and another port, that
+//! makes the node's answer to `sys/init` slow: it holds the first bytes the node sends after it reports itself
 //! initialised (the answer to `sys/init`, which is sent once the node is initialised) for
 //! a set time, and passes everything else through at once. TLS passes through untouched,
 //! so the client still verifies the node's own certificate.
@@ -24,14 +24,16 @@ use tokio::{
 
 /// The proxy; it stops when dropped.
 pub struct SlowInitProxy {
-    /// `https://127.0.0.1:<port>`: the address to give the function instead of the node's.
-    pub api_addr: String,
+    /// The port it listens on, on the node's IP: the `VAULT_PORT` to give the function
+    /// instead of the node's, so that the node's certificate still names the address the
+    /// function connects to.
+    pub port: u16,
     state: Arc<State>,
     task: JoinHandle<()>,
 }
 
 struct State {
-    node_port: u16,
+    node: std::net::SocketAddr,
     node_api: String,
     hold: Duration,
     http: reqwest::Client,
@@ -40,22 +42,21 @@ struct State {
 }
 
 impl SlowInitProxy {
-    /// A proxy to the node at `node_api` (`https://127.0.0.1:<port>`, certificate signed
-    /// by `ca_pem`) that holds the answer to `sys/init` for `hold`.
+    /// A proxy to the node at `node_api` (`https://<ip>:<port>`, certificate signed by
+    /// `ca_pem`) that holds the answer to `sys/init` for `hold`.
     pub async fn start(node_api: &str, ca_pem: &str, hold: Duration) -> Result<Self> {
-        let node_port: u16 = node_api
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("no port in {node_api}"))?;
+        let node: std::net::SocketAddr = node_api
+            .trim_start_matches("https://")
+            .parse()
+            .with_context(|| format!("no IP and port in {node_api}"))?;
         let http = reqwest::Client::builder()
             .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())?)
             .timeout(Duration::from_secs(10))
             .build()?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind((node.ip(), 0)).await?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(State {
-            node_port,
+            node,
             node_api: node_api.to_owned(),
             hold,
             http,
@@ -71,11 +72,7 @@ impl SlowInitProxy {
                 });
             }
         });
-        Ok(Self {
-            api_addr: format!("https://127.0.0.1:{port}"),
-            state,
-            task,
-        })
+        Ok(Self { port, state, task })
     }
 
     /// How many answers were held (1 once `sys/init` has answered).
@@ -92,7 +89,7 @@ impl Drop for SlowInitProxy {
 
 impl State {
     async fn relay(self: Arc<Self>, client: TcpStream) -> Result<()> {
-        let node = TcpStream::connect(("127.0.0.1", self.node_port)).await?;
+        let node = TcpStream::connect(self.node).await?;
         let (mut from_client, mut to_client) = client.into_split();
         let (mut from_node, mut to_node) = node.into_split();
         let upstream = async move {

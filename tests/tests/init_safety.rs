@@ -85,11 +85,10 @@ async fn a_sys_init_slower_than_the_request_timeout_completes_with_every_key_sto
         request_timeout * 2,
     )
     .await?;
-    bed.region
-        .tag(&id, "vault-api-addr", &proxy.api_addr)
-        .await?;
     let timeout = request_timeout.as_secs().to_string();
+    let proxy_port = proxy.port.to_string();
     let function = bed.function(&[
+        ("VAULT_PORT", proxy_port.as_str()),
         ("VAULT_REQUEST_TIMEOUT_SECS", timeout.as_str()),
         ("KEEP_ROOT_TOKEN", "true"),
     ])?;
