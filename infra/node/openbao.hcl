@@ -42,10 +42,9 @@ storage "raft" {
 }
 
 # ------------------------------------------------------------------------ listener
-# node-lifecycle and health-probe reach every node on https://<private ip>:8200 (or
-# at the address in the instance's vault-api-addr tag, NodeAddressTag in the stack):
-# the certificate must hold the private IP as an IP SAN (or the tagged host name) and
-# be signed by the CA given to the stack as VaultCaCertPem. The nodes' security group
+# The functions reach every node on https://<private ip>:8200, the private IP being the
+# one EC2 reports for the instance (never a tag): the certificate must hold that
+# private IP as an IP SAN and be signed by the CA given to the stack as VaultCaCertPem. The nodes' security group
 # must let the functions' security groups in on 8200, and the nodes in on 8200-8201.
 listener "tcp" {
   address         = "0.0.0.0:8200"

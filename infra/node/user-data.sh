@@ -4,10 +4,13 @@
 #
 # On first boot it:
 #   1. reads the instance id, private IP and region from IMDSv2;
-#   2. tags the instance with its API address, https://<private ip>:8200;
-#   3. writes the server configuration from the template (openbao.hcl next to this
+#   2. writes the server configuration from the template (openbao.hcl next to this
 #      file), with node_id = the instance id;
-#   4. installs and starts the server as a systemd unit.
+#   3. installs and starts the server as a systemd unit.
+#
+# It tags nothing and needs no AWS permission: the functions address every node as
+# https://<private IP that EC2 reports>:8200 (their VAULT_SCHEME and VAULT_PORT), never
+# from a tag, so the instance profile needs no ec2:CreateTags.
 #
 # It never initialises, unseals or joins anything: the node starts sealed and alone,
 # and node-lifecycle (the Lambda function answering the group's launch lifecycle
@@ -18,10 +21,8 @@
 #   - the server binary ($BIN: bao for OpenBao, vault for Vault) on the PATH;
 #   - the configuration template at $CONFIG_TEMPLATE (infra/node/openbao.hcl);
 #   - the node's TLS certificate and key in $TLS_DIR (server.crt, server.key), the
-#     certificate valid for the private IP (IP SAN) and signed by the CA given to the
-#     stack as VaultCaCertPem;
-#   - the AWS CLI (preinstalled on Amazon Linux 2023) for the address tag, and an
-#     instance profile allowed ec2:CreateTags on the instance itself.
+#     certificate naming the instance's private IP as an IP SAN and signed by the CA
+#     given to the stack as VaultCaCertPem (the functions verify exactly that).
 set -euo pipefail
 
 # ---------------------------------------------------------------------- settings
@@ -32,11 +33,6 @@ CONFIG_TEMPLATE="${CONFIG_TEMPLATE:-${CONFIG_DIR}/${SERVICE}.hcl.tpl}"
 CONFIG_FILE="${CONFIG_DIR}/${SERVICE}.hcl"
 DATA_DIR="${DATA_DIR:-/opt/${SERVICE}/data}"  # Raft data; no '|' or '&' in paths
 TLS_DIR="${TLS_DIR:-${CONFIG_DIR}/tls}"
-API_PORT=8200
-# The tag is the stack's NodeAddressTag parameter (the functions' NODE_ADDRESS_TAG).
-# It is optional: without it the functions use the instance's private IP with their
-# VAULT_SCHEME (https) and VAULT_PORT (8200), which is this same address.
-NODE_ADDRESS_TAG="${NODE_ADDRESS_TAG:-vault-api-addr}"
 
 log() { echo "user-data: $*" >&2; }
 fail() { log "error: $*"; exit 1; }
@@ -56,19 +52,6 @@ REGION="$(imds placement/region)" || fail "no region from IMDS"
 [[ "${INSTANCE_ID}" =~ ^i-[0-9a-f]+$ ]] || fail "unexpected instance id ${INSTANCE_ID}"
 [[ "${PRIVATE_IP}" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || fail "unexpected private IP ${PRIVATE_IP}"
 log "instance ${INSTANCE_ID}, private IP ${PRIVATE_IP}, region ${REGION}"
-
-# ------------------------------------------------------------------ address tag
-API_ADDR="https://${PRIVATE_IP}:${API_PORT}"
-if command -v aws >/dev/null 2>&1; then
-  if aws ec2 create-tags --region "${REGION}" --resources "${INSTANCE_ID}" \
-    --tags "Key=${NODE_ADDRESS_TAG},Value=${API_ADDR}"; then
-    log "tagged ${NODE_ADDRESS_TAG}=${API_ADDR}"
-  else
-    log "warning: could not tag ${NODE_ADDRESS_TAG}; the functions use the private IP"
-  fi
-else
-  log "warning: no aws CLI, ${NODE_ADDRESS_TAG} not set; the functions use the private IP"
-fi
 
 # --------------------------------------------------------------- prerequisites
 BIN_PATH="$(command -v "${BIN}")" || fail "${BIN} is not installed (expected in the AMI)"

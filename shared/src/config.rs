@@ -104,37 +104,52 @@ pub(crate) fn invalid(name: &'static str, value: &str, expected: impl Display) -
 }
 
 /// Which cluster a function serves, and how its nodes are found.
+///
+/// A node's API address is always `{scheme}://{private IP}:{port}`, the private IP being
+/// the one EC2's DescribeInstances reports for the instance. Nothing an instance carries
+/// (a tag, user data) can choose where a share or a credential is sent.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
     /// `CLUSTER_NAME`: names metrics, SSM parameters and S3 prefixes.
     pub cluster: ClusterName,
     /// `ASG_NAME`: the Auto Scaling group whose in-service instances are the nodes.
     pub asg: String,
-    /// `NODE_ADDRESS_TAG`: EC2 tag holding a node's API address (else private IP).
-    pub node_address_tag: String,
-    /// `VAULT_SCHEME` and `VAULT_PORT`: used with the private IP when the tag is absent.
+    /// `VAULT_SCHEME`: `https`, or `http` only with `ALLOW_INSECURE_HTTP=true`.
     pub scheme: String,
-    /// See `scheme`.
+    /// `VAULT_PORT`: the nodes' API port.
     pub port: u16,
 }
 
 impl ClusterSettings {
-    /// Reads `CLUSTER_NAME`, `ASG_NAME`, `NODE_ADDRESS_TAG`, `VAULT_SCHEME`, `VAULT_PORT`.
+    /// Reads `CLUSTER_NAME`, `ASG_NAME`, `VAULT_SCHEME`, `ALLOW_INSECURE_HTTP`, `VAULT_PORT`.
+    /// `http` is refused unless `ALLOW_INSECURE_HTTP=true`, and then logged as a warning:
+    /// over `http` every share and token crosses the network in clear text.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw = env.required("CLUSTER_NAME", "the cluster's name, e.g. prod")?;
         let cluster = raw.parse().map_err(|e| invalid("CLUSTER_NAME", raw, e))?;
         let scheme = env.optional("VAULT_SCHEME").unwrap_or("https").to_owned();
-        if scheme != "https" && scheme != "http" {
-            return Err(invalid("VAULT_SCHEME", &scheme, "https or http"));
+        let insecure = env.parsed_or("ALLOW_INSECURE_HTTP", false, "true or false")?;
+        match scheme.as_str() {
+            "https" => {}
+            "http" if insecure => tracing::warn!(
+                cluster = %cluster,
+                "VAULT_SCHEME=http with ALLOW_INSECURE_HTTP=true: unseal shares, tokens and \
+                 secret IDs cross the network in clear text; for labs only, never production"
+            ),
+            "http" => {
+                return Err(invalid(
+                    "VAULT_SCHEME",
+                    &scheme,
+                    "https (http sends unseal shares and tokens in clear text; it is \
+                     accepted only with ALLOW_INSECURE_HTTP=true, for labs)",
+                ))
+            }
+            _ => return Err(invalid("VAULT_SCHEME", &scheme, "https")),
         }
         Ok(Self {
             cluster,
             asg: env
                 .required("ASG_NAME", "the cluster's Auto Scaling group name")?
-                .to_owned(),
-            node_address_tag: env
-                .optional("NODE_ADDRESS_TAG")
-                .unwrap_or("vault-api-addr")
                 .to_owned(),
             scheme,
             port: match env.parsed_or("VAULT_PORT", 8200u16, "a TCP port number")? {
@@ -149,6 +164,15 @@ impl ClusterSettings {
             },
         })
     }
+
+    /// The API address of the node whose instance has private IP `ip`.
+    pub fn node_addr(&self, ip: std::net::IpAddr) -> crate::ids::NodeAddr {
+        let host = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        crate::ids::NodeAddr::from_parts(&self.scheme, &host, self.port)
+    }
 }
 
 /// How the functions reach Vault: TLS trust, timeouts and retries.
@@ -161,7 +185,16 @@ pub struct VaultSettings {
     pub request_timeout: Duration,
     /// `VAULT_MAX_RETRIES`: extra attempts after a connection error (never after an answer).
     pub max_retries: u32,
+    /// `VAULT_INIT_TIMEOUT_SECS`: `sys/init` alone, whose answer holds the only copy of
+    /// the new shares and root token (node-lifecycle).
+    pub init_timeout: Duration,
 }
+
+/// How long `sys/init` may take by default. Its answer is the only copy of the shares: a
+/// client that gives up early loses them while the node goes on to initialise. Measured
+/// on loopback it takes about 6 s, more with an auto-unseal round trip; two minutes leave
+/// room for a slow seal and still fit a 15-minute invocation.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the CA bundle that verifies the nodes' certificates comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +208,8 @@ pub enum CaSource {
 }
 
 impl VaultSettings {
-    /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`, `VAULT_MAX_RETRIES`.
+    /// Reads `VAULT_CACERT_PEM`, `VAULT_CACERT`, `VAULT_REQUEST_TIMEOUT_SECS`,
+    /// `VAULT_MAX_RETRIES`, `VAULT_INIT_TIMEOUT_SECS`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let ca = match (
             env.optional("VAULT_CACERT_PEM"),
@@ -197,10 +231,22 @@ impl VaultSettings {
         if request_timeout.is_zero() {
             return Err(invalid("VAULT_REQUEST_TIMEOUT_SECS", "0", "at least 1"));
         }
+        let init_timeout = env.seconds_or("VAULT_INIT_TIMEOUT_SECS", DEFAULT_INIT_TIMEOUT)?;
+        if init_timeout < request_timeout {
+            return Err(invalid(
+                "VAULT_INIT_TIMEOUT_SECS",
+                &init_timeout.as_secs().to_string(),
+                format!(
+                    "at least VAULT_REQUEST_TIMEOUT_SECS ({})",
+                    request_timeout.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             ca,
             request_timeout,
             max_retries: env.parsed_or("VAULT_MAX_RETRIES", 3, "a whole number")?,
+            init_timeout,
         })
     }
 }
@@ -287,9 +333,9 @@ mod tests {
         let config = ProbeConfig::from(&Env::from_pairs(MINIMAL)).expect("minimal config");
         assert_eq!(config.cluster.port, 8200);
         assert_eq!(config.cluster.scheme, "https");
-        assert_eq!(config.cluster.node_address_tag, "vault-api-addr");
         assert_eq!(config.vault.ca, CaSource::System);
         assert_eq!(config.vault.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.vault.init_timeout, Duration::from_secs(120));
         assert_eq!(config.metrics_namespace, "VaultLifecycle");
         assert_eq!(
             config.auth,
@@ -303,7 +349,7 @@ mod tests {
 
     #[test]
     fn every_error_names_its_variable() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 10] = [
             (&[("ASG_NAME", "a")], "CLUSTER_NAME"),
             (&[("CLUSTER_NAME", "prod")], "ASG_NAME"),
             (
@@ -330,6 +376,14 @@ mod tests {
                 &[
                     ("CLUSTER_NAME", "prod"),
                     ("ASG_NAME", "a"),
+                    ("ALLOW_INSECURE_HTTP", "yes"),
+                ],
+                "ALLOW_INSECURE_HTTP",
+            ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
                     ("VAULT_AUTH", "token"),
                 ],
                 "VAULT_AUTH",
@@ -350,6 +404,14 @@ mod tests {
                 ],
                 "VAULT_CACERT_PEM",
             ),
+            (
+                &[
+                    ("CLUSTER_NAME", "prod"),
+                    ("ASG_NAME", "a"),
+                    ("VAULT_INIT_TIMEOUT_SECS", "2"),
+                ],
+                "VAULT_INIT_TIMEOUT_SECS",
+            ),
         ];
         for (pairs, variable) in cases {
             let err = ProbeConfig::from(&Env::from_pairs(pairs.iter().copied()))
@@ -360,6 +422,52 @@ mod tests {
                 "error for {variable} does not name it: {err}"
             );
         }
+    }
+
+    #[test]
+    fn http_is_refused_without_the_lab_switch() {
+        for allow in [None, Some("false")] {
+            let env = Env::from_pairs(
+                MINIMAL
+                    .into_iter()
+                    .chain([("VAULT_SCHEME", "http")])
+                    .chain(allow.map(|v| ("ALLOW_INSECURE_HTTP", v))),
+            );
+            let err = ProbeConfig::from(&env)
+                .expect_err("http without ALLOW_INSECURE_HTTP=true")
+                .to_string();
+            assert!(
+                err.contains("VAULT_SCHEME") && err.contains("ALLOW_INSECURE_HTTP=true"),
+                "the error names the variable and the way out: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_with_the_lab_switch_is_accepted_and_logged_loudly() {
+        let logs = crate::testing::capture_logs();
+        let env = Env::from_pairs(
+            MINIMAL
+                .into_iter()
+                .chain([("VAULT_SCHEME", "http"), ("ALLOW_INSECURE_HTTP", "true")]),
+        );
+        let config = ProbeConfig::from(&env).expect("http allowed for labs");
+        assert_eq!(config.cluster.scheme, "http");
+        let logged = logs.contents();
+        assert!(
+            logged.contains("WARN") && logged.contains("ALLOW_INSECURE_HTTP=true"),
+            "a warning at start-up: {logged}"
+        );
+    }
+
+    #[test]
+    fn a_node_is_addressed_by_its_private_ip_scheme_and_port() {
+        let env = Env::from_pairs(MINIMAL.into_iter().chain([("VAULT_PORT", "8443")]));
+        let config = ProbeConfig::from(&env).expect("config");
+        let v4 = config.cluster.node_addr("10.0.1.5".parse().expect("ip"));
+        assert_eq!(v4.as_str(), "https://10.0.1.5:8443");
+        let v6 = config.cluster.node_addr("fd00::5".parse().expect("ip"));
+        assert_eq!(v6.as_str(), "https://[fd00::5]:8443");
     }
 
     #[test]

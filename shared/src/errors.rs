@@ -18,6 +18,9 @@ pub trait Classify: std::error::Error {
 /// operation, because retrying with the same credentials cannot help.
 pub const DENIED: u16 = 403;
 
+/// The name `VaultError` gives a 403, kept by every operation error that wraps one.
+pub const POLICY_DENIED: &str = "PolicyDenied";
+
 /// What kind of failure an outside service (an AWS API) answered, as far as a retry is
 /// concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

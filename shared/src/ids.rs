@@ -71,6 +71,11 @@ impl NodeAddr {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `scheme://host:port` from parts that the configuration and EC2 vouch for.
+    pub(crate) fn from_parts(scheme: &str, host: &str, port: u16) -> Self {
+        Self(format!("{scheme}://{host}:{port}"))
+    }
 }
 
 impl FromStr for NodeAddr {

@@ -113,7 +113,7 @@ fn cargo_lambda() -> Command {
 
 /// Builds the workspace's binaries as `cargo xtask` does: fresh after `cargo xtask test`
 /// (a second or two), and a test run alone still runs the current code.
-async fn build_functions() -> Result<()> {
+pub async fn build_functions() -> Result<()> {
     let out = tokio::process::Command::new("cargo")
         .args(["build", "--quiet", "--workspace", "--bins"])
         .current_dir(repo_root())

@@ -4,14 +4,16 @@
 //!   transit auto-unseal, and raw-API helpers to set up preconditions.
 //! - [`moto`]: moto server as AWS (every region at once), started through
 //!   `tests/moto_server.py`, which adds the lifecycle actions moto lacks; fixtures for
-//!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances point at
-//!   OpenBao nodes.
+//!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances get loopback
+//!   private IPs, where their OpenBao nodes listen.
 //! - [`postgres`]: a throw-away PostgreSQL server.
 //! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
 //!   invoked with events/ files.
-//! - [`tls`]: the per-run CA.
+//! - [`tls`]: the per-run CA and each node's certificate.
+//! - [`recorder`]: a listener that records every connection and forwards it.
 //!
-//! Every server listens on a free loopback port and keeps its data in a temp dir; every
+//! Every server listens on loopback (a node of an Auto Scaling group on its instance's
+//! private IP and the cluster's port) and keeps its data in a temp dir; every
 //! process is ended when its handle drops (panics included) and its log is printed when
 //! the test failed. moto is shared: `cargo xtask test` starts one for the whole run and
 //! passes `TESTBED_MOTO_URL`; without it, each test process starts its own once.
@@ -22,6 +24,8 @@ pub mod moto;
 pub mod openbao;
 pub mod postgres;
 mod process;
+pub mod proxy;
+pub mod recorder;
 pub mod snapshots;
 pub mod tls;
 
@@ -57,9 +61,49 @@ pub fn venv() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".tools/venv"))
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+/// A free TCP port on 127.0.0.1 for a server to take, never handed out twice while the
+/// process that asked for it lives.
+///
+/// A server may bind its port long after it was chosen (OpenBao binds its cluster port only
+/// once unsealed), so "bindable now" is not enough: ports come from below the kernel's
+/// ephemeral range (outgoing connections never take them), and each is reserved by a file
+/// naming the reserving process in a directory every test process shares. A file whose
+/// process has ended is stale and removed.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    const PORTS: std::ops::Range<u16> = 20_000..32_000;
+    let dir = std::env::temp_dir().join("testbed-ports");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let me = std::process::id();
+    for _ in 0..2_000 {
+        let port = fastrand::u16(PORTS);
+        let claim = dir.join(port.to_string());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&claim)
+        {
+            Ok(mut file) => {
+                use std::io::Write;
+                write!(file, "{me}")?;
+                if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                    return Ok(port);
+                }
+                // Someone outside the test bed has it: keep the claim so no one tries again.
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = std::fs::read_to_string(&claim).unwrap_or_default();
+                let alive = owner
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|pid| pid == me || Path::new(&format!("/proc/{pid}")).exists());
+                if !alive && !owner.is_empty() {
+                    let _ = std::fs::remove_file(&claim);
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("claiming {}", claim.display())),
+        }
+    }
+    bail!("no free port in {PORTS:?} after 2000 tries")
 }
 
 /// A name no other test or run uses: `<prefix>-<8 hex>`, lower case.

@@ -1,6 +1,7 @@
 //! A cluster for node-lifecycle's tests: an Auto Scaling group in moto with launch and
-//! terminate hooks, one OpenBao server per instance (node_id = instance id, address in
-//! the instance's tag), nothing initialised, and the events Auto Scaling would send.
+//! terminate hooks, one OpenBao server per instance (node_id = instance id, listening on
+//! the instance's private IP and the bed's port), nothing initialised, and the events
+//! Auto Scaling would send.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -40,12 +41,7 @@ impl LifecycleBed {
         let cluster = unique_name("lc");
         let region = RegionFixture::create(moto, REGION, &cluster).await?;
         let ids = region.create_asg(size, true).await?;
-        let bao = BaoCluster::start(&ids, seal).await?;
-        for node in &bao.nodes {
-            region
-                .tag(&node.node_id, "vault-api-addr", &node.api_addr)
-                .await?;
-        }
+        let bao = BaoCluster::start_on_instances(&region.private_ips(&ids).await?, seal).await?;
         Ok(Self {
             moto,
             region,
@@ -57,9 +53,11 @@ impl LifecycleBed {
     /// The function's environment: moto, the cluster, short waits for a test.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.moto.env(REGION);
+        let port = self.bao.port().unwrap_or_default().to_string();
         env.extend(
             [
                 ("CLUSTER_NAME", self.cluster.as_str()),
+                ("VAULT_PORT", port.as_str()),
                 ("ASG_NAME", self.region.asg.as_str()),
                 (
                     "VAULT_CACERT",
@@ -206,9 +204,8 @@ impl LifecycleBed {
         if added.len() != count as usize {
             bail!("expected {count} new instances, got {added:?}");
         }
-        for id in &added {
-            let addr = self.bao.add_node(id).await?.api_addr.clone();
-            self.region.tag(id, "vault-api-addr", &addr).await?;
+        for (id, ip) in self.region.private_ips(&added).await? {
+            self.bao.add_instance_node(&id, ip).await?;
         }
         Ok(added)
     }

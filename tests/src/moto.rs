@@ -5,7 +5,7 @@
 //! while a hook is pending, and lists lifecycle actions at `/_testbed/lifecycle-actions`
 //! so tests can build the events AWS would send and assert what the functions completed.
 
-use std::{process::Command, time::Duration};
+use std::{net::IpAddr, process::Command, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -293,8 +293,14 @@ impl RegionFixture {
 
     /// Creates the group with `size` instances from a launch template, with launch and
     /// terminate lifecycle hooks when `hooks`; returns the instance ids, sorted.
+    ///
+    /// The group launches into a subnet of its own inside 127.0.0.0/8, so moto hands its
+    /// instances loopback private IPs (127.a.b.4, .5, ...): a node started on its
+    /// instance's private IP is reached at the very address the functions build from
+    /// DescribeInstances, and production code needs to know nothing of the test bed.
     pub async fn create_asg(&self, size: i32, hooks: bool) -> Result<Vec<String>> {
         let ec2 = aws_sdk_ec2::Client::new(&self.sdk);
+        let subnet = self.create_loopback_subnet(&ec2).await?;
         let image = ec2
             .describe_images()
             .send()
@@ -328,7 +334,7 @@ impl RegionFixture {
             .min_size(0)
             .max_size(10)
             .desired_capacity(if hooks { 0 } else { size })
-            .availability_zones(format!("{}a", self.region))
+            .vpc_zone_identifier(subnet)
             .send()
             .await
             .context("create auto scaling group")?;
@@ -362,6 +368,64 @@ impl RegionFixture {
         self.instances(None).await
     }
 
+    /// A VPC 127.a.0.0/16 and its subnet 127.a.b.0/24, with `a` and `b` drawn at random
+    /// so that parallel test beds sharing one moto do not share addresses (their nodes'
+    /// ports differ too). Returns the subnet's id.
+    async fn create_loopback_subnet(&self, ec2: &aws_sdk_ec2::Client) -> Result<String> {
+        let (a, b) = (fastrand::u8(1..=254), fastrand::u8(..));
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block(format!("127.{a}.0.0/16"))
+            .send()
+            .await
+            .context("create a VPC in 127.0.0.0/8")?;
+        let vpc = vpc
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .context("CreateVpc returned no id")?;
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(vpc)
+            .cidr_block(format!("127.{a}.{b}.0/24"))
+            .availability_zone(format!("{}a", self.region))
+            .send()
+            .await
+            .context("create a subnet in 127.0.0.0/8")?;
+        Ok(subnet
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .context("CreateSubnet returned no id")?
+            .to_owned())
+    }
+
+    /// Each instance with its private IP from DescribeInstances, in the order given.
+    pub async fn private_ips(&self, ids: &[String]) -> Result<Vec<(String, IpAddr)>> {
+        let described = aws_sdk_ec2::Client::new(&self.sdk)
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .context("describe instances")?;
+        let known: Vec<(String, IpAddr)> = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| {
+                let ip = i.private_ip_address()?.parse().ok()?;
+                Some((i.instance_id()?.to_owned(), ip))
+            })
+            .collect();
+        ids.iter()
+            .map(|id| {
+                known
+                    .iter()
+                    .find(|(k, _)| k == id)
+                    .cloned()
+                    .with_context(|| format!("no private IP for {id} in {known:?}"))
+            })
+            .collect()
+    }
+
     /// The group's instance ids, sorted; only those in `state` when given.
     pub async fn instances(&self, state: Option<LifecycleState>) -> Result<Vec<String>> {
         let autoscaling = aws_sdk_autoscaling::Client::new(&self.sdk);
@@ -388,7 +452,7 @@ impl RegionFixture {
         Ok(ids)
     }
 
-    /// Tags `instance` with `key` = `value` (the node address tag, for one).
+    /// Tags `instance` with `key` = `value`.
     pub async fn tag(&self, instance: &str, key: &str, value: &str) -> Result<()> {
         aws_sdk_ec2::Client::new(&self.sdk)
             .create_tags()

@@ -6,6 +6,7 @@
 //! directly with reqwest, not through the code under test.
 
 use std::{
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -39,7 +40,8 @@ pub enum Seal {
 pub struct BaoNode {
     /// Its Raft node id (an instance id when the test has an ASG).
     pub node_id: String,
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<ip>:<port>`: the instance's private IP and the bed's port for a node of
+    /// an Auto Scaling group, else `https://127.0.0.1:<a port of its own>`.
     pub api_addr: String,
     dir: PathBuf,
     process: Managed,
@@ -67,6 +69,8 @@ pub struct BaoCluster {
     pub keys: Option<InitKeys>,
     http: reqwest::Client,
     seal_stanza: String,
+    /// The API port every instance's node listens on (`VAULT_PORT` of the functions).
+    instance_port: Option<u16>,
     dir: TempDir,
 }
 
@@ -94,8 +98,36 @@ pub fn bao_binary() -> Result<PathBuf> {
 }
 
 impl BaoCluster {
-    /// Starts one sealed, uninitialised server per node id.
+    /// Starts one sealed, uninitialised server per node id, each on 127.0.0.1 and a port
+    /// of its own.
     pub async fn start(node_ids: &[String], seal: Seal) -> Result<Self> {
+        let mut cluster = Self::empty(seal)?;
+        for node_id in node_ids {
+            cluster.add_node(node_id).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one sealed, uninitialised server per instance `(id, private IP)`, each where
+    /// the functions address a node: on the instance's private IP (a loopback address, see
+    /// [`crate::moto::RegionFixture::create_asg`]) and one API port for the whole cluster,
+    /// with a certificate that names that IP. The functions find them exactly as in
+    /// production, from DescribeInstances, with `VAULT_PORT` = [`BaoCluster::port`].
+    pub async fn start_on_instances(instances: &[(String, IpAddr)], seal: Seal) -> Result<Self> {
+        let mut cluster = Self::empty(seal)?;
+        cluster.instance_port = Some(free_port()?);
+        for (node_id, ip) in instances {
+            cluster.add_instance_node(node_id, *ip).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// The API port of every instance's node, when the cluster runs on instances.
+    pub fn port(&self) -> Option<u16> {
+        self.instance_port
+    }
+
+    fn empty(seal: Seal) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bao-").tempdir()?;
         let ca = TestCa::create(dir.path())?;
         let http = reqwest::Client::builder()
@@ -118,30 +150,62 @@ impl BaoCluster {
                 )
             }
         };
-        let mut cluster = Self {
+        Ok(Self {
             nodes: Vec::new(),
             ca,
             keys: None,
             http,
             seal_stanza,
+            instance_port: None,
             dir,
-        };
-        for node_id in node_ids {
-            cluster.add_node(node_id).await?;
-        }
-        Ok(cluster)
+        })
     }
 
-    /// Starts one more sealed, uninitialised server (a scale-out).
+    /// Starts one more sealed, uninitialised server on 127.0.0.1 and a port of its own.
     pub async fn add_node(&mut self, node_id: &str) -> Result<&BaoNode> {
         let dir = self.dir.path().join(node_id);
         std::fs::create_dir_all(dir.join("data"))?;
-        let (api_port, cluster_port) = (free_port()?, free_port()?);
+        let (cert, key) = (self.ca.cert_file.clone(), self.ca.key_file.clone());
+        self.spawn_node(
+            node_id,
+            Ipv4Addr::LOCALHOST.into(),
+            free_port()?,
+            (cert, key),
+        )
+        .await
+    }
+
+    /// Starts one more sealed, uninitialised server for the instance `node_id` whose
+    /// private IP is `ip` (a scale-out), on the cluster's instance port.
+    pub async fn add_instance_node(&mut self, node_id: &str, ip: IpAddr) -> Result<&BaoNode> {
+        let port = self
+            .instance_port
+            .context("this cluster was not started on instances")?;
+        let dir = self.dir.path().join(node_id);
+        std::fs::create_dir_all(dir.join("data"))?;
+        let (cert, key) = (dir.join("node.pem"), dir.join("node-key.pem"));
+        self.ca.issue_for(ip, &cert, &key)?;
+        self.spawn_node(node_id, ip, port, (cert, key)).await
+    }
+
+    async fn spawn_node(
+        &mut self,
+        node_id: &str,
+        ip: IpAddr,
+        api_port: u16,
+        (cert, key): (PathBuf, PathBuf),
+    ) -> Result<&BaoNode> {
+        let dir = self.dir.path().join(node_id);
+        let cluster_port = free_port()?;
+        let host = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
         let config = format!(
             r#"ui = false
 disable_mlock = true
-api_addr = "https://127.0.0.1:{api_port}"
-cluster_addr = "https://127.0.0.1:{cluster_port}"
+api_addr = "https://{host}:{api_port}"
+cluster_addr = "https://{host}:{cluster_port}"
 log_level = "info"
 storage "raft" {{
   path = "{data}"
@@ -149,21 +213,21 @@ storage "raft" {{
   performance_multiplier = 1
 }}
 listener "tcp" {{
-  address = "127.0.0.1:{api_port}"
-  cluster_address = "127.0.0.1:{cluster_port}"
+  address = "{host}:{api_port}"
+  cluster_address = "{host}:{cluster_port}"
   tls_cert_file = "{cert}"
   tls_key_file = "{key}"
 }}
 {seal}"#,
             data = dir.join("data").display(),
-            cert = self.ca.cert_file.display(),
-            key = self.ca.key_file.display(),
+            cert = cert.display(),
+            key = key.display(),
             seal = self.seal_stanza,
         );
         std::fs::write(dir.join("config.hcl"), config)?;
         let node = BaoNode {
             node_id: node_id.to_owned(),
-            api_addr: format!("https://127.0.0.1:{api_port}"),
+            api_addr: format!("https://{host}:{api_port}"),
             process: spawn_server(node_id, &dir)?,
             dir,
         };

@@ -75,6 +75,7 @@ impl SnapshotBed {
             ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
             request_timeout: Duration::from_secs(10),
             max_retries: 2,
+            init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
         })?;
         let this = Self {
             bed,

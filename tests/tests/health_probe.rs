@@ -37,11 +37,9 @@ async fn bed() -> Result<Bed> {
     let name = unique_name("hp");
     let aws = RegionFixture::create(moto, REGION, &name).await?;
     let ids = aws.create_asg(3, false).await?;
-    let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
+    let mut bao =
+        BaoCluster::start_on_instances(&aws.private_ips(&ids).await?, Seal::Shamir).await?;
     let keys = bao.bootstrap().await?;
-    for (id, node) in ids.iter().zip(&bao.nodes) {
-        aws.tag(id, "vault-api-addr", &node.api_addr).await?;
-    }
     let (role_id, secret_id) = bao.approle("health-probe", policies::HEALTH_PROBE).await?;
     let base = format!("/vault-lifecycle/{name}/approle/health-probe");
     aws.put_secret_parameter(&format!("{base}/role-id"), &role_id)
@@ -60,10 +58,17 @@ async fn bed() -> Result<Bed> {
 
 impl Bed {
     fn env(&self) -> Env {
+        let port = self.port();
         Env::from_pairs([
             ("CLUSTER_NAME", self.name.as_str()),
             ("ASG_NAME", self.aws.asg.as_str()),
+            ("VAULT_PORT", port.as_str()),
         ])
+    }
+
+    /// `VAULT_PORT`: the port every node listens on, at its instance's private IP.
+    fn port(&self) -> String {
+        self.bao.port().unwrap_or_default().to_string()
     }
 
     /// A probe of this cluster that publishes under the dimension `Cluster=<label>`, so
@@ -78,6 +83,7 @@ impl Bed {
             ca: CaSource::Pem(self.bao.ca.ca_pem.clone()),
             request_timeout: Duration::from_secs(5),
             max_retries: 1,
+            init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
         };
         Ok(HealthProbe {
             cluster: label.parse().map_err(anyhow::Error::msg)?,
@@ -261,11 +267,13 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
     let bed = bed().await?;
     let moto = Moto::shared().await?;
     let ca_file = bed.bao.ca.ca_file.display().to_string();
+    let port = bed.port();
     let mut env = moto.env(REGION);
     env.extend(
         [
             ("CLUSTER_NAME", bed.name.as_str()),
             ("ASG_NAME", bed.aws.asg.as_str()),
+            ("VAULT_PORT", port.as_str()),
             ("VAULT_CACERT", ca_file.as_str()),
             ("RUST_LOG", "trace"),
         ]

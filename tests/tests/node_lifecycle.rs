@@ -27,6 +27,7 @@ use testbed::{
     lifecycle::LifecycleBed,
     openbao::{Seal, SealServer},
     poll_until,
+    snapshots::SnapshotBed,
 };
 use tokio::time::Instant;
 
@@ -74,6 +75,7 @@ async fn view(bed: &LifecycleBed) -> Result<View> {
         ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let path = format!("{}/approle/node-lifecycle", bed.ssm_path());
     let role_id = bed
@@ -351,9 +353,12 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
     );
     let records = records(&bed)?;
     // Cut the first run off the moment the shares are stored, as Lambda's timeout would.
-    let function = bed.function(&[])?;
+    // Its deadline is near (a short init timeout lets it still send sys/init): the init
+    // lock is that invocation's until its deadline, which the redelivery waits out.
+    let function = bed.function(&[("VAULT_INIT_TIMEOUT_SECS", "10")])?;
+    let cut_off_at = Instant::now() + Duration::from_secs(75);
     tokio::select! {
-        outcome = handle(&function, &first) => bail!("the run ended before it was cut off: {outcome:?}"),
+        outcome = function.handle(&first, cut_off_at) => bail!("the run ended before it was cut off: {outcome:?}"),
         stored = poll_until("the shares to be stored", Duration::from_secs(60), || async {
             Ok(records.init().await?.filter(|r| r.stage == InitStage::SharesStored))
         }) => { stored?; }
@@ -375,7 +380,12 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
     let outcomes = join_all([handle(&again, &first), handle(&other, &second)]).await;
     let first_report = launched(&outcomes[0])?;
     let second_report = launched(&outcomes[1])?;
-    assert!(first_report.initialised_cluster, "{first_report:?}");
+    // Once the cut-off run's init lock lapses, either launch may claim it and finish the
+    // bootstrap from the stored shares; neither initialises a second time.
+    assert!(
+        !(first_report.initialised_cluster && second_report.initialised_cluster),
+        "{first_report:?} {second_report:?}"
+    );
     assert!(second_report.joined, "{second_report:?}");
     assert_eq!(
         records.init().await?.map(|r| r.stage),
@@ -445,6 +455,24 @@ async fn auto_unseal_with_the_transit_seal_is_verified() -> Result<()> {
     .await
 }
 
+/// The leader's instance, and every other instance of the group.
+async fn leader_and_standbys(bed: &LifecycleBed) -> Result<(String, Vec<String>)> {
+    let leader = view(bed)
+        .await?
+        .autopilot()
+        .await?
+        .leader
+        .context("a leader")?;
+    let standbys = bed
+        .region
+        .instances(None)
+        .await?
+        .into_iter()
+        .filter(|i| *i != leader)
+        .collect();
+    Ok((leader, standbys))
+}
+
 async fn reconcile(function: &Function) -> Result<shared::lifecycle::reconcile::ReconcileReport> {
     match handle(function, &serde_json::json!({"action": "reconcile"})).await {
         Ok(Outcome::Reconciled(report)) => Ok(report),
@@ -457,19 +485,7 @@ async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() ->
     let logs = capture_logs();
     let mut bed = build_cluster(3, Seal::Shamir).await?;
     let function = bed.function(&[])?;
-    let leader = view(&bed)
-        .await?
-        .autopilot()
-        .await?
-        .leader
-        .context("a leader")?;
-    let standbys: Vec<String> = bed
-        .region
-        .instances(None)
-        .await?
-        .into_iter()
-        .filter(|i| *i != leader)
-        .collect();
+    let (_leader, standbys) = leader_and_standbys(&bed).await?;
 
     // A standby restarts and comes back sealed: reconcile unseals it.
     let restarted = index_of(&bed, &standbys[0])?;
@@ -534,18 +550,26 @@ async fn reconcile_unseals_and_removes_departed_peers_without_losing_quorum() ->
         "{refused:?}"
     );
 
-    // Its terminate event arrives now: without a leader no peer can go, and holding the
-    // hook would not bring one back, so the action completes and reconcile is left to it.
+    // Its terminate event arrives now: without a leader no peer can go, and the node is
+    // still a voter, so the action is held with heartbeats, never completed.
     let terminate = LifecycleBed::event(&bed.pending(last, "terminate").await?);
-    let left = handle(&function, &terminate).await;
-    let Ok(Outcome::Terminated(report)) = &left else {
-        bail!("expected a terminate, got {left:?}");
+    let held = function
+        .handle(&terminate, Instant::now() + Duration::from_secs(15))
+        .await;
+    let Err(error) = &held else {
+        bail!("expected a held terminate, got {held:?}");
     };
-    assert!(!report.peer_removed && report.completed_now, "{report:?}");
-    assert!(report.left_to_reconcile.is_some(), "{report:?}");
+    assert_eq!(error.error_type, "Transient.TerminateHeld", "{error:?}");
+    assert!(
+        error.message.contains("no node of the cluster is active"),
+        "{error:?}"
+    );
     let action = bed.pending(last, "terminate").await?;
-    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
-    assert_nothing_leaked(&bed, &logs, &reports, &[]).await
+    assert_eq!(action.result, None, "{action:?}");
+    assert!(action.heartbeats > 0, "{action:?}");
+    let mut texts = reports;
+    texts.push(format!("{held:?}"));
+    assert_nothing_leaked(&bed, &logs, &texts, &[]).await
 }
 
 #[tokio::test]
@@ -1055,4 +1079,88 @@ async fn warm_pool_instances_join_only_when_they_leave_the_pool() -> Result<()> 
     assert_eq!(view(&bed).await?.peers().await?, vec![first.clone()]);
     let texts = [&outcome, &entered, &joined, &left, &abandoned].map(|o| format!("{o:?}"));
     assert_nothing_leaked(&bed, &logs, &texts, &[]).await
+
+/// In what order the two terminate events reach the function.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    FollowerFirst,
+    LeaderFirst,
+    Together,
+}
+
+/// The leader and a follower of a 3-node cluster are terminated through the group
+/// (capacity decremented, so nothing replaces them) and their events delivered in
+/// `order`: both peers go, both actions complete CONTINUE, and the one node left leads a
+/// cluster that takes writes.
+async fn leader_and_follower_leave(order: Order) -> Result<()> {
+    let logs = capture_logs();
+    let mut cluster = SnapshotBed::start(3).await?;
+    let bed = &cluster.bed;
+    let (leader, others) = leader_and_standbys(bed).await?;
+    let [follower, staying] = others.as_slice() else {
+        bail!("expected two followers, got {others:?}");
+    };
+    bed.terminate(&leader).await?;
+    bed.terminate(follower).await?;
+    let of_leader = LifecycleBed::event(&bed.pending(&leader, "terminate").await?);
+    let of_follower = LifecycleBed::event(&bed.pending(follower, "terminate").await?);
+    let (one, two) = (bed.function(&[])?, bed.function(&[])?);
+    let outcomes = match order {
+        Order::FollowerFirst => vec![
+            handle(&one, &of_follower).await,
+            handle(&one, &of_leader).await,
+        ],
+        Order::LeaderFirst => vec![
+            handle(&one, &of_leader).await,
+            handle(&one, &of_follower).await,
+        ],
+        Order::Together => {
+            let (a, b) = tokio::join!(handle(&one, &of_follower), handle(&two, &of_leader));
+            vec![a, b]
+        }
+    };
+    for outcome in &outcomes {
+        match outcome {
+            Ok(Outcome::Terminated(report)) if report.peer_removed && report.completed_now => {}
+            other => bail!("{order:?}: expected the peer removed and CONTINUE, got {other:?}"),
+        }
+    }
+    for gone in [&leader, follower] {
+        let action = bed.pending(gone, "terminate").await?;
+        assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
+    }
+    let (leader_index, follower_index) = (index_of(bed, &leader)?, index_of(bed, follower)?);
+    let staying = staying.clone();
+    // The instances end.
+    cluster.bed.bao.kill(leader_index);
+    cluster.bed.bao.kill(follower_index);
+    let after = view(&cluster.bed).await?;
+    assert_eq!(after.peers().await?, vec![staying.clone()], "{order:?}");
+    assert_eq!(after.autopilot().await?.leader, Some(staying), "{order:?}");
+    cluster
+        .write(
+            "kv/after-two-terminates",
+            serde_json::json!({"value": "written"}),
+        )
+        .await?;
+    assert_eq!(
+        cluster.kv("after-two-terminates").await?.as_deref(),
+        Some("written")
+    );
+    assert_nothing_leaked(&cluster.bed, &logs, &describe(&outcomes), &[]).await
+}
+
+#[tokio::test]
+async fn leader_and_follower_terminated_together_follower_event_first_keep_quorum() -> Result<()> {
+    leader_and_follower_leave(Order::FollowerFirst).await
+}
+
+#[tokio::test]
+async fn leader_and_follower_terminated_together_leader_event_first_keep_quorum() -> Result<()> {
+    leader_and_follower_leave(Order::LeaderFirst).await
+}
+
+#[tokio::test]
+async fn leader_and_follower_terminated_together_events_at_once_keep_quorum() -> Result<()> {
+    leader_and_follower_leave(Order::Together).await
 }

@@ -41,6 +41,7 @@ async fn a_real_snapshot_passes_the_in_stream_check_and_a_cut_one_does_not() -> 
         ca: CaSource::Pem(bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let node: NodeAddr = bao.nodes[0].api_addr.parse().map_err(anyhow::Error::msg)?;
     let root = Secret::new(keys.root_token.clone());
@@ -225,6 +226,7 @@ async fn a_real_snapshot_streams_into_s3_checked_and_a_cut_one_stores_nothing() 
         ca: CaSource::Pem(bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let node: NodeAddr = bao.nodes[0].api_addr.parse().map_err(anyhow::Error::msg)?;
     let root = Secret::new(keys.root_token.clone());

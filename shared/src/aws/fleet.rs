@@ -1,3 +1,5 @@
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::LifecycleState;
 
@@ -5,10 +7,10 @@ use super::describe;
 use crate::{
     cluster::ports::{Fleet, FleetError, FleetNode},
     config::ClusterSettings,
-    ids::{InstanceId, NodeAddr},
+    ids::InstanceId,
 };
 
-/// The cluster's Auto Scaling group, with each node's address from EC2.
+/// The cluster's Auto Scaling group, each node addressed by the private IP EC2 reports.
 #[derive(Clone, Debug)]
 pub struct AsgFleet {
     autoscaling: aws_sdk_autoscaling::Client,
@@ -82,30 +84,15 @@ impl AsgFleet {
             let Some(id) = instance.instance_id() else {
                 continue;
             };
-            let tagged = instance
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(self.settings.node_address_tag.as_str()))
-                .and_then(|t| t.value());
-            let text = match (tagged, instance.private_ip_address()) {
-                (Some(addr), _) => addr.to_owned(),
-                (None, Some(ip)) => {
-                    format!("{}://{ip}:{}", self.settings.scheme, self.settings.port)
-                }
-                (None, None) => {
-                    return Err(FleetError::NoAddress {
-                        instance: id.into(),
-                        tag: self.settings.node_address_tag.clone(),
-                    })
-                }
-            };
-            let addr: NodeAddr = text
-                .parse()
-                .map_err(|_: String| FleetError::BadAddressTag {
+            // The private IP that EC2 reports, never a tag: whoever may tag an instance
+            // must not be able to choose where a share or a credential is sent.
+            let ip = instance
+                .private_ip_address()
+                .and_then(|ip| ip.parse::<IpAddr>().ok())
+                .ok_or_else(|| FleetError::NoAddress {
                     instance: id.into(),
-                    tag: self.settings.node_address_tag.clone(),
-                    value: text.clone(),
                 })?;
+            let addr = self.settings.node_addr(ip);
             nodes.push(FleetNode {
                 instance: InstanceId::from(id),
                 addr,
@@ -134,6 +121,10 @@ impl Fleet for AsgFleet {
             )
         })
         .await
+    }
+
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.group_instances(|_| true).await
     }
 
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {

@@ -4,14 +4,15 @@ use std::{
 };
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::{operation::put_item::PutItemError, types::AttributeValue};
 
 use super::describe;
 use crate::{
     events::{LifecycleAction, Transition},
     ids::{ClusterName, InstanceId},
     lifecycle::records::{
-        action_key, ActionRecord, ActionStage, InitRecord, InitStage, RecordError, StateRecords,
+        action_key, ActionRecord, ActionStage, InitRecord, InitStage, InitWrite, RecordError,
+        StateRecords,
     },
 };
 
@@ -173,7 +174,7 @@ impl StateRecords for DynamoStateRecords {
         }))
     }
 
-    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
+    async fn put_init(&self, record: &InitRecord) -> Result<InitWrite, RecordError> {
         let mut item = HashMap::from([
             ("pk".to_owned(), s(format!("cluster#{}", self.cluster))),
             ("sk".to_owned(), s("init")),
@@ -188,6 +189,41 @@ impl StateRecords for DynamoStateRecords {
         if let Some(id) = &record.cluster_id {
             item.insert("cluster_id".to_owned(), s(id));
         }
-        self.put(item, "the cluster's initialisation record").await
+        let what = "the cluster's initialisation record";
+        // The stage only moves forward: absent, or at this stage or an earlier one.
+        let stages = record.stage.at_or_before();
+        let names: Vec<String> = (0..stages.len()).map(|i| format!(":s{i}")).collect();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(format!(
+                "attribute_not_exists(pk) OR #stage IN ({})",
+                names.join(", ")
+            ))
+            .expression_attribute_names("#stage", "stage");
+        for (name, stage) in names.iter().zip(&stages) {
+            put = put.expression_attribute_values(name, s(stage.as_str()));
+        }
+        match put.send().await {
+            Ok(_) => Ok(InitWrite::Written),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                let stored = self.init().await?.map(|r| r.stage).ok_or_else(|| {
+                    self.error(
+                        "write",
+                        what,
+                        "the record refused the write and then vanished",
+                    )
+                })?;
+                Ok(InitWrite::Behind { stored })
+            }
+            Err(e) => Err(self.error("write", what, describe(e))),
+        }
     }
 }

@@ -118,7 +118,10 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         let left = deadline.saturating_duration_since(Instant::now());
         info!(time_left_ms = left.as_millis() as u64, "invocation started");
         let started = Instant::now();
-        let result = self.run(event, request_id).await;
+        let result = self
+            .login
+            .retry_if_stale(|| self.run(event, request_id))
+            .await;
         self.publish(&result, started.elapsed()).await;
         Ok(result?)
     }

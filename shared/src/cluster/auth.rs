@@ -4,17 +4,27 @@
 //! every minute does not mint a token every minute.
 
 use std::{
-    sync::{Arc, Mutex},
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{
     node::NodeApi,
     ports::{CallerIdentitySigner, IdentityError, ParameterError, ParameterStore},
 };
-use crate::{config::AuthSettings, ids::NodeAddr, secret::Secret, vault::VaultError};
+use crate::{
+    config::AuthSettings,
+    errors::{Classify, POLICY_DENIED},
+    ids::NodeAddr,
+    secret::Secret,
+    vault::VaultError,
+};
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +81,8 @@ pub struct VaultLogin<P> {
     parameters: P,
     identity: Option<Arc<dyn CallerIdentitySigner>>,
     cached: Mutex<Option<Cached>>,
+    /// The last token handed out came from the cache, not from a login just made.
+    served_cached: AtomicBool,
 }
 
 impl<P: ParameterStore> VaultLogin<P> {
@@ -81,6 +93,7 @@ impl<P: ParameterStore> VaultLogin<P> {
             parameters,
             identity: None,
             cached: Mutex::new(None),
+            served_cached: AtomicBool::new(false),
         }
     }
 
@@ -93,8 +106,10 @@ impl<P: ParameterStore> VaultLogin<P> {
     /// A valid token: the cached one, or a fresh login through `node`.
     pub async fn token(&self, api: &impl NodeApi, node: &NodeAddr) -> Result<Secret, LoginError> {
         if let Some(token) = self.cached_token() {
+            self.served_cached.store(true, Ordering::Relaxed);
             return Ok(token);
         }
+        self.served_cached.store(false, Ordering::Relaxed);
         let login = match &self.settings {
             AuthSettings::AppRole {
                 mount,
@@ -149,6 +164,29 @@ impl<P: ParameterStore> VaultLogin<P> {
     /// Drops the cached token, e.g. after Vault answered 403 to it.
     pub fn forget(&self) {
         *self.lock() = None;
+        self.served_cached.store(false, Ordering::Relaxed);
+    }
+
+    /// Runs `attempt`, a step that takes its token from this login. When Vault refuses
+    /// it with 403 and the token it was given last came from the cache, that token may
+    /// no longer exist (a restore brings back data without the tokens issued since the
+    /// snapshot): the token is forgotten and `attempt` runs once more, with a fresh
+    /// login. A fresh token refused is the policy's fault, and its error is returned.
+    /// Every step this wraps is safe to run again.
+    pub async fn retry_if_stale<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, E>
+    where
+        E: Classify,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match attempt().await {
+            Err(e) if e.name() == POLICY_DENIED && self.served_cached.load(Ordering::Relaxed) => {
+                warn!(error = %crate::error_chain(&e), "vault refused the cached token; logging in again and trying once more");
+                self.forget();
+                attempt().await
+            }
+            done => done,
+        }
     }
 
     fn cached_token(&self) -> Option<Secret> {
@@ -213,6 +251,72 @@ mod tests {
         login.forget();
         login.token(&cluster, &node).await.expect("fresh login");
         assert_eq!(cluster.logins(), 2);
+    }
+
+    /// A step that reads the Raft configuration with this login's token.
+    async fn read_raft(
+        login: &VaultLogin<FakeParameters>,
+        cluster: &FakeCluster,
+    ) -> Result<(), VaultError> {
+        let node = cluster.addr("i-1");
+        let token = login.token(cluster, &node).await.map_err(|e| match e {
+            LoginError::Refused { source, .. } | LoginError::Unavailable { source, .. } => source,
+            other => panic!("{other}"),
+        })?;
+        cluster.raft_configuration(&node, &token).await.map(|_| ())
+    }
+
+    fn canary_parameters() -> FakeParameters {
+        FakeParameters::with(&[
+            ("/p/role-id", "role-canary-1"),
+            ("/p/secret-id", "secret-canary-2"),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_refused_after_a_restore_is_replaced_once() {
+        let logs = capture_logs();
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let login = VaultLogin::new(approle(), canary_parameters());
+        read_raft(&login, &cluster).await.expect("first run");
+        // A restore brings back data without the tokens issued since the snapshot.
+        cluster.state().tokens.clear();
+        let mut attempts = 0;
+        login
+            .retry_if_stale(|| {
+                attempts += 1;
+                read_raft(&login, &cluster)
+            })
+            .await
+            .expect("a fresh login succeeds");
+        assert_eq!(attempts, 2, "one attempt with the stale token, one fresh");
+        assert_eq!(cluster.logins(), 2);
+        assert!(logs.contents().contains("refused the cached token"));
+        assert!(!logs.contents().contains("secret-canary-2"));
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_refused_is_not_retried() {
+        let cluster = FakeCluster::healthy(&["i-1"]);
+        let login = VaultLogin::new(approle(), canary_parameters());
+        let mut attempts = 0;
+        let err = login
+            .retry_if_stale(|| {
+                attempts += 1;
+                // The token is fresh, and revoked before it is used: the policy's fault
+                // as far as the login can tell.
+                async {
+                    let node = cluster.addr("i-1");
+                    let token = login.token(&cluster, &node).await.expect("login");
+                    cluster.state().tokens.clear();
+                    cluster.raft_configuration(&node, &token).await.map(|_| ())
+                }
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(err.status(), Some(403));
+        assert_eq!(attempts, 1);
+        assert_eq!(cluster.logins(), 1);
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use crate::{
 pub struct FleetNode {
     /// The EC2 instance, which by convention is also the node's Raft `node_id`.
     pub instance: InstanceId,
-    /// Where its API answers (from the address tag, else private IP, port and scheme).
+    /// Where its API answers: the private IP EC2 reports, with the scheme and port.
     pub addr: NodeAddr,
 }
 
@@ -37,25 +37,14 @@ pub enum FleetError {
         /// The group.
         group: String,
     },
-    /// An instance's address tag does not hold a usable address.
-    #[error("instance {instance}: tag {tag} holds {value:?}, which is not scheme://host:port")]
-    BadAddressTag {
-        /// The instance.
-        instance: InstanceId,
-        /// The tag.
-        tag: String,
-        /// What it holds.
-        value: String,
-    },
-    /// An instance has neither the address tag nor a private IP.
+    /// EC2 reports no private IP for an instance, so its node cannot be addressed.
     #[error(
-        "instance {instance} has no {tag} tag and no private IP, so its node cannot be reached"
+        "instance {instance} has no private IP in EC2, so its node cannot be reached; \
+         nothing was sent to it"
     )]
     NoAddress {
         /// The instance.
         instance: InstanceId,
-        /// The tag looked for.
-        tag: String,
     },
 }
 
@@ -70,6 +59,13 @@ pub trait Fleet: Send + Sync {
     /// Terminating instances are not members.
     async fn members(&self) -> Result<Vec<FleetNode>, FleetError> {
         self.in_service().await
+    }
+
+    /// Every instance of the group whatever its lifecycle state, leaving ones
+    /// (Terminating:Wait) included: a node that still holds the lead while its instance
+    /// leaves is found here.
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.members().await
     }
 
     /// One instance's node address, whatever its state (a terminating node included);
@@ -154,7 +150,7 @@ impl crate::errors::Classify for FleetError {
         match self {
             Self::Unavailable { reason, .. } => reason.name("FleetUnavailable"),
             Self::NoSuchGroup { .. } => "NoSuchGroup",
-            Self::BadAddressTag { .. } | Self::NoAddress { .. } => "NoNodeAddress",
+            Self::NoAddress { .. } => "NoNodeAddress",
         }
     }
 }

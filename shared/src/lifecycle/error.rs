@@ -81,13 +81,44 @@ pub enum LifecycleError {
         /// Where they came from.
         path: String,
     },
-    /// A previous run initialised the cluster and died before the shares were stored.
-    #[error("node {node} was initialised by an earlier run of this function, but no share is stored under {path}: the shares are lost. This function will not initialise again over the data. Recover with a snapshot restore into a new cluster, or wipe the node's raft data if it holds nothing")]
+    /// A previous run initialised the cluster and died before every share and the root
+    /// token were stored.
+    #[error("node {node} was initialised by an earlier run of this function, but not every share and the root token are stored under {path} (missing: {}): the keys sys/init returned are lost. This function will not initialise again over the data, nor carry on with part of the keys. Recover with a snapshot restore into a new cluster, or wipe the node's raft data if it holds nothing", missing.join(", "))]
     InitialisedWithoutShares {
         /// The node the record names.
         node: InstanceId,
         /// Where the shares should be.
         path: String,
+        /// The parameters looked for and not found.
+        missing: Vec<String>,
+    },
+    /// SSM refused a share or the root token until the invocation's deadline, right
+    /// after `sys/init`: the values not stored existed only in the run's memory.
+    #[error("node {node} was initialised, but SSM refused {parameter} for {attempts} attempts until this invocation's deadline: {stored} of {total} values (shares, then the root token) are stored and the rest are lost. The initialisation record still says started; nothing will initialise again over the data. See InitialisedWithoutShares in the runbook")]
+    SharesNotStored {
+        /// The node initialised.
+        node: InstanceId,
+        /// The parameter SSM refused.
+        parameter: String,
+        /// How many values were stored before it.
+        stored: usize,
+        /// How many there were (the shares and the root token).
+        total: usize,
+        /// How many writes of it were tried.
+        attempts: u32,
+        /// SSM's last refusal.
+        #[source]
+        source: ParameterError,
+    },
+    /// Too little of the invocation is left to send `sys/init` and keep its answer.
+    #[error("only {left_s} s of this invocation are left, and sys/init needs up to {init_timeout_s} s (VAULT_INIT_TIMEOUT_SECS) plus {reserve_s} s to store the shares; nothing was sent, a redelivery initialises")]
+    NoTimeToInitialise {
+        /// Seconds left.
+        left_s: u64,
+        /// `VAULT_INIT_TIMEOUT_SECS`.
+        init_timeout_s: u64,
+        /// Kept for storing the shares.
+        reserve_s: u64,
     },
     /// Shares or credentials are stored, but no node is initialised: they belong to an
     /// earlier cluster.
@@ -133,6 +164,22 @@ pub enum LifecycleError {
         /// How many nodes were asked.
         asked: usize,
     },
+    /// The terminating node is still a voter and its departure would cost quorum.
+    #[error("the terminate of {instance} is held: {reason}. Its raft peer was not removed and its lifecycle action is kept pending with heartbeats; the retry looks again. See the held-terminate runbook")]
+    TerminateHeld {
+        /// The instance.
+        instance: InstanceId,
+        /// What the last look saw.
+        reason: String,
+    },
+    /// Another terminate held the terminate lock until this invocation's time ran out.
+    #[error("the terminate of {instance} waited for another terminate ({holder}) to finish; nothing was changed and its lifecycle action is kept pending; the retry continues")]
+    TerminateQueued {
+        /// The instance.
+        instance: InstanceId,
+        /// Who holds the lock.
+        holder: String,
+    },
 }
 
 impl Classify for LifecycleError {
@@ -147,11 +194,15 @@ impl Classify for LifecycleError {
             Self::Login(e) => e.retry_helps(),
             Self::Vault { source, .. } => source.retry_helps(),
             Self::Wait(e) => e.retry_helps(),
-            Self::NoActiveNode { .. } => true,
+            Self::NoActiveNode { .. }
+            | Self::NoTimeToInitialise { .. }
+            | Self::TerminateHeld { .. }
+            | Self::TerminateQueued { .. } => true,
             Self::OtherGroup { .. }
             | Self::MissingShares { .. }
             | Self::SharesRejected { .. }
             | Self::InitialisedWithoutShares { .. }
+            | Self::SharesNotStored { .. }
             | Self::StaleShares { .. }
             | Self::RootTokenLost { .. }
             | Self::AutoUnsealFailed { .. }
@@ -173,11 +224,15 @@ impl Classify for LifecycleError {
             Self::MissingShares { .. } => "MissingShares",
             Self::SharesRejected { .. } => "SharesRejected",
             Self::InitialisedWithoutShares { .. } => "InitialisedWithoutShares",
+            Self::SharesNotStored { .. } => "SharesNotStored",
+            Self::NoTimeToInitialise { .. } => "NoTimeToInitialise",
             Self::StaleShares { .. } => "StaleShares",
             Self::RootTokenLost { .. } => "RootTokenLost",
             Self::AutoUnsealFailed { .. } => "AutoUnsealFailed",
             Self::NoActiveNode { .. } => "NoActiveNode",
             Self::ActionNotPending { .. } => "ActionNotPending",
+            Self::TerminateHeld { .. } => "TerminateHeld",
+            Self::TerminateQueued { .. } => "TerminateQueued",
         }
     }
 }

@@ -6,12 +6,14 @@
 //! is resumed by the next launch, or, if the shares were lost, stopped loudly. A cluster
 //! is never initialised over data.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{
-    records::{InitRecord, InitStage},
+    records::{InitRecord, InitStage, InitWrite},
     vault_step, LifecycleError, NodeLifecycle, POLL_INTERVAL,
 };
 use crate::{
@@ -20,11 +22,10 @@ use crate::{
         locks::Claim,
         policies::FUNCTIONS,
         polling::{poll_until, Look},
-        ports::{FleetNode, ParameterError, ParameterStore, Stored},
+        ports::{FleetNode, ParameterError, ParameterStore},
     },
     error_chain,
     keys::{SealKind, ShareKind},
-    secret::Secret,
 };
 
 /// Where the cluster came from, as the launching node sees it.
@@ -38,20 +39,30 @@ pub enum Initialised {
 
 const INIT_LOCK: &str = "init";
 
+/// Kept between the end of an invocation and the end of its hold on the init lock, for
+/// the clocks of two invocations that disagree a little.
+const LOCK_MARGIN: Duration = Duration::from_secs(30);
+
+/// Time kept after `sys/init` answers, at the least, to store the shares it returned.
+pub(super) const STORE_RESERVE: Duration = Duration::from_secs(60);
+
 impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Converges to an initialised, bootstrapped cluster, initialising `node` if no node
     /// of the cluster is. Waits while another run holds the init lock.
     ///
-    /// `owner` names the lifecycle action (its token), not the invocation: a run cut off
-    /// under the lock is resumed at once by the redelivery of its own event, instead of
-    /// every launch waiting for the lock's expiry. Two deliveries of one event act on the
-    /// same node, and Vault itself refuses a second `sys/init` there.
+    /// The lock is this invocation's alone (`owner`, the lifecycle action, plus a random
+    /// run id): a second delivery of the same event running at the same time waits like
+    /// any other launch. It holds until the invocation's deadline (plus a margin), the
+    /// moment Lambda has cut the run off for sure, so the redelivery of a run cut off
+    /// under the lock claims it without waiting for a longer expiry.
     pub async fn ensure_initialised_once(
         &self,
         node: &FleetNode,
         owner: &str,
         deadline: Instant,
     ) -> Result<Initialised, LifecycleError> {
+        let owner = format!("{owner}/run-{:08x}", fastrand::u32(..));
+        let owner = owner.as_str();
         let waited = poll_until(
             "the cluster's initialisation",
             self.settings.init_lock_ttl,
@@ -60,7 +71,8 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             || async {
                 match self.records.init().await? {
                     Some(r) if r.stage == InitStage::Bootstrapped => {
-                        return Ok(Look::Ready(Initialised::Elsewhere))
+                        self.forget_revoked_root_token().await;
+                        return Ok(Look::Ready(Initialised::Elsewhere));
                     }
                     Some(_) => {}
                     None => {
@@ -70,11 +82,8 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                         }
                     }
                 }
-                match self
-                    .locks
-                    .claim(INIT_LOCK, owner, self.settings.init_lock_ttl)
-                    .await?
-                {
+                let hold = deadline.saturating_duration_since(Instant::now()) + LOCK_MARGIN;
+                match self.locks.claim(INIT_LOCK, owner, hold).await? {
                     Claim::HeldBy { owner, .. } => {
                         Ok(Look::NotYet(format!("init lock held by {owner}")))
                     }
@@ -83,7 +92,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                         if let Err(e) = self.locks.release(INIT_LOCK, owner).await {
                             warn!(error = %error_chain(&e), "init lock not released; it lapses at its expiry");
                         }
-                        result.map(Look::Ready)
+                        result
                     }
                 }
             },
@@ -98,10 +107,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         &self,
         node: &FleetNode,
         deadline: Instant,
-    ) -> Result<Initialised, LifecycleError> {
+    ) -> Result<Look<Initialised>, LifecycleError> {
         let record = self.records.init().await?;
         match &record {
-            Some(r) if r.stage == InitStage::Bootstrapped => return Ok(Initialised::Elsewhere),
+            Some(r) if r.stage == InitStage::Bootstrapped => {
+                return Ok(Look::Ready(Initialised::Elsewhere))
+            }
             Some(r) if r.stage == InitStage::SharesStored => {
                 return self.bootstrap(r, node, deadline).await
             }
@@ -109,24 +120,27 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
         if let Some(existing) = self.initialised_member().await? {
             let Some(started) = record else {
-                return Ok(Initialised::Elsewhere);
+                return Ok(Look::Ready(Initialised::Elsewhere));
             };
-            // An earlier run sent sys/init. If it stored the shares and died before saying
-            // so, carry on; if not, the shares are gone.
-            if let Some(recovery) = self.stored_share_kind().await? {
+            // An earlier run sent sys/init. If it stored every share and the root token and
+            // died before saying so, carry on; if anything is missing, the keys are lost.
+            let missing = self.missing_init_values(started.recovery).await?;
+            if missing.is_empty() {
                 let resumed = InitRecord {
                     stage: InitStage::SharesStored,
-                    recovery,
                     ..started
                 };
-                self.records.put_init(&resumed).await?;
+                if let Some(look) = self.advance_init(&resumed).await? {
+                    return Ok(look);
+                }
                 return self.bootstrap(&resumed, node, deadline).await;
             }
             let path = self.settings.ssm_path.clone();
-            error!(node = %started.node, found_initialised = %existing.instance, path = %path, "cluster initialised by an earlier run but its shares were never stored; refusing to initialise again");
+            error!(node = %started.node, found_initialised = %existing.instance, path = %path, missing = %missing.join(", "), "cluster initialised by an earlier run but its shares were never stored in full (every share and the root token); refusing to initialise again");
             return Err(LifecycleError::InitialisedWithoutShares {
                 node: started.node,
                 path,
+                missing,
             });
         }
         if let Some(parameter) = self.earlier_clusters_parameter().await? {
@@ -136,12 +150,28 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     }
 
     /// `sys/init` on `node`, then the shares and the root token into SSM before anything
-    /// else, then bootstrap.
+    /// else, then bootstrap. `sys/init` is sent only when the invocation has time left
+    /// for its whole timeout and for storing what it returns.
     async fn initialise(
         &self,
         node: &FleetNode,
         deadline: Instant,
-    ) -> Result<Initialised, LifecycleError> {
+    ) -> Result<Look<Initialised>, LifecycleError> {
+        let s = &self.settings;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let needed = s.init_timeout + STORE_RESERVE;
+        if left < needed {
+            warn!(
+                left_s = left.as_secs(),
+                needed_s = needed.as_secs(),
+                "too little of the invocation is left to initialise safely; nothing sent"
+            );
+            return Err(LifecycleError::NoTimeToInitialise {
+                left_s: left.as_secs(),
+                init_timeout_s: s.init_timeout.as_secs(),
+                reserve_s: STORE_RESERVE.as_secs(),
+            });
+        }
         let status = self.seal_status_of(&node.addr).await?;
         let recovery = SealKind::of(&status).shares() == ShareKind::Recovery;
         let mut record = InitRecord {
@@ -150,38 +180,58 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             cluster_id: None,
             recovery,
         };
-        self.records.put_init(&record).await?;
-        let s = &self.settings;
+        if let Some(look) = self.advance_init(&record).await? {
+            return Ok(look);
+        }
         let out = self
             .vault
             .init(&node.addr, s.key_shares, s.key_threshold, recovery)
             .await
             .map_err(vault_step(format!("initialising {}", node.addr)))?;
         info!(node = %node.instance, shares = out.shares.len(), threshold = s.key_threshold, recovery, "cluster initialised; storing the shares");
-        for (i, share) in out.shares.iter().enumerate() {
-            self.store_new(&s.share_parameter(recovery, i + 1), share)
-                .await?;
-        }
-        self.store_new(&s.root_token_parameter(), &out.root_token)
+        self.store_init_output(&node.instance, &out, recovery, deadline)
             .await?;
         record.stage = InitStage::SharesStored;
-        self.records.put_init(&record).await?;
+        if let Some(look) = self.advance_init(&record).await? {
+            return Ok(look);
+        }
         info!(count = out.shares.len(), path = %s.ssm_path, "shares stored in SSM");
         self.bootstrap(&record, node, deadline).await
     }
 
-    /// Writes a secret that must not exist yet: under the lock, after the checks, an
-    /// existing one means another cluster's secret and is never replaced.
-    async fn store_new(&self, name: &str, value: &Secret) -> Result<(), LifecycleError> {
-        match self
-            .parameters
-            .put_new_secret(name, value, &self.settings.kms_key)
-            .await?
-        {
-            Stored::Written => Ok(()),
-            Stored::AlreadyExists => Err(LifecycleError::StaleShares {
-                parameter: name.to_owned(),
-            }),
+    /// Writes the init record unless the stored one is further along. `Some` when it is:
+    /// another run moved on, and this one looks again instead of acting.
+    async fn advance_init(
+        &self,
+        record: &InitRecord,
+    ) -> Result<Option<Look<Initialised>>, LifecycleError> {
+        match self.records.put_init(record).await? {
+            InitWrite::Written => Ok(None),
+            InitWrite::Behind { stored } => {
+                warn!(
+                    stage = record.stage.as_str(),
+                    stored = stored.as_str(),
+                    "the init record is further along than this run; not going back"
+                );
+                Ok(Some(Look::NotYet(format!(
+                    "another run took the initialisation to {}",
+                    stored.as_str()
+                ))))
+            }
+        }
+    }
+
+    /// After bootstrap, the root token's parameter is gone unless kept. A run cut off
+    /// between the revocation and the delete left it behind: delete it (a revoked token,
+    /// but no secret stays where it is not needed). A failure only warns: the next
+    /// launch tries again.
+    async fn forget_revoked_root_token(&self) {
+        if self.settings.keep_root_token {
+            return;
+        }
+        let name = self.settings.root_token_parameter();
+        if let Err(e) = self.parameters.delete(&name).await {
+            warn!(parameter = %name, error = %error_chain(&e), "the root token's parameter could not be deleted; the next launch tries again");
         }
     }
 
@@ -192,7 +242,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         record: &InitRecord,
         launching: &FleetNode,
         deadline: Instant,
-    ) -> Result<Initialised, LifecycleError> {
+    ) -> Result<Look<Initialised>, LifecycleError> {
         let here = record.node == launching.instance;
         let node = if here {
             launching.clone()
@@ -234,9 +284,13 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         let Some(root) = root.filter(|_| valid) else {
             // Revoked by a run that died before recording it: done if our own login works.
             if self.login.token(&self.vault, &node.addr).await.is_ok() {
-                return self
+                let done = self
                     .record_bootstrapped(record, active.cluster_id, here)
-                    .await;
+                    .await?;
+                if !self.settings.keep_root_token {
+                    self.parameters.delete(&root_parameter).await?;
+                }
+                return Ok(done);
             }
             return Err(LifecycleError::RootTokenLost {
                 parameter: root_parameter,
@@ -307,62 +361,21 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         record: &InitRecord,
         cluster_id: Option<String>,
         here: bool,
-    ) -> Result<Initialised, LifecycleError> {
+    ) -> Result<Look<Initialised>, LifecycleError> {
         let done = InitRecord {
             stage: InitStage::Bootstrapped,
             cluster_id,
             ..record.clone()
         };
-        self.records.put_init(&done).await?;
+        if let Some(look) = self.advance_init(&done).await? {
+            return Ok(look);
+        }
         info!(cluster_id = done.cluster_id.as_deref().unwrap_or(""), node = %done.node, "cluster bootstrapped");
-        Ok(if here {
+        Ok(Look::Ready(if here {
             Initialised::Here
         } else {
             Initialised::Elsewhere
-        })
-    }
-
-    async fn missing(&self, name: &str) -> Result<bool, LifecycleError> {
-        match self.parameters.secret(name).await {
-            Ok(_) => Ok(false),
-            Err(ParameterError::Missing { .. }) => Ok(true),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Before `sys/init`: the first parameter this function would write that exists
-    /// already (a share, the root token, an AppRole credential), which can only be an
-    /// earlier cluster's. Checked all at once; it runs once in a cluster's life.
-    async fn earlier_clusters_parameter(&self) -> Result<Option<String>, LifecycleError> {
-        let s = &self.settings;
-        let mut names: Vec<String> = (1..=10)
-            .flat_map(|n| [s.share_parameter(false, n), s.share_parameter(true, n)])
-            .collect();
-        names.push(s.root_token_parameter());
-        for (function, _) in FUNCTIONS {
-            names.push(s.approle_parameter(function, "role-id"));
-            names.push(s.approle_parameter(function, "secret-id"));
-        }
-        let missing = join_all(names.iter().map(|name| self.missing(name))).await;
-        for (name, missing) in names.into_iter().zip(missing) {
-            if !missing? {
-                return Ok(Some(name));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Which kind of share is stored, if any: `Some(false)` unseal, `Some(true)` recovery.
-    async fn stored_share_kind(&self) -> Result<Option<bool>, LifecycleError> {
-        for recovery in [false, true] {
-            if !self
-                .missing(&self.settings.share_parameter(recovery, 1))
-                .await?
-            {
-                return Ok(Some(recovery));
-            }
-        }
-        Ok(None)
+        }))
     }
 
     /// A member node that reports itself initialised, asking all of them at once.

@@ -161,19 +161,6 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             info!(instance = %node.instance, "node is already part of the cluster; not joining");
             return Ok(false);
         }
-        let leader = poll_until(
-            "an active node to join",
-            self.settings.voter_timeout,
-            deadline,
-            POLL_INTERVAL,
-            || async {
-                Ok::<_, LifecycleError>(match self.active_node(None).await? {
-                    Some(active) => Look::Ready(active),
-                    None => Look::NotYet("no member answers as active".into()),
-                })
-            },
-        )
-        .await??;
         let seal = self.seal_status_of(&node.addr).await?;
         if SealKind::of(&seal) == SealKind::Shamir {
             // Joined but never unsealed is worse than not joined: check the shares first.
@@ -181,26 +168,63 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 .await?;
         }
         let ca = self.settings.leader_ca_pem.as_deref();
-        match self.vault.join(&node.addr, &leader.addr, ca).await {
-            Ok(true) => {
+        // A join can fail for a while when nothing is wrong with the instance: no node is
+        // active yet, the leader is being elected (5xx), the network drops. Those are
+        // tried again until the voter timeout; a refusal (4xx) is not.
+        let waited = poll_until(
+            &format!("{} to join the cluster", node.instance),
+            self.settings.voter_timeout,
+            deadline,
+            POLL_INTERVAL,
+            || async {
+                // A join whose answer was lost may have happened: a node initialised
+                // now joined then.
+                let health = self.vault.health(&node.addr).await;
+                if health.is_ok_and(|h| h.initialized) {
+                    return Ok(Look::Ready(Joined::Already));
+                }
+                let Some(leader) = self.active_node(None).await? else {
+                    return Ok(Look::NotYet("no member answers as active".into()));
+                };
+                Ok::<_, LifecycleError>(match self.vault.join(&node.addr, &leader.addr, ca).await {
+                    Ok(true) => Look::Ready(Joined::Now(leader)),
+                    Ok(false) => Look::Ready(Joined::Refused(format!(
+                        "node {} answered joined=false to the join through {}",
+                        node.addr, leader.addr
+                    ))),
+                    Err(e) if e.status().is_none_or(|s| s >= 500) => {
+                        Look::NotYet(format!("the join through {} failed: {e}", leader.addr))
+                    }
+                    // A refusal that names certificates is this product's configuration
+                    // (the cluster's CA): an error, not a reason to replace the instance.
+                    Err(e) if e.to_string().contains("certificate") => {
+                        return Err(vault_step(format!(
+                            "joining {} through {}",
+                            node.addr, leader.addr
+                        ))(e))
+                    }
+                    Err(e) => Look::Ready(Joined::Refused(format!(
+                        "join through {} refused: {e}",
+                        leader.addr
+                    ))),
+                })
+            },
+        )
+        .await?;
+        match waited {
+            Ok(Joined::Now(leader)) => {
                 info!(instance = %node.instance, leader = %leader.instance, "node joined the cluster");
                 Ok(true)
             }
-            Ok(false) => Err(LaunchFailure::FreshInstanceMayHelp(format!(
-                "node {} answered joined=false to the join through {}",
-                node.addr, leader.addr
-            ))),
-            // A refusal that names certificates is this product's configuration (the
-            // cluster's CA): an error, not a reason to replace the instance.
-            Err(e) if e.status().is_some() && !e.to_string().contains("certificate") => {
-                Err(LaunchFailure::FreshInstanceMayHelp(format!(
-                    "join through {} refused: {e}",
-                    leader.addr
-                )))
+            Ok(Joined::Already) => {
+                info!(instance = %node.instance, "the node's earlier join went through");
+                Ok(true)
             }
-            Err(e) => {
-                Err(vault_step(format!("joining {} through {}", node.addr, leader.addr))(e).into())
+            Ok(Joined::Refused(reason)) => Err(LaunchFailure::FreshInstanceMayHelp(reason)),
+            Err(expired) if expired.why == "its limit" => {
+                Err(LaunchFailure::FreshInstanceMayHelp(expired.to_string()))
             }
+            Err(expired) => Err(LaunchFailure::Error(expired.into())),
         }
     }
 
@@ -270,4 +294,14 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         info!(instance = %id, "node is a healthy voter");
         Ok(())
     }
+}
+
+/// How a join ended.
+enum Joined {
+    /// It joined now, through this active node.
+    Now(FleetNode),
+    /// An earlier join whose answer was lost went through.
+    Already,
+    /// The node or the leader refused it: the instance is at fault.
+    Refused(String),
 }

@@ -6,8 +6,11 @@
 //!   ABANDON when a fresh instance could do better).
 //! - [`init`]: the one-time initialisation under the init lock, with the shares stored
 //!   before anything else, and the bootstrap of every function's AppRole.
-//! - [`terminate`]: step a leader down, keep quorum's margin while a replacement joins,
-//!   remove the peer, complete CONTINUE.
+//! - [`terminate`]: one at a time under the terminate lock, find the leader among every
+//!   instance (leaving ones included), remove departed dead voters first, step a leader
+//!   down, keep quorum's margin while a replacement joins, remove the peer, complete
+//!   CONTINUE; hold the action with heartbeats while the departure would cost quorum.
+//! - [`quorum`]: the arithmetic of voters that leave.
 //! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
 //! - [`pending`]: one delivery of an action at a time, and only an action Auto Scaling
 //!   has pending; a launch into the warm pool completes without touching the node.
@@ -19,8 +22,10 @@
 mod assembly;
 mod error;
 pub mod init;
+mod init_keys;
 pub mod launch;
 pub mod pending;
+pub mod quorum;
 pub mod reconcile;
 pub mod records;
 mod settings;
@@ -148,7 +153,18 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         Ok(self.run(event, deadline).await?)
     }
 
+    /// Carries `event` out, once more with a fresh login if Vault refused a cached token.
     async fn run(
+        &self,
+        event: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        self.login
+            .retry_if_stale(|| self.run_once(event, deadline))
+            .await
+    }
+
+    async fn run_once(
         &self,
         event: &serde_json::Value,
         deadline: Instant,
@@ -278,8 +294,10 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
     }
 
-    /// The first member node that answers as active, asking all of them at once; `also`
-    /// is asked too (a terminating node is no longer a member, and may still lead).
+    /// The first node of the group that answers as active, asking all of them at once:
+    /// every instance whatever its lifecycle state (a leader whose own instance waits in
+    /// Terminating:Wait still leads), and `also` (a leaving instance the group may no
+    /// longer list).
     async fn active_node(
         &self,
         also: Option<&FleetNode>,
@@ -292,12 +310,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         &self,
         also: Option<&FleetNode>,
     ) -> Result<(Option<FleetNode>, usize), LifecycleError> {
-        let mut members = self.fleet.members().await?;
-        if let Some(node) = also.filter(|n| !members.contains(n)) {
-            members.push(node.clone());
+        let mut nodes = self.fleet.instances().await?;
+        if let Some(node) = also.filter(|n| !nodes.contains(n)) {
+            nodes.push(node.clone());
         }
-        let asked = members.len();
-        let active = crate::cluster::find_active(&self.vault, members).await;
+        let asked = nodes.len();
+        let active = crate::cluster::find_active(&self.vault, nodes).await;
         Ok((active.map(|(node, _)| node), asked))
     }
 

@@ -96,6 +96,29 @@ impl InitStage {
     }
 }
 
+impl InitStage {
+    /// The stages a record may be at for `self` to be written over it: itself and those
+    /// before it. The stage only moves forward.
+    pub fn at_or_before(self) -> Vec<Self> {
+        [Self::Started, Self::SharesStored, Self::Bootstrapped]
+            .into_iter()
+            .filter(|s| *s <= self)
+            .collect()
+    }
+}
+
+/// What became of a write of the initialisation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitWrite {
+    /// Written.
+    Written,
+    /// Not written: the stored record is further along.
+    Behind {
+        /// The stage stored.
+        stored: InitStage,
+    },
+}
+
 /// The cluster's initialisation record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitRecord {
@@ -137,8 +160,10 @@ pub trait StateRecords: Send + Sync {
     ) -> Result<(), RecordError>;
     /// The cluster's initialisation record.
     async fn init(&self) -> Result<Option<InitRecord>, RecordError>;
-    /// Writes (replaces) the cluster's initialisation record.
-    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError>;
+    /// Writes the cluster's initialisation record, in one conditional write, unless the
+    /// stored record is at a later stage: the stage only moves forward, whatever runs
+    /// write at the same time.
+    async fn put_init(&self, record: &InitRecord) -> Result<InitWrite, RecordError>;
 }
 
 impl crate::errors::Classify for RecordError {

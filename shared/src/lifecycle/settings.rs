@@ -47,8 +47,12 @@ pub struct LifecycleSettings {
     /// `HEARTBEAT_INTERVAL_SECS` (default 60): lifecycle heartbeats while waiting; keep it
     /// well under the hooks' heartbeat timeout.
     pub heartbeat_interval: Duration,
-    /// `INIT_LOCK_TTL_SECS` (default 900): how long the init lock holds if its owner dies.
+    /// `INIT_LOCK_TTL_SECS` (default 900): how long a launch waits for another run's
+    /// initialisation (the lock itself holds until its owner's invocation is over).
     pub init_lock_ttl: Duration,
+    /// `VAULT_INIT_TIMEOUT_SECS` (default 120): how long `sys/init` may take; it is sent
+    /// only when the invocation has that long left, and time to store the shares.
+    pub init_timeout: Duration,
 }
 
 /// Everything node-lifecycle reads at cold start.
@@ -154,6 +158,7 @@ impl LifecycleConfig {
                 .seconds_or("DEPARTED_PEER_GRACE_SECS", Duration::from_secs(300))?,
             heartbeat_interval,
             init_lock_ttl: env.seconds_or("INIT_LOCK_TTL_SECS", Duration::from_secs(900))?,
+            init_timeout: vault.init_timeout,
         };
         Ok(Self {
             table: env

@@ -157,7 +157,10 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     ) -> Result<RestoreOutcome, FunctionError> {
         let left = deadline.saturating_duration_since(Instant::now());
         info!(time_left_ms = left.as_millis() as u64, "invocation started");
-        Ok(self.run(request, request_id, deadline).await?)
+        Ok(self
+            .login
+            .retry_if_stale(|| self.run(request, request_id, deadline))
+            .await?)
     }
 
     async fn run(

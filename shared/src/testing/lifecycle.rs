@@ -12,21 +12,40 @@ use crate::{
         locks::{Claim, LockError, Locks, Released},
     },
     events::LifecycleAction,
-    lifecycle::records::{action_key, ActionRecord, InitRecord, RecordError, StateRecords},
+    lifecycle::records::{
+        action_key, ActionRecord, InitRecord, InitWrite, RecordError, StateRecords,
+    },
 };
 
-/// Locks held in a map: name to (owner, expiry).
-#[derive(Default)]
+/// Locks held in a map: name to (owner, expiry). Its clock is tokio's, so a lock lapses
+/// in a test on the paused clock as time is advanced.
 pub struct FakeLocks {
     /// The locks held.
     pub held: Mutex<BTreeMap<String, (String, SystemTime)>>,
+    started: (SystemTime, tokio::time::Instant),
+}
+
+impl Default for FakeLocks {
+    fn default() -> Self {
+        Self {
+            held: Mutex::default(),
+            started: (SystemTime::now(), tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl FakeLocks {
+    /// Now, on tokio's clock.
+    pub fn now(&self) -> SystemTime {
+        self.started.0 + self.started.1.elapsed()
+    }
 }
 
 #[async_trait]
 impl Locks for FakeLocks {
     async fn claim(&self, name: &str, owner: &str, ttl: Duration) -> Result<Claim, LockError> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let now = SystemTime::now();
+        let now = self.now();
         if let Some((holder, until)) = held.get(name) {
             if holder != owner && *until > now {
                 return Ok(Claim::HeldBy {
@@ -117,9 +136,15 @@ impl StateRecords for FakeRecords {
         Ok(self.init.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
-    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
-        *self.init.lock().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
-        Ok(())
+    async fn put_init(&self, record: &InitRecord) -> Result<InitWrite, RecordError> {
+        let mut stored = self.init.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = stored.as_ref().filter(|c| c.stage > record.stage) {
+            return Ok(InitWrite::Behind {
+                stored: current.stage,
+            });
+        }
+        *stored = Some(record.clone());
+        Ok(InitWrite::Written)
     }
 }
 
@@ -164,7 +189,52 @@ impl<T: StateRecords> StateRecords for std::sync::Arc<T> {
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.as_ref().init().await
     }
-    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
+    async fn put_init(&self, record: &InitRecord) -> Result<InitWrite, RecordError> {
         self.as_ref().put_init(record).await
+    }
+}
+
+/// The initialisation record's contract, run over [`FakeRecords`] by a unit test and
+/// over the DynamoDB adapter against a real table: a stage may be written again, a later
+/// one over an earlier one, never an earlier one over a later one; a refused write
+/// names the stage stored and leaves the record as it was. Starts with no record.
+pub async fn init_record_contract(records: &dyn StateRecords) -> Result<(), String> {
+    use crate::lifecycle::records::{InitStage, InitWrite};
+    let at = |stage| InitRecord {
+        stage,
+        node: "i-0contract".into(),
+        cluster_id: (stage == InitStage::Bootstrapped).then(|| "c-contract".to_owned()),
+        recovery: false,
+    };
+    let stored = || async { records.init().await.map_err(|e| e.to_string()) };
+    if let Some(found) = stored().await? {
+        return Err(format!(
+            "the contract starts with no record, found {found:?}"
+        ));
+    }
+    let forward = [
+        InitStage::Started,
+        InitStage::Started,
+        InitStage::SharesStored,
+        InitStage::Bootstrapped,
+        InitStage::Bootstrapped,
+    ];
+    for stage in forward {
+        match records.put_init(&at(stage)).await {
+            Ok(InitWrite::Written) => {}
+            other => return Err(format!("writing {stage:?} forward answered {other:?}")),
+        }
+    }
+    for stage in [InitStage::Started, InitStage::SharesStored] {
+        match records.put_init(&at(stage)).await {
+            Ok(InitWrite::Behind {
+                stored: InitStage::Bootstrapped,
+            }) => {}
+            other => return Err(format!("writing {stage:?} back answered {other:?}")),
+        }
+    }
+    match stored().await? {
+        Some(found) if found == at(InitStage::Bootstrapped) => Ok(()),
+        other => Err(format!("the refused writes changed the record: {other:?}")),
     }
 }

@@ -12,7 +12,7 @@ mod snapshots;
 pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
 pub use failing_node::{FailingNode, Failure};
 pub use fake_node::{ClusterState, FakeCluster, FakeNode, Keyring};
-pub use lifecycle::{FakeActions, FakeLocks, FakeRecords};
+pub use lifecycle::{init_record_contract, FakeActions, FakeLocks, FakeRecords};
 pub use logs::{capture_logs, LogCapture};
 pub use node_contract::{node_contract, ContractBreach, ContractReport};
 pub use snapshots::{

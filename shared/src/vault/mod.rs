@@ -1,5 +1,5 @@
 //! Typed Vault/OpenBao HTTP client: reqwest over rustls, the cluster's CA only, a timeout
-//! on every request, and retries with capped, jittered backoff on connection errors only
+//! on every request (a long one of its own for `sys/init`), and retries with capped, jittered backoff on connection errors only
 //! (an answer, even a 500, is never retried here: the caller decides what it means).
 //!
 //! Tokens travel only in the `X-Vault-Token` header, marked sensitive; never in a URL.
@@ -96,6 +96,7 @@ impl VaultError {
 pub struct VaultClient {
     http: reqwest::Client,
     max_retries: u32,
+    init_timeout: Duration,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -131,6 +132,7 @@ impl VaultClient {
         Ok(Self {
             http,
             max_retries: settings.max_retries,
+            init_timeout: settings.init_timeout,
         })
     }
 
@@ -143,11 +145,30 @@ impl VaultClient {
         token: Option<&Secret>,
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, bytes::Bytes), VaultError> {
+        self.send_within(node, method, path, token, body, None)
+            .await
+    }
+
+    /// [`send`](Self::send), with `timeout` instead of the client's request timeout when
+    /// given. A connection error is retried (the request never reached the node); a
+    /// request that was sent is never sent again, whatever happened to its answer.
+    async fn send_within(
+        &self,
+        node: &NodeAddr,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> Result<(StatusCode, bytes::Bytes), VaultError> {
         let url = format!("{node}/v1/{path}");
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = self.http.request(method.clone(), &url);
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
             if let Some(token) = token {
                 request = request.header("X-Vault-Token", token_header(token)?);
             }
@@ -189,7 +210,23 @@ impl VaultClient {
         token: Option<&Secret>,
         body: Option<&serde_json::Value>,
     ) -> Result<T, VaultError> {
-        let (status, bytes) = self.send(node, method.clone(), path, token, body).await?;
+        self.call_within(node, method, path, token, body, None)
+            .await
+    }
+
+    /// [`call`](Self::call) with `timeout` instead of the request timeout when given.
+    pub(crate) async fn call_within<T: DeserializeOwned>(
+        &self,
+        node: &NodeAddr,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> Result<T, VaultError> {
+        let (status, bytes) = self
+            .send_within(node, method.clone(), path, token, body, timeout)
+            .await?;
         if !status.is_success() {
             return Err(status_error(node, method, path, status, &bytes));
         }

@@ -21,6 +21,10 @@ impl VaultClient {
     /// `PUT sys/init`. With `recovery` (auto-unseal) the counts are recovery shares.
     /// A one-shot action: call it only under the init lock, after checking no node is
     /// initialised. A node that is already initialised answers 400.
+    ///
+    /// It has its own timeout (`VAULT_INIT_TIMEOUT_SECS`), not the request timeout: the
+    /// node completes the init whether or not we wait, and the answer is the only copy of
+    /// the shares and root token. Giving up early loses them for good.
     pub async fn init(
         &self,
         node: &NodeAddr,
@@ -42,7 +46,14 @@ impl VaultClient {
             json!({ "secret_shares": shares, "secret_threshold": threshold })
         };
         let answer: Answer = self
-            .call(node, Method::PUT, "sys/init", None, Some(&body))
+            .call_within(
+                node,
+                Method::PUT,
+                "sys/init",
+                None,
+                Some(&body),
+                Some(self.init_timeout),
+            )
             .await?;
         let shares = if recovery {
             answer.recovery_keys_base64

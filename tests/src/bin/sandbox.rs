@@ -67,14 +67,11 @@ async fn story(once: bool, start: Instant) -> Result<()> {
         ),
         start,
     );
-    let mut bao = BaoCluster::start(&ids, Seal::Shamir).await?;
-    for node in &bao.nodes {
-        primary
-            .tag(&node.node_id, "vault-api-addr", &node.api_addr)
-            .await?;
-    }
+    let mut bao =
+        BaoCluster::start_on_instances(&primary.private_ips(&ids).await?, Seal::Shamir).await?;
+    let port = bao.port().unwrap_or_default().to_string();
     say(
-        "OpenBao: 3 servers started with TLS from a fresh CA, not initialised (node_id = instance id, address in the instance's tag)",
+        &format!("OpenBao: 3 servers started with TLS from a fresh CA, not initialised (node_id = instance id; each listens on its instance's private IP, which moto gives from a loopback subnet, and port {port}; each certificate names that IP)"),
         start,
     );
 
@@ -83,6 +80,7 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     env.extend(
         [
             ("CLUSTER_NAME", CLUSTER),
+            ("VAULT_PORT", port.as_str()),
             ("ASG_NAME", primary.asg.as_str()),
             ("VAULT_CACERT", ca_file.as_str()),
             ("STATE_TABLE", primary.table.as_str()),
@@ -136,8 +134,12 @@ async fn story(once: bool, start: Instant) -> Result<()> {
         .into_iter()
         .find(|i| !ids.contains(i))
         .context("a replacement instance")?;
-    let addr = bao.add_node(&replacement).await?.api_addr.clone();
-    primary.tag(&replacement, "vault-api-addr", &addr).await?;
+    for (id, ip) in primary
+        .private_ips(std::slice::from_ref(&replacement))
+        .await?
+    {
+        bao.add_instance_node(&id, ip).await?;
+    }
     say(
         &format!("Auto Scaling replaces {leaving}: it waits in Terminating:Wait, {replacement} in Pending:Wait"),
         start,

@@ -277,3 +277,26 @@ async fn a_malformed_request_is_refused_before_anything_is_done() {
         "the cluster was not asked"
     );
 }
+
+#[tokio::test]
+async fn a_token_revoked_by_a_restore_is_replaced_and_the_backup_taken() {
+    let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
+    bed.function
+        .handle(&tick("tick-1"), "req-1", deadline())
+        .await
+        .expect("first backup");
+    // A restore brings back data without the token this function has cached.
+    bed.cluster().state().tokens.clear();
+    let outcome = bed
+        .function
+        .handle(&tick("tick-2"), "req-2", deadline())
+        .await
+        .expect("the second backup logs in again");
+    assert!(
+        matches!(&outcome, BackupOutcome::BackedUp(r) if !r.redelivered),
+        "{outcome:?}"
+    );
+    assert_eq!(bed.cluster().logins(), 2);
+    assert_eq!(bed.entries().len(), 2);
+    assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
+}

@@ -45,6 +45,7 @@ fn settings() -> LifecycleSettings {
         departed_peer_grace: Duration::from_secs(300),
         heartbeat_interval: Duration::from_secs(60),
         init_lock_ttl: Duration::from_secs(900),
+        init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,
     }
 }
 
@@ -179,6 +180,21 @@ impl Bed {
     ) -> Result<Outcome, LifecycleError> {
         self.function
             .run(&action_event(Transition::Launching, instance, token), far())
+            .await
+    }
+
+    /// The launch of `instance` in an invocation that ends at `deadline`.
+    pub(super) async fn launch_until(
+        &self,
+        instance: &str,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<Outcome, LifecycleError> {
+        self.function
+            .run(
+                &action_event(Transition::Launching, instance, token),
+                deadline,
+            )
             .await
     }
 

@@ -189,18 +189,72 @@ async fn a_node_still_silent_at_the_invocation_deadline_is_left_for_the_redelive
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_refused_join_abandons_the_instance() {
+async fn a_refused_join_abandons_the_instance_at_once() {
     let bed = Bed::fresh(&["i-1", "i-2"]);
     bed.launched("i-1").await;
     bed.fleet.add(bed.cluster(), "i-2");
-    bed.node().fail_on("join", "i-2", Failure::Status(500), 1);
+    bed.node().fail_on("join", "i-2", Failure::Status(400), 1);
     let outcome = bed.launch("i-2", "t-2").await.expect("abandoned");
     let Outcome::Abandoned { reason, .. } = outcome else {
         panic!("{outcome:?}");
     };
     assert!(reason.contains("join through"), "{reason}");
+    assert_eq!(bed.cluster().calls("join"), 0, "a 4xx is not tried again");
     assert_eq!(bed.verdict("t-2"), Some(Verdict::Abandon));
     assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), Some(1.0));
+    assert_eq!(bed.cluster().peers(), ["i-1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_that_fails_during_an_election_or_a_network_drop_is_tried_again() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    bed.node().fail_on("join", "i-2", Failure::Status(500), 2);
+    bed.node().fail_on("join", "i-2", Failure::Unreachable, 1);
+    let report = match bed.launch("i-2", "t-2").await {
+        Ok(Outcome::Launched(report)) => report,
+        other => panic!("{other:?}"),
+    };
+    assert!(report.joined);
+    assert_eq!(
+        bed.cluster().calls("join"),
+        1,
+        "the fourth try reached the node"
+    );
+    assert_eq!(bed.verdict("t-2"), Some(Verdict::Continue));
+    assert_eq!(bed.cluster().voters(), ["i-1", "i-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_whose_answer_was_lost_is_not_sent_twice() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    bed.node().fail_after("join", Failure::Unreachable, 1);
+    let report = match bed.launch("i-2", "t-2").await {
+        Ok(Outcome::Launched(report)) => report,
+        other => panic!("{other:?}"),
+    };
+    assert!(report.joined);
+    assert_eq!(bed.cluster().calls("join"), 1);
+    assert_eq!(bed.cluster().voters(), ["i-1", "i-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_that_keeps_failing_abandons_the_instance_when_the_time_is_up() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    bed.node()
+        .fail_on("join", "i-2", Failure::Status(503), usize::MAX);
+    let outcome = bed.launch("i-2", "t-2").await.expect("abandoned");
+    let Outcome::Abandoned { reason, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("i-2 to join the cluster"), "{reason}");
+    assert!(reason.contains("503"), "{reason}");
+    assert_eq!(bed.verdict("t-2"), Some(Verdict::Abandon));
     assert_eq!(bed.cluster().peers(), ["i-1"]);
 }
 

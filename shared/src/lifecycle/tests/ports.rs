@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use super::super::*;
 use crate::{
     cluster::ports::{FleetError, ParameterError, Stored},
-    lifecycle::records::{ActionRecord, ActionStage, InitRecord, InitStage, RecordError},
+    lifecycle::records::{
+        ActionRecord, ActionStage, InitRecord, InitStage, InitWrite, RecordError,
+    },
     secret::Secret,
     telemetry::MetricsError,
     testing::{FakeCluster, FakeMetrics, FakeParameters, FakeRecords},
@@ -29,8 +31,9 @@ pub(super) struct Ssm(Arc<SsmState>);
 #[derive(Default)]
 struct SsmState {
     values: FakeParameters,
-    fail_write_of: Mutex<Option<String>>,
+    fail_write_of: Mutex<Option<(String, usize)>>,
     fail_deletes: AtomicBool,
+    store_then_fail: AtomicBool,
 }
 
 impl Ssm {
@@ -59,11 +62,22 @@ impl Ssm {
             .unwrap_or_default()
     }
 
-    /// The next write of `name` fails, as SSM does when it is throttled or the run dies.
+    /// The next write of `name` fails, as SSM does when it is throttled.
     pub(super) fn fail_write_of(&self, name: &str) {
+        self.fail_writes_of(name, 1);
+    }
+
+    /// The next `times` writes of `name` fail (`usize::MAX`: SSM never recovers).
+    pub(super) fn fail_writes_of(&self, name: &str, times: usize) {
         if let Ok(mut fail) = self.0.fail_write_of.lock() {
-            *fail = Some(name.to_owned());
+            *fail = Some((name.to_owned(), times));
         }
+    }
+
+    /// The next write of `name` is stored and its answer lost: it fails all the same.
+    pub(super) fn store_then_fail_write_of(&self, name: &str) {
+        self.0.store_then_fail.store(true, Ordering::SeqCst);
+        self.fail_write_of(name);
     }
 
     pub(super) fn fail_deletes(&self, fail: bool) {
@@ -90,13 +104,24 @@ impl ParameterStore for Ssm {
         value: &Secret,
         kms_key: &str,
     ) -> Result<Stored, ParameterError> {
+        // A write is a round trip: let other runs of the test proceed meanwhile.
+        tokio::task::yield_now().await;
         let failing = self
             .0
             .fail_write_of
             .lock()
-            .map(|mut f| f.take_if(|n| n == name).is_some())
+            .map(|mut f| match f.as_mut() {
+                Some((n, times)) if n == name && *times > 0 => {
+                    *times -= 1;
+                    true
+                }
+                _ => false,
+            })
             .unwrap_or(false);
         if failing {
+            if self.0.store_then_fail.swap(false, Ordering::SeqCst) {
+                self.0.values.put_new_secret(name, value, kms_key).await?;
+            }
             return Err(ssm_down(name));
         }
         self.0.values.put_new_secret(name, value, kms_key).await
@@ -177,6 +202,11 @@ impl Fleet for Group {
         Ok(self.lock().0.clone())
     }
 
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        let group = self.lock();
+        Ok(group.0.iter().chain(&group.1).cloned().collect())
+    }
+
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
         let group = self.lock();
         Ok(group
@@ -255,7 +285,7 @@ impl StateRecords for Records {
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.table.init().await
     }
-    async fn put_init(&self, record: &InitRecord) -> Result<(), RecordError> {
+    async fn put_init(&self, record: &InitRecord) -> Result<InitWrite, RecordError> {
         let failing = self
             .fail_init_stage
             .lock()

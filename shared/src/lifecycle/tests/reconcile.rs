@@ -120,3 +120,19 @@ async fn a_sealed_node_under_auto_unseal_is_reported_not_given_shares() {
     assert!(bed.cluster().is_sealed("i-2"));
     assert_eq!(bed.cluster().calls("unseal i-2"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_token_revoked_by_a_restore_is_replaced_by_a_fresh_login() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.reconcile().await;
+    let logins = bed.cluster().logins();
+    // A restore brings back data without the token node-lifecycle has cached.
+    bed.cluster().state().tokens.clear();
+    bed.cluster().kill("i-3");
+    bed.fleet.gone("i-3");
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let report = bed.reconcile().await;
+    assert_eq!(report.removed.as_deref(), Some("i-3"), "{report:?}");
+    assert_eq!(bed.cluster().logins(), logins + 1);
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2"]);
+}

@@ -1,6 +1,7 @@
 //! Terminate: a leaving leader steps down first, the last voters wait for a joining
-//! replacement, nothing joining means no wait, and without a leader the peer is left to
-//! reconcile. The action is completed CONTINUE every time.
+//! replacement, nothing joining means no wait. Terminates go one at a time, find a leader
+//! whose own instance is leaving, remove departed dead voters first, and never complete
+//! CONTINUE for a voter whose departure would cost quorum: that action is held.
 
 use super::*;
 use crate::lifecycle::terminate::LeaveReport;
@@ -30,11 +31,11 @@ async fn a_leaving_leader_steps_down_before_its_peer_is_removed() {
         report,
         LeaveReport {
             instance: "i-1".into(),
+            removed_first: vec![],
             stepped_down: true,
             peer_removed: true,
             waited_for_replacement: None,
             completed_now: true,
-            left_to_reconcile: None,
         }
     );
     let cluster = bed.cluster();
@@ -143,28 +144,6 @@ async fn a_node_that_is_not_a_peer_is_let_go() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_a_leader_the_peer_is_left_to_reconcile() {
-    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
-    bed.cluster().kill("i-2");
-    bed.cluster().kill("i-3");
-    // The leader steps down once its lease runs out without a majority.
-    tokio::time::advance(Duration::from_secs(3)).await;
-    assert_eq!(bed.cluster().active(), None);
-    bed.fleet.terminating("i-3");
-    let report = left(bed.terminate("i-3", "t-9").await);
-    assert!(
-        report
-            .left_to_reconcile
-            .as_deref()
-            .is_some_and(|r| r.contains("no node of the cluster is active")),
-        "{report:?}"
-    );
-    assert!(!report.peer_removed);
-    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
-    assert_eq!(bed.verdict("t-9"), Some(Verdict::Continue));
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_redelivered_terminate_removes_nothing_twice() {
     let bed = Bed::running(&["i-1", "i-2", "i-3"]);
     bed.fleet.terminating("i-1");
@@ -179,4 +158,165 @@ async fn a_redelivered_terminate_removes_nothing_twice() {
     assert_eq!(bed.cluster().calls("remove-peer"), 1);
     assert_eq!(bed.cluster().peers(), ["i-2", "i-3"]);
     assert_eq!(bed.records.stage("t-9"), Some(ActionStage::Continued));
+}
+
+/// The action was held: not completed, heartbeats sent, the held terminate counted.
+fn assert_held(bed: &Bed, outcome: &Result<Outcome, LifecycleError>, token: &str, why: &str) {
+    match outcome {
+        Err(e @ LifecycleError::TerminateHeld { reason, .. }) => {
+            assert!(reason.contains(why), "{e}");
+            assert_eq!(e.name(), "TerminateHeld");
+            assert!(e.retry_helps());
+        }
+        other => panic!("expected a held terminate, got {other:?}"),
+    }
+    assert_eq!(bed.verdict(token), None, "never completed");
+    assert!(bed.heartbeats() >= 1, "the hook was kept alive");
+    assert_eq!(
+        bed.metrics.0.value("TerminateHeldForQuorum", None),
+        Some(1.0)
+    );
+}
+
+use crate::errors::Classify;
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_finds_the_leader_whose_own_instance_is_leaving() {
+    // The reproduction: the leader and a follower leave together; the follower's
+    // terminate comes first, then the leader's.
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.fleet.terminating("i-1");
+    bed.fleet.terminating("i-3");
+    let follower = left(bed.terminate("i-3", "t-3").await);
+    assert!(
+        follower.peer_removed && !follower.stepped_down,
+        "{follower:?}"
+    );
+    assert_eq!(removed_through(&bed, "i-3").as_deref(), Some("i-1"));
+    let leader = left(bed.terminate("i-1", "t-1").await);
+    assert!(leader.peer_removed && leader.stepped_down, "{leader:?}");
+    assert_eq!(bed.cluster().peers(), ["i-2"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-2"));
+    assert_eq!(bed.verdict("t-3"), Some(Verdict::Continue));
+    assert_eq!(bed.verdict("t-1"), Some(Verdict::Continue));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_hands_over_to_another_leaving_node_sees_it_lead() {
+    // i-1 leads; i-2 leaves too and, first in line, wins the election after the step-down.
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.fleet.terminating("i-1");
+    bed.fleet.terminating("i-2");
+    let started = Instant::now();
+    let leader = left(bed.terminate("i-1", "t-1").await);
+    assert!(leader.stepped_down && leader.peer_removed, "{leader:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait for a leader it could not see"
+    );
+    assert_eq!(removed_through(&bed, "i-1").as_deref(), Some("i-2"));
+    let follower = left(bed.terminate("i-2", "t-2").await);
+    assert!(
+        follower.stepped_down && follower.peer_removed,
+        "{follower:?}"
+    );
+    assert_eq!(bed.cluster().peers(), ["i-3"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_terminates_at_once_go_one_after_the_other() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.fleet.terminating("i-1");
+    bed.fleet.terminating("i-3");
+    let (a, b) = tokio::join!(bed.terminate("i-3", "t-3"), bed.terminate("i-1", "t-1"));
+    assert!(left(a).peer_removed);
+    assert!(left(b).peer_removed);
+    assert_eq!(bed.cluster().peers(), ["i-2"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-2"));
+    let held = bed.locks.held.lock().map(|h| h.len()).unwrap_or(1);
+    assert_eq!(held, 0, "the terminate lock is released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminate_waits_for_the_terminate_lock() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    let busy = Duration::from_secs(30);
+    bed.locks
+        .claim("terminate", "i-9 t-other", Duration::from_secs(900))
+        .await
+        .expect("claim");
+    // The other terminate finishes after a while and releases the lock.
+    let locks = bed.locks.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(busy).await;
+        locks.release("terminate", "i-9 t-other").await
+    });
+    bed.fleet.terminating("i-3");
+    let started = Instant::now();
+    let report = left(bed.terminate("i-3", "t-9").await);
+    assert!(started.elapsed() >= busy, "it waited for the lock");
+    assert!(report.peer_removed, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminate_whose_time_runs_out_in_the_queue_keeps_its_action() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.locks
+        .claim("terminate", "i-9 t-other", Duration::from_secs(900))
+        .await
+        .expect("claim");
+    bed.fleet.terminating("i-3");
+    let event = action_event(Transition::Terminating, "i-3", "t-9");
+    let outcome = bed
+        .function
+        .run(&event, Instant::now() + Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(&outcome, Err(LifecycleError::TerminateQueued { holder, .. }) if holder.contains("i-9")),
+        "{outcome:?}"
+    );
+    assert_eq!(bed.verdict("t-9"), None);
+    assert!(bed.heartbeats() >= 1);
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_voter_whose_departure_would_cost_quorum_is_held() {
+    // i-3 crashed but its instance is still in service: nothing can be removed first.
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().kill("i-3");
+    bed.fleet.terminating("i-2");
+    let outcome = bed.terminate("i-2", "t-9").await;
+    assert_held(&bed, &outcome, "t-9", "1 of 2 voters would be healthy");
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_departed_voter_is_removed_first_and_quorum_kept() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().kill("i-3");
+    bed.fleet.gone("i-3");
+    bed.fleet.terminating("i-2");
+    let report = left(bed.terminate("i-2", "t-9").await);
+    assert_eq!(report.removed_first, ["i-3"]);
+    assert!(report.peer_removed, "{report:?}");
+    assert_eq!(bed.cluster().peers(), ["i-1"]);
+    assert_eq!(bed.cluster().active().as_deref(), Some("i-1"));
+    assert_eq!(bed.verdict("t-9"), Some(Verdict::Continue));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_leader_the_terminate_is_held_not_continued() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    bed.cluster().kill("i-2");
+    bed.cluster().kill("i-3");
+    // The leader steps down once its lease runs out without a majority.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(bed.cluster().active(), None);
+    bed.fleet.terminating("i-3");
+    let outcome = bed.terminate("i-3", "t-9").await;
+    assert_held(&bed, &outcome, "t-9", "no node of the cluster is active");
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
 }

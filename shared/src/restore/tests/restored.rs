@@ -331,3 +331,24 @@ async fn an_object_that_changes_after_its_check_is_cut_off_before_the_node_insta
     assert!(records(&bed).is_empty());
     assert!(bed.locks.held.lock().expect("lock").is_empty(), "released");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_token_revoked_since_is_replaced_and_the_restore_runs_once() {
+    let bed = Bed::healthy();
+    let snapshots = bed.three_snapshots();
+    restored(bed.restore(json!({"snapshot": "latest"})).await);
+    let logins = bed.cluster().logins();
+    // Someone else's restore since: the token this function cached no longer exists.
+    bed.cluster().state().tokens.clear();
+    let report = restored(
+        bed.restore(json!({"snapshot": exact(&snapshots[0].0.object)}))
+            .await,
+    );
+    assert_eq!(report.plan.snapshot, snapshots[0].0.object);
+    assert_eq!(
+        bed.cluster().state().restores.len(),
+        2,
+        "one restore per request, the refused attempt changed nothing"
+    );
+    assert!(bed.cluster().logins() > logins);
+}

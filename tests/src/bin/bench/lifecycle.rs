@@ -70,6 +70,7 @@ pub async fn run(rounds: usize) -> Result<()> {
         ca: shared::config::CaSource::Pem(bed.bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let actions = AsgLifecycleActions::new(aws_sdk_autoscaling::Client::new(&bed.region.sdk));
     let (mut through_function, mut raw) = (Vec::new(), Vec::new());
