@@ -1038,6 +1038,7 @@ async fn warm_pool_instances_join_only_when_they_leave_the_pool() -> Result<()> 
         ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
         request_timeout: Duration::from_secs(5),
         max_retries: 2,
+        init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
     })?;
     let addr: NodeAddr = warm_node.api_addr.parse().map_err(anyhow::Error::msg)?;
     assert_eq!(vault.health(&addr).await?.code, 501, "not initialised");
@@ -1079,6 +1080,7 @@ async fn warm_pool_instances_join_only_when_they_leave_the_pool() -> Result<()> 
     assert_eq!(view(&bed).await?.peers().await?, vec![first.clone()]);
     let texts = [&outcome, &entered, &joined, &left, &abandoned].map(|o| format!("{o:?}"));
     assert_nothing_leaked(&bed, &logs, &texts, &[]).await
+}
 
 /// In what order the two terminate events reach the function.
 #[derive(Debug, Clone, Copy)]
