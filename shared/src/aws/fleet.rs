@@ -2,6 +2,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::LifecycleState;
+use tracing::warn;
 
 use super::describe;
 use crate::{
@@ -66,10 +67,25 @@ impl AsgFleet {
         self.addresses(ids).await
     }
 
-    /// Each instance's node address, from EC2.
+    /// Each instance's node address, from EC2. An instance that EC2 reports without a
+    /// private IP (it is being created or has gone) is skipped with a warning, so one such
+    /// instance never stops a function that works on the others; [`AsgFleet::node`] names
+    /// it instead.
     async fn addresses(&self, ids: Vec<String>) -> Result<Vec<FleetNode>, FleetError> {
+        let (nodes, skipped) = self.described(ids).await?;
+        for instance in &skipped {
+            warn!(instance = %instance, group = %self.settings.asg, "instance skipped: EC2 reports no private IP for it");
+        }
+        Ok(nodes)
+    }
+
+    /// The nodes of `ids` that EC2 reports with a private IP, and those it reports without.
+    async fn described(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<(Vec<FleetNode>, Vec<InstanceId>), FleetError> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         // A group holds at most a few dozen instances: one page of DescribeInstances.
         let described = self
@@ -79,28 +95,34 @@ impl AsgFleet {
             .send()
             .await
             .map_err(|e| self.unavailable(describe(e)))?;
-        let mut nodes = Vec::new();
-        for instance in described.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(id) = instance.instance_id() else {
-                continue;
-            };
-            // The private IP that EC2 reports, never a tag: whoever may tag an instance
-            // must not be able to choose where a share or a credential is sent.
-            let ip = instance
-                .private_ip_address()
-                .and_then(|ip| ip.parse::<IpAddr>().ok())
-                .ok_or_else(|| FleetError::NoAddress {
-                    instance: id.into(),
-                })?;
-            let addr = self.settings.node_addr(ip);
-            nodes.push(FleetNode {
-                instance: InstanceId::from(id),
-                addr,
-            });
-        }
-        nodes.sort();
-        Ok(nodes)
+        let reported = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| Some((i.instance_id()?, i.private_ip_address())));
+        Ok(nodes_at_private_ips(&self.settings, reported))
     }
+}
+
+/// The node of each `(instance, private IP)` that EC2 reported, sorted, and the instances
+/// without a usable IP. The private IP that EC2 reports, never a tag: whoever may tag an
+/// instance must not be able to choose where a share or a credential is sent.
+fn nodes_at_private_ips<'a>(
+    settings: &ClusterSettings,
+    reported: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> (Vec<FleetNode>, Vec<InstanceId>) {
+    let (mut nodes, mut skipped) = (Vec::new(), Vec::new());
+    for (id, ip) in reported {
+        match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+            Some(ip) => nodes.push(FleetNode {
+                instance: InstanceId::from(id),
+                addr: settings.node_addr(ip),
+            }),
+            None => skipped.push(InstanceId::from(id)),
+        }
+    }
+    nodes.sort();
+    (nodes, skipped)
 }
 
 #[async_trait]
@@ -128,8 +150,11 @@ impl Fleet for AsgFleet {
     }
 
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
-        match self.addresses(vec![instance.to_string()]).await {
-            Ok(nodes) => Ok(nodes.into_iter().next()),
+        match self.described(vec![instance.to_string()]).await {
+            Ok((_, skipped)) if skipped.contains(instance) => Err(FleetError::NoAddress {
+                instance: instance.clone(),
+            }),
+            Ok((nodes, _)) => Ok(nodes.into_iter().next()),
             // EC2 answers InvalidInstanceID.NotFound for an instance it forgot.
             Err(FleetError::Unavailable { reason, .. }) if reason.detail.contains("NotFound") => {
                 Ok(None)
@@ -153,5 +178,42 @@ impl Fleet for AsgFleet {
             .filter(|i| i.instance_id() == Some(instance.as_str()))
             .filter(|i| i.auto_scaling_group_name() == Some(self.settings.asg.as_str()))
             .find_map(|i| i.lifecycle_state().map(str::to_owned)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    #[test]
+    fn an_instance_without_a_private_ip_is_skipped_and_named() {
+        let settings = ClusterSettings::from_env(&Env::from_pairs([
+            ("CLUSTER_NAME", "prod"),
+            ("ASG_NAME", "vault"),
+        ]))
+        .expect("settings");
+        let reported = [
+            ("i-0b", Some("10.0.1.12")),
+            ("i-0c", None),
+            ("i-0d", Some("not an ip")),
+            ("i-0a", Some("10.0.1.11")),
+        ];
+        let (nodes, skipped) = nodes_at_private_ips(&settings, reported.into_iter());
+        let listed: Vec<(String, String)> = nodes
+            .iter()
+            .map(|n| (n.instance.to_string(), n.addr.to_string()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("i-0a".to_owned(), "https://10.0.1.11:8200".to_owned()),
+                ("i-0b".to_owned(), "https://10.0.1.12:8200".to_owned()),
+            ]
+        );
+        assert_eq!(
+            skipped,
+            [InstanceId::from("i-0c"), InstanceId::from("i-0d")]
+        );
     }
 }

@@ -76,9 +76,16 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                     }
                     Some(_) => {}
                     None => {
+                        // A run writes the record before it sends sys/init: a member found
+                        // initialised while there is still no record was initialised
+                        // outside this function. Read the record again after the member,
+                        // or another run's init that began in between looks like one, and
+                        // this launch would join before the shares are stored.
                         if let Some(member) = self.initialised_member().await? {
-                            info!(node = %member.instance, "the cluster exists already (initialised outside this function)");
-                            return Ok(Look::Ready(Initialised::Elsewhere));
+                            if self.records.init().await?.is_none() {
+                                info!(node = %member.instance, "the cluster exists already (initialised outside this function)");
+                                return Ok(Look::Ready(Initialised::Elsewhere));
+                            }
                         }
                     }
                 }

@@ -6,8 +6,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
-    init::Initialised, unseal::Unsealed, vault_step, LifecycleError, NodeLifecycle, Outcome,
-    POLL_INTERVAL,
+    init::Initialised, records::ActionStage, unseal::Unsealed, vault_step, LifecycleError,
+    NodeLifecycle, Outcome, POLL_INTERVAL,
 };
 use crate::{
     cluster::node::NodeApi,
@@ -94,7 +94,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .await?;
         let joined = match initialised {
             Initialised::Here => false,
-            Initialised::Elsewhere => self.ensure_joined(&node, deadline).await?,
+            Initialised::Elsewhere => self.ensure_joined(action, &node, deadline).await?,
         };
         let unsealed = self.ensure_unsealed(&node.addr, deadline).await?;
         self.wait_until_healthy_voter(&node, deadline).await?;
@@ -146,6 +146,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// joined now.
     async fn ensure_joined(
         &self,
+        action: &LifecycleAction,
         node: &FleetNode,
         deadline: Instant,
     ) -> Result<bool, LaunchFailure> {
@@ -155,6 +156,17 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .await
             .map_err(vault_step(format!("reading the health of {}", node.addr)))?;
         if health.initialized {
+            // A node this action joined is initialised and sealed, and not a peer until
+            // its unseal answers the cluster's challenge: go on to the unseal.
+            let joined_here = self
+                .records
+                .action(action)
+                .await?
+                .is_some_and(|r| r.stage == ActionStage::Joining);
+            if joined_here {
+                info!(instance = %node.instance, "an earlier run of this launch joined the node; not joining again");
+                return Ok(false);
+            }
             if let Some(reason) = self.initialised_outside(node).await? {
                 return Err(LaunchFailure::FreshInstanceMayHelp(reason));
             }
@@ -167,6 +179,9 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             self.stored_unseal_shares(&node.addr, usize::from(self.settings.key_threshold))
                 .await?;
         }
+        // Recorded before the join is sent, so that a run cut off after it knows the
+        // initialised node that is not a peer yet as its own.
+        self.record_stage(action, ActionStage::Joining).await?;
         let ca = self.settings.leader_ca_pem.as_deref();
         // A join can fail for a while when nothing is wrong with the instance: no node is
         // active yet, the leader is being elected (5xx), the network drops. Those are

@@ -135,6 +135,20 @@ pub enum Outcome {
     Reconciled(reconcile::ReconcileReport),
 }
 
+/// An earlier delivery of this event completed its action: say so, to do nothing.
+fn already_completed(action: &LifecycleAction, record: Option<&ActionRecord>) -> Option<Outcome> {
+    let record = record?;
+    if record.stage.in_progress() {
+        info!(instance = %action.instance, stage = record.stage.as_str(), "resuming a lifecycle action an earlier run started");
+        return None;
+    }
+    info!(instance = %action.instance, stage = record.stage.as_str(), "lifecycle action already completed by an earlier delivery; nothing to do");
+    Some(Outcome::AlreadyCompleted {
+        instance: action.instance.clone(),
+        stage: record.stage.as_str(),
+    })
+}
+
 pub(crate) fn vault_step(step: impl Into<String>) -> impl FnOnce(VaultError) -> LifecycleError {
     let step = step.into();
     move |source| LifecycleError::Vault { step, source }
@@ -204,11 +218,14 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         action: &LifecycleAction,
         deadline: Instant,
     ) -> Result<Outcome, LifecycleError> {
-        if let Some(done) = self.already_completed(action).await? {
+        let record = self.records.action(action).await?;
+        if let Some(done) = already_completed(action, record.as_ref()) {
             return Ok(done);
         }
         self.ensure_pending(action).await?;
-        self.record_stage(action, ActionStage::Started).await?;
+        if record.is_none() {
+            self.record_stage(action, ActionStage::Started).await?;
+        }
         match action.transition {
             Transition::Launching if action.into_warm_pool() => {
                 self.on_warm_pool_entry(action).await
@@ -218,26 +235,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
     }
 
-    /// An earlier delivery of this event completed its action: say so and do nothing.
-    async fn already_completed(
-        &self,
-        action: &LifecycleAction,
-    ) -> Result<Option<Outcome>, LifecycleError> {
-        let Some(record) = self.records.action(action).await? else {
-            return Ok(None);
-        };
-        if record.stage == ActionStage::Started {
-            info!(instance = %action.instance, "resuming a lifecycle action an earlier run started");
-            return Ok(None);
-        }
-        info!(instance = %action.instance, stage = record.stage.as_str(), "lifecycle action already completed by an earlier delivery; nothing to do");
-        Ok(Some(Outcome::AlreadyCompleted {
-            instance: action.instance.clone(),
-            stage: record.stage.as_str(),
-        }))
-    }
-
-    async fn record_stage(
+    pub(crate) async fn record_stage(
         &self,
         action: &LifecycleAction,
         stage: ActionStage,

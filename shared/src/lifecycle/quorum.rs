@@ -52,6 +52,20 @@ pub fn tolerance_without(peers: &[RaftServer], state: &AutopilotState, leaving: 
     left.healthy.saturating_sub(left.quorum()) as u32
 }
 
+/// Whether removing `leaving` lowers the failure tolerance the cluster has now. Only a
+/// healthy voter's removal does: a voter already dead (its node gone) counts in the
+/// quorum and votes for nothing, so waiting for a replacement before removing it gains
+/// nothing.
+pub fn removal_lowers_tolerance(
+    peers: &[RaftServer],
+    state: &AutopilotState,
+    leaving: &str,
+) -> bool {
+    let now = VotersLeft::without(peers, state, &[]);
+    let tolerance_now = now.healthy.saturating_sub(now.quorum()) as u32;
+    tolerance_without(peers, state, leaving) < tolerance_now
+}
+
 /// Members that are not voters yet (not a peer, or a non-voter autopilot has not
 /// promoted): replacements still joining. A voter judged unhealthy for a moment (as
 /// right after an election) is not one.
@@ -229,6 +243,19 @@ mod tests {
             0,
             "an unhealthy voter adds no tolerance"
         );
+    }
+
+    #[test]
+    fn only_a_healthy_voters_removal_lowers_the_tolerance() {
+        let (p, s) = cluster(&[("a", true, true), ("b", true, true), ("c", true, true)]);
+        assert!(removal_lowers_tolerance(&p, &s, "c"), "1 -> 0");
+        let (p, s) = cluster(&[("a", true, true), ("b", true, true), ("c", true, false)]);
+        assert!(
+            !removal_lowers_tolerance(&p, &s, "c"),
+            "a dead voter: 0 -> 0"
+        );
+        let (p, s) = cluster(&[("a", true, true), ("b", true, true), ("c", false, true)]);
+        assert!(!removal_lowers_tolerance(&p, &s, "c"), "a non-voter");
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub fn action_key(action: &LifecycleAction) -> String {
 pub enum ActionStage {
     /// A run started on it.
     Started,
+    /// A launch is about to send (or sent) the node's join: if a later run finds the node
+    /// initialised but not yet a Raft peer, it is this join's node waiting for its unseal,
+    /// not a node with Raft data of its own.
+    Joining,
     /// Completed with CONTINUE.
     Continued,
     /// Completed with ABANDON.
@@ -36,10 +40,16 @@ pub enum ActionStage {
 }
 
 impl ActionStage {
+    /// Whether the action is still being carried out (not completed).
+    pub fn in_progress(self) -> bool {
+        matches!(self, Self::Started | Self::Joining)
+    }
+
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Started => "started",
+            Self::Joining => "joining",
             Self::Continued => "continued",
             Self::Abandoned => "abandoned",
         }
@@ -47,9 +57,14 @@ impl ActionStage {
 
     /// Parses the stored text.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Started, Self::Continued, Self::Abandoned]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Self::Started,
+            Self::Joining,
+            Self::Continued,
+            Self::Abandoned,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
-    quorum::{joining, plan_leave, tolerance_without},
+    quorum::{joining, plan_leave, removal_lowers_tolerance, tolerance_without},
     vault_step, LifecycleError, NodeLifecycle, Outcome, POLL_INTERVAL,
 };
 use crate::{
@@ -387,7 +387,10 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 let members = self.member_ids().await?;
                 let tolerance = tolerance_without(&peers, &state, id);
                 let joining = joining(&peers, &members, id);
-                if tolerance > 0 || joining.is_empty() {
+                if tolerance > 0
+                    || joining.is_empty()
+                    || !removal_lowers_tolerance(&peers, &state, id)
+                {
                     return Ok(Look::Ready(()));
                 }
                 let names = joining.join(", ");

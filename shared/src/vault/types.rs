@@ -340,6 +340,7 @@ fn millis<S: serde::Serializer>(
 }
 
 /// Parses Go's `time.Duration` text (`1.5s`, `250ms`, `1m30s`, `0s`), as autopilot sends it.
+/// A duration too long for [`Duration`] is not a duration: `None`, never a panic.
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut rest = text.trim();
     match rest {
@@ -367,7 +368,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         total += number * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -387,7 +388,17 @@ mod tests {
             parse_go_duration("3.002714ms").map(|d| d.as_micros()),
             Some(3002)
         );
-        for bad in ["", "s", "5", "5 s", "5d", "1.2.3s"] {
+        let huge = format!("{}h", "9".repeat(400));
+        for bad in [
+            "",
+            "s",
+            "5",
+            "5 s",
+            "5d",
+            "1.2.3s",
+            "99999999999999999999h",
+            &huge,
+        ] {
             assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }

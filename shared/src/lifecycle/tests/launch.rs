@@ -125,11 +125,11 @@ async fn a_launch_cut_off_after_the_join_resumes_without_joining_again() {
         matches!(&err, LifecycleError::Vault { step, .. } if step.starts_with("unsealing")),
         "{err:?}"
     );
-    // Joined, sealed, not a peer yet, and the action still pending.
+    // Joined (the record says so), sealed, not a peer yet, and the action still pending.
     assert!(bed.cluster().is_sealed("i-2"));
     assert_eq!(bed.cluster().peers(), ["i-1"]);
     assert_eq!(bed.verdict("t-2"), None);
-    assert_eq!(bed.records.stage("t-2"), Some(ActionStage::Started));
+    assert_eq!(bed.records.stage("t-2"), Some(ActionStage::Joining));
 
     let outcome = bed.launch("i-2", "t-2").await.expect("redelivery");
     let Outcome::Launched(report) = outcome else {

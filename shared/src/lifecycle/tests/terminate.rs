@@ -119,6 +119,27 @@ async fn a_replacement_that_never_votes_is_waited_for_up_to_its_limit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_dead_leaving_peer_goes_at_once_though_a_replacement_is_joining() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    // A replacement that has not joined yet, for i-3, whose node is already gone.
+    bed.cluster().add_node("i-4");
+    bed.fleet.add(bed.cluster(), "i-4");
+    bed.cluster().kill("i-3");
+    bed.fleet.terminating("i-3");
+    let started = Instant::now();
+    let report = left(bed.terminate("i-3", "t-9").await);
+    assert!(report.peer_removed, "{report:?}");
+    assert_eq!(report.waited_for_replacement, None);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no wait for the replacement: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(bed.cluster().peers(), ["i-1", "i-2"]);
+    assert_eq!(bed.verdict("t-9"), Some(Verdict::Continue));
+}
+
+#[tokio::test(start_paused = true)]
 async fn with_nothing_joining_the_peer_is_removed_at_once() {
     let bed = Bed::running(&["i-1", "i-2", "i-3"]);
     bed.fleet.terminating("i-3");
