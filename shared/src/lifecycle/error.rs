@@ -158,6 +158,17 @@ pub enum LifecycleError {
         /// The wait states that would have matched.
         expected: String,
     },
+    /// Another delivery of the same lifecycle action held it until this run's time ran
+    /// out. Nothing was done; a retry finds it completed or takes it over.
+    #[error("another delivery of the {transition} lifecycle action of {instance} held it until this run's time ran out (held by {holder}); nothing was done")]
+    ActionInProgress {
+        /// The instance.
+        instance: InstanceId,
+        /// `launch` or `terminate`.
+        transition: &'static str,
+        /// The lock's owner.
+        holder: String,
+    },
     /// No node answered as active.
     #[error("no node of the cluster is active (asked {asked} nodes)")]
     NoActiveNode {
@@ -197,7 +208,8 @@ impl Classify for LifecycleError {
             Self::NoActiveNode { .. }
             | Self::NoTimeToInitialise { .. }
             | Self::TerminateHeld { .. }
-            | Self::TerminateQueued { .. } => true,
+            | Self::TerminateQueued { .. }
+            | Self::ActionInProgress { .. } => true,
             Self::OtherGroup { .. }
             | Self::MissingShares { .. }
             | Self::SharesRejected { .. }
@@ -233,6 +245,7 @@ impl Classify for LifecycleError {
             Self::ActionNotPending { .. } => "ActionNotPending",
             Self::TerminateHeld { .. } => "TerminateHeld",
             Self::TerminateQueued { .. } => "TerminateQueued",
+            Self::ActionInProgress { .. } => "ActionInProgress",
         }
     }
 }

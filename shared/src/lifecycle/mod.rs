@@ -104,13 +104,6 @@ pub enum Outcome {
         /// `continued` or `abandoned`.
         stage: &'static str,
     },
-    /// Another delivery of the same lifecycle action is being carried out: nothing done.
-    InProgress {
-        /// The instance.
-        instance: InstanceId,
-        /// `launch` or `terminate`.
-        transition: &'static str,
-    },
     /// A launch into the warm pool: completed CONTINUE without initialising, joining or
     /// unsealing the node (it is stopped in the pool; its launch out of the pool joins it).
     WarmPoolEntered {
@@ -198,12 +191,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 Ok(Outcome::Acknowledged { group })
             }
             LifecycleRequest::Action(action) => {
-                let Some(lock) = self.claim_action(&action, deadline).await? else {
-                    return Ok(Outcome::InProgress {
-                        instance: action.instance.clone(),
-                        transition: action.transition.as_str(),
-                    });
-                };
+                let lock = self.claim_action(&action, deadline).await?;
                 let outcome = self.carry_out(&action, deadline).await;
                 self.release_action(&action, lock).await;
                 outcome

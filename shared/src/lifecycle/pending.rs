@@ -2,8 +2,11 @@
 //! Auto Scaling really has pending.
 //!
 //! - Events arrive at least once and sometimes together: each action is carried out
-//!   under a lock named by its record's key, and a second delivery while the first runs
-//!   answers `in_progress` and does nothing.
+//!   under a lock named by its record's key. A second delivery while the first runs
+//!   waits for the lock: it then finds the action completed, or takes over from a first
+//!   run that died (its lock lapses). If its own time runs out first it fails with
+//!   `ActionInProgress`, changing nothing, so Lambda's retry looks again: answering
+//!   "in progress" as a success would leave the action to a run that may be dead.
 //! - An event is only a claim: the instance must be waiting in the matching wait state
 //!   (`Pending:Wait` or `Warmed:Pending:Wait` for a launch, `Terminating:Wait`,
 //!   `Warmed:Terminating:Wait`, or `Warmed:Pending:Wait` on its way back to the warm pool,
@@ -11,7 +14,10 @@
 //!   the event is refused and nothing changes: a made-up terminate event cannot remove a
 //!   healthy voter.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -22,6 +28,7 @@ use crate::{
         lifecycle_actions::{ActionOutcome, Verdict},
         locks::Claim,
         node::NodeApi,
+        polling::{poll_until, Look},
         ports::ParameterStore,
     },
     error_chain,
@@ -31,6 +38,9 @@ use crate::{
 /// How long an action's lock outlives the invocation's deadline: a run cut off at its
 /// timeout blocks a redelivery only this much longer.
 const LOCK_MARGIN: Duration = Duration::from_secs(30);
+
+/// How often a delivery waiting for its action's lock tries again.
+const CLAIM_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The lifecycle states in which Auto Scaling waits for `action`.
 pub fn wait_states(action: &LifecycleAction) -> &'static [&'static str] {
@@ -53,24 +63,50 @@ pub(crate) struct ActionLock {
 }
 
 impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
-    /// Claims the action's lock until a little past `deadline`; `None` when another
-    /// delivery of the same action holds it.
+    /// Claims the action's lock until a little past `deadline`, waiting while another
+    /// delivery of the same action holds it (until that one releases it or its lock
+    /// lapses), up to this invocation's deadline.
     pub(crate) async fn claim_action(
         &self,
         action: &LifecycleAction,
         deadline: Instant,
-    ) -> Result<Option<ActionLock>, LifecycleError> {
+    ) -> Result<ActionLock, LifecycleError> {
         let lock = ActionLock {
             name: format!("action/{}", action_key(action)),
             owner: format!("{}#{:016x}", action.token, fastrand::u64(..)),
         };
-        let ttl = deadline.saturating_duration_since(Instant::now()) + LOCK_MARGIN;
-        match self.locks.claim(&lock.name, &lock.owner, ttl).await? {
-            Claim::Acquired { .. } => Ok(Some(lock)),
-            Claim::HeldBy { .. } => {
-                info!(instance = %action.instance, transition = action.transition.as_str(), "another delivery of this lifecycle action is being carried out; nothing to do");
-                Ok(None)
-            }
+        let lock = &lock;
+        let waited = AtomicBool::new(false);
+        let waited = &waited;
+        let claimed = poll_until(
+            "the lifecycle action's lock",
+            deadline.saturating_duration_since(Instant::now()),
+            deadline,
+            CLAIM_INTERVAL,
+            || async move {
+                let ttl = deadline.saturating_duration_since(Instant::now()) + LOCK_MARGIN;
+                Ok::<_, LifecycleError>(match self.locks.claim(&lock.name, &lock.owner, ttl).await? {
+                    Claim::Acquired { .. } => Look::Ready(()),
+                    Claim::HeldBy { owner, .. } => {
+                        if !waited.swap(true, Ordering::Relaxed) {
+                            info!(instance = %action.instance, transition = action.transition.as_str(), holder = %owner, "another delivery of this lifecycle action is being carried out; waiting for it");
+                        }
+                        Look::NotYet(owner)
+                    }
+                })
+            },
+        )
+        .await?;
+        match claimed {
+            Ok(()) => Ok(ActionLock {
+                name: lock.name.clone(),
+                owner: lock.owner.clone(),
+            }),
+            Err(expired) => Err(LifecycleError::ActionInProgress {
+                instance: action.instance.clone(),
+                transition: action.transition.as_str(),
+                holder: expired.last,
+            }),
         }
     }
 

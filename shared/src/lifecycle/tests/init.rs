@@ -316,8 +316,8 @@ async fn two_deliveries_of_the_first_launch_at_once_initialise_and_bootstrap_onc
     for outcome in [a, b] {
         match outcome {
             Ok(Outcome::Launched(report)) => initialised += usize::from(report.initialised_cluster),
-            // The second delivery finds the first at work on the action.
-            Ok(Outcome::InProgress { .. }) => {}
+            // The second delivery waits for the first, then finds the action done.
+            Ok(Outcome::AlreadyCompleted { .. }) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -9,7 +9,7 @@ async fn deliver(bed: &Bed, event: serde_json::Value) -> Result<Outcome, Lifecyc
 }
 
 #[tokio::test(start_paused = true)]
-async fn two_deliveries_of_one_launch_at_once_join_once_and_the_second_is_in_progress() {
+async fn two_deliveries_of_one_launch_at_once_join_once_and_the_second_finds_it_done() {
     let bed = Bed::fresh(&["i-1", "i-2"]);
     bed.launched("i-1").await;
     bed.fleet.add(bed.cluster(), "i-2");
@@ -19,19 +19,20 @@ async fn two_deliveries_of_one_launch_at_once_join_once_and_the_second_is_in_pro
         .iter()
         .filter(|o| matches!(o, Outcome::Launched(r) if r.joined))
         .count();
-    let in_progress = outcomes
+    // The second waited for the first's lock, then found the action completed.
+    let found_done = outcomes
         .iter()
         .filter(|o| {
             matches!(
                 o,
-                Outcome::InProgress {
-                    transition: "launch",
+                Outcome::AlreadyCompleted {
+                    stage: "continued",
                     ..
                 }
             )
         })
         .count();
-    assert_eq!((launched, in_progress), (1, 1), "{outcomes:?}");
+    assert_eq!((launched, found_done), (1, 1), "{outcomes:?}");
     assert_eq!(bed.cluster().calls("join i-2"), 1);
     assert_eq!(bed.cluster().voters(), ["i-1", "i-2"]);
     assert_eq!(bed.verdict("t-2"), Some(Verdict::Continue));
@@ -39,18 +40,55 @@ async fn two_deliveries_of_one_launch_at_once_join_once_and_the_second_is_in_pro
         bed.locks.held.lock().map(|h| h.is_empty()).unwrap_or(false),
         "every lock released"
     );
-    // Once the first is done, the same event again is already completed.
-    let again = bed.launch("i-2", "t-2").await.expect("redelivery");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_takes_over_from_a_run_that_died_holding_the_action() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    // A first delivery claimed the action and was cut off: its lock stays until it lapses.
+    let key = format!("action/{}/i-2/launch/t-2", bed.function.settings.asg);
+    let lapses = bed.locks.now() + Duration::from_secs(40);
+    if let Ok(mut held) = bed.locks.held.lock() {
+        held.insert(key, ("t-2#dead".into(), lapses));
+    }
+    let started = Instant::now();
+    let outcome = bed.launch("i-2", "t-2").await.expect("taken over");
+    let Outcome::Launched(report) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(report.joined && report.completed_now, "{report:?}");
     assert!(
-        matches!(
-            again,
-            Outcome::AlreadyCompleted {
-                stage: "continued",
-                ..
-            }
-        ),
-        "{again:?}"
+        started.elapsed() >= Duration::from_secs(40),
+        "it waited for the dead run's lock to lapse: {:?}",
+        started.elapsed()
     );
+    assert_eq!(bed.cluster().voters(), ["i-1", "i-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_whose_time_runs_out_behind_another_changes_nothing_and_fails_for_a_retry() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    let key = format!("action/{}/i-2/launch/t-2", bed.function.settings.asg);
+    let lapses = bed.locks.now() + Duration::from_secs(3600);
+    if let Ok(mut held) = bed.locks.held.lock() {
+        held.insert(key, ("t-2#other".into(), lapses));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = bed
+        .launch_until("i-2", "t-2", deadline)
+        .await
+        .expect_err("held by another delivery");
+    assert!(
+        matches!(&err, LifecycleError::ActionInProgress { holder, .. } if holder == "t-2#other"),
+        "{err:?}"
+    );
+    assert!(crate::errors::Classify::retry_helps(&err));
+    assert_eq!(bed.cluster().calls("join i-2"), 0);
+    assert_eq!(bed.verdict("t-2"), None);
 }
 
 #[tokio::test(start_paused = true)]
