@@ -188,10 +188,21 @@ impl LifecycleBed {
     pub async fn scale_out(&mut self, count: i32) -> Result<Vec<String>> {
         let before = self.region.instances(None).await?;
         let autoscaling = aws_sdk_autoscaling::Client::new(&self.region.sdk);
+        // From the desired capacity, not the instance count: an instance terminating
+        // with capacity decremented is still listed, and is not replaced.
+        let desired = autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.region.asg)
+            .send()
+            .await?
+            .auto_scaling_groups()
+            .first()
+            .and_then(|g| g.desired_capacity())
+            .context("the group's desired capacity")?;
         autoscaling
             .set_desired_capacity()
             .auto_scaling_group_name(&self.region.asg)
-            .desired_capacity(before.len() as i32 + count)
+            .desired_capacity(desired + count)
             .send()
             .await?;
         let added: Vec<String> = self
