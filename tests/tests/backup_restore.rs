@@ -238,6 +238,15 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     bed.write("kv/app", json!({"value": "v3"})).await?;
     bed.write("kv/later", json!({"value": "x"})).await?;
     let restorer = bed.restore(&[])?;
+    // A backup function that logs in now, after the newest snapshot was taken: the
+    // restore below brings back data without its token.
+    let late = bed.backup(&[])?;
+    let active = bed.bed.bao.active_index().await?;
+    let active: shared::ids::NodeAddr = bed.bed.bao.nodes[active]
+        .api_addr
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    late.login.token(&late.vault, &active).await?;
 
     // latest: v2 again, and what was written after is gone.
     let latest = restore(&restorer, json!({"snapshot": "latest", "reason": "test"})).await;
@@ -260,6 +269,18 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
         .find(|e| e.object == report.safety_snapshot)
         .context("the safety snapshot is catalogued")?;
     assert_eq!(safety.kind, BackupKind::PreRestore);
+    // Its cached token no longer exists: Vault refuses it, the function logs in again
+    // once and takes the backup.
+    let stale = "vault refused the cached token; logging in again";
+    let refused_before = logs.contents().matches(stale).count();
+    let after_restore = backup(&late, &json!({"reason": "after the restore"}), "req-4").await;
+    texts.push(format!("{after_restore:?}"));
+    backed_up(&after_restore)?;
+    assert_eq!(
+        logs.contents().matches(stale).count(),
+        refused_before + 1,
+        "the revoked token was refused and replaced once"
+    );
 
     // as_of the first snapshot's time: v1.
     let as_of = restore(

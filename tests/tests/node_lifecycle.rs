@@ -20,7 +20,7 @@ use shared::{
         NodeLifecycle, Outcome,
     },
     secret::Secret,
-    testing::{capture_logs, LogCapture},
+    testing::{capture_logs, FailingNode, Failure, LogCapture},
     vault::{AutopilotState, VaultClient},
 };
 use testbed::{
@@ -1160,4 +1160,39 @@ async fn leader_and_follower_terminated_together_leader_event_first_keep_quorum(
 #[tokio::test]
 async fn leader_and_follower_terminated_together_events_at_once_keep_quorum() -> Result<()> {
     leader_and_follower_leave(Order::Together).await
+}
+
+/// Joins that fail the way real ones do, against real nodes: twice with a 500 (as during
+/// an election), then one that reaches the node but whose answer is lost. The launch
+/// tries again and sends the join that went through only once: a second join of a node
+/// that has joined is refused, and the instance would be abandoned.
+#[tokio::test]
+async fn a_join_failing_with_500_or_losing_its_answer_is_tried_again_and_sent_once() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = build_cluster(1, Seal::Shamir).await?;
+    let added = bed.scale_out(1).await?;
+    let event = LifecycleBed::event(&bed.pending(&added[0], "launch").await?);
+    let plain = bed.function(&[])?;
+    let function = NodeLifecycle {
+        vault: FailingNode::new(plain.vault),
+        settings: plain.settings,
+        fleet: plain.fleet,
+        parameters: plain.parameters,
+        login: plain.login,
+        locks: plain.locks,
+        actions: plain.actions,
+        records: plain.records,
+        metrics: plain.metrics,
+    };
+    function.vault.fail("join", Failure::Status(500), 2);
+    function.vault.fail_after("join", Failure::Unreachable, 1);
+    let outcome = function
+        .handle(&event, Instant::now() + Duration::from_secs(600))
+        .await;
+    let report = launched(&outcome)?;
+    assert!(report.joined && report.completed_now, "{report:?}");
+    let action = bed.pending(&added[0], "launch").await?;
+    assert_eq!(action.result.as_deref(), Some("CONTINUE"), "{action:?}");
+    assert_eq!(view(&bed).await?.peers().await?.len(), 2);
+    assert_nothing_leaked(&bed, &logs, &describe(&[outcome]), &[]).await
 }
