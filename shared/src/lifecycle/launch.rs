@@ -257,13 +257,9 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             Err(LifecycleError::NoActiveNode { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let peers = self
-            .vault
-            .raft_configuration(&active.addr, &token)
-            .await
-            .map_err(vault_step("reading the raft configuration"))?;
+        let peers = self.raft_peers(&active, &token).await?;
         let id = node.instance.as_str();
-        if peers.servers.iter().any(|p| p.node_id == id) {
+        if peers.iter().any(|p| p.node_id == id) {
             return Ok(None);
         }
         Ok(Some(format!(

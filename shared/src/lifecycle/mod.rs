@@ -11,6 +11,8 @@
 //!   down, keep quorum's margin while a replacement joins, remove the peer, complete
 //!   CONTINUE; hold the action with heartbeats while the departure would cost quorum.
 //! - [`quorum`]: the arithmetic of voters that leave.
+//! - `replacement`: before a peer leaves, wait for a joining replacement when its removal
+//!   would leave no failure tolerance.
 //! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
 //! - [`pending`]: one delivery of an action at a time, and only an action Auto Scaling
 //!   has pending; a launch into the warm pool completes without touching the node.
@@ -28,6 +30,7 @@ pub mod pending;
 pub mod quorum;
 pub mod reconcile;
 pub mod records;
+mod replacement;
 mod settings;
 pub mod terminate;
 pub mod unseal;
@@ -140,6 +143,22 @@ fn already_completed(action: &LifecycleAction, record: Option<&ActionRecord>) ->
         instance: action.instance.clone(),
         stage: record.stage.as_str(),
     })
+}
+
+impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
+    /// The Raft peers, as the active node `active` lists them.
+    pub(crate) async fn raft_peers(
+        &self,
+        active: &FleetNode,
+        token: &Secret,
+    ) -> Result<Vec<crate::vault::RaftServer>, LifecycleError> {
+        Ok(self
+            .vault
+            .raft_configuration(&active.addr, token)
+            .await
+            .map_err(vault_step("reading the raft configuration"))?
+            .servers)
+    }
 }
 
 pub(crate) fn vault_step(step: impl Into<String>) -> impl FnOnce(VaultError) -> LifecycleError {

@@ -155,21 +155,17 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             }
             Err(e) => return Err(e),
         };
-        let peers = self
-            .vault
-            .raft_configuration(&active.addr, &token)
-            .await
-            .map_err(vault_step("reading the raft configuration"))?;
+        let peers = self.raft_peers(&active, &token).await?;
         let autopilot = self
             .vault
             .autopilot_state(&active.addr, &token)
             .await
             .map_err(vault_step("reading autopilot state"))?;
-        self.report_not_peers(&in_service, &peers.servers, &mut report)
+        self.report_not_peers(&in_service, &peers, &mut report)
             .await;
         let members = self.member_ids().await?;
         let plan = plan_departed_removal(
-            &peers.servers,
+            &peers,
             &autopilot,
             &members,
             Utc::now(),

@@ -6,6 +6,7 @@
 //! Redirects are not followed, so a token is only ever sent to the node we chose.
 
 mod bootstrap;
+mod duration;
 mod operations;
 mod snapshot;
 mod types;
@@ -16,6 +17,7 @@ use reqwest::{header::HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use duration::parse_go_duration;
 pub use operations::InitOutput;
 pub use snapshot::{LeaderStatus, SnapshotBody};
 pub use types::*;
