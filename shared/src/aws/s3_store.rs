@@ -106,10 +106,17 @@ impl ChunkSource for S3Body {
 }
 
 /// S3 answered 404: no such key, or no such version of it.
+/// 404, or, when a version id was given, the 400 (`InvalidArgument`) S3 answers for a
+/// version id that cannot exist: either way no such object version, never a reason to
+/// retry.
 fn is_not_found<E>(
     e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    object: &StoredObject,
 ) -> bool {
-    e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+    e.raw_response().is_some_and(|r| {
+        let status = r.status().as_u16();
+        status == 404 || (status == 400 && object.version_id.is_some())
+    })
 }
 
 #[async_trait]
@@ -140,7 +147,7 @@ impl SnapshotObjects for S3SnapshotStore {
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
             })),
-            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) if is_not_found(&e, object) => Ok(None),
             Err(e) => Err(self.error("read the metadata of", &object.key, describe(e))),
         }
     }

@@ -90,6 +90,9 @@ pub struct AlarmNotice {
 pub enum FailoverRequest {
     /// An alarm changed state: confirm the primary is down before acting.
     Alarm(AlarmNotice),
+    /// An SNS delivery carrying several state changes, in the order delivered: each is
+    /// handled in turn, as if it had come alone.
+    Alarms(Vec<AlarmNotice>),
     /// Say what a failover would do; change nothing.
     Plan,
     /// Fail over now (an operator's decision).
@@ -233,34 +236,39 @@ fn metrics_kind(metrics: Option<&Value>, expression_key: &str) -> AlarmKind {
 }
 
 fn from_sns(records: &[Value]) -> Result<FailoverRequest, EventError> {
-    let [record] = records else {
-        return Err(invalid(
+    let mut notices = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| from_sns_record(i, record))
+        .collect::<Result<Vec<_>, _>>()?;
+    match notices.len() {
+        0 => Err(invalid(
             "Records",
-            &format!("holds {} records; SNS delivers exactly one", records.len()),
-        ));
-    };
+            "holds 0 records; an SNS delivery holds at least one",
+        )),
+        1 => Ok(FailoverRequest::Alarm(notices.remove(0))),
+        _ => Ok(FailoverRequest::Alarms(notices)),
+    }
+}
+
+fn from_sns_record(i: usize, record: &Value) -> Result<AlarmNotice, EventError> {
+    let at = |path: &str| format!("Records[{i}].{path}");
     let message = text(FUNCTION, record, "Sns.Message")
-        .map_err(|_| invalid("Records[0].Sns.Message", "is missing"))?;
+        .map_err(|_| invalid(&at("Sns.Message"), "is missing"))?;
     let alarm: Value = serde_json::from_str(&message).map_err(|_| {
         invalid(
-            "Records[0].Sns.Message",
+            &at("Sns.Message"),
             "is not a CloudWatch alarm notification (not JSON)",
         )
     })?;
     let field = |name: &str| {
         text(FUNCTION, &alarm, name)
-            .map_err(|_| invalid(&format!("Records[0].Sns.Message.{name}"), "is missing"))
+            .map_err(|_| invalid(&at(&format!("Sns.Message.{name}")), "is missing"))
     };
     let name = field("AlarmName")?;
-    let state = AlarmState::parse(
-        "Records[0].Sns.Message.NewStateValue",
-        &field("NewStateValue")?,
-    )?;
+    let state = AlarmState::parse(&at("Sns.Message.NewStateValue"), &field("NewStateValue")?)?;
     let previous = match alarm.get("OldStateValue").and_then(Value::as_str) {
-        Some(v) => Some(AlarmState::parse(
-            "Records[0].Sns.Message.OldStateValue",
-            v,
-        )?),
+        Some(v) => Some(AlarmState::parse(&at("Sns.Message.OldStateValue"), v)?),
         None => None,
     };
     let trigger = alarm.get("Trigger").unwrap_or(&Value::Null);
@@ -271,7 +279,7 @@ fn from_sns(records: &[Value]) -> Result<FailoverRequest, EventError> {
     } else {
         metrics_kind(trigger.get("Metrics"), "Expression")
     };
-    Ok(FailoverRequest::Alarm(AlarmNotice {
+    Ok(AlarmNotice {
         name,
         arn: alarm
             .get("AlarmArn")
@@ -285,7 +293,7 @@ fn from_sns(records: &[Value]) -> Result<FailoverRequest, EventError> {
             .map(str::to_owned),
         kind,
         delivery: AlarmDelivery::Sns,
-    }))
+    })
 }
 
 fn invalid(field: &str, reason: &str) -> EventError {

@@ -105,9 +105,23 @@ pub struct RestoreRequest {
     /// Why, recorded with the restore.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Let `latest` and `as_of` choose a safety snapshot (taken before an earlier
+    /// restore) too. Without it they choose only backups, so "latest" never means "the
+    /// state just before the restore you are undoing".
+    #[serde(default)]
+    pub include_pre_restore: bool,
 }
 
-const RESTORE_FORMS: &str = "{\"snapshot\": \"latest\"}, {\"snapshot\": {\"as_of\": \"<RFC 3339 time>\"}} or {\"snapshot\": {\"key\": \"...\", \"version_id\": \"...\"}}, with optional dry_run, force and reason";
+/// The fields a restore request may have.
+const RESTORE_FIELDS: [&str; 5] = [
+    "snapshot",
+    "dry_run",
+    "force",
+    "reason",
+    "include_pre_restore",
+];
+
+const RESTORE_FORMS: &str = "{\"snapshot\": \"latest\"}, {\"snapshot\": {\"as_of\": \"<RFC 3339 time>\"}} or {\"snapshot\": {\"key\": \"...\", \"version_id\": \"...\"}}, with optional dry_run, force, reason and include_pre_restore";
 
 impl RestoreRequest {
     /// Accepts only a direct request: a restore never runs from a schedule or an alarm.
@@ -120,6 +134,7 @@ impl RestoreRequest {
                 got: describe(value),
             });
         }
+        check_restore_fields(value)?;
         let request: Self = direct(function, value).map_err(|_| EventError::Invalid {
             function,
             field: "snapshot".into(),
@@ -136,6 +151,67 @@ impl RestoreRequest {
         }
         Ok(request)
     }
+}
+
+/// Refuses what serde would read wrongly or name vaguely: a field the request does not
+/// have, a selector with fields of two forms (an untagged selector would silently be
+/// read as one of them), an `as_of` that is not a time, or one in the future (there is
+/// no snapshot from the future: "latest" is said so).
+fn check_restore_fields(value: &Value) -> Result<(), EventError> {
+    let invalid = |field: String, reason: String| EventError::Invalid {
+        function: "snapshot-restore",
+        field,
+        reason,
+    };
+    if let Some(extra) = value
+        .as_object()
+        .and_then(|m| m.keys().find(|k| !RESTORE_FIELDS.contains(&k.as_str())))
+    {
+        return Err(invalid(
+            extra.clone(),
+            format!(
+                "is not a field of a restore request ({})",
+                RESTORE_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let Some(selector) = value.get("snapshot").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let (form, allowed): (&str, &[&str]) = if selector.contains_key("as_of") {
+        ("an as_of", &["as_of"])
+    } else {
+        ("an exact", &["key", "version_id"])
+    };
+    if let Some(extra) = selector.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(invalid(
+            format!("snapshot.{extra}"),
+            format!(
+                "is not a field of {form} selector (its fields: {})",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    if let Some(as_of) = selector.get("as_of") {
+        let time = as_of
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .ok_or_else(|| {
+                invalid(
+                    "snapshot.as_of".into(),
+                    format!("{as_of} is not an RFC 3339 time such as 2026-11-20T03:00:00Z"),
+                )
+            })?;
+        if time > Utc::now() {
+            return Err(invalid(
+                "snapshot.as_of".into(),
+                format!(
+                    "{as_of} is in the future; ask for \"latest\" to restore the newest snapshot"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What credential-rotation can rotate.

@@ -45,6 +45,11 @@ fn parse(function: &str, value: &Value) -> Result<String, EventError> {
             FailoverRequest::Alarm(a) => {
                 format!("{:?} {:?} {:?} {}", a.delivery, a.kind, a.state, a.name)
             }
+            FailoverRequest::Alarms(all) => all
+                .iter()
+                .map(|a| format!("{:?} {:?} {:?} {}", a.delivery, a.kind, a.state, a.name))
+                .collect::<Vec<_>>()
+                .join("; "),
             other => format!("{other:?}"),
         },
         other => panic!("events/{other}/ is not a function of this product"),
@@ -207,7 +212,22 @@ fn malformed_and_misdirected_events_say_what_is_wrong() {
         (
             "snapshot-restore",
             json!({"snapshot": {"as_of": "yesterday"}}),
-            "snapshot is not one of",
+            "snapshot.as_of \"yesterday\" is not an RFC 3339 time",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": {"as_of": "2999-01-01T00:00:00Z"}}),
+            "is in the future",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": {"as_of": "2026-11-20T03:00:00Z", "key": "k"}}),
+            "snapshot.key is not a field of an as_of selector",
+        ),
+        (
+            "snapshot-restore",
+            json!({"snapshot": {"key": "k", "version_id": "v", "as": "x"}}),
+            "snapshot.as is not a field of an exact selector",
         ),
         (
             "snapshot-restore",
@@ -217,7 +237,7 @@ fn malformed_and_misdirected_events_say_what_is_wrong() {
         (
             "snapshot-restore",
             json!({"snapshot": "latest", "froce": true}),
-            "snapshot is not one of",
+            "froce is not a field of a restore request",
         ),
         (
             "snapshot-restore",
@@ -365,6 +385,35 @@ fn warm_pool_samples_say_where_the_instance_comes_from_and_goes() {
         .to_string();
     assert!(
         err.contains("detail.Destination is \"Standby\"; Auto Scaling sends EC2, AutoScalingGroup or WarmPool"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_sns_delivery_of_two_alarm_notifications_gives_both_in_order() {
+    let one = sample("dr-failover/sns-metric.json");
+    let record = one["Records"][0].clone();
+    let mut second = record.clone();
+    let mut message: Value =
+        serde_json::from_str(second["Sns"]["Message"].as_str().expect("message")).expect("json");
+    message["NewStateValue"] = json!("OK");
+    message["OldStateValue"] = json!("ALARM");
+    second["Sns"]["Message"] = json!(message.to_string());
+    let both = json!({"Records": [record, second]});
+    let Ok(FailoverRequest::Alarms(notices)) = FailoverRequest::parse(&both) else {
+        panic!("{:?}", FailoverRequest::parse(&both));
+    };
+    let states: Vec<AlarmState> = notices.iter().map(|n| n.state).collect();
+    assert_eq!(states, [AlarmState::Alarm, AlarmState::Ok]);
+    assert!(notices.iter().all(|n| n.delivery == AlarmDelivery::Sns));
+    // A bad second record is named by its place.
+    let mut bad = both.clone();
+    bad["Records"][1]["Sns"]["Message"] = json!("{}");
+    let err = FailoverRequest::parse(&bad)
+        .expect_err("no alarm name")
+        .to_string();
+    assert!(
+        err.contains("Records[1].Sns.Message.AlarmName is missing"),
         "{err}"
     );
 }

@@ -12,7 +12,7 @@ use crate::{
     keys::{read_shares, KeyLayout, SealKind, SharesMissing},
     secret::Secret,
     snapshots::{
-        catalog::CatalogEntry,
+        catalog::{BackupKind, CatalogEntry},
         store::{Location, StoredObject},
         verify::stored,
     },
@@ -29,7 +29,12 @@ pub(super) struct Chosen {
 impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     /// The snapshot the selector names, from the catalog (or, for an exact key and
     /// version, from the bucket when the catalog does not know it).
-    pub(super) async fn choose(&self, selector: &SnapshotSelector) -> Result<Chosen, RestoreError> {
+    /// `latest` and `as_of` skip safety snapshots unless `include_pre_restore`.
+    pub(super) async fn choose(
+        &self,
+        selector: &SnapshotSelector,
+        include_pre_restore: bool,
+    ) -> Result<Chosen, RestoreError> {
         let cluster = &self.snapshots.cluster;
         let from_entry = |entry: CatalogEntry| Chosen {
             object: stored(&entry.object),
@@ -40,13 +45,22 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         let entries = |c: ClusterName| async move { self.catalog.entries(&c).await };
         let chosen = match selector {
             SnapshotSelector::Latest(_) => {
-                let newest = self.catalog.newest(cluster).await?;
+                let wanted =
+                    |e: &CatalogEntry| include_pre_restore || e.kind != BackupKind::PreRestore;
+                // One read for the newest; the whole catalog only when that is a safety
+                // snapshot to skip.
+                let newest = match self.catalog.newest(cluster).await? {
+                    Some(e) if wanted(&e) => Some(e),
+                    Some(_) => entries(cluster.clone()).await?.into_iter().rfind(wanted),
+                    None => None,
+                };
                 from_entry(newest.ok_or_else(|| RestoreError::NoSnapshot {
                     cluster: cluster.to_string(),
                 })?)
             }
             SnapshotSelector::AsOf { as_of } => {
-                let all = entries(cluster.clone()).await?;
+                let mut all = entries(cluster.clone()).await?;
+                all.retain(|e| include_pre_restore || e.kind != BackupKind::PreRestore);
                 let first = all.first().map(|e| e.taken_at);
                 let entry = all
                     .into_iter()
@@ -92,11 +106,51 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             }
         };
         if self.store.head(&chosen.object).await?.is_none() {
+            let hint = match &chosen.entry {
+                Some(entry) => Some(self.instead_of(entry).await?),
+                None => None,
+            };
             return Err(RestoreError::NoSuchVersion {
                 object: chosen.location,
+                hint,
             });
         }
         Ok(chosen)
+    }
+
+    /// What to restore instead of the catalogued snapshot `gone`, whose object is not in
+    /// the bucket: the catalog's previous snapshot of the same cluster, and `gone`'s DR
+    /// copy, each with the request that restores it.
+    async fn instead_of(&self, gone: &CatalogEntry) -> Result<String, RestoreError> {
+        let cluster: Option<ClusterName> = gone.cluster.parse().ok();
+        let previous = match cluster {
+            Some(c) => self
+                .catalog
+                .entries(&c)
+                .await?
+                .into_iter()
+                .rfind(|e| e.taken_at < gone.taken_at && e.object != gone.object),
+            None => None,
+        };
+        let request = |l: &Location| serde_json::json!({"snapshot": {"key": l.key, "version_id": l.version_id}});
+        let mut hint = match previous {
+            Some(p) => format!(
+                "The catalog's previous snapshot is {} (taken {}): restore it with {}",
+                p.object,
+                p.taken_at.to_rfc3339(),
+                request(&p.object)
+            ),
+            None => "The catalog holds no earlier snapshot of this cluster".to_owned(),
+        };
+        match &gone.dr_copy {
+            Some(dr) => hint.push_str(&format!(
+                ". This snapshot's DR copy is {dr}: run snapshot-restore in {} with {}",
+                dr.region,
+                request(dr)
+            )),
+            None => hint.push_str(". This snapshot has no DR copy"),
+        }
+        Ok(hint)
     }
 
     pub(super) async fn not_catalogued(

@@ -72,10 +72,13 @@ pub enum RestoreError {
         prefix: String,
     },
     /// The bucket has no such key or version.
-    #[error("{object} does not exist; nothing was changed")]
+    #[error("{object} does not exist; nothing was changed{}", hint.as_deref().map(|h| format!(". {h}")).unwrap_or_default())]
     NoSuchVersion {
         /// What was asked for.
         object: Location,
+        /// For a catalogued snapshot: what else to restore (the catalog's previous
+        /// snapshot, this snapshot's DR copy).
+        hint: Option<String>,
     },
     /// The version exists, and no backup recorded it.
     #[error("{object} is not in the catalog of cluster {cluster} (catalogued versions of this key: {}), so its checksum cannot be checked against a backup's record; nothing was changed. Give force to restore it on the archive check alone", if catalogued.is_empty() { "none".to_owned() } else { catalogued.join(", ") })]

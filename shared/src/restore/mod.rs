@@ -171,7 +171,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     ) -> Result<RestoreOutcome, RestoreError> {
         let request = RestoreRequest::parse(request)?;
         let cluster = self.snapshots.cluster.as_str();
-        let chosen = self.choose(&request.snapshot).await?;
+        let chosen = self
+            .choose(&request.snapshot, request.include_pre_restore)
+            .await?;
         let members = self.fleet.members().await?;
         let asked = members.len();
         let Some((active, health)) = find_active(&self.vault, members).await else {

@@ -22,15 +22,19 @@ use crate::{
     secret::Secret,
 };
 
-/// The object's key: `<prefix>/<cluster>/<UTC time>-<raft index>.snap`.
+/// The object's key: `<prefix>/<cluster>/<UTC time>-<unique>-<raft index>.snap`. Time
+/// and index alone are not unique: two backups in one second of a cluster that took no
+/// write in between share both. `unique` (8 hex digits, random per snapshot) keeps each
+/// snapshot its own key, so no snapshot is ever a hidden older version of another's.
 pub fn snapshot_key(
     prefix: &str,
     cluster: &ClusterName,
     taken_at: &DateTime<Utc>,
+    unique: u32,
     index: u64,
 ) -> String {
     format!(
-        "{prefix}/{cluster}/{}-{index}.snap",
+        "{prefix}/{cluster}/{}-{unique:08x}-{index}.snap",
         taken_at.format("%Y%m%dT%H%M%SZ")
     )
 }
@@ -88,6 +92,7 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
     ) -> Result<CatalogEntry, TakeError> {
         let cluster_id = health.cluster_id.clone().unwrap_or_default();
         let taken_at = Utc::now();
+        let unique = fastrand::u32(..);
         info!(node = %active.addr, kind = kind.as_str(), "taking a snapshot from the active node");
         let mut body = self
             .vault
@@ -98,7 +103,7 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
                 source,
             })?;
         let metadata = |index: u64, term: u64| {
-            let key = snapshot_key(self.prefix, self.cluster, &taken_at, index);
+            let key = snapshot_key(self.prefix, self.cluster, &taken_at, unique, index);
             let metadata = BTreeMap::from([
                 ("cluster".to_owned(), self.cluster.to_string()),
                 ("cluster-id".to_owned(), cluster_id.clone()),

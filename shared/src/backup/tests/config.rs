@@ -33,9 +33,10 @@ fn defaults_fit_a_standard_cluster() {
             &config.backup.prefix,
             &config.backup.cluster,
             &taken,
+            0x0a1b2c3d,
             184467
         ),
-        "vault-lifecycle/prod/20261120T030000Z-184467.snap"
+        "vault-lifecycle/prod/20261120T030000Z-0a1b2c3d-184467.snap"
     );
 }
 

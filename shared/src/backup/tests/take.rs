@@ -32,9 +32,14 @@ async fn a_tick_stores_the_active_nodes_snapshot_checked_and_catalogued() {
     // The object is the node's snapshot, byte for byte, under its index.
     let (key, version) = only_version(&bed, PRIMARY);
     let cluster_name = "prod".parse().expect("name");
+    let unique = key
+        .rsplit('-')
+        .nth(1)
+        .and_then(|u| u32::from_str_radix(u, 16).ok())
+        .expect("a unique part");
     assert_eq!(
         key,
-        snapshot_key("vault-lifecycle", &cluster_name, &entry.taken_at, 1)
+        snapshot_key("vault-lifecycle", &cluster_name, &entry.taken_at, unique, 1)
     );
     assert_eq!(bed.s3.get(PRIMARY, &key, &version), Some(data.clone()));
     let id = (PRIMARY.to_owned(), key.clone(), version.clone());
@@ -299,4 +304,36 @@ async fn a_token_revoked_by_a_restore_is_replaced_and_the_backup_taken() {
     assert_eq!(bed.cluster().logins(), 2);
     assert_eq!(bed.entries().len(), 2);
     assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
+}
+
+#[tokio::test]
+async fn two_backups_in_one_second_at_one_index_get_keys_of_their_own() {
+    let cluster = FakeCluster::healthy(&["i-1", "i-2", "i-3"]);
+    let bed = Bed::over(cluster, &["i-1", "i-2", "i-3"]);
+    let mut keys = Vec::new();
+    for request in ["req-1", "req-2"] {
+        let outcome = bed
+            .function
+            .handle(
+                &serde_json::json!({"reason": "by hand"}),
+                request,
+                deadline(),
+            )
+            .await
+            .expect("a backup");
+        let BackupOutcome::BackedUp(report) = outcome else {
+            panic!("expected a backup, got {outcome:?}");
+        };
+        keys.push((report.snapshot.object.key.clone(), report.snapshot.index));
+    }
+    assert_eq!(keys[0].1, keys[1].1, "the same raft index");
+    assert_ne!(keys[0].0, keys[1].0, "{keys:?}");
+    let versions = bed.s3.versions(PRIMARY);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let distinct: std::collections::BTreeSet<&String> = versions.iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        distinct.len(),
+        2,
+        "each snapshot is the only version of its key: {versions:?}"
+    );
 }

@@ -111,3 +111,37 @@ async fn an_uncatalogued_version_is_restored_with_force_on_the_archive_check_alo
     assert!(records[0].1.forced);
     assert_eq!(records[0].1.reason.as_deref(), Some("drill"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn latest_and_as_of_skip_a_safety_snapshot_unless_asked() {
+    let bed = Bed::healthy();
+    let snapshots = bed.three_snapshots();
+    // The newest entry is a safety snapshot, taken before an earlier restore.
+    let mut safety = snapshots[2].0.clone();
+    safety.kind = BackupKind::PreRestore;
+    futures::executor::block_on(bed.catalog.put(&safety)).expect("put");
+    let chosen = |request: Value| {
+        let bed = &bed;
+        async move {
+            match bed.restore(request).await.expect("an outcome") {
+                RestoreOutcome::WouldRestore(plan) => plan.snapshot,
+                other => panic!("expected a plan, got {other:?}"),
+            }
+        }
+    };
+    let now = Utc::now().to_rfc3339();
+    assert_eq!(
+        chosen(json!({"snapshot": "latest", "dry_run": true})).await,
+        snapshots[1].0.object,
+        "latest is the newest backup"
+    );
+    assert_eq!(
+        chosen(json!({"snapshot": {"as_of": now}, "dry_run": true})).await,
+        snapshots[1].0.object
+    );
+    assert_eq!(
+        chosen(json!({"snapshot": "latest", "dry_run": true, "include_pre_restore": true})).await,
+        safety.object,
+        "asked for, the safety snapshot is chosen"
+    );
+}

@@ -171,6 +171,56 @@ async fn a_truncated_object_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn latest_whose_object_is_gone_names_the_previous_snapshot() {
+    let bed = Bed::healthy();
+    let snapshots = bed.three_snapshots();
+    let (newest, previous) = (&snapshots[2].0, &snapshots[1].0);
+    let version = newest.object.version_id.clone().expect("version");
+    let id = (BUCKET.to_owned(), newest.object.key.clone(), version);
+    bed.s3.objects.lock().expect("lock").remove(&id);
+    let message = refused(
+        &bed,
+        json!({"snapshot": "latest"}),
+        "Permanent.NoSuchVersion",
+        "does not exist",
+    )
+    .await;
+    assert!(
+        message.contains(&format!(
+            "The catalog's previous snapshot is {}",
+            previous.object
+        )),
+        "{message}"
+    );
+    assert!(message.contains(&previous.object.key), "{message}");
+    assert!(
+        message.contains("This snapshot has no DR copy"),
+        "{message}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_length_object_with_one_byte_changed_is_refused_as_corrupt_not_truncated() {
+    let bed = Bed::healthy();
+    let snapshots = bed.three_snapshots();
+    let newest = &snapshots[2];
+    let version = newest.0.object.version_id.clone().expect("version");
+    let id = (BUCKET.to_owned(), newest.0.object.key.clone(), version);
+    let mut damaged = newest.1.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    bed.s3.objects.lock().expect("lock").insert(id, damaged);
+    let message = refused(
+        &bed,
+        json!({"snapshot": "latest"}),
+        "Permanent.ChecksumMismatch",
+        "is corrupt: it has the recorded",
+    )
+    .await;
+    assert!(!message.contains("truncated"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_good_snapshot_that_is_not_the_one_catalogued_is_refused() {
     let bed = Bed::healthy();
     let snapshots = bed.three_snapshots();
