@@ -36,6 +36,24 @@ pub struct LaunchReport {
     pub completed_now: bool,
 }
 
+/// Whether a launch that failed with `e` is abandoned at once: a permanent error of the
+/// instance or the configuration (missing or rejected shares, a failed auto-unseal, a
+/// refused call), whose retries would fail alike until the hook's timeout abandoned it
+/// uncounted. Errors about the cluster's keys are not: the node is left for the operator
+/// (an abandon could let a fresh instance initialise a new cluster over lost keys).
+fn abandons(e: &LifecycleError) -> bool {
+    !crate::errors::Classify::retry_helps(e)
+        && !matches!(
+            e,
+            LifecycleError::InitialisedWithoutShares { .. }
+                | LifecycleError::SharesNotStored { .. }
+                | LifecycleError::StaleShares { .. }
+                | LifecycleError::RootTokenLost { .. }
+                | LifecycleError::ActionNotPending { .. }
+                | LifecycleError::OtherGroup { .. }
+        )
+}
+
 /// Why a launch did not reach the end.
 pub(crate) enum LaunchFailure {
     /// The instance itself is at fault: give it up so the group launches another.
@@ -69,6 +87,22 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             }
             Err(LaunchFailure::FreshInstanceMayHelp(reason)) => {
                 warn!(instance = %action.instance, reason = %reason, "abandoning the launch; the group will replace the instance");
+                self.count_abandoned(&action.instance).await;
+                self.complete(action, Verdict::Abandon).await?;
+                Ok(Outcome::Abandoned {
+                    instance: action.instance.clone(),
+                    reason,
+                })
+            }
+            Err(LaunchFailure::Error(e)) if abandons(&e) => {
+                // What the hook's DefaultResult would do after its timeout, at once and
+                // counted: a permanent error is not cured by waiting.
+                let reason = format!(
+                    "{}: {}",
+                    crate::errors::Classify::name(&e),
+                    crate::error_chain(&e)
+                );
+                warn!(instance = %action.instance, reason = %reason, "abandoning the launch after a permanent error; the group will replace the instance");
                 self.count_abandoned(&action.instance).await;
                 self.complete(action, Verdict::Abandon).await?;
                 Ok(Outcome::Abandoned {

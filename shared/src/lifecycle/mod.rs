@@ -357,7 +357,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .collect())
     }
 
-    async fn count_abandoned(&self, instance: &InstanceId) {
+    pub(crate) async fn count_abandoned(&self, instance: &InstanceId) {
         let metric = Metric::cluster(
             self.settings.cluster.as_str(),
             "LaunchAbandoned",

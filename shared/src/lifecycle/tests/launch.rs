@@ -266,22 +266,19 @@ async fn a_node_is_not_joined_when_its_shares_are_missing() {
         bed.ssm.remove(&bed.share(n));
     }
     bed.fleet.add(bed.cluster(), "i-2");
-    let err = bed.launch("i-2", "t-2").await.expect_err("missing shares");
-    let LifecycleError::MissingShares {
-        needed,
-        found,
-        missing,
-        ..
-    } = &err
-    else {
-        panic!("{err:?}");
+    let outcome = bed.launch("i-2", "t-2").await.expect("an outcome");
+    // A permanent error: abandoned at once and counted, not left to the hook's timeout.
+    let Outcome::Abandoned { reason, .. } = &outcome else {
+        panic!("{outcome:?}");
     };
-    assert_eq!((*needed, *found), (3, 1));
-    assert_eq!(missing[..2], [bed.share(2), bed.share(3)]);
+    assert!(reason.starts_with("MissingShares: "), "{reason}");
+    assert!(reason.contains("needs 3 shares, but only 1"), "{reason}");
+    assert!(reason.contains(&bed.share(2)), "{reason}");
     // Joined but never unsealed would be worse than not joined.
     assert_eq!(bed.cluster().calls("join"), 0);
     assert!(!bed.cluster().state().nodes["i-2"].initialised);
-    assert_eq!(bed.verdict("t-2"), None);
+    assert_eq!(bed.verdict("t-2"), Some(Verdict::Abandon));
+    assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), Some(1.0));
 }
 
 #[tokio::test(start_paused = true)]
