@@ -665,14 +665,17 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() -> Result
     }
     let added = bed.scale_out(1).await?;
     let join = LifecycleBed::event(&bed.pending(&added[0], "launch").await?);
-    let Err(e) = handle(&function, &join).await else {
-        bail!("missing shares must stop the join");
+    // A permanent error: the launch is abandoned at once, with the error as the reason.
+    let outcome = handle(&function, &join).await;
+    let Ok(Outcome::Abandoned { reason, .. }) = &outcome else {
+        bail!("missing shares must stop the join and abandon the instance: {outcome:?}");
     };
-    assert_eq!(e.error_type, "Permanent.MissingShares", "{e:?}");
-    assert!(e.message.contains("unseal/share-1"), "{e:?}");
-    errors.push(format!("{e:?}"));
+    assert!(reason.starts_with("MissingShares: "), "{reason}");
+    assert!(reason.contains("unseal/share-1"), "{reason}");
+    errors.push(format!("{outcome:?}"));
     assert_eq!(bed.bao.health_code(1).await?, 501, "not joined");
-    assert_eq!(bed.pending(&added[0], "launch").await?.state, "pending");
+    let action = bed.pending(&added[0], "launch").await?;
+    assert_eq!(action.result.as_deref(), Some("ABANDON"), "{action:?}");
     assert_nothing_leaked(&bed, &logs, &errors, &secrets).await
 }
 
