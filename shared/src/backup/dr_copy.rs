@@ -67,10 +67,10 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             )
             .await?;
         if let Err(e) = read_and_check(dr, &copy, Some((&entry.sha256, entry.bytes))).await {
-            // A bad copy is no copy: delete it, so nothing in the DR bucket looks good.
-            if let Err(d) = dr.delete_versions(std::slice::from_ref(&copy)).await {
-                warn!(error = %error_chain(&d), "deleting the bad DR copy failed");
-            }
+            // A bad copy is no copy: it is neither tagged with its checksum nor catalogued,
+            // so nothing takes it for a good one. This role may not delete in the DR
+            // bucket (its Object Lock and lifecycle rule do): the copy stays until then.
+            warn!(copy = %dr.location_of(&copy), error = %error_chain(&e), "the DR copy failed its check; it is left untagged and uncatalogued");
             return Err(e.into());
         }
         dr.tag(

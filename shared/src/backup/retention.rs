@@ -1,7 +1,9 @@
 //! Retention over the catalog: the exact versions the policy does not keep are deleted
-//! (primary and DR copies), then their catalog entries.
+//! from the primary bucket, then their catalog entries. DR copies are not deleted here:
+//! the DR bucket is a failure domain of its own, with Object Lock and a lifecycle rule
+//! as its retention, and this function's role may not delete in it.
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{BackupError, RetentionReport, SnapshotBackup};
 use crate::{
@@ -15,8 +17,8 @@ use crate::{
 };
 
 impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
-    /// Deletes what the policy does not keep: the exact versions first (primary and DR),
-    /// then their catalog entries, so a run cut off in between deletes them again.
+    /// Deletes what the policy does not keep: the exact primary versions first, then
+    /// their catalog entries, so a run cut off in between deletes them again.
     pub(super) async fn apply_retention(&self) -> Result<RetentionReport, BackupError> {
         let entries = self.catalog.entries(&self.settings.cluster).await?;
         let taken: Vec<_> = entries.iter().map(|e| e.taken_at).collect();
@@ -34,17 +36,10 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             .collect();
         let primary: Vec<StoredObject> = doomed.iter().map(|e| stored(&e.object)).collect();
         self.store.delete_versions(&primary).await?;
-        let mut deleted: Vec<Location> = doomed.iter().map(|e| e.object.clone()).collect();
-        let copies: Vec<&Location> = doomed.iter().filter_map(|e| e.dr_copy.as_ref()).collect();
-        if !copies.is_empty() {
-            match &self.dr {
-                Some(dr) => {
-                    let objects: Vec<StoredObject> = copies.iter().map(|l| stored(l)).collect();
-                    dr.delete_versions(&objects).await?;
-                    deleted.extend(copies.into_iter().cloned());
-                }
-                None => warn!(count = copies.len(), "retention leaves DR copies of deleted snapshots in place: DR_BUCKET is no longer set"),
-            }
+        let deleted: Vec<Location> = doomed.iter().map(|e| e.object.clone()).collect();
+        let copies = doomed.iter().filter(|e| e.dr_copy.is_some()).count();
+        if copies > 0 {
+            info!(copies, "the DR copies of the deleted snapshots stay until the DR bucket's own retention removes them");
         }
         self.catalog.remove(&doomed).await?;
         info!(

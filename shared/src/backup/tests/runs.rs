@@ -72,7 +72,7 @@ async fn a_redelivered_tick_stores_nothing_new_and_makes_the_missing_dr_copy() {
 }
 
 #[tokio::test]
-async fn a_dr_copy_that_fails_its_check_is_deleted_and_reported() {
+async fn a_dr_copy_that_fails_its_check_is_left_untagged_and_uncatalogued_and_reported() {
     let bed = Bed::without_members().corrupting_dr_copies();
     let entry = bed.catalogued(1);
     bed.delivered("tick-1", &entry).await;
@@ -84,7 +84,19 @@ async fn a_dr_copy_that_fails_its_check_is_deleted_and_reported() {
     assert_eq!(err.error_type, "Transient.DrCopyFailed", "{}", err.message);
     assert!(err.message.contains(&entry.object.key), "{}", err.message);
     assert!(err.message.contains("truncated"), "{}", err.message);
-    assert!(bed.s3.versions(DR).is_empty(), "the bad copy is deleted");
+    // Nothing is deleted in the DR bucket (its own retention does that), and the bad
+    // copy carries no checksum tag: nothing takes it for a good one.
+    let copies = bed.s3.versions(DR);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let (key, version) = copies[0].clone();
+    let tags = bed
+        .s3
+        .tags
+        .lock()
+        .expect("lock")
+        .get(&(DR.to_owned(), key, version))
+        .cloned();
+    assert!(tags.is_none_or(|t| !t.contains_key("sha256")), "untagged");
     assert_eq!(bed.s3.versions(PRIMARY).len(), 1, "the snapshot stays");
     assert_eq!(bed.entries()[0].dr_copy, None);
     assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
