@@ -70,6 +70,9 @@ impl LifecycleBed {
                 ("NODE_API_TIMEOUT_SECS", "30"),
                 ("REPLACEMENT_TIMEOUT_SECS", "60"),
                 ("DEPARTED_PEER_GRACE_SECS", "2"),
+                // The functions run on loopback: every login comes from there.
+                ("APPROLE_BOUND_CIDRS", "127.0.0.0/8"),
+                ("APPROLE_SECRET_ID_TTL_HOURS", "720"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );

@@ -9,7 +9,6 @@ use reqwest::Method;
 use serde_json::Value;
 use shared::{
     aws::DynamoStateRecords,
-    cluster::policies::FUNCTIONS,
     lambda::FunctionError,
     lifecycle::{
         launch::LaunchReport,
@@ -154,7 +153,51 @@ async fn two_deliveries_of_the_first_launch_event_at_once_initialise_and_bootstr
         .parameter(&format!("{}/root-token", bed.ssm_path()))
         .await?
         .context("root token")?;
-    for (function, _) in FUNCTIONS {
+    // AppRoles only for the functions deployed, within the configured limits.
+    let (status, roles) = bed
+        .bao
+        .api(
+            0,
+            Method::from_bytes(b"LIST")?,
+            "auth/approle/role",
+            Some(&root),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{roles}");
+    let mut listed: Vec<&str> = roles["data"]["keys"]
+        .as_array()
+        .context("role names")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "health-probe",
+            "node-lifecycle",
+            "snapshot-backup",
+            "snapshot-restore"
+        ]
+    );
+    let (_, role) = bed
+        .bao
+        .api(
+            0,
+            Method::GET,
+            "auth/approle/role/snapshot-restore",
+            Some(&root),
+            None,
+        )
+        .await?;
+    assert_eq!(role["data"]["secret_id_ttl"], 720 * 3600, "{role}");
+    assert_eq!(
+        role["data"]["secret_id_bound_cidrs"],
+        serde_json::json!(["127.0.0.0/8"]),
+        "{role}"
+    );
+    for function in listed {
         let path = format!("auth/approle/role/{function}/secret-id");
         let (status, listed) = bed
             .bao

@@ -20,6 +20,16 @@ use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
 /// A snapshot's body as a node sends it.
 pub type SnapshotStream = Box<dyn ChunkSource<Error = VaultError>>;
 
+/// What an AppRole's credentials are limited to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppRoleLimits {
+    /// How long a secret ID lives; zero: until it is replaced.
+    pub secret_id_ttl: std::time::Duration,
+    /// The CIDR blocks a secret ID may log in from, and its tokens be used from; empty:
+    /// anywhere.
+    pub bound_cidrs: Vec<String>,
+}
+
 /// The calls made on one node of the cluster.
 #[async_trait]
 pub trait NodeApi: Send + Sync {
@@ -121,7 +131,8 @@ pub trait NodeApi: Send + Sync {
         name: &str,
         policy: &str,
     ) -> Result<(), VaultError>;
-    /// Writes (creates or replaces) an AppRole bound to `policy`.
+    /// Writes (creates or replaces) an AppRole bound to `policy`, its secret IDs and
+    /// tokens within `limits`.
     async fn put_approle(
         &self,
         node: &NodeAddr,
@@ -129,6 +140,7 @@ pub trait NodeApi: Send + Sync {
         mount: &str,
         role: &str,
         policy: &str,
+        limits: &AppRoleLimits,
     ) -> Result<(), VaultError>;
     /// An AppRole's role ID.
     async fn approle_role_id(
@@ -274,8 +286,9 @@ impl NodeApi for VaultClient {
         mount: &str,
         role: &str,
         policy: &str,
+        limits: &AppRoleLimits,
     ) -> Result<(), VaultError> {
-        VaultClient::put_approle(self, node, token, mount, role, policy).await
+        VaultClient::put_approle(self, node, token, mount, role, policy, limits).await
     }
     async fn approle_role_id(
         &self,

@@ -309,7 +309,10 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .ensure_auth_enabled(addr, &root, mount, "approle")
             .await
             .map_err(vault_step(format!("enabling approle at {mount}")))?;
-        for (function, policy) in FUNCTIONS {
+        let deployed = FUNCTIONS
+            .iter()
+            .filter(|(function, _)| self.settings.approle_functions.contains(function));
+        for (function, policy) in deployed {
             // The policies name the AppRole mount: use the one bootstrap enables.
             let policy = policy.replace("auth/approle/", &format!("auth/{mount}/"));
             self.vault
@@ -317,7 +320,14 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 .await
                 .map_err(vault_step(format!("writing policy {function}")))?;
             self.vault
-                .put_approle(addr, &root, mount, function, function)
+                .put_approle(
+                    addr,
+                    &root,
+                    mount,
+                    function,
+                    function,
+                    &self.settings.approle_limits,
+                )
                 .await
                 .map_err(vault_step(format!("writing approle {function}")))?;
             let role_id = self.settings.approle_parameter(function, "role-id");
@@ -344,7 +354,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             }
         }
         info!(
-            functions = FUNCTIONS.len(),
+            functions = self.settings.approle_functions.len(),
             "policies and approles written; credentials in SSM"
         );
         if !self.settings.keep_root_token {

@@ -31,7 +31,7 @@ pub mod quorum;
 pub mod reconcile;
 pub mod records;
 mod replacement;
-mod settings;
+pub mod settings;
 pub mod terminate;
 pub mod unseal;
 

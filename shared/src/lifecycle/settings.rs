@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::{
+    cluster::{node::AppRoleLimits, policies::FUNCTIONS},
     config::{
         invalid, ssm_cluster_path, AuthSettings, CaSource, ClusterSettings, ConfigError, Env,
         VaultSettings,
@@ -53,6 +54,84 @@ pub struct LifecycleSettings {
     /// `VAULT_INIT_TIMEOUT_SECS` (default 120): how long `sys/init` may take; it is sent
     /// only when the invocation has that long left, and time to store the shares.
     pub init_timeout: Duration,
+    /// `APPROLE_FUNCTIONS` (default the four functions every stack deploys): the
+    /// functions bootstrap makes an AppRole and credentials for. A function that is not
+    /// deployed gets none: no credential of its policy exists to leak.
+    pub approle_functions: Vec<&'static str>,
+    /// `APPROLE_SECRET_ID_TTL_HOURS` (default 2160, 90 days; 0: no expiry) and
+    /// `APPROLE_BOUND_CIDRS` (default none: anywhere): the limits of every AppRole's
+    /// credentials.
+    pub approle_limits: AppRoleLimits,
+}
+
+/// The functions every stack deploys, and so the default `APPROLE_FUNCTIONS`.
+pub const DEPLOYED_FUNCTIONS: [&str; 4] = [
+    "node-lifecycle",
+    "health-probe",
+    "snapshot-backup",
+    "snapshot-restore",
+];
+
+/// `APPROLE_FUNCTIONS`: known function names, node-lifecycle among them (it logs in with
+/// the AppRole it makes).
+fn approle_functions(env: &Env) -> Result<Vec<&'static str>, ConfigError> {
+    let Some(text) = env.optional("APPROLE_FUNCTIONS") else {
+        return Ok(DEPLOYED_FUNCTIONS.to_vec());
+    };
+    let known: Vec<&'static str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
+    let mut chosen = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(found) = known.iter().find(|k| **k == name) else {
+            return Err(invalid(
+                "APPROLE_FUNCTIONS",
+                text,
+                format!("a comma-separated list of {}", known.join(", ")),
+            ));
+        };
+        if !chosen.contains(found) {
+            chosen.push(*found);
+        }
+    }
+    if !chosen.contains(&"node-lifecycle") {
+        return Err(invalid(
+            "APPROLE_FUNCTIONS",
+            text,
+            "a list that includes node-lifecycle (it logs in with the AppRole bootstrap makes)",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// `APPROLE_SECRET_ID_TTL_HOURS` and `APPROLE_BOUND_CIDRS`.
+fn approle_limits(env: &Env) -> Result<AppRoleLimits, ConfigError> {
+    let hours: u64 = env.parsed_or(
+        "APPROLE_SECRET_ID_TTL_HOURS",
+        2160,
+        "a whole number of hours (0: no expiry)",
+    )?;
+    let mut bound_cidrs = Vec::new();
+    if let Some(text) = env.optional("APPROLE_BOUND_CIDRS") {
+        for cidr in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
+                ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    bits.parse::<u8>().is_ok_and(|b| b <= max)
+                })
+            });
+            if !valid {
+                return Err(invalid(
+                    "APPROLE_BOUND_CIDRS",
+                    text,
+                    "comma-separated CIDR blocks such as 10.0.1.0/24,10.0.2.0/24",
+                ));
+            }
+            bound_cidrs.push(cidr.to_owned());
+        }
+    }
+    Ok(AppRoleLimits {
+        secret_id_ttl: Duration::from_secs(hours.saturating_mul(3600)),
+        bound_cidrs,
+    })
 }
 
 /// Everything node-lifecycle reads at cold start.
@@ -159,6 +238,8 @@ impl LifecycleConfig {
             heartbeat_interval,
             init_lock_ttl: env.seconds_or("INIT_LOCK_TTL_SECS", Duration::from_secs(900))?,
             init_timeout: vault.init_timeout,
+            approle_functions: approle_functions(env)?,
+            approle_limits: approle_limits(env)?,
         };
         Ok(Self {
             table: env
@@ -234,6 +315,30 @@ mod tests {
             s.approle_parameter("snapshot-backup", "secret-id"),
             "/vault-lifecycle/prod/approle/snapshot-backup/secret-id"
         );
+        assert_eq!(s.approle_functions, DEPLOYED_FUNCTIONS);
+        assert_eq!(
+            s.approle_limits,
+            AppRoleLimits {
+                secret_id_ttl: Duration::from_secs(90 * 24 * 3600),
+                bound_cidrs: Vec::new(),
+            }
+        );
+        let limited = LifecycleConfig::from(&Env::from_pairs(MINIMAL.into_iter().chain([
+            (
+                "APPROLE_FUNCTIONS",
+                "node-lifecycle, snapshot-backup,dr-failover",
+            ),
+            ("APPROLE_SECRET_ID_TTL_HOURS", "0"),
+            ("APPROLE_BOUND_CIDRS", "10.0.1.0/24, 10.0.2.0/24"),
+        ])))
+        .expect("limited");
+        let s = &limited.lifecycle;
+        assert_eq!(
+            s.approle_functions,
+            ["node-lifecycle", "snapshot-backup", "dr-failover"]
+        );
+        assert_eq!(s.approle_limits.secret_id_ttl, Duration::ZERO);
+        assert_eq!(s.approle_limits.bound_cidrs, ["10.0.1.0/24", "10.0.2.0/24"]);
     }
 
     #[test]
@@ -248,6 +353,11 @@ mod tests {
             ("DEPARTED_PEER_GRACE_SECS", "5m"),
             ("HEARTBEAT_INTERVAL_SECS", "0"),
             ("VAULT_AUTH", "aws"),
+            ("APPROLE_FUNCTIONS", "node-lifecycle,backup"),
+            ("APPROLE_FUNCTIONS", "health-probe"),
+            ("APPROLE_SECRET_ID_TTL_HOURS", "90d"),
+            ("APPROLE_BOUND_CIDRS", "10.0.1.0"),
+            ("APPROLE_BOUND_CIDRS", "10.0.1.0/33"),
         ] {
             let pairs = MINIMAL
                 .into_iter()

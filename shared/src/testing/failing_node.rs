@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::{
     cluster::node::{
-        AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login, NodeApi,
-        OutgoingBody, RaftConfiguration, SealStatus, SnapshotStream, VaultError,
+        AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login,
+        NodeApi, OutgoingBody, RaftConfiguration, SealStatus, SnapshotStream, VaultError,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -319,11 +319,12 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         mount: &str,
         role: &str,
         policy: &str,
+        limits: &AppRoleLimits,
     ) -> Result<(), VaultError> {
         self.inject("put_approle", node)?;
         let answer = self
             .inner
-            .put_approle(node, token, mount, role, policy)
+            .put_approle(node, token, mount, role, policy, limits)
             .await;
         self.answer("put_approle", node, answer)
     }

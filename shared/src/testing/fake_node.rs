@@ -33,9 +33,9 @@ use tokio::time::Instant;
 use super::snapshots::{good_snapshot, sha256_hex};
 use crate::{
     cluster::node::{
-        AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest, InitOutput,
-        LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RaftServer, SealStatus,
-        SnapshotStream, VaultError,
+        AppRoleLimits, AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest,
+        InitOutput, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RaftServer,
+        SealStatus, SnapshotStream, VaultError,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -113,6 +113,8 @@ pub struct ClusterState {
     /// must present a role ID and a secret ID the fake issued; a cluster built as already
     /// running ([`FakeCluster::healthy`]) has none, and takes any credentials.
     pub approles: BTreeMap<String, String>,
+    /// What each AppRole's credentials are limited to, by `<mount>/<role>`.
+    pub approle_limits: BTreeMap<String, AppRoleLimits>,
     /// Secret IDs minted, per `mount/role`.
     pub secret_ids: BTreeMap<String, usize>,
     /// Every call, as `method node`, in order (no secret is ever recorded).
@@ -1164,10 +1166,13 @@ impl NodeApi for FakeCluster {
         mount: &str,
         role: &str,
         policy: &str,
+        limits: &AppRoleLimits,
     ) -> Result<(), VaultError> {
         let mut s = self.state();
         s.serving(node, "POST", "auth/approle/role", token)?;
         s.approles.insert(format!("{mount}/{role}"), policy.into());
+        s.approle_limits
+            .insert(format!("{mount}/{role}"), limits.clone());
         Ok(())
     }
 

@@ -269,8 +269,18 @@ pub async fn node_contract<N: NodeApi>(
     )?;
     answered(
         "write an approle",
-        node.put_approle(a0, root, "approle", "contract", "contract")
-            .await,
+        node.put_approle(
+            a0,
+            root,
+            "approle",
+            "contract",
+            "contract",
+            &crate::cluster::node::AppRoleLimits {
+                secret_id_ttl: std::time::Duration::from_secs(3600),
+                bound_cidrs: vec!["127.0.0.0/8".into()],
+            },
+        )
+        .await,
     )?;
     let role_id = answered(
         "read a role ID",

@@ -62,9 +62,9 @@ impl VaultClient {
         .await
     }
 
-    /// Writes the AppRole `role` under `mount`: tokens carry only `policy`, live an hour
-    /// (renewable to four), and its secret IDs do not expire (credential-rotation
-    /// replaces them).
+    /// Writes the AppRole `role` under `mount`: tokens carry only `policy` and live an
+    /// hour (renewable to four); secret IDs live `limits.secret_id_ttl` (zero: until
+    /// replaced); secret IDs and tokens work only from `limits.bound_cidrs` when given.
     pub async fn put_approle(
         &self,
         node: &NodeAddr,
@@ -72,13 +72,16 @@ impl VaultClient {
         mount: &str,
         role: &str,
         policy: &str,
+        limits: &crate::cluster::node::AppRoleLimits,
     ) -> Result<(), VaultError> {
         let body = json!({
             "token_policies": [policy],
             "token_ttl": "1h",
             "token_max_ttl": "4h",
-            "secret_id_ttl": "0",
+            "secret_id_ttl": format!("{}s", limits.secret_id_ttl.as_secs()),
             "secret_id_num_uses": 0,
+            "secret_id_bound_cidrs": limits.bound_cidrs,
+            "token_bound_cidrs": limits.bound_cidrs,
         });
         self.call_empty(
             node,

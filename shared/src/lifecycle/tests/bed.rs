@@ -46,6 +46,11 @@ fn settings() -> LifecycleSettings {
         heartbeat_interval: Duration::from_secs(60),
         init_lock_ttl: Duration::from_secs(900),
         init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,
+        approle_functions: crate::lifecycle::settings::DEPLOYED_FUNCTIONS.to_vec(),
+        approle_limits: crate::cluster::node::AppRoleLimits {
+            secret_id_ttl: Duration::from_secs(2160 * 3600),
+            bound_cidrs: vec!["10.0.1.0/24".into()],
+        },
     }
 }
 

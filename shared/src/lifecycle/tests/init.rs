@@ -4,7 +4,7 @@
 //! or a Vault answer that never arrives.
 
 use super::*;
-use crate::{cluster::policies::FUNCTIONS, testing::Failure};
+use crate::{lifecycle::settings::DEPLOYED_FUNCTIONS, testing::Failure};
 
 /// A fresh three-node cluster whose first node is launching.
 fn bed() -> Bed {
@@ -29,7 +29,7 @@ async fn converges(bed: &Bed) {
     assert_eq!(bed.verdict("t-1"), Some(Verdict::Continue));
     assert_eq!(bed.lock_holder(), None);
     let s = &bed.function.settings;
-    for (function, _) in FUNCTIONS {
+    for function in &s.approle_functions {
         assert!(
             bed.ssm
                 .value(&s.approle_parameter(function, "secret-id"))
@@ -226,7 +226,10 @@ async fn cut_off_during_bootstrap_it_resumes_bootstrap() {
     cut_off(&bed, &err);
     assert_eq!(bed.records.init_stage(), Some(InitStage::SharesStored));
     converges(&bed).await;
-    assert_eq!(bed.cluster().state().approles.len(), FUNCTIONS.len());
+    assert_eq!(
+        bed.cluster().state().approles.len(),
+        DEPLOYED_FUNCTIONS.len()
+    );
     assert_eq!(bed.root_token_parameter(), None);
 }
 
@@ -325,7 +328,7 @@ async fn two_deliveries_of_the_first_launch_at_once_initialise_and_bootstrap_onc
     let cluster = bed.cluster();
     assert_eq!(cluster.calls("init"), 1);
     let issued = cluster.state().secret_ids.clone();
-    assert_eq!(issued.len(), FUNCTIONS.len(), "{issued:?}");
+    assert_eq!(issued.len(), DEPLOYED_FUNCTIONS.len(), "{issued:?}");
     assert!(
         issued.values().all(|n| *n == 1),
         "one bootstrap: no secret ID beyond the stored ones: {issued:?}"

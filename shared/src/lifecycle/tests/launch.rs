@@ -27,16 +27,42 @@ async fn the_first_node_initialises_the_cluster_and_becomes_its_voter() {
     // Every share is in SSM, exactly as Vault gave it.
     assert_eq!(bed.stored_shares(), bed.cluster_shares());
     assert_eq!(bed.stored_shares().len(), 5);
-    // Bootstrap made every function's role and stored its credentials.
+    // Bootstrap made the role of every function deployed, and only those, within the
+    // configured limits, and stored its credentials.
     let s = &bed.function.settings;
+    let state = cluster.state();
+    let made: Vec<&String> = state.approles.keys().collect();
+    assert_eq!(
+        made,
+        [
+            "approle/health-probe",
+            "approle/node-lifecycle",
+            "approle/snapshot-backup",
+            "approle/snapshot-restore"
+        ],
+        "no AppRole for a function that is not deployed"
+    );
+    assert!(
+        state
+            .approle_limits
+            .values()
+            .all(|l| *l == s.approle_limits),
+        "{:?}",
+        state.approle_limits
+    );
+    drop(state);
     for (function, _) in FUNCTIONS {
-        assert!(
-            cluster
-                .state()
-                .approles
-                .contains_key(&format!("approle/{function}")),
+        let deployed = s.approle_functions.contains(&function);
+        assert_eq!(
+            bed.ssm
+                .value(&s.approle_parameter(function, "secret-id"))
+                .is_some(),
+            deployed,
             "{function}"
         );
+        if !deployed {
+            continue;
+        }
         for which in ["role-id", "secret-id"] {
             assert!(
                 bed.ssm
