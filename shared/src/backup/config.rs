@@ -17,7 +17,7 @@ pub struct BackupSettings {
     /// `CLUSTER_NAME`.
     pub cluster: ClusterName,
     /// `SNAPSHOT_PREFIX` (default `vault-lifecycle`): keys are
-    /// `<prefix>/<cluster>/<UTC time>-<raft index>.snap`.
+    /// `<prefix>/<cluster>/<UTC time>-<unique>-<raft index>.snap`.
     pub prefix: String,
     /// `SNAPSHOT_PART_SIZE_MIB` (default 8, at least 5): the multipart upload's part size;
     /// memory holds about two parts.
@@ -31,6 +31,10 @@ pub struct BackupSettings {
     /// Objects larger than this are copied to the DR bucket part by part (S3 copies at
     /// most 5 GiB in one request).
     pub copy_multipart_above: u64,
+    /// `DR_COPIES_PER_RUN` (default 3, at least 1): the most DR copies one run makes,
+    /// newest first. A backlog (the DR bucket was unreachable for a while) is worked off
+    /// over the next runs instead of running one into its timeout.
+    pub dr_copies_per_run: usize,
 }
 
 impl BackupSettings {
@@ -187,6 +191,10 @@ impl BackupConfig {
                     monthly: count("RETAIN_MONTHLY", 12)?,
                 },
                 copy_multipart_above: 5 << 30,
+                dr_copies_per_run: match count("DR_COPIES_PER_RUN", 3)? {
+                    0 => return Err(invalid("DR_COPIES_PER_RUN", "0", "at least 1")),
+                    n => n,
+                },
             },
             cluster,
         })

@@ -15,16 +15,26 @@ use crate::{
     },
 };
 
+/// What one run's DR copying did.
+#[derive(Default)]
+pub(super) struct DrCopies {
+    /// The entries that got their copy.
+    pub copies: Vec<CatalogEntry>,
+    /// Each failed copy, as `<object>: <why>`.
+    pub failures: Vec<String>,
+    /// Snapshots still without a copy, left for the next runs by the cap.
+    pub waiting: usize,
+}
+
 impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
-    /// Copies every catalogued snapshot that has no DR copy yet, newest first, checks
-    /// each copy by reading it back, tags it and records it; returns the entries updated.
-    /// Failures are collected:
-    /// the snapshots stay good in the primary bucket and the next run tries again.
-    pub(super) async fn copy_missing_to_dr(
-        &self,
-    ) -> Result<(Vec<CatalogEntry>, Vec<String>), BackupError> {
+    /// Copies the catalogued snapshots that have no DR copy yet, newest first and at
+    /// most `dr_copies_per_run` of them, checks each copy by reading it back, tags it and
+    /// records it; returns the entries updated, the failures, and how many wait for a
+    /// later run. Failures are collected: the snapshots stay good in the primary bucket
+    /// and the next run tries again.
+    pub(super) async fn copy_missing_to_dr(&self) -> Result<DrCopies, BackupError> {
         let Some(dr) = &self.dr else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(DrCopies::default());
         };
         let mut missing: Vec<CatalogEntry> = self
             .catalog
@@ -34,6 +44,13 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             .filter(|e| e.dr_copy.is_none())
             .collect();
         missing.reverse();
+        let waiting = missing
+            .len()
+            .saturating_sub(self.settings.dr_copies_per_run);
+        if waiting > 0 {
+            info!(waiting, per_run = self.settings.dr_copies_per_run, "more snapshots lack a DR copy than one run copies; the next runs copy the rest, newest first");
+        }
+        missing.truncate(self.settings.dr_copies_per_run);
         let mut copies = Vec::new();
         let mut failures = Vec::new();
         for mut entry in missing {
@@ -51,7 +68,11 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
                 }
             }
         }
-        Ok((copies, failures))
+        Ok(DrCopies {
+            copies,
+            failures,
+            waiting,
+        })
     }
 
     async fn copy_one(

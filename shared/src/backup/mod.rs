@@ -95,6 +95,8 @@ pub struct BackupReport {
     pub dr_copies: Vec<Location>,
     /// Snapshots kept and deleted by retention.
     pub retention: RetentionReport,
+    /// Snapshots still without a DR copy, left to the next runs (`DR_COPIES_PER_RUN`).
+    pub dr_copies_waiting: usize,
 }
 
 /// What retention did.
@@ -118,11 +120,13 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         let left = deadline.saturating_duration_since(Instant::now());
         info!(time_left_ms = left.as_millis() as u64, "invocation started");
         let started = Instant::now();
+        let stored = std::sync::atomic::AtomicBool::new(false);
         let result = self
             .login
-            .retry_if_stale(|| self.run(event, request_id))
+            .retry_if_stale(|| self.run(event, request_id, &stored))
             .await;
-        self.publish(&result, started.elapsed()).await;
+        let stored = stored.load(std::sync::atomic::Ordering::Relaxed);
+        self.publish(&result, started.elapsed(), stored).await;
         Ok(result?)
     }
 
@@ -130,6 +134,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         &self,
         event: &serde_json::Value,
         request_id: &str,
+        stored: &std::sync::atomic::AtomicBool,
     ) -> Result<BackupOutcome, BackupError> {
         let request = BackupRequest::parse(event)?;
         let delivery = request
@@ -155,7 +160,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
                 until: expires_at.into(),
             });
         }
-        let result = self.locked_run(&delivery, kind, request.reason).await;
+        let result = self
+            .locked_run(&delivery, kind, request.reason, stored)
+            .await;
         if let Err(e) = self.locks.release(BACKUP_LOCK, &owner).await {
             warn!(error = %error_chain(&e), "releasing the backup lock failed; it lapses by itself");
         }
@@ -167,6 +174,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         delivery: &str,
         kind: BackupKind,
         reason: Option<String>,
+        stored: &std::sync::atomic::AtomicBool,
     ) -> Result<BackupOutcome, BackupError> {
         let cluster = &self.settings.cluster;
         let (snapshot, redelivered) = match self.catalog.delivery(cluster, delivery).await? {
@@ -192,8 +200,16 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
                 (entry, false)
             }
         };
+        // The snapshot is stored and catalogued: say so now, before retention and the
+        // DR copies, which a slow DR bucket could run into the invocation's timeout.
+        self.publish_stored(&snapshot).await;
+        stored.store(true, std::sync::atomic::Ordering::Relaxed);
         let retention = self.apply_retention().await?;
-        let (copied, failures) = self.copy_missing_to_dr().await?;
+        let dr_copy::DrCopies {
+            copies: copied,
+            failures,
+            waiting,
+        } = self.copy_missing_to_dr().await?;
         let mut snapshot = snapshot;
         if let Some(updated) = copied.iter().find(|e| e.object == snapshot.object) {
             snapshot = updated.clone();
@@ -210,6 +226,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             redelivered,
             dr_copies,
             retention,
+            dr_copies_waiting: waiting,
         })))
     }
 

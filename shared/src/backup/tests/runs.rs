@@ -140,3 +140,45 @@ async fn retention_deletes_exact_versions_and_their_entries_and_copies_only_the_
     assert_eq!(bed.s3.versions(DR).len(), 3, "only the kept are copied");
     assert_eq!(bed.entries().len(), 3);
 }
+
+#[tokio::test]
+async fn a_backlog_of_dr_copies_is_worked_off_a_few_per_run_newest_first() {
+    let mut bed = Bed::without_members();
+    bed.function.settings.dr_copies_per_run = 3;
+    let entries: Vec<_> = (1..=7).map(|h| bed.catalogued(h)).collect();
+    bed.delivered("tick-1", &entries[0]).await;
+    let outcome = bed
+        .function
+        .handle(&tick("tick-1"), "req-1", deadline())
+        .await
+        .expect("an outcome");
+    let BackupOutcome::BackedUp(report) = outcome else {
+        panic!("expected a backup, got {outcome:?}");
+    };
+    let copied: Vec<&str> = report.dr_copies.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(
+        copied,
+        [
+            "vault-lifecycle/prod/old-1.snap",
+            "vault-lifecycle/prod/old-2.snap",
+            "vault-lifecycle/prod/old-3.snap"
+        ],
+        "the newest three"
+    );
+    assert_eq!(report.dr_copies_waiting, 4);
+    // The run's success was published, whatever the DR copies did.
+    assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
+    // The next run copies the next three.
+    bed.delivered("tick-2", &entries[0]).await;
+    let outcome = bed
+        .function
+        .handle(&tick("tick-2"), "req-2", deadline())
+        .await
+        .expect("an outcome");
+    let BackupOutcome::BackedUp(report) = outcome else {
+        panic!("expected a backup, got {outcome:?}");
+    };
+    assert_eq!(report.dr_copies.len(), 3);
+    assert_eq!(report.dr_copies_waiting, 1);
+    assert_eq!(bed.s3.versions(DR).len(), 6);
+}
