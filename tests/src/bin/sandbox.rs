@@ -291,11 +291,11 @@ async fn story(once: bool, start: Instant) -> Result<()> {
 
     println!("\nTry it yourself (in another terminal, from the repository root):");
     println!("  export PATH=\"$PWD/.tools/venv/bin:$PATH\"");
-    println!("  cargo lambda invoke health-probe --data-file events/health-probe/schedule.json --invoke-port {}", emulator.port);
-    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/reconcile.json --invoke-port {}", emulator.port);
-    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/launch.json --invoke-port {}   # refused: another group", emulator.port);
-    println!("  cargo lambda invoke snapshot-backup --data-file events/snapshot-backup/direct.json --invoke-port {}", emulator.port);
-    println!("  cargo lambda invoke snapshot-restore --data-file events/snapshot-restore/dry-run.json --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke health-probe --data-file events/health-probe/schedule.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/reconcile.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/launch.json --invoke-address 127.0.0.1 --invoke-port {}   # refused: another group", emulator.port);
+    println!("  cargo lambda invoke snapshot-backup --data-file events/snapshot-backup/direct.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke snapshot-restore --data-file events/snapshot-restore/dry-run.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
     println!("Talk to the cluster with the bao CLI (the sandbox kept the root token; a real cluster revokes it at bootstrap):");
     println!(
         "  export BAO_ADDR={} BAO_CACERT={ca_file}",
