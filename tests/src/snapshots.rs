@@ -97,6 +97,7 @@ impl SnapshotBed {
                 ("DR_REGION", DR_REGION),
                 ("DR_BUCKET", self.dr.bucket.as_str()),
                 ("DR_KMS_KEY_ID", self.dr.kms_key.as_str()),
+                ("DR_STATE_TABLE", self.dr.table.as_str()),
                 ("RESTORE_HEALTHY_TIMEOUT_SECS", "120"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),

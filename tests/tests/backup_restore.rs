@@ -213,6 +213,20 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
     assert_eq!(dr.bucket, bed.dr.bucket);
     assert_holds(&bed.dr, &dr, &entry1).await?;
     assert_eq!(first.dr_copies, vec![dr.clone()]);
+    // The copy has a catalog entry of its own in the DR region's table: snapshot-restore
+    // there finds and checks it with the primary region gone.
+    let dr_catalog = DynamoCatalog::new(
+        aws_sdk_dynamodb::Client::new(&bed.dr.sdk),
+        bed.dr.table.clone(),
+    );
+    let in_dr = dr_catalog.entries(&cluster(&bed)?).await?;
+    assert_eq!(in_dr.len(), 1, "{in_dr:?}");
+    assert_eq!(in_dr[0].object, dr);
+    assert_eq!(
+        (in_dr[0].sha256.as_str(), in_dr[0].bytes, in_dr[0].index),
+        (entry1.sha256.as_str(), entry1.bytes, entry1.index)
+    );
+    assert_eq!(in_dr[0].dr_copy, None);
 
     bed.write("kv/app", json!({"value": "v2"})).await?;
     let tick = schedule_event();

@@ -114,6 +114,15 @@ impl DynamoCatalog {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
+
+    /// The catalog in `table` of `region` (the DR region's), whatever region `sdk` is in.
+    pub fn in_region(sdk: &aws_config::SdkConfig, region: &str, table: String) -> Self {
+        let regional = sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        Self::from_sdk(&regional, table)
+    }
 }
 
 impl DynamoLocks {

@@ -52,6 +52,12 @@ pub fn from_sdk(
             config.cluster.cluster.clone(),
         )),
         dr: dr_store(sdk, &config),
+        dr_catalog: config.dr.as_ref().and_then(|dr| {
+            dr.table.clone().map(|table| {
+                Box::new(DynamoCatalog::in_region(sdk, &dr.region, table))
+                    as Box<dyn crate::snapshots::catalog::Catalog>
+            })
+        }),
         catalog: Box::new(DynamoCatalog::from_sdk(sdk, config.table)),
         store: Box::new(S3SnapshotStore::from_sdk(
             sdk,

@@ -72,6 +72,10 @@ pub struct DrSettings {
     pub bucket: String,
     /// `DR_KMS_KEY_ID` (default: the bucket's default encryption).
     pub kms_key: Option<String>,
+    /// `DR_STATE_TABLE` (optional): the DR region's table, where each DR copy gets a
+    /// catalog entry of its own, so snapshot-restore run in the DR region can find and
+    /// check it with the primary region gone.
+    pub table: Option<String>,
 }
 
 /// Everything snapshot-backup (and snapshot-restore) reads at cold start.
@@ -137,6 +141,7 @@ impl BackupConfig {
                 region: region.to_owned(),
                 bucket: bucket.to_owned(),
                 kms_key: env.optional("DR_KMS_KEY_ID").map(str::to_owned),
+                table: env.optional("DR_STATE_TABLE").map(str::to_owned),
             }),
             (Some(_), None) => {
                 return Err(ConfigError::Missing {

@@ -54,7 +54,13 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         let mut copies = Vec::new();
         let mut failures = Vec::new();
         for mut entry in missing {
-            match self.copy_one(dr.as_ref(), &entry).await {
+            let copied = match self.copy_one(dr.as_ref(), &entry).await {
+                // Recorded in the DR region before the primary's entry says it is copied:
+                // a failure in between copies it again next run.
+                Ok(copy) => self.record_in_dr(&entry, &copy).await.map(|()| copy),
+                Err(e) => Err(e),
+            };
+            match copied {
                 Ok(copy) => {
                     info!(object = %entry.object, copy = %copy, "DR copy made and checked");
                     entry.dr_copy = Some(copy);
@@ -73,6 +79,20 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             failures,
             waiting,
         })
+    }
+
+    /// The copy's own catalog entry in the DR region's table (when there is one): the
+    /// entry of `entry`'s snapshot, located at `copy`.
+    async fn record_in_dr(&self, entry: &CatalogEntry, copy: &Location) -> Result<(), BackupError> {
+        let Some(dr_catalog) = &self.dr_catalog else {
+            return Ok(());
+        };
+        let in_dr = CatalogEntry {
+            object: copy.clone(),
+            dr_copy: None,
+            ..entry.clone()
+        };
+        Ok(dr_catalog.put(&in_dr).await?)
     }
 
     async fn copy_one(

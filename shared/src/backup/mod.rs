@@ -63,6 +63,9 @@ pub struct SnapshotBackup<N, P> {
     pub store: Box<dyn SnapshotObjects>,
     /// The DR region's bucket, if configured.
     pub dr: Option<Box<dyn SnapshotObjects>>,
+    /// The DR region's catalog (`DR_STATE_TABLE`), where each DR copy is recorded as a
+    /// snapshot of its own.
+    pub dr_catalog: Option<Box<dyn Catalog>>,
     /// Where duration, size, result and age go.
     pub metrics: Box<dyn MetricsSink>,
 }

@@ -82,6 +82,7 @@ fn a_dr_bucket_needs_its_region_and_takes_its_key() {
             ("DR_REGION", "us-west-2"),
             ("DR_BUCKET", "dr"),
             ("DR_KMS_KEY_ID", "k"),
+            ("DR_STATE_TABLE", "dr-state"),
         ]),
         "snapshot-backup",
     )
@@ -92,6 +93,7 @@ fn a_dr_bucket_needs_its_region_and_takes_its_key() {
             region: "us-west-2".into(),
             bucket: "dr".into(),
             kms_key: Some("k".into()),
+            table: Some("dr-state".into()),
         })
     );
 }

@@ -40,6 +40,8 @@ struct Bed {
     function: SnapshotBackup<FakeCluster, FakeParameters>,
     s3: FakeS3,
     catalog: FakeCatalog,
+    /// The DR region's catalog.
+    dr_catalog: FakeCatalog,
     locks: Arc<FakeLocks>,
     metrics: Arc<FakeMetrics>,
 }
@@ -49,6 +51,7 @@ impl Bed {
     fn over(cluster: FakeCluster, members: &[&str]) -> Self {
         let s3 = FakeS3::default();
         let catalog = FakeCatalog::default();
+        let dr_catalog = FakeCatalog::default();
         let locks = Arc::new(FakeLocks::default());
         let metrics = Arc::new(FakeMetrics::default());
         let function = SnapshotBackup {
@@ -69,12 +72,14 @@ impl Bed {
             catalog: Box::new(catalog.clone()),
             store: Box::new(s3.bucket("eu-west-1", PRIMARY)),
             dr: Some(Box::new(s3.bucket("eu-central-1", DR))),
+            dr_catalog: Some(Box::new(dr_catalog.clone())),
             metrics: Box::new(metrics.clone()),
         };
         Self {
             function,
             s3,
             catalog,
+            dr_catalog,
             locks,
             metrics,
         }

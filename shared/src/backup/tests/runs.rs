@@ -182,3 +182,34 @@ async fn a_backlog_of_dr_copies_is_worked_off_a_few_per_run_newest_first() {
     assert_eq!(report.dr_copies_waiting, 1);
     assert_eq!(bed.s3.versions(DR).len(), 6);
 }
+
+#[tokio::test]
+async fn each_dr_copy_gets_a_catalog_entry_of_its_own_in_the_dr_region() {
+    let bed = Bed::without_members();
+    let entry = bed.catalogued(1);
+    bed.delivered("tick-1", &entry).await;
+    let outcome = bed
+        .function
+        .handle(&tick("tick-1"), "req-1", deadline())
+        .await
+        .expect("an outcome");
+    let BackupOutcome::BackedUp(report) = outcome else {
+        panic!("expected a backup, got {outcome:?}");
+    };
+    let copy = report.snapshot.dr_copy.clone().expect("a DR copy");
+    let in_dr = bed
+        .dr_catalog
+        .entries(&"prod".parse().expect("name"))
+        .await
+        .expect("entries");
+    // The same snapshot (checksum, size, index, cluster), located at its copy: what
+    // snapshot-restore in the DR region lists and checks with the primary region gone.
+    assert_eq!(
+        in_dr,
+        [CatalogEntry {
+            object: copy,
+            dr_copy: None,
+            ..report.snapshot.clone()
+        }]
+    );
+}
