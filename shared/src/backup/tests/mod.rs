@@ -137,6 +137,14 @@ impl Bed {
     }
 
     /// Records that the delivery `id` stored `entry`.
+    /// Runs `event` as invocation `request` and expects a backup.
+    async fn backed_up(&self, event: &serde_json::Value, request: &str) -> BackupReport {
+        match self.function.handle(event, request, deadline()).await {
+            Ok(BackupOutcome::BackedUp(report)) => *report,
+            other => panic!("expected a backup, got {other:?}"),
+        }
+    }
+
     async fn delivered(&self, id: &str, entry: &CatalogEntry) {
         self.catalog
             .put_delivery(&"prod".parse().expect("name"), id, &entry.object)

@@ -147,14 +147,7 @@ async fn a_backlog_of_dr_copies_is_worked_off_a_few_per_run_newest_first() {
     bed.function.settings.dr_copies_per_run = 3;
     let entries: Vec<_> = (1..=7).map(|h| bed.catalogued(h)).collect();
     bed.delivered("tick-1", &entries[0]).await;
-    let outcome = bed
-        .function
-        .handle(&tick("tick-1"), "req-1", deadline())
-        .await
-        .expect("an outcome");
-    let BackupOutcome::BackedUp(report) = outcome else {
-        panic!("expected a backup, got {outcome:?}");
-    };
+    let report = bed.backed_up(&tick("tick-1"), "req-1").await;
     let copied: Vec<&str> = report.dr_copies.iter().map(|l| l.key.as_str()).collect();
     assert_eq!(
         copied,
@@ -170,14 +163,7 @@ async fn a_backlog_of_dr_copies_is_worked_off_a_few_per_run_newest_first() {
     assert_eq!(bed.metrics.value("BackupSucceeded", None), Some(1.0));
     // The next run copies the next three.
     bed.delivered("tick-2", &entries[0]).await;
-    let outcome = bed
-        .function
-        .handle(&tick("tick-2"), "req-2", deadline())
-        .await
-        .expect("an outcome");
-    let BackupOutcome::BackedUp(report) = outcome else {
-        panic!("expected a backup, got {outcome:?}");
-    };
+    let report = bed.backed_up(&tick("tick-2"), "req-2").await;
     assert_eq!(report.dr_copies.len(), 3);
     assert_eq!(report.dr_copies_waiting, 1);
     assert_eq!(bed.s3.versions(DR).len(), 6);
@@ -188,14 +174,7 @@ async fn each_dr_copy_gets_a_catalog_entry_of_its_own_in_the_dr_region() {
     let bed = Bed::without_members();
     let entry = bed.catalogued(1);
     bed.delivered("tick-1", &entry).await;
-    let outcome = bed
-        .function
-        .handle(&tick("tick-1"), "req-1", deadline())
-        .await
-        .expect("an outcome");
-    let BackupOutcome::BackedUp(report) = outcome else {
-        panic!("expected a backup, got {outcome:?}");
-    };
+    let report = bed.backed_up(&tick("tick-1"), "req-1").await;
     let copy = report.snapshot.dr_copy.clone().expect("a DR copy");
     let in_dr = bed
         .dr_catalog
