@@ -100,6 +100,15 @@ impl SsmParameters {
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
         Self::new(aws_sdk_ssm::Client::new(sdk))
     }
+
+    /// SSM in `region` (the DR region's), whatever region `sdk` is in.
+    pub fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> Self {
+        let regional = sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        Self::from_sdk(&regional)
+    }
 }
 
 impl CloudWatchMetrics {

@@ -46,6 +46,12 @@ pub fn from_sdk(
         actions: Box::new(AsgLifecycleActions::from_sdk(sdk)),
         metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
         fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
+        dr_keys: config
+            .dr_keys
+            .map(|(region, kms_key)| super::dr_keys::DrKeys {
+                parameters: SsmParameters::in_region(sdk, &region),
+                kms_key,
+            }),
         settings: config.lifecycle,
     })
 }

@@ -203,6 +203,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             return Ok(look);
         }
         info!(count = out.shares.len(), path = %s.ssm_path, "shares stored in SSM");
+        let _ = self.mirror_shares_or_warn().await;
         self.bootstrap(&record, node, deadline).await
     }
 

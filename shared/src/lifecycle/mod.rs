@@ -16,12 +16,14 @@
 //! - [`reconcile`]: unseal sealed nodes, remove at most one departed peer per run.
 //! - [`pending`]: one delivery of an action at a time, and only an action Auto Scaling
 //!   has pending; a launch into the warm pool completes without touching the node.
+//! - [`dr_keys`]: every share copied to the DR region's SSM under its own key.
 //! - [`records`]: what is remembered between invocations, per lifecycle action.
 //!
 //! Every step reads the state first and acts only on the difference, so a redelivered
 //! event or a run cut off at its timeout converges when it runs again.
 
 mod assembly;
+pub mod dr_keys;
 mod error;
 pub mod init;
 mod init_keys;
@@ -89,6 +91,8 @@ pub struct NodeLifecycle<N, P> {
     pub records: Box<dyn StateRecords>,
     /// Where the abandon count goes.
     pub metrics: Box<dyn MetricsSink>,
+    /// The DR region's SSM and key, where every share is copied (`DR_REGION`).
+    pub dr_keys: Option<dr_keys::DrKeys<P>>,
 }
 
 /// What an invocation did, returned to the caller as JSON.

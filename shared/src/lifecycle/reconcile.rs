@@ -36,6 +36,8 @@ pub struct ReconcileReport {
     /// In-service instances that are not Raft peers: serving nothing, and each one an
     /// instance the group counts on (a launch that completed without its node joining).
     pub not_peers: Vec<InstanceId>,
+    /// Share parameters copied to the DR region now (names, never values).
+    pub dr_shares_copied: Vec<String>,
 }
 
 /// What to do about the peers that map to no member instance.
@@ -120,6 +122,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// One reconcile pass.
     pub async fn reconcile(&self, deadline: Instant) -> Result<ReconcileReport, LifecycleError> {
         let mut report = ReconcileReport::default();
+        match self.mirror_shares_or_warn().await {
+            Ok(copied) => report.dr_shares_copied = copied,
+            Err(e) => report
+                .refused
+                .push(format!("copying the shares to the DR region: {e}")),
+        }
         let in_service = self.fleet.in_service().await?;
         let healths = join_all(in_service.iter().map(|n| self.vault.health(&n.addr))).await;
         for (node, health) in in_service.iter().zip(healths) {

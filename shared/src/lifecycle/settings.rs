@@ -149,6 +149,8 @@ pub struct LifecycleConfig {
     pub metrics_namespace: String,
     /// The rest.
     pub lifecycle: LifecycleSettings,
+    /// `DR_REGION` and `DR_KMS_KEY_ID` (both or neither): where the shares are copied.
+    pub dr_keys: Option<(String, String)>,
 }
 
 impl LifecycleConfig {
@@ -241,7 +243,24 @@ impl LifecycleConfig {
             approle_functions: approle_functions(env)?,
             approle_limits: approle_limits(env)?,
         };
+        let dr_keys = match (env.optional("DR_REGION"), env.optional("DR_KMS_KEY_ID")) {
+            (None, None) => None,
+            (Some(region), Some(key)) => Some((region.to_owned(), key.to_owned())),
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: "DR_KMS_KEY_ID",
+                    hint: "DR_REGION is set: name a KMS key of the DR region for the shares' copies, or unset both",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: "DR_REGION",
+                    hint: "DR_KMS_KEY_ID is set: name the DR region, or unset both",
+                })
+            }
+        };
         Ok(Self {
+            dr_keys,
             table: env
                 .required("STATE_TABLE", "the DynamoDB table for locks and records")?
                 .to_owned(),

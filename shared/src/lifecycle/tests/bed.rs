@@ -21,6 +21,8 @@ pub(super) struct Bed {
     pub(super) function: Function,
     pub(super) fleet: Group,
     pub(super) ssm: Ssm,
+    /// SSM in the DR region.
+    pub(super) dr_ssm: Ssm,
     pub(super) actions: Arc<FakeActions>,
     pub(super) records: Records,
     pub(super) locks: Arc<FakeLocks>,
@@ -72,6 +74,7 @@ impl Bed {
             Arc::new(FakeActions::default()),
             Arc::new(FakeLocks::default()),
         );
+        let dr_ssm = Ssm::default();
         Bed {
             function: NodeLifecycle {
                 settings,
@@ -83,9 +86,14 @@ impl Bed {
                 actions: Box::new(actions.clone()),
                 records: Box::new(records.clone()),
                 metrics: Box::new(metrics.clone()),
+                dr_keys: Some(crate::lifecycle::dr_keys::DrKeys {
+                    parameters: dr_ssm.clone(),
+                    kms_key: "alias/vault-dr".into(),
+                }),
             },
             fleet,
             ssm,
+            dr_ssm,
             actions,
             records,
             locks,

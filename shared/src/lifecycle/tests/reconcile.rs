@@ -136,3 +136,31 @@ async fn a_token_revoked_by_a_restore_is_replaced_by_a_fresh_login() {
     assert_eq!(bed.cluster().logins(), logins + 1);
     assert_eq!(bed.cluster().peers(), ["i-1", "i-2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_share_is_copied_to_the_dr_region_once_and_never_replaced() {
+    // The first launch stores the shares and copies them to the DR region at once.
+    let bed = Bed::fresh(&["i-1"]);
+    bed.launched("i-1").await;
+    let shares = bed.stored_shares();
+    assert_eq!(shares.len(), 5);
+    let in_dr: Vec<String> = (1..=5)
+        .filter_map(|n| bed.dr_ssm.value(&bed.share(n)))
+        .collect();
+    assert_eq!(in_dr, shares, "every share in the DR region, as stored");
+
+    // One lost in the DR region (or a cluster from before the setting): reconcile
+    // copies what is missing, and only that.
+    bed.dr_ssm.remove(&bed.share(4));
+    bed.dr_ssm
+        .put(&bed.share(2), "a value the DR region holds already");
+    let report = bed.reconcile().await;
+    assert_eq!(report.dr_shares_copied, [bed.share(4)]);
+    assert_eq!(bed.dr_ssm.value(&bed.share(4)), Some(shares[3].clone()));
+    assert_eq!(
+        bed.dr_ssm.value(&bed.share(2)).as_deref(),
+        Some("a value the DR region holds already"),
+        "a stored share is never replaced"
+    );
+    assert!(bed.reconcile().await.dr_shares_copied.is_empty());
+}
