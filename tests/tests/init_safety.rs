@@ -225,3 +225,50 @@ async fn the_init_record_in_dynamodb_never_goes_back_a_stage() -> Result<()> {
     }
     Ok(())
 }
+
+/// An instance's launch records in DynamoDB: one still in progress means its launch
+/// never completed (its terminate then counts an abandoned launch); another instance's
+/// records, or another group's, never answer for it.
+#[tokio::test]
+async fn an_unfinished_launch_is_found_by_its_instance_in_dynamodb() -> Result<()> {
+    use shared::{
+        events::{LifecycleAction, Transition},
+        lifecycle::records::{ActionRecord, ActionStage},
+    };
+    let moto = Moto::shared().await?;
+    let cluster = unique_name("rec");
+    let region = RegionFixture::create(moto, REGION, &cluster).await?;
+    let records = DynamoStateRecords::new(
+        aws_sdk_dynamodb::Client::new(&region.sdk),
+        region.table.clone(),
+        cluster.parse().map_err(anyhow::Error::msg)?,
+    );
+    let launch = |group: &str, instance: &str, token: &str| {
+        LifecycleAction::plain(group, "hook", instance.into(), token, Transition::Launching)
+    };
+    let put = |action: LifecycleAction, stage: ActionStage| {
+        let records = &records;
+        async move {
+            let record = ActionRecord {
+                instance: action.instance.clone(),
+                transition: action.transition,
+                stage,
+            };
+            records.put_action(&action, &record).await
+        }
+    };
+    let i1 = "i-0a".into();
+    assert!(!records.unfinished_launch("asg", &i1).await?, "no record");
+    put(launch("asg", "i-0a", "t-1"), ActionStage::Joining).await?;
+    put(launch("asg", "i-0ab", "t-2"), ActionStage::Continued).await?;
+    put(launch("other", "i-0b", "t-3"), ActionStage::Started).await?;
+    assert!(records.unfinished_launch("asg", &i1).await?);
+    assert!(!records.unfinished_launch("asg", &"i-0ab".into()).await?);
+    assert!(
+        !records.unfinished_launch("asg", &"i-0b".into()).await?,
+        "another group's"
+    );
+    put(launch("asg", "i-0a", "t-1"), ActionStage::Continued).await?;
+    assert!(!records.unfinished_launch("asg", &i1).await?, "completed");
+    Ok(())
+}

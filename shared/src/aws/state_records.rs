@@ -11,8 +11,8 @@ use crate::{
     events::{LifecycleAction, Transition},
     ids::{ClusterName, InstanceId},
     lifecycle::records::{
-        action_key, ActionRecord, ActionStage, InitRecord, InitStage, InitWrite, RecordError,
-        StateRecords,
+        action_key, launch_key_prefix, ActionRecord, ActionStage, InitRecord, InitStage, InitWrite,
+        RecordError, StateRecords,
     },
 };
 
@@ -115,6 +115,32 @@ impl StateRecords for DynamoStateRecords {
             stage: text(&item, "stage")
                 .and_then(ActionStage::parse)
                 .ok_or_else(|| bad("stage"))?,
+        }))
+    }
+
+    async fn unfinished_launch(
+        &self,
+        group: &str,
+        instance: &InstanceId,
+    ) -> Result<bool, RecordError> {
+        let prefix = launch_key_prefix(group, instance);
+        let what = format!("the launch records of {instance}");
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("lifecycle#{}", self.cluster)))
+            .expression_attribute_values(":prefix", s(prefix))
+            .send()
+            .await
+            .map_err(|e| self.error("read", &what, describe(e)))?;
+        // An instance has one launch, or a few (a redelivery with another token): one page.
+        Ok(out.items().iter().any(|item| {
+            text(item, "stage")
+                .and_then(ActionStage::parse)
+                .is_some_and(ActionStage::in_progress)
         }))
     }
 

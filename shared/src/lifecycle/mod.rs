@@ -235,6 +235,9 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
         self.ensure_pending(action).await?;
         if record.is_none() {
+            if action.transition == Transition::Terminating {
+                self.count_launch_abandoned_by_timeout(action).await;
+            }
             self.record_stage(action, ActionStage::Started).await?;
         }
         match action.transition {
@@ -359,6 +362,26 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .into_iter()
             .map(|m| m.instance.as_str().to_owned())
             .collect())
+    }
+
+    /// A terminate of an instance whose launch was started and never completed: the
+    /// launch hook's timeout abandoned it (after errors, or a run cut off for good), so
+    /// it is counted as an abandoned launch, once (the terminate's first delivery).
+    async fn count_launch_abandoned_by_timeout(&self, action: &LifecycleAction) {
+        match self
+            .records
+            .unfinished_launch(&action.group, &action.instance)
+            .await
+        {
+            Ok(true) => {
+                warn!(instance = %action.instance, "the instance's launch never completed: its hook's timeout abandoned it; counted as an abandoned launch");
+                self.count_abandoned(&action.instance).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(instance = %action.instance, error = %error_chain(&e), "cannot tell whether the instance's launch completed; not counted");
+            }
+        }
     }
 
     pub(crate) async fn count_abandoned(&self, instance: &InstanceId) {

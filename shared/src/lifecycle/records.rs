@@ -11,6 +11,11 @@ use crate::{
     ids::InstanceId,
 };
 
+/// The start of the keys of `instance`'s launch records: `<group>/<instance>/launch/`.
+pub fn launch_key_prefix(group: &str, instance: &InstanceId) -> String {
+    format!("{group}/{instance}/{}/", Transition::Launching.as_str())
+}
+
 /// The key of a lifecycle action's record: `<group>/<instance>/<launch|terminate>/<token>`.
 /// The token alone is not enough: a record must never answer for another instance's or
 /// another transition's action that came with the same token.
@@ -173,6 +178,14 @@ pub trait StateRecords: Send + Sync {
         action: &LifecycleAction,
         record: &ActionRecord,
     ) -> Result<(), RecordError>;
+    /// Whether a launch of `instance` in `group` was started and never completed (its
+    /// record still in progress): the hook's timeout abandoned it, or the instance left
+    /// before its launch ended.
+    async fn unfinished_launch(
+        &self,
+        group: &str,
+        instance: &InstanceId,
+    ) -> Result<bool, RecordError>;
     /// The cluster's initialisation record.
     async fn init(&self) -> Result<Option<InitRecord>, RecordError>;
     /// Writes the cluster's initialisation record, in one conditional write, unless the

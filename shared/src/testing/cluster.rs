@@ -165,6 +165,12 @@ impl FakeMetrics {
             })
             .map(|m| m.value)
     }
+
+    /// How many times the metric `name` was published.
+    pub fn count(&self, name: &str) -> usize {
+        let published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        published.iter().filter(|m| m.name == name).count()
+    }
 }
 
 #[async_trait]

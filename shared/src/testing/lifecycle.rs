@@ -12,8 +12,10 @@ use crate::{
         locks::{Claim, LockError, Locks, Released},
     },
     events::LifecycleAction,
+    ids::InstanceId,
     lifecycle::records::{
-        action_key, ActionRecord, InitRecord, InitWrite, RecordError, StateRecords,
+        action_key, launch_key_prefix, ActionRecord, InitRecord, InitWrite, RecordError,
+        StateRecords,
     },
 };
 
@@ -132,6 +134,20 @@ impl StateRecords for FakeRecords {
         Ok(())
     }
 
+    async fn unfinished_launch(
+        &self,
+        group: &str,
+        instance: &InstanceId,
+    ) -> Result<bool, RecordError> {
+        let prefix = launch_key_prefix(group, instance);
+        Ok(self
+            .actions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(key, record)| key.starts_with(&prefix) && record.stage.in_progress()))
+    }
+
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         Ok(self.init.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
@@ -185,6 +201,13 @@ impl<T: StateRecords> StateRecords for std::sync::Arc<T> {
         record: &ActionRecord,
     ) -> Result<(), RecordError> {
         self.as_ref().put_action(action, record).await
+    }
+    async fn unfinished_launch(
+        &self,
+        group: &str,
+        instance: &InstanceId,
+    ) -> Result<bool, RecordError> {
+        self.as_ref().unfinished_launch(group, instance).await
     }
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.as_ref().init().await

@@ -282,6 +282,13 @@ impl StateRecords for Records {
     ) -> Result<(), RecordError> {
         self.table.put_action(action, record).await
     }
+    async fn unfinished_launch(
+        &self,
+        group: &str,
+        instance: &crate::ids::InstanceId,
+    ) -> Result<bool, RecordError> {
+        self.table.unfinished_launch(group, instance).await
+    }
     async fn init(&self) -> Result<Option<InitRecord>, RecordError> {
         self.table.init().await
     }

@@ -341,3 +341,41 @@ async fn without_a_leader_the_terminate_is_held_not_continued() {
     assert_held(&bed, &outcome, "t-9", "no node of the cluster is active");
     assert_eq!(bed.cluster().peers(), ["i-1", "i-2", "i-3"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_whose_launch_never_completed_counts_as_an_abandoned_launch_once() {
+    let bed = Bed::fresh(&["i-1", "i-2"]);
+    bed.launched("i-1").await;
+    bed.fleet.add(bed.cluster(), "i-2");
+    // Its launch fails and is never run again: the hook's timeout abandons it.
+    bed.node()
+        .fail_on("unseal", "i-2", crate::testing::Failure::Unreachable, 1);
+    bed.launch("i-2", "t-2").await.expect_err("unseal fails");
+    assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), None);
+    // Auto Scaling terminates the abandoned instance: its terminate counts it.
+    bed.fleet.terminating("i-2");
+    let report = left(bed.terminate("i-2", "t-9").await);
+    assert!(report.completed_now, "{report:?}");
+    assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), Some(1.0));
+    let again = bed.terminate("i-2", "t-9").await;
+    assert!(
+        matches!(again, Ok(Outcome::AlreadyCompleted { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        bed.metrics.0.count("LaunchAbandoned"),
+        1,
+        "counted once, not per delivery"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_launched_and_leaves_is_not_counted_as_abandoned() {
+    let bed = Bed::fresh(&["i-1", "i-2", "i-3"]);
+    for instance in ["i-1", "i-2", "i-3"] {
+        bed.launched(instance).await;
+    }
+    bed.fleet.terminating("i-3");
+    left(bed.terminate("i-3", "t-9").await);
+    assert_eq!(bed.metrics.0.count("LaunchAbandoned"), 0);
+}
