@@ -1,4 +1,5 @@
-//! The cluster's one-time initialisation, and the bootstrap that follows it.
+//! The cluster's one-time initialisation; the bootstrap that follows it is in
+//! `bootstrap`.
 //!
 //! Exactly once, whatever number of launch events arrive together: under the init lock,
 //! after asking every member node and the initialisation record. The record is written
@@ -20,9 +21,8 @@ use crate::{
     cluster::node::NodeApi,
     cluster::{
         locks::Claim,
-        policies::FUNCTIONS,
         polling::{poll_until, Look},
-        ports::{FleetNode, ParameterError, ParameterStore},
+        ports::{FleetNode, ParameterStore},
     },
     error_chain,
     keys::{SealKind, ShareKind},
@@ -209,7 +209,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
 
     /// Writes the init record unless the stored one is further along. `Some` when it is:
     /// another run moved on, and this one looks again instead of acting.
-    async fn advance_init(
+    pub(super) async fn advance_init(
         &self,
         record: &InitRecord,
     ) -> Result<Option<Look<Initialised>>, LifecycleError> {
@@ -227,173 +227,6 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 ))))
             }
         }
-    }
-
-    /// After bootstrap, the root token's parameter is gone unless kept. A run cut off
-    /// between the revocation and the delete left it behind: delete it (a revoked token,
-    /// but no secret stays where it is not needed). A failure only warns: the next
-    /// launch tries again.
-    async fn forget_revoked_root_token(&self) {
-        if self.settings.keep_root_token {
-            return;
-        }
-        let name = self.settings.root_token_parameter();
-        if let Err(e) = self.parameters.delete(&name).await {
-            warn!(parameter = %name, error = %error_chain(&e), "the root token's parameter could not be deleted; the next launch tries again");
-        }
-    }
-
-    /// Unseal the initialised node, make every function's policy and AppRole, store their
-    /// credentials, revoke the root token (unless kept), record the cluster's id.
-    async fn bootstrap(
-        &self,
-        record: &InitRecord,
-        launching: &FleetNode,
-        deadline: Instant,
-    ) -> Result<Look<Initialised>, LifecycleError> {
-        let here = record.node == launching.instance;
-        let node = if here {
-            launching.clone()
-        } else {
-            self.fleet
-                .node(&record.node)
-                .await?
-                .ok_or(LifecycleError::NoActiveNode { asked: 1 })?
-        };
-        self.ensure_unsealed(&node.addr, deadline).await?;
-        let active = poll_until(
-            &format!("{} to become active", node.instance),
-            self.settings.voter_timeout,
-            deadline,
-            POLL_INTERVAL,
-            || async {
-                match self.vault.health(&node.addr).await {
-                    Ok(h) if h.is_active() => Ok(Look::Ready(h)),
-                    Ok(h) => Ok(Look::NotYet(format!("health {}", h.code))),
-                    Err(e) => Ok::<_, LifecycleError>(Look::NotYet(e.to_string())),
-                }
-            },
-        )
-        .await??;
-        let root_parameter = self.settings.root_token_parameter();
-        let root = match self.parameters.secret(&root_parameter).await {
-            Ok(root) => Some(root),
-            Err(ParameterError::Missing { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let valid = match &root {
-            Some(root) => self
-                .vault
-                .token_is_valid(&node.addr, root)
-                .await
-                .map_err(vault_step("checking the root token"))?,
-            None => false,
-        };
-        let Some(root) = root.filter(|_| valid) else {
-            // Revoked by a run that died before recording it: done if our own login works.
-            if self.login.token(&self.vault, &node.addr).await.is_ok() {
-                let done = self
-                    .record_bootstrapped(record, active.cluster_id, here)
-                    .await?;
-                if !self.settings.keep_root_token {
-                    self.parameters.delete(&root_parameter).await?;
-                }
-                return Ok(done);
-            }
-            return Err(LifecycleError::RootTokenLost {
-                parameter: root_parameter,
-            });
-        };
-        let addr = &node.addr;
-        let mount = &self.settings.approle_mount;
-        self.vault
-            .ensure_auth_enabled(addr, &root, mount, "approle")
-            .await
-            .map_err(vault_step(format!("enabling approle at {mount}")))?;
-        let deployed = FUNCTIONS
-            .iter()
-            .filter(|(function, _)| self.settings.approle_functions.contains(function));
-        for (function, policy) in deployed {
-            // The policies name the AppRole mount: use the one bootstrap enables.
-            let policy = policy.replace("auth/approle/", &format!("auth/{mount}/"));
-            self.vault
-                .put_policy(addr, &root, function, &policy)
-                .await
-                .map_err(vault_step(format!("writing policy {function}")))?;
-            self.vault
-                .put_approle(
-                    addr,
-                    &root,
-                    mount,
-                    function,
-                    function,
-                    &self.settings.approle_limits,
-                )
-                .await
-                .map_err(vault_step(format!("writing approle {function}")))?;
-            let role_id = self.settings.approle_parameter(function, "role-id");
-            if self.missing(&role_id).await? {
-                let value = self
-                    .vault
-                    .approle_role_id(addr, &root, mount, function)
-                    .await
-                    .map_err(vault_step(format!("reading the role ID of {function}")))?;
-                self.parameters
-                    .put_new_secret(&role_id, &value, &self.settings.kms_key)
-                    .await?;
-            }
-            let secret_id = self.settings.approle_parameter(function, "secret-id");
-            if self.missing(&secret_id).await? {
-                let value = self
-                    .vault
-                    .new_secret_id(addr, &root, mount, function)
-                    .await
-                    .map_err(vault_step(format!("creating a secret ID for {function}")))?;
-                self.parameters
-                    .put_new_secret(&secret_id, &value, &self.settings.kms_key)
-                    .await?;
-            }
-        }
-        info!(
-            functions = self.settings.approle_functions.len(),
-            "policies and approles written; credentials in SSM"
-        );
-        if !self.settings.keep_root_token {
-            self.vault
-                .revoke_self(addr, &root)
-                .await
-                .map_err(vault_step("revoking the root token"))?;
-            info!("root token revoked");
-        }
-        let initialised = self
-            .record_bootstrapped(record, active.cluster_id, here)
-            .await?;
-        if !self.settings.keep_root_token {
-            self.parameters.delete(&root_parameter).await?;
-        }
-        Ok(initialised)
-    }
-
-    async fn record_bootstrapped(
-        &self,
-        record: &InitRecord,
-        cluster_id: Option<String>,
-        here: bool,
-    ) -> Result<Look<Initialised>, LifecycleError> {
-        let done = InitRecord {
-            stage: InitStage::Bootstrapped,
-            cluster_id,
-            ..record.clone()
-        };
-        if let Some(look) = self.advance_init(&done).await? {
-            return Ok(look);
-        }
-        info!(cluster_id = done.cluster_id.as_deref().unwrap_or(""), node = %done.node, "cluster bootstrapped");
-        Ok(Look::Ready(if here {
-            Initialised::Here
-        } else {
-            Initialised::Elsewhere
-        }))
     }
 
     /// A member node that reports itself initialised, asking all of them at once.

@@ -5,7 +5,10 @@
 //!   node to it, unseal it, wait until it is a healthy voter, complete CONTINUE (or
 //!   ABANDON when a fresh instance could do better).
 //! - [`init`]: the one-time initialisation under the init lock, with the shares stored
-//!   before anything else, and the bootstrap of every function's AppRole.
+//!   before anything else; `bootstrap`: then every deployed function's policy and
+//!   AppRole, the root token revoked.
+//! - `abandoned`: `LaunchAbandoned`, for launches the function abandons and those the
+//!   hook's timeout abandoned (counted at their instance's terminate).
 //! - [`terminate`]: one at a time under the terminate lock, find the leader among every
 //!   instance (leaving ones included), remove departed dead voters first, step a leader
 //!   down, keep quorum's margin while a replacement joins, remove the peer, complete
@@ -22,7 +25,9 @@
 //! Every step reads the state first and acts only on the difference, so a redelivered
 //! event or a run cut off at its timeout converges when it runs again.
 
+mod abandoned;
 mod assembly;
+mod bootstrap;
 pub mod dr_keys;
 mod error;
 pub mod init;
@@ -63,7 +68,7 @@ use crate::{
     ids::{InstanceId, NodeAddr},
     lambda::{FunctionError, Handler, Invocation},
     secret::Secret,
-    telemetry::{Metric, MetricsSink, Unit},
+    telemetry::MetricsSink,
     vault::{SealStatus, VaultError},
 };
 
@@ -362,38 +367,6 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .into_iter()
             .map(|m| m.instance.as_str().to_owned())
             .collect())
-    }
-
-    /// A terminate of an instance whose launch was started and never completed: the
-    /// launch hook's timeout abandoned it (after errors, or a run cut off for good), so
-    /// it is counted as an abandoned launch, once (the terminate's first delivery).
-    async fn count_launch_abandoned_by_timeout(&self, action: &LifecycleAction) {
-        match self
-            .records
-            .unfinished_launch(&action.group, &action.instance)
-            .await
-        {
-            Ok(true) => {
-                warn!(instance = %action.instance, "the instance's launch never completed: its hook's timeout abandoned it; counted as an abandoned launch");
-                self.count_abandoned(&action.instance).await;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                warn!(instance = %action.instance, error = %error_chain(&e), "cannot tell whether the instance's launch completed; not counted");
-            }
-        }
-    }
-
-    pub(crate) async fn count_abandoned(&self, instance: &InstanceId) {
-        let metric = Metric::cluster(
-            self.settings.cluster.as_str(),
-            "LaunchAbandoned",
-            1.0,
-            Unit::Count,
-        );
-        if let Err(e) = self.metrics.publish(&[metric]).await {
-            warn!(instance = %instance, error = %error_chain(&e), "abandon not counted in metrics");
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::{
         ActionRecord, ActionStage, InitRecord, InitStage, InitWrite, RecordError,
     },
     secret::Secret,
-    telemetry::MetricsError,
+    telemetry::{Metric, MetricsError},
     testing::{FakeCluster, FakeMetrics, FakeParameters, FakeRecords},
 };
 
