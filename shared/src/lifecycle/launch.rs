@@ -37,12 +37,21 @@ pub struct LaunchReport {
 }
 
 /// Whether a launch that failed with `e` is abandoned at once: a permanent error of the
-/// instance or the configuration (missing or rejected shares, a failed auto-unseal, a
-/// refused call), whose retries would fail alike until the hook's timeout abandoned it
-/// uncounted. Errors about the cluster's keys are not: the node is left for the operator
-/// (an abandon could let a fresh instance initialise a new cluster over lost keys).
+/// instance or the configuration (missing or rejected shares, a failed auto-unseal),
+/// whose retries would fail alike until the hook's timeout abandoned it uncounted.
+/// Not abandoned: a join refused over certificates (the CA's configuration), errors about the cluster's keys (the node is left for the operator: an
+/// abandon could let a fresh instance initialise a new cluster over lost keys), and a
+/// call Vault denied or a login it refused (a cached token a restore revoked is replaced
+/// by the retry around the whole run, which an abandon here would pre-empt; a denial that
+/// stays is the policy's or the credentials', which no fresh instance cures).
 fn abandons(e: &LifecycleError) -> bool {
-    !crate::errors::Classify::retry_helps(e)
+    use crate::errors::Classify;
+    !e.retry_helps()
+        && e.name() != crate::errors::POLICY_DENIED
+        && !matches!(e, LifecycleError::Login(_))
+        // A join refused over certificates is the cluster's CA configuration (the only
+        // Vault error the join returns rather than abandoning): an error, as documented.
+        && !matches!(e, LifecycleError::Vault { step, .. } if step.starts_with("joining"))
         && !matches!(
             e,
             LifecycleError::InitialisedWithoutShares { .. }

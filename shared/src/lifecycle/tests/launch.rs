@@ -379,3 +379,26 @@ async fn an_auto_unseal_cluster_stores_recovery_shares_and_enters_none() {
     assert_eq!(bed.cluster().calls("unseal"), 0, "no share was entered");
     assert_eq!(bed.cluster().voters(), ["i-1", "i-2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_launch_whose_cached_token_a_restore_revoked_logs_in_again_and_is_not_abandoned() {
+    let bed = Bed::running(&["i-1", "i-2"]);
+    bed.reconcile().await;
+    let logins = bed.cluster().logins();
+    // A restore brings back data without the token node-lifecycle has cached.
+    bed.cluster().state().tokens.clear();
+    bed.cluster().add_node("i-3");
+    bed.fleet.add(bed.cluster(), "i-3");
+    let outcome = bed.launch("i-3", "t-3").await.expect("an outcome");
+    let Outcome::Launched(report) = outcome else {
+        panic!("a refused cached token must not abandon the instance: {outcome:?}");
+    };
+    // The first attempt joined the node before Vault refused the token; the retry goes
+    // on from there without joining again.
+    assert!(report.completed_now, "{report:?}");
+    assert_eq!(bed.cluster().calls("join i-3"), 1, "joined once");
+    assert_eq!(bed.cluster().voters(), ["i-1", "i-2", "i-3"]);
+    assert_eq!(bed.cluster().logins(), logins + 1);
+    assert_eq!(bed.verdict("t-3"), Some(Verdict::Continue));
+    assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), None);
+}
