@@ -3,13 +3,16 @@
 //! the instance's private IP and the bed's port), nothing initialised, and the events
 //! Auto Scaling would send.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use shared::{
     aws::SsmParameters,
     cluster::ports::{ParameterError, ParameterStore},
     config::Env,
-    lifecycle::{LifecycleConfig, NodeLifecycle},
+    lambda::FunctionError,
+    lifecycle::{launch::LaunchReport, LifecycleConfig, NodeLifecycle, Outcome},
     vault::VaultClient,
 };
 
@@ -273,4 +276,34 @@ impl LifecycleBed {
         found.sort();
         Ok(found)
     }
+}
+
+/// node-lifecycle as its `main` builds it against the test bed.
+pub type Function = NodeLifecycle<VaultClient, SsmParameters>;
+
+/// Hands `event` to `function` with ten minutes left, as a Lambda invocation would.
+pub async fn handle(function: &Function, event: &Value) -> Result<Outcome, FunctionError> {
+    function
+        .handle(
+            event,
+            tokio::time::Instant::now() + Duration::from_secs(600),
+        )
+        .await
+}
+
+/// The launch report of `outcome`, or an error saying what came instead.
+pub fn launched(outcome: &Result<Outcome, FunctionError>) -> Result<&LaunchReport> {
+    match outcome {
+        Ok(Outcome::Launched(report)) => Ok(report),
+        other => bail!("expected a launch, got {other:?}"),
+    }
+}
+
+/// The state table's records of `bed`'s cluster.
+pub fn records(bed: &LifecycleBed) -> Result<shared::aws::DynamoStateRecords> {
+    Ok(shared::aws::DynamoStateRecords::new(
+        aws_sdk_dynamodb::Client::new(&bed.region.sdk),
+        bed.region.table.clone(),
+        bed.cluster.parse().map_err(anyhow::Error::msg)?,
+    ))
 }

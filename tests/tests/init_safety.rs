@@ -9,45 +9,20 @@ use reqwest::Method;
 use serde_json::Value;
 use shared::{
     aws::DynamoStateRecords,
-    lambda::FunctionError,
     lifecycle::{
         launch::LaunchReport,
         records::{InitStage, StateRecords},
-        NodeLifecycle, Outcome,
+        Outcome,
     },
     testing::{capture_logs, init_record_contract},
 };
 use testbed::{
-    lifecycle::{LifecycleBed, REGION},
+    lifecycle::{handle, launched, records, LifecycleBed, REGION},
     moto::{Moto, RegionFixture},
     openbao::Seal,
     proxy::SlowInitProxy,
     unique_name,
 };
-use tokio::time::Instant;
-
-type Function = NodeLifecycle<shared::vault::VaultClient, shared::aws::SsmParameters>;
-
-async fn handle(function: &Function, event: &Value) -> Result<Outcome, FunctionError> {
-    function
-        .handle(event, Instant::now() + Duration::from_secs(600))
-        .await
-}
-
-fn launched(outcome: &Result<Outcome, FunctionError>) -> Result<&LaunchReport> {
-    match outcome {
-        Ok(Outcome::Launched(report)) => Ok(report),
-        other => bail!("expected a launch, got {other:?}"),
-    }
-}
-
-fn records(bed: &LifecycleBed) -> Result<DynamoStateRecords> {
-    Ok(DynamoStateRecords::new(
-        aws_sdk_dynamodb::Client::new(&bed.region.sdk),
-        bed.region.table.clone(),
-        bed.cluster.parse().map_err(anyhow::Error::msg)?,
-    ))
-}
 
 /// Every share and the root token in SSM, the root token valid on the node.
 async fn every_key_stored(bed: &LifecycleBed) -> Result<()> {

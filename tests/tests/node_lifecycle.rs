@@ -9,12 +9,10 @@ use anyhow::{bail, Context, Result};
 use futures::future::join_all;
 use serde_json::Value;
 use shared::{
-    aws::{DynamoStateRecords, SsmParameters},
     config::{CaSource, VaultSettings},
     ids::NodeAddr,
     lambda::FunctionError,
     lifecycle::{
-        launch::LaunchReport,
         records::{InitStage, StateRecords},
         unseal::Unsealed,
         NodeLifecycle, Outcome,
@@ -24,27 +22,12 @@ use shared::{
     vault::{AutopilotState, VaultClient},
 };
 use testbed::{
-    lifecycle::LifecycleBed,
+    lifecycle::{handle, launched, records, Function, LifecycleBed},
     openbao::{Seal, SealServer},
     poll_until,
     snapshots::SnapshotBed,
 };
 use tokio::time::Instant;
-
-type Function = NodeLifecycle<VaultClient, SsmParameters>;
-
-async fn handle(function: &Function, event: &Value) -> Result<Outcome, FunctionError> {
-    function
-        .handle(event, Instant::now() + Duration::from_secs(600))
-        .await
-}
-
-fn launched(outcome: &Result<Outcome, FunctionError>) -> Result<&LaunchReport> {
-    match outcome {
-        Ok(Outcome::Launched(report)) => Ok(report),
-        other => bail!("expected a launch, got {other:?}"),
-    }
-}
 
 /// Sends the launch event of every instance waiting in Pending:Wait at once, each
 /// through its own function (as concurrent Lambda invocations would run).
@@ -244,14 +227,6 @@ async fn build_cluster(size: i32, seal: Seal) -> Result<LifecycleBed> {
         launched(&outcome)?;
     }
     Ok(bed)
-}
-
-fn records(bed: &LifecycleBed) -> Result<DynamoStateRecords> {
-    Ok(DynamoStateRecords::new(
-        aws_sdk_dynamodb::Client::new(&bed.region.sdk),
-        bed.region.table.clone(),
-        bed.cluster.parse().map_err(anyhow::Error::msg)?,
-    ))
 }
 
 fn index_of(bed: &LifecycleBed, id: &str) -> Result<usize> {
