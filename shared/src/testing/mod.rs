@@ -5,7 +5,6 @@ mod cluster;
 mod failing_node;
 mod fake_node;
 mod lifecycle;
-mod logs;
 mod node_contract;
 mod snapshots;
 
@@ -13,7 +12,7 @@ pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
 pub use failing_node::{FailingNode, Failure};
 pub use fake_node::{ClusterState, FakeCluster, FakeNode, Keyring};
 pub use lifecycle::{init_record_contract, FakeActions, FakeLocks, FakeRecords};
-pub use logs::{capture_logs, LogCapture};
+pub use log_capture::{capture_logs, first_found, LogCapture};
 pub use node_contract::{node_contract, ContractBreach, ContractReport};
 pub use snapshots::{
     good_snapshot, sha256_hex, snapshot_files, snapshot_of, FakeBucket, FakeCatalog, FakeS3,
