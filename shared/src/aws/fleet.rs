@@ -1,4 +1,8 @@
-use std::net::IpAddr;
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::LifecycleState;
@@ -8,8 +12,11 @@ use super::describe;
 use crate::{
     cluster::ports::{Fleet, FleetError, FleetNode},
     config::ClusterSettings,
-    ids::InstanceId,
+    ids::{InstanceId, NodeAddr},
 };
+
+/// How many instances' addresses one fleet remembers; past it, it forgets them all.
+const KNOWN: usize = 1024;
 
 /// The cluster's Auto Scaling group, each node addressed by the private IP EC2 reports.
 #[derive(Clone, Debug)]
@@ -17,6 +24,13 @@ pub struct AsgFleet {
     autoscaling: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
     settings: ClusterSettings,
+    /// The address (from the private IP EC2 reported) of each member seen so far. An instance keeps its
+    /// primary private IP for its whole life, so a listing of the group's members asks
+    /// EC2 only about instances it has not seen: the waits of a launch or a terminate
+    /// list the group every few hundred milliseconds. A single instance's address
+    /// ([`Fleet::node`]) is always asked of EC2: that instance may be gone, and its IP
+    /// given to another.
+    known: Arc<Mutex<HashMap<String, NodeAddr>>>,
 }
 
 impl AsgFleet {
@@ -30,6 +44,7 @@ impl AsgFleet {
             autoscaling,
             ec2,
             settings,
+            known: Arc::default(),
         }
     }
 
@@ -72,10 +87,35 @@ impl AsgFleet {
     /// instance never stops a function that works on the others; [`AsgFleet::node`] names
     /// it instead.
     async fn addresses(&self, ids: Vec<String>) -> Result<Vec<FleetNode>, FleetError> {
-        let (nodes, skipped) = self.described(ids).await?;
+        let (mut nodes, unknown) = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut nodes, mut unknown) = (Vec::new(), Vec::new());
+            for id in ids {
+                match known.get(&id) {
+                    Some(addr) => nodes.push(FleetNode {
+                        instance: InstanceId::from(id.as_str()),
+                        addr: addr.clone(),
+                    }),
+                    None => unknown.push(id),
+                }
+            }
+            (nodes, unknown)
+        };
+        let (described, skipped) = self.described(unknown).await?;
+        {
+            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            if known.len() + described.len() > KNOWN {
+                known.clear();
+            }
+            for node in &described {
+                known.insert(node.instance.to_string(), node.addr.clone());
+            }
+        }
         for instance in &skipped {
             warn!(instance = %instance, group = %self.settings.asg, "instance skipped: EC2 reports no private IP for it");
         }
+        nodes.extend(described);
+        nodes.sort();
         Ok(nodes)
     }
 
