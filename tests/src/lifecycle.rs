@@ -299,6 +299,41 @@ pub fn launched(outcome: &Result<Outcome, FunctionError>) -> Result<&LaunchRepor
     }
 }
 
+/// Moves the expiry of every lock of `bed`'s cluster to now, as if the invocation that
+/// held them had been cut off long enough ago for them to lapse: the tests of a cut-off
+/// run need not wait out the deadline and margin a real lock is held for.
+pub async fn lapse_locks(bed: &LifecycleBed) -> Result<usize> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        .saturating_sub(1);
+    let dynamo = aws_sdk_dynamodb::Client::new(&bed.region.sdk);
+    let pk = AttributeValue::S(format!("lock#{}", bed.cluster));
+    let locks = dynamo
+        .query()
+        .table_name(&bed.region.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", pk.clone())
+        .send()
+        .await
+        .context("list the cluster's locks")?;
+    for lock in locks.items() {
+        let sk = lock.get("sk").context("a lock without its name")?;
+        dynamo
+            .update_item()
+            .table_name(&bed.region.table)
+            .key("pk", pk.clone())
+            .key("sk", sk.clone())
+            .update_expression("SET expires_at = :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await
+            .context("lapse a lock")?;
+    }
+    Ok(locks.items().len())
+}
+
 /// The state table's records of `bed`'s cluster.
 pub fn records(bed: &LifecycleBed) -> Result<shared::aws::DynamoStateRecords> {
     Ok(shared::aws::DynamoStateRecords::new(

@@ -22,7 +22,7 @@ use shared::{
     vault::{AutopilotState, VaultClient},
 };
 use testbed::{
-    lifecycle::{handle, launched, records, Function, LifecycleBed},
+    lifecycle::{handle, lapse_locks, launched, records, Function, LifecycleBed},
     openbao::{Seal, SealServer},
     poll_until,
     snapshots::SnapshotBed,
@@ -328,7 +328,8 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
     let records = records(&bed)?;
     // Cut the first run off the moment the shares are stored, as Lambda's timeout would.
     // Its deadline is near (a short init timeout lets it still send sys/init): the init
-    // lock is that invocation's until its deadline, which the redelivery waits out.
+    // lock is that invocation's until its deadline, and the redelivery cannot take it
+    // before it lapses.
     let function = bed.function(&[("VAULT_INIT_TIMEOUT_SECS", "10")])?;
     let cut_off_at = Instant::now() + Duration::from_secs(75);
     tokio::select! {
@@ -349,13 +350,19 @@ async fn a_run_cut_off_after_init_converges_when_the_event_comes_again() -> Resu
         .await?
         .context("the root token is kept until bootstrap revokes it")?;
 
-    // The event comes again, with the other node's launch.
+    // The cut-off run's locks (init, and the lifecycle action's) lapse: the test bed
+    // moves their expiry to now rather than wait out the deadline and margin. Then the
+    // event comes again, with the other node's launch.
+    assert!(
+        lapse_locks(&bed).await? >= 2,
+        "the init and action locks were held"
+    );
     let (again, other) = (bed.function(&[])?, bed.function(&[])?);
     let outcomes = join_all([handle(&again, &first), handle(&other, &second)]).await;
     let first_report = launched(&outcomes[0])?;
     let second_report = launched(&outcomes[1])?;
-    // Once the cut-off run's init lock lapses, either launch may claim it and finish the
-    // bootstrap from the stored shares; neither initialises a second time.
+    // Either launch may claim the lapsed lock and finish the bootstrap from the stored
+    // shares; neither initialises a second time.
     assert!(
         !(first_report.initialised_cluster && second_report.initialised_cluster),
         "{first_report:?} {second_report:?}"
