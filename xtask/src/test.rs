@@ -1,7 +1,9 @@
 //! `cargo xtask test`: every check the project has, in one command, with a summary.
 
 use std::{
-    process::Command,
+    io::Write,
+    process::{Command, Output},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -30,6 +32,44 @@ fn step(steps: &mut Vec<Step>, name: &'static str, command: &mut Command) {
     });
 }
 
+/// A check that runs beside the build (the template linters: a few seconds of Python
+/// each, while the build often waits on one crate). Its output is shown when it is
+/// awaited, so it does not interleave with the build's.
+struct Beside {
+    name: &'static str,
+    run: JoinHandle<(std::io::Result<Output>, Duration)>,
+}
+
+fn beside(name: &'static str, mut command: Command) -> Beside {
+    command.current_dir(repo_root());
+    let run = std::thread::spawn(move || {
+        let start = Instant::now();
+        (command.output(), start.elapsed())
+    });
+    Beside { name, run }
+}
+
+fn await_beside(steps: &mut Vec<Step>, check: Beside) {
+    eprintln!("\nxtask: == {} ==", check.name);
+    let (passed, took) = match check.run.join() {
+        Ok((Ok(out), took)) => {
+            let _ = std::io::stdout().write_all(&out.stdout);
+            let _ = std::io::stderr().write_all(&out.stderr);
+            (out.status.success(), took)
+        }
+        Ok((Err(e), took)) => {
+            eprintln!("xtask: could not run {}: {e}", check.name);
+            (false, took)
+        }
+        Err(_) => (false, Duration::ZERO),
+    };
+    steps.push(Step {
+        name: check.name,
+        passed,
+        took,
+    });
+}
+
 fn has_nextest() -> bool {
     Command::new("cargo")
         .args(["nextest", "--version"])
@@ -48,25 +88,21 @@ pub fn run() -> Result<()> {
         "rustfmt",
         Command::new("cargo").args(["fmt", "--all", "--check"]),
     );
-    step(
-        &mut steps,
-        "cfn-lint infra/",
-        Command::new(tools.bin.join("cfn-lint")).arg("infra/*.yaml"),
-    );
-    step(
-        &mut steps,
-        "checkov infra/",
-        Command::new(tools.bin.join("checkov")).args([
-            "--quiet",
-            "--compact",
-            "--framework",
-            "cloudformation",
-            "-f",
-            "infra/template.yaml",
-            "--config-file",
-            "infra/.checkov.yaml",
-        ]),
-    );
+    let mut cfn_lint = Command::new(tools.bin.join("cfn-lint"));
+    cfn_lint.arg("infra/*.yaml");
+    let cfn_lint = beside("cfn-lint infra/", cfn_lint);
+    let mut checkov = Command::new(tools.bin.join("checkov"));
+    checkov.args([
+        "--quiet",
+        "--compact",
+        "--framework",
+        "cloudformation",
+        "-f",
+        "infra/template.yaml",
+        "--config-file",
+        "infra/.checkov.yaml",
+    ]);
+    let checkov = beside("checkov infra/", checkov);
     // One build, linted as it compiles: clippy's driver stands in for rustc on the
     // workspace's own crates (as `cargo clippy` does) while dependencies are compiled
     // once, for the binaries and the tests alike. `cargo clippy` would check every
@@ -84,6 +120,8 @@ pub fn run() -> Result<()> {
     build.args(["build", "--quiet", "--workspace", "--all-targets"]);
     lint(&mut build);
     step(&mut steps, "build and clippy", &mut build);
+    await_beside(&mut steps, cfn_lint);
+    await_beside(&mut steps, checkov);
 
     // One moto for every test process; tests keep apart through unique names.
     let target = tools::target_dir();

@@ -1,6 +1,6 @@
 //! The node port's contract: one body of calls and expected answers, run over
 //! [`super::FakeCluster`] by the unit test below and over a real OpenBao through
-//! `VaultClient` in `tests/tests/adapters.rs`, so the fake cannot drift from the server.
+//! `VaultClient` in `tests/tests/real/adapters.rs`, so the fake cannot drift from the server.
 //! It walks a cluster's life: a fresh node, init, a wrong share and its reset, unseal,
 //! the refusals of a bad token, bootstrap's calls and a login, a join, autopilot's
 //! promotion, a snapshot, a step-down and the removal of a peer.
