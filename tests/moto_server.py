@@ -34,6 +34,11 @@ functions under test live on lifecycle events. So this patches moto's Auto Scali
   earlier pending actions closed. CONTINUE of an action whose destination is the warm
   pool leaves the instance in `Warmed:Stopped`, counted toward no capacity.
 
+* An EC2 resource's tags are read straight from its entry: moto 5.2.5 looks them up
+  with a regular-expression scan of every tag in the region, once per resource it
+  describes, so DescribeInstances slowed as the test run added instances (100 ms a call
+  on a busy run). Same answer, in the same form.
+
 * DynamoDB and SSM calls run one at a time. moto checks a ConditionExpression (or SSM's
   Overwrite=false) and then writes, without a lock, so two concurrent conditional writes
   could both succeed; in AWS each is atomic, and the functions' locks rely on that.
@@ -62,6 +67,8 @@ from moto.autoscaling.models import TerminateInstanceActivity
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import EmptyResult
 from moto.dynamodb.responses import DynamoHandler
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
 from moto.moto_server.werkzeug_app import create_backend_app
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -197,6 +204,20 @@ def patches(cls):
 
 
 # --- the model --------------------------------------------------------------------------
+
+
+@patches(TaggedEC2Resource)
+def get_tags(original, self):
+    resource = getattr(self, "id", None)
+    if not resource:
+        return []
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource), "")
+    tags = self.ec2_backend.tags.get(resource, {})  # not [...]: a defaultdict
+    return [
+        {"resource_id": resource, "key": k, "value": v, "resource_type": kind}
+        for k, v in tags.items()
+    ]
+
 
 
 @patches(FakeAutoScalingGroup)
