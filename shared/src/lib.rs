@@ -48,6 +48,7 @@ pub mod lambda;
 pub mod lifecycle;
 pub mod probe;
 pub mod restore;
+pub mod rotation;
 pub mod secret;
 pub mod snapshots;
 pub mod telemetry;

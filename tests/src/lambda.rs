@@ -32,7 +32,8 @@ use tempfile::TempDir;
 use crate::{free_port, poll_until, process::Managed, repo_root, target_dir, venv};
 
 /// The functions of the workspace that the emulator can run.
-pub const FUNCTIONS: [&str; 4] = [
+pub const FUNCTIONS: [&str; 5] = [
+    "credential-rotation",
     "health-probe",
     "node-lifecycle",
     "snapshot-backup",

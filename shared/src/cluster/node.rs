@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 pub use crate::chunks::{ChunkSource, OutgoingBody};
 pub use crate::vault::{
-    AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login,
-    RaftConfiguration, RaftServer, SealStatus, VaultError,
+    AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus, KeyringPolicy,
+    LeaderStatus, Login, RaftConfiguration, RaftServer, SealStatus, VaultError,
 };
 use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
 
@@ -162,6 +162,23 @@ pub trait NodeApi: Send + Sync {
     async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
     /// Whether the token is still honoured.
     async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError>;
+    /// The barrier keyring's term and when its key was installed.
+    async fn key_status(&self, node: &NodeAddr, token: &Secret) -> Result<KeyStatus, VaultError>;
+    /// Rotates the barrier keyring: a new key for the next term (old data stays readable).
+    async fn rotate_keyring(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
+    /// When the server rotates its keyring by itself.
+    async fn keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<KeyringPolicy, VaultError>;
+    /// Sets when the server rotates its keyring by itself.
+    async fn set_keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        policy: &KeyringPolicy,
+    ) -> Result<(), VaultError>;
 }
 
 #[async_trait]
@@ -313,5 +330,26 @@ impl NodeApi for VaultClient {
     }
     async fn token_is_valid(&self, node: &NodeAddr, token: &Secret) -> Result<bool, VaultError> {
         VaultClient::token_is_valid(self, node, token).await
+    }
+    async fn key_status(&self, node: &NodeAddr, token: &Secret) -> Result<KeyStatus, VaultError> {
+        VaultClient::key_status(self, node, token).await
+    }
+    async fn rotate_keyring(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        VaultClient::rotate_keyring(self, node, token).await
+    }
+    async fn keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<KeyringPolicy, VaultError> {
+        VaultClient::keyring_policy(self, node, token).await
+    }
+    async fn set_keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        policy: &KeyringPolicy,
+    ) -> Result<(), VaultError> {
+        VaultClient::set_keyring_policy(self, node, token, policy).await
     }
 }

@@ -228,6 +228,18 @@ pub enum RotationTarget {
     UnsealShares,
 }
 
+impl RotationTarget {
+    /// The target as requests and locks name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyring => "keyring",
+            Self::ApproleSecretIds => "approle-secret-ids",
+            Self::DatabaseRoot => "database-root",
+            Self::UnsealShares => "unseal-shares",
+        }
+    }
+}
+
 /// credential-rotation: what to rotate now.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 
 use crate::{
     cluster::node::{
-        AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, LeaderStatus, Login,
-        NodeApi, OutgoingBody, RaftConfiguration, SealStatus, SnapshotStream, VaultError,
+        AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus,
+        KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, SealStatus,
+        SnapshotStream, VaultError,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -363,5 +364,38 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         self.inject("token_is_valid", node)?;
         let answer = self.inner.token_is_valid(node, token).await;
         self.answer("token_is_valid", node, answer)
+    }
+
+    async fn key_status(&self, node: &NodeAddr, token: &Secret) -> Result<KeyStatus, VaultError> {
+        self.inject("key_status", node)?;
+        let answer = self.inner.key_status(node, token).await;
+        self.answer("key_status", node, answer)
+    }
+
+    async fn rotate_keyring(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        self.inject("rotate_keyring", node)?;
+        let answer = self.inner.rotate_keyring(node, token).await;
+        self.answer("rotate_keyring", node, answer)
+    }
+
+    async fn keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<KeyringPolicy, VaultError> {
+        self.inject("keyring_policy", node)?;
+        let answer = self.inner.keyring_policy(node, token).await;
+        self.answer("keyring_policy", node, answer)
+    }
+
+    async fn set_keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        policy: &KeyringPolicy,
+    ) -> Result<(), VaultError> {
+        self.inject("set_keyring_policy", node)?;
+        let answer = self.inner.set_keyring_policy(node, token, policy).await;
+        self.answer("set_keyring_policy", node, answer)
     }
 }

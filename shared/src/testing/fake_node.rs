@@ -34,8 +34,8 @@ use super::snapshots::{good_snapshot, sha256_hex};
 use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest,
-        InitOutput, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RaftServer,
-        SealStatus, SnapshotStream, VaultError,
+        InitOutput, KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody,
+        RaftConfiguration, RaftServer, SealStatus, SnapshotStream, VaultError,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -137,6 +137,21 @@ pub struct ClusterState {
     /// The snapshot body breaks after this many bytes, as when the connection drops
     /// mid-transfer.
     pub snapshot_breaks_after: Option<usize>,
+    /// The barrier keyring's term (0 is reported as 1, a new cluster's).
+    pub keyring_term: u64,
+    /// When the keyring's current key was installed.
+    pub keyring_installed: chrono::DateTime<chrono::Utc>,
+    /// The automatic rotation policy set; `None`: the server's default.
+    pub keyring_policy: Option<KeyringPolicy>,
+}
+
+/// The server's automatic keyring rotation until one is set (OpenBao 2.7's and Vault's).
+pub fn default_keyring_policy() -> KeyringPolicy {
+    KeyringPolicy {
+        enabled: true,
+        max_operations: 3_865_470_566,
+        interval: Duration::ZERO,
+    }
 }
 
 /// The keys a cluster's data is sealed with, as its snapshots carry them: the shares that
@@ -1222,6 +1237,47 @@ impl NodeApi for FakeCluster {
         let mut s = self.state();
         s.available(node, "GET", "auth/token/lookup-self")?;
         Ok(s.tokens.contains(token.expose()))
+    }
+
+    async fn key_status(&self, node: &NodeAddr, token: &Secret) -> Result<KeyStatus, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "sys/key-status", token)?;
+        Ok(KeyStatus {
+            term: s.keyring_term.max(1),
+            install_time: s.keyring_installed,
+        })
+    }
+
+    async fn rotate_keyring(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/rotate", token)?;
+        s.keyring_term = s.keyring_term.max(1) + 1;
+        s.keyring_installed = chrono::Utc::now();
+        Ok(())
+    }
+
+    async fn keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<KeyringPolicy, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "sys/rotate/config", token)?;
+        Ok(s.keyring_policy
+            .clone()
+            .unwrap_or_else(default_keyring_policy))
+    }
+
+    async fn set_keyring_policy(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        policy: &KeyringPolicy,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/rotate/config", token)?;
+        s.keyring_policy = Some(policy.clone());
+        Ok(())
     }
 }
 

@@ -395,6 +395,30 @@ pub async fn node_contract<N: NodeApi>(
     let facts = check.finish().map_err(|e| breach(step, e))?;
     ensure(facts.bytes > 0 && facts.index > 0, step, &facts)?;
 
+    // The barrier keyring: a rotation adds one to the term with a newer key; the
+    // automatic rotation policy reads back as written.
+    let step = "keyring status";
+    let before = answered(step, node.key_status(a0, root).await)?;
+    ensure(before.term >= 1, step, &before)?;
+    answered("keyring rotation", node.rotate_keyring(a0, root).await)?;
+    let after = answered(step, node.key_status(a0, root).await)?;
+    ensure(
+        after.term == before.term + 1 && after.install_time > before.install_time,
+        "keyring status after a rotation",
+        (&before, &after),
+    )?;
+    let policy = crate::vault::KeyringPolicy {
+        enabled: true,
+        max_operations: 1_000_000,
+        interval: Duration::from_secs(48 * 3600),
+    };
+    answered(
+        "set the keyring policy",
+        node.set_keyring_policy(a0, root, &policy).await,
+    )?;
+    let read = answered("keyring policy", node.keyring_policy(a0, root).await)?;
+    ensure(read == policy, "keyring policy read back", &read)?;
+
     // The active node steps down; a node leads again (the other voter, or itself after
     // its step-down sleep).
     answered("step down", node.step_down(a0, root).await)?;

@@ -8,6 +8,7 @@
 mod bootstrap;
 mod duration;
 mod operations;
+mod rotation;
 mod snapshot;
 mod types;
 
@@ -19,6 +20,7 @@ use tracing::debug;
 
 pub use duration::parse_go_duration;
 pub use operations::InitOutput;
+pub use rotation::{KeyStatus, KeyringPolicy};
 pub use snapshot::{LeaderStatus, SnapshotBody};
 pub use types::*;
 

@@ -9,5 +9,6 @@ mod health_probe;
 mod init_safety;
 mod node_addressing;
 mod node_lifecycle;
+mod rotation;
 mod snapshots;
 mod test_bed;

@@ -1,0 +1,40 @@
+//! credential-rotation on AWS: every port built from the SDK configuration, once per cold
+//! start.
+
+use super::{CredentialRotation, RotationConfig};
+use crate::{
+    aws::{sdk_config, vault_login, AsgFleet, DynamoLocks, SsmParameters},
+    lambda::StartupError,
+    vault::{VaultClient, VaultError},
+};
+
+/// credential-rotation as Lambda runs it.
+pub type DeployedRotation = CredentialRotation<AsgFleet, VaultClient, SsmParameters>;
+
+/// Reads the environment and builds credential-rotation; the error names the first bad
+/// variable.
+pub async fn assemble() -> Result<DeployedRotation, StartupError> {
+    let config = RotationConfig::from_env()?;
+    let sdk = sdk_config().await;
+    Ok(from_sdk(&sdk, config)?)
+}
+
+/// credential-rotation with every port on AWS. Fails only if the Vault client cannot be
+/// built (the CA bundle).
+pub fn from_sdk(
+    sdk: &aws_config::SdkConfig,
+    config: RotationConfig,
+) -> Result<DeployedRotation, VaultError> {
+    Ok(CredentialRotation {
+        vault: VaultClient::new(&config.vault)?,
+        login: vault_login(sdk, &config.auth),
+        locks: Box::new(DynamoLocks::from_sdk(
+            sdk,
+            config.table.clone(),
+            config.cluster.cluster.clone(),
+        )),
+        fleet: AsgFleet::from_sdk(sdk, config.cluster.clone()),
+        on_schedule: config.on_schedule,
+        keyring: config.keyring,
+    })
+}

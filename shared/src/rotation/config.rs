@@ -1,0 +1,172 @@
+//! credential-rotation's configuration, read once at cold start.
+
+use std::time::Duration;
+
+use crate::{
+    config::{invalid, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings},
+    events::RotationTarget,
+    vault::KeyringPolicy,
+};
+
+/// What the `keyring` action aims for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyringSettings {
+    /// `KEYRING_MAX_AGE_DAYS` (default 30): the keyring is rotated when its current key is
+    /// older.
+    pub max_age: Duration,
+    /// The server's own automatic rotation, made to match at every run:
+    /// `KEYRING_AUTO_ROTATE_MAX_OPERATIONS` (default 3,865,470,566, the servers' default;
+    /// 1,000,000 to 3,865,470,566) and `KEYRING_AUTO_ROTATE_INTERVAL_HOURS` (default 0:
+    /// not by time; else at least 24).
+    pub policy: KeyringPolicy,
+}
+
+/// Everything credential-rotation needs.
+#[derive(Debug, Clone)]
+pub struct RotationConfig {
+    /// The cluster and how its nodes are found.
+    pub cluster: ClusterSettings,
+    /// TLS, timeouts, retries.
+    pub vault: VaultSettings,
+    /// How the function logs in (its own AppRole, `credential-rotation`).
+    pub auth: AuthSettings,
+    /// `STATE_TABLE`: the locks (one rotation of a kind at a time).
+    pub table: String,
+    /// `ROTATE_ON_SCHEDULE` (default `keyring`): what a schedule tick rotates, comma
+    /// separated.
+    pub on_schedule: Vec<RotationTarget>,
+    /// The `keyring` action.
+    pub keyring: KeyringSettings,
+}
+
+const MAX_OPERATIONS: std::ops::RangeInclusive<u64> = 1_000_000..=3_865_470_566;
+
+impl RotationConfig {
+    /// Reads the process environment; the error names the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::process())
+    }
+
+    /// Reads the given variables.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let cluster = ClusterSettings::from_env(env)?;
+        let days: u64 = env.parsed_or("KEYRING_MAX_AGE_DAYS", 30, "a whole number of days")?;
+        if days == 0 {
+            return Err(invalid("KEYRING_MAX_AGE_DAYS", "0", "at least 1 day"));
+        }
+        let max_operations: u64 = env.parsed_or(
+            "KEYRING_AUTO_ROTATE_MAX_OPERATIONS",
+            *MAX_OPERATIONS.end(),
+            "a whole number",
+        )?;
+        if !MAX_OPERATIONS.contains(&max_operations) {
+            return Err(invalid(
+                "KEYRING_AUTO_ROTATE_MAX_OPERATIONS",
+                &max_operations.to_string(),
+                "between 1000000 and 3865470566",
+            ));
+        }
+        let hours: u64 = env.parsed_or(
+            "KEYRING_AUTO_ROTATE_INTERVAL_HOURS",
+            0,
+            "a whole number of hours",
+        )?;
+        if hours != 0 && hours < 24 {
+            return Err(invalid(
+                "KEYRING_AUTO_ROTATE_INTERVAL_HOURS",
+                &hours.to_string(),
+                "0 (not by time) or at least 24",
+            ));
+        }
+        let on_schedule = match env.optional("ROTATE_ON_SCHEDULE") {
+            None => vec![RotationTarget::Keyring],
+            Some(list) => parse_targets(list)?,
+        };
+        Ok(Self {
+            auth: AuthSettings::from_env(env, &cluster.cluster, "credential-rotation")?,
+            vault: VaultSettings::from_env(env)?,
+            table: env
+                .required("STATE_TABLE", "the DynamoDB table of locks and records")?
+                .to_owned(),
+            on_schedule,
+            keyring: KeyringSettings {
+                max_age: Duration::from_secs(days * 86_400),
+                policy: KeyringPolicy {
+                    enabled: true,
+                    max_operations,
+                    interval: Duration::from_secs(hours * 3600),
+                },
+            },
+            cluster,
+        })
+    }
+}
+
+fn parse_targets(list: &str) -> Result<Vec<RotationTarget>, ConfigError> {
+    let mut targets = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let target = serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .map_err(|_| {
+                invalid(
+                    "ROTATE_ON_SCHEDULE",
+                    list,
+                    "a comma-separated list of keyring, approle-secret-ids, database-root, unseal-shares",
+                )
+            })?;
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    if targets.is_empty() {
+        return Err(invalid("ROTATE_ON_SCHEDULE", list, "at least one target"));
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = vec![
+            ("CLUSTER_NAME", "prod"),
+            ("ASG_NAME", "vault"),
+            ("STATE_TABLE", "state"),
+        ];
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn the_defaults_rotate_the_keyring_monthly_and_keep_the_servers_own_policy() {
+        let config = RotationConfig::from(&env(&[])).expect("config");
+        assert_eq!(config.on_schedule, vec![RotationTarget::Keyring]);
+        assert_eq!(config.keyring.max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.keyring.policy.max_operations, 3_865_470_566);
+        assert_eq!(config.keyring.policy.interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        for (name, value) in [
+            ("KEYRING_MAX_AGE_DAYS", "0"),
+            ("KEYRING_MAX_AGE_DAYS", "soon"),
+            ("KEYRING_AUTO_ROTATE_MAX_OPERATIONS", "10"),
+            ("KEYRING_AUTO_ROTATE_INTERVAL_HOURS", "12"),
+            ("ROTATE_ON_SCHEDULE", "keyring,everything"),
+            ("ROTATE_ON_SCHEDULE", " , "),
+        ] {
+            let error = RotationConfig::from(&env(&[(name, value)]))
+                .expect_err(value)
+                .to_string();
+            assert!(error.contains(name), "{error}");
+        }
+        let config =
+            RotationConfig::from(&env(&[("ROTATE_ON_SCHEDULE", "keyring, unseal-shares")]))
+                .expect("a list");
+        assert_eq!(
+            config.on_schedule,
+            vec![RotationTarget::Keyring, RotationTarget::UnsealShares]
+        );
+    }
+}

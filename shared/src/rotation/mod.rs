@@ -1,0 +1,266 @@
+//! credential-rotation: rotates what the cluster's security rests on, on a schedule or
+//! when asked, one kind at a time under a lock, each step safe to run again.
+//!
+//! This version rotates the barrier keyring (`keyring`): it makes the server's own
+//! automatic rotation policy match the configured one, and rotates the keyring when its
+//! current key is older than the configured age. A re-run after a cut-off finds a fresh
+//! key and does nothing. The other targets are refused before anything changes,
+//! naming the target.
+
+mod assembly;
+mod config;
+mod error;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+pub use self::{
+    assembly::{assemble, from_sdk, DeployedRotation},
+    config::{KeyringSettings, RotationConfig},
+    error::RotationError,
+};
+use crate::{
+    cluster::{
+        auth::VaultLogin,
+        find_active,
+        locks::{Claim, Locks},
+        node::NodeApi,
+        ports::{Fleet, ParameterStore},
+    },
+    error_chain,
+    events::{RotationRequest, RotationTarget},
+    ids::NodeAddr,
+    lambda::{FunctionError, Handler, Invocation},
+    secret::Secret,
+};
+
+/// How long a rotation lock outlives the run's deadline, so a run cut off mid-step holds
+/// it until it surely stopped.
+const LOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a run rotated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    /// The `keyring` action, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<KeyringReport>,
+    /// The targets another run was rotating: this run left them alone (one rotation of a
+    /// kind at a time; a held lock is an answer, not an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<Busy>,
+}
+
+/// A target this run left to the run that holds its lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Busy {
+    /// The target.
+    pub target: RotationTarget,
+    /// The run holding its lock.
+    pub holder: String,
+}
+
+/// The keyring after a `keyring` action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyringReport {
+    /// The term before the run.
+    pub previous_term: u64,
+    /// The term now.
+    pub term: u64,
+    /// When the current key was installed.
+    pub installed_at: DateTime<Utc>,
+    /// Whether this run rotated it.
+    pub rotated: bool,
+    /// Whether this run changed the server's automatic rotation policy to the configured
+    /// one.
+    pub policy_updated: bool,
+}
+
+/// credential-rotation: the cluster's nodes, its own login, and the locks.
+pub struct CredentialRotation<F, N, P> {
+    /// The cluster's Auto Scaling group.
+    pub fleet: F,
+    /// Its nodes' API.
+    pub vault: N,
+    /// The function's own login (AppRole `credential-rotation`).
+    pub login: VaultLogin<P>,
+    /// One rotation of a kind at a time.
+    pub locks: Box<dyn Locks>,
+    /// What a schedule tick rotates.
+    pub on_schedule: Vec<RotationTarget>,
+    /// The `keyring` action's aims.
+    pub keyring: KeyringSettings,
+}
+
+impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
+    /// The Lambda handler: a schedule tick rotates the configured targets, a direct
+    /// `{"rotate": [...]}` the ones named.
+    pub async fn handle(
+        &self,
+        event: &serde_json::Value,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<RotationReport, FunctionError> {
+        let request = RotationRequest::parse(event).map_err(RotationError::from)?;
+        let targets = request.rotate.unwrap_or_else(|| self.on_schedule.clone());
+        Ok(self.rotate(&targets, request_id, deadline).await?)
+    }
+
+    /// Rotates `targets` in order, each under its lock. A target this version does not
+    /// rotate is refused before anything changes.
+    pub async fn rotate(
+        &self,
+        targets: &[RotationTarget],
+        run: &str,
+        deadline: Instant,
+    ) -> Result<RotationReport, RotationError> {
+        if let Some(target) = targets.iter().find(|t| **t != RotationTarget::Keyring) {
+            return Err(RotationError::not_available(*target));
+        }
+        let mut report = RotationReport::default();
+        for target in targets {
+            match self
+                .under_lock(*target, run, deadline, || self.rotate_keyring())
+                .await?
+            {
+                Ok(done) => report.keyring = Some(done),
+                Err(busy) => report.busy.push(busy),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs `step` holding the lock of `target`; when another run holds it, nothing is
+    /// changed and the answer says who holds it.
+    async fn under_lock<T, Fut>(
+        &self,
+        target: RotationTarget,
+        run: &str,
+        deadline: Instant,
+        step: impl FnOnce() -> Fut,
+    ) -> Result<Result<T, Busy>, RotationError>
+    where
+        Fut: std::future::Future<Output = Result<T, RotationError>>,
+    {
+        let name = format!("rotation/{}", target.as_str());
+        let owner = format!("{run}#{:08x}", fastrand::u32(..));
+        let ttl = deadline.saturating_duration_since(Instant::now()) + LOCK_MARGIN;
+        if let Claim::HeldBy { owner: holder, .. } = self.locks.claim(&name, &owner, ttl).await? {
+            info!(target = target.as_str(), holder = %holder, "another run is rotating this; left to it");
+            return Ok(Err(Busy { target, holder }));
+        }
+        let result = step().await;
+        if let Err(e) = self.locks.release(&name, &owner).await {
+            warn!(lock = %name, error = %error_chain(&e), "rotation lock not released; it lapses at its expiry");
+        }
+        result.map(Ok)
+    }
+
+    /// The `keyring` action on the active node.
+    async fn rotate_keyring(&self) -> Result<KeyringReport, RotationError> {
+        let members = self.fleet.members().await?;
+        let asked = members.len();
+        let (active, _) = find_active(&self.vault, members)
+            .await
+            .ok_or(RotationError::NoActiveNode { asked })?;
+        self.login
+            .retry_if_stale(|| async {
+                let token = self.login.token(&self.vault, &active.addr).await?;
+                self.keyring_on(&active.addr, &token).await
+            })
+            .await
+    }
+
+    async fn keyring_on(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<KeyringReport, RotationError> {
+        let failed = |step: &'static str| move |source| RotationError::Vault { step, source };
+        let wanted = &self.keyring.policy;
+        let policy = self
+            .vault
+            .keyring_policy(node, token)
+            .await
+            .map_err(failed(
+                "cannot read the keyring's rotation policy (sys/rotate/config)",
+            ))?;
+        let policy_updated = policy != *wanted;
+        if policy_updated {
+            self.vault
+                .set_keyring_policy(node, token, wanted)
+                .await
+                .map_err(failed(
+                    "cannot set the keyring's rotation policy (sys/rotate/config)",
+                ))?;
+            info!(
+                max_operations = wanted.max_operations,
+                interval_s = wanted.interval.as_secs(),
+                was_max_operations = policy.max_operations,
+                was_interval_s = policy.interval.as_secs(),
+                was_enabled = policy.enabled,
+                "the keyring's automatic rotation policy now matches the configuration"
+            );
+        }
+        let before = self
+            .vault
+            .key_status(node, token)
+            .await
+            .map_err(failed("cannot read the keyring's term (sys/key-status)"))?;
+        let age = (Utc::now() - before.install_time)
+            .to_std()
+            .unwrap_or_default();
+        if age < self.keyring.max_age {
+            info!(
+                term = before.term,
+                age_days = age.as_secs() / 86_400,
+                max_age_days = self.keyring.max_age.as_secs() / 86_400,
+                "the keyring's key is younger than the maximum age; not rotated"
+            );
+            return Ok(KeyringReport {
+                previous_term: before.term,
+                term: before.term,
+                installed_at: before.install_time,
+                rotated: false,
+                policy_updated,
+            });
+        }
+        self.vault
+            .rotate_keyring(node, token)
+            .await
+            .map_err(failed("cannot rotate the keyring (sys/rotate)"))?;
+        let after = self.vault.key_status(node, token).await.map_err(failed(
+            "the keyring was rotated, but its new term cannot be read (sys/key-status)",
+        ))?;
+        info!(
+            previous_term = before.term,
+            term = after.term,
+            "keyring rotated"
+        );
+        Ok(KeyringReport {
+            previous_term: before.term,
+            term: after.term,
+            installed_at: after.install_time,
+            rotated: true,
+            policy_updated,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<F: Fleet, N: NodeApi, P: ParameterStore> Handler for CredentialRotation<F, N, P> {
+    type Output = RotationReport;
+    async fn handle(&self, invocation: Invocation) -> Result<RotationReport, FunctionError> {
+        CredentialRotation::handle(
+            self,
+            &invocation.payload,
+            &invocation.request_id,
+            invocation.deadline,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

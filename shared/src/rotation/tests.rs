@@ -1,0 +1,220 @@
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::*;
+use crate::errors::Classify;
+use crate::{
+    config::AuthSettings,
+    testing::{capture_logs, FakeCluster, FakeFleet, FakeLocks, FakeParameters},
+    vault::KeyringPolicy,
+};
+
+const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
+
+fn rotation(
+    cluster: FakeCluster,
+    locks: FakeLocks,
+) -> CredentialRotation<FakeFleet, FakeCluster, FakeParameters> {
+    let fleet = FakeFleet::of(&cluster, &NODES);
+    let auth = AuthSettings::AppRole {
+        mount: "approle".into(),
+        role_id_parameter: "/r".into(),
+        secret_id_parameter: "/s".into(),
+    };
+    CredentialRotation {
+        fleet,
+        vault: cluster,
+        login: VaultLogin::new(
+            auth,
+            FakeParameters::with(&[("/r", "role-canary"), ("/s", "secret-canary")]),
+        ),
+        locks: Box::new(locks),
+        on_schedule: vec![RotationTarget::Keyring],
+        keyring: KeyringSettings {
+            max_age: Duration::from_secs(30 * 86_400),
+            policy: crate::testing::default_keyring_policy(),
+        },
+    }
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(300)
+}
+
+fn aged(cluster: &FakeCluster, days: i64) {
+    let mut s = cluster.state();
+    s.keyring_term = 4;
+    s.keyring_installed = Utc::now() - chrono::Duration::days(days);
+}
+
+fn schedule() -> serde_json::Value {
+    json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
+}
+
+#[tokio::test]
+async fn a_key_older_than_the_maximum_age_is_rotated_once_and_a_rerun_changes_nothing() {
+    let logs = capture_logs();
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 31);
+    let rotation = rotation(cluster, FakeLocks::default());
+    let first = rotation
+        .handle(&schedule(), "req-1", deadline())
+        .await
+        .expect("rotated");
+    let keyring = first.keyring.expect("the keyring action ran");
+    assert!(keyring.rotated);
+    assert_eq!((keyring.previous_term, keyring.term), (4, 5));
+    assert!(
+        !keyring.policy_updated,
+        "the default policy already matched"
+    );
+    // The same tick again (or a run after a cut-off past the rotation): a fresh key.
+    let again = rotation
+        .handle(&schedule(), "req-2", deadline())
+        .await
+        .expect("a re-run");
+    let keyring = again.keyring.expect("ran");
+    assert!(!keyring.rotated);
+    assert_eq!(keyring.term, 5);
+    assert_eq!(rotation.vault.state().keyring_term, 5);
+    let logged = logs.contents();
+    assert!(logged.contains("keyring rotated"), "{logged}");
+    assert!(shared_secrets_absent(&logged), "no credential is logged");
+}
+
+fn shared_secrets_absent(text: &str) -> bool {
+    crate::testing::first_found(text, &["role-canary".into(), "secret-canary".into()]).is_none()
+}
+
+#[tokio::test]
+async fn a_young_key_is_kept_and_the_servers_policy_is_made_to_match() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 3);
+    let mut rotation = rotation(cluster, FakeLocks::default());
+    let wanted = KeyringPolicy {
+        enabled: true,
+        max_operations: 1_000_000,
+        interval: Duration::from_secs(720 * 3600),
+    };
+    rotation.keyring.policy = wanted.clone();
+    let report = rotation
+        .rotate(&[RotationTarget::Keyring], "req-1", deadline())
+        .await
+        .expect("ran");
+    let keyring = report.keyring.expect("ran");
+    assert!(!keyring.rotated);
+    assert!(keyring.policy_updated);
+    assert_eq!(rotation.vault.state().keyring_policy, Some(wanted));
+    assert_eq!(rotation.vault.state().keyring_term, 4);
+    let again = rotation
+        .rotate(&[RotationTarget::Keyring], "req-2", deadline())
+        .await
+        .expect("ran");
+    assert!(!again.keyring.expect("ran").policy_updated);
+}
+
+#[tokio::test]
+async fn a_run_that_finds_the_lock_held_changes_nothing_and_says_who_holds_it() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 90);
+    let locks = FakeLocks::default();
+    locks
+        .claim("rotation/keyring", "other-run", Duration::from_secs(600))
+        .await
+        .expect("claimed");
+    let rotation = rotation(cluster, locks);
+    let report = rotation
+        .rotate(&[RotationTarget::Keyring], "req-1", deadline())
+        .await
+        .expect("a held lock is an answer");
+    assert_eq!(report.keyring, None);
+    assert_eq!(
+        report.busy,
+        vec![Busy {
+            target: RotationTarget::Keyring,
+            holder: "other-run".into()
+        }]
+    );
+    assert_eq!(rotation.vault.state().keyring_term, 4, "not rotated");
+}
+
+#[tokio::test]
+async fn two_runs_at_once_rotate_once() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 90);
+    let rotation = rotation(cluster, FakeLocks::default());
+    let (a, b) = tokio::join!(
+        rotation.rotate(&[RotationTarget::Keyring], "req-a", deadline()),
+        rotation.rotate(&[RotationTarget::Keyring], "req-b", deadline()),
+    );
+    let rotated = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Ok(RotationReport { keyring: Some(k), .. }) if k.rotated))
+        .count();
+    assert_eq!(rotated, 1, "{a:?} {b:?}");
+    assert_eq!(rotation.vault.state().keyring_term, 5);
+}
+
+#[tokio::test]
+async fn a_target_not_rotated_by_this_version_is_refused_before_anything_changes() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 90);
+    let rotation = rotation(cluster, FakeLocks::default());
+    let calls_before = rotation.vault.state().calls.len();
+    let error = rotation
+        .handle(
+            &json!({"rotate": ["keyring", "unseal-shares"]}),
+            "req-1",
+            deadline(),
+        )
+        .await
+        .expect_err("not available");
+    assert_eq!(error.error_type, "Permanent.RotationNotAvailable");
+    assert!(error.message.contains("unseal-shares"), "{}", error.message);
+    assert_eq!(
+        rotation.vault.state().keyring_term,
+        4,
+        "the keyring too is untouched"
+    );
+    assert_eq!(rotation.vault.state().calls.len(), calls_before);
+    for bad in [
+        json!({"rotate": []}),
+        json!({"rotate": ["everything"]}),
+        json!({"rotate": "keyring"}),
+    ] {
+        let error = rotation
+            .handle(&bad, "req-2", deadline())
+            .await
+            .expect_err("bad input");
+        assert!(error.error_type.starts_with("Permanent."), "{error:?}");
+    }
+    assert_eq!(rotation.vault.state().keyring_term, 4);
+}
+
+#[tokio::test]
+async fn no_active_node_is_a_transient_failure_that_changes_nothing() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 90);
+    for node in NODES {
+        cluster.seal(node);
+    }
+    let rotation = rotation(cluster, FakeLocks::default());
+    let error = rotation
+        .rotate(&[RotationTarget::Keyring], "req-1", deadline())
+        .await
+        .expect_err("sealed");
+    assert_eq!(error.name(), "NoActiveNode");
+    assert!(error.retry_helps());
+    let locks_free = rotation
+        .locks
+        .claim("rotation/keyring", "next", Duration::from_secs(1))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(locks_free, Claim::Acquired { .. }),
+        "the lock was released"
+    );
+}
