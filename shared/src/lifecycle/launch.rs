@@ -151,19 +151,32 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     }
 
     /// Resolves the instance's address and waits until its API answers `sys/health`.
+    /// The address is asked of EC2 until EC2 reports it, then kept: an instance keeps its
+    /// private IP for its whole life, and a node that boots for minutes would otherwise
+    /// cost a DescribeInstances call at every poll.
     async fn wait_until_api_answers(
         &self,
         instance: &InstanceId,
         deadline: Instant,
     ) -> Result<FleetNode, LaunchFailure> {
+        let resolved: std::sync::Mutex<Option<FleetNode>> = std::sync::Mutex::new(None);
+        let resolved = &resolved;
         let waited = poll_until(
             &format!("the API of {instance} to answer"),
             self.settings.node_api_timeout,
             deadline,
             POLL_INTERVAL,
-            || async {
-                let Some(node) = self.fleet.node(instance).await? else {
-                    return Ok(Look::NotYet("EC2 does not know the instance".into()));
+            || async move {
+                let known = resolved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let node = match known {
+                    Some(node) => node,
+                    None => {
+                        let Some(node) = self.fleet.node(instance).await? else {
+                            return Ok(Look::NotYet("EC2 does not know the instance".into()));
+                        };
+                        *resolved.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
+                        node
+                    }
                 };
                 match self.vault.health(&node.addr).await {
                     Ok(_) => Ok(Look::Ready(node)),

@@ -189,6 +189,11 @@ async fn a_node_whose_api_never_answers_is_abandoned_and_counted() {
         "the hook was kept alive for the 600 s wait: {}",
         bed.heartbeats()
     );
+    assert_eq!(
+        bed.fleet.node_lookups(),
+        1,
+        "the address is asked of EC2 once, not at each of the wait's polls"
+    );
     assert_eq!(bed.cluster().calls("init"), 0);
     assert_eq!(bed.records.init_stage(), None);
 }

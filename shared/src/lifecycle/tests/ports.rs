@@ -135,13 +135,18 @@ impl ParameterStore for Ssm {
     }
 }
 
-/// The Auto Scaling group: its members, the terminating instances EC2 still knows, and
-/// lifecycle states a test set. A member is in `Pending:Wait` and a terminating instance
+/// The Auto Scaling group: its members, the terminating instances EC2 still knows,
+/// lifecycle states a test set, and how many single-instance lookups were made. A member is in `Pending:Wait` and a terminating instance
 /// in `Terminating:Wait` unless a test says otherwise.
 #[derive(Clone, Default)]
 pub(super) struct Group(Arc<Mutex<GroupState>>);
 
-type GroupState = (Vec<FleetNode>, Vec<FleetNode>, BTreeMap<String, String>);
+type GroupState = (
+    Vec<FleetNode>,
+    Vec<FleetNode>,
+    BTreeMap<String, String>,
+    usize,
+);
 
 impl Group {
     fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
@@ -187,6 +192,11 @@ impl Group {
         group.2.insert(instance.to_owned(), state.to_owned());
     }
 
+    /// How many times one instance's address was asked (DescribeInstances on AWS).
+    pub(super) fn node_lookups(&self) -> usize {
+        self.lock().3
+    }
+
     /// `instance` is gone from the group and from EC2.
     pub(super) fn gone(&self, instance: &str) {
         let mut group = self.lock();
@@ -208,7 +218,8 @@ impl Fleet for Group {
     }
 
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
-        let group = self.lock();
+        let mut group = self.lock();
+        group.3 += 1;
         Ok(group
             .0
             .iter()
