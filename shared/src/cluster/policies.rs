@@ -49,7 +49,7 @@ pub const CREDENTIAL_ROTATION: &str = r#"path "sys/rotate" {
   capabilities = ["update", "sudo"]
 }
 path "sys/rotate/config" {
-  capabilities = ["read", "update", "sudo"]
+  capabilities = ["read", "update"]
 }
 path "sys/key-status" {
   capabilities = ["read"]
