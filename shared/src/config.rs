@@ -321,5 +321,22 @@ pub fn ssm_cluster_path(env: &Env, cluster: &ClusterName) -> Result<String, Conf
     Ok(format!("{prefix}/{cluster}"))
 }
 
+/// `DR_REGION` and `DR_KMS_KEY_ID` (both or neither): the DR region, and the key of that
+/// region its copies of the shares are written under.
+pub fn dr_keys(env: &Env) -> Result<Option<(String, String)>, ConfigError> {
+    match (env.optional("DR_REGION"), env.optional("DR_KMS_KEY_ID")) {
+        (None, None) => Ok(None),
+        (Some(region), Some(key)) => Ok(Some((region.to_owned(), key.to_owned()))),
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: "DR_KMS_KEY_ID",
+            hint: "DR_REGION is set: name a KMS key of the DR region for the shares' copies, or unset both",
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            name: "DR_REGION",
+            hint: "DR_KMS_KEY_ID is set: name the DR region, or unset both",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests;

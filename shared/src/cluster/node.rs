@@ -13,7 +13,8 @@ use async_trait::async_trait;
 pub use crate::chunks::{ChunkSource, OutgoingBody};
 pub use crate::vault::{
     AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus, KeyringPolicy,
-    LeaderStatus, Login, RaftConfiguration, RaftServer, SealStatus, VaultError,
+    LeaderStatus, Login, RaftConfiguration, RaftServer, RotationStep, SealStatus, ShareKind,
+    ShareRotation, VaultError, VerifyStep,
 };
 use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
 
@@ -179,6 +180,56 @@ pub trait NodeApi: Send + Sync {
         token: &Secret,
         policy: &KeyringPolicy,
     ) -> Result<(), VaultError>;
+    /// The share rotation in progress on the active node, if any.
+    async fn share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<ShareRotation, VaultError>;
+    /// Starts a share rotation to `shares` new shares, `threshold` of which open the seal,
+    /// put in force only once verified.
+    async fn start_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<ShareRotation, VaultError>;
+    /// Forgets the rotation in progress; the shares in force stay in force.
+    async fn cancel_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<(), VaultError>;
+    /// Enters one share in force into the rotation; at the threshold, the new shares.
+    async fn submit_rotation_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<RotationStep, VaultError>;
+    /// Enters one new share back; at the threshold, the new shares are in force.
+    async fn submit_verification_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<VerifyStep, VaultError>;
+    /// Starts the verification count again; the new verification nonce (`None`: no
+    /// rotation waits for verification).
+    async fn restart_verification(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<Option<String>, VaultError>;
 }
 
 #[async_trait]
@@ -351,5 +402,59 @@ impl NodeApi for VaultClient {
         policy: &KeyringPolicy,
     ) -> Result<(), VaultError> {
         VaultClient::set_keyring_policy(self, node, token, policy).await
+    }
+    async fn share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<ShareRotation, VaultError> {
+        VaultClient::share_rotation(self, node, token, kind).await
+    }
+    async fn start_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<ShareRotation, VaultError> {
+        VaultClient::start_share_rotation(self, node, token, kind, shares, threshold).await
+    }
+    async fn cancel_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<(), VaultError> {
+        VaultClient::cancel_share_rotation(self, node, token, kind).await
+    }
+    async fn submit_rotation_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<RotationStep, VaultError> {
+        VaultClient::submit_rotation_share(self, node, token, kind, nonce, share).await
+    }
+    async fn submit_verification_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<VerifyStep, VaultError> {
+        VaultClient::submit_verification_share(self, node, token, kind, nonce, share).await
+    }
+    async fn restart_verification(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<Option<String>, VaultError> {
+        VaultClient::restart_verification(self, node, token, kind).await
     }
 }

@@ -224,8 +224,12 @@ pub enum RotationTarget {
     ApproleSecretIds,
     /// Database secrets engines' root credentials.
     DatabaseRoot,
-    /// The unseal or recovery key shares (rekey, verified).
+    /// The unseal shares of a Shamir-sealed cluster (a new generation, verified).
     UnsealShares,
+    /// The recovery shares of an auto-unsealed cluster (a new generation, verified).
+    RecoveryShares,
+    /// The root key, shares unchanged (`sys/rotate/root`, OpenBao).
+    RootKey,
 }
 
 impl RotationTarget {
@@ -236,8 +240,13 @@ impl RotationTarget {
             Self::ApproleSecretIds => "approle-secret-ids",
             Self::DatabaseRoot => "database-root",
             Self::UnsealShares => "unseal-shares",
+            Self::RecoveryShares => "recovery-shares",
+            Self::RootKey => "root-key",
         }
     }
+
+    /// The targets this version rotates.
+    pub const AVAILABLE: [Self; 3] = [Self::Keyring, Self::UnsealShares, Self::RecoveryShares];
 }
 
 /// credential-rotation: what to rotate now.
@@ -247,6 +256,9 @@ pub struct RotationRequest {
     /// The targets; `None` (a schedule tick) means the configured set.
     #[serde(default)]
     pub rotate: Option<Vec<RotationTarget>>,
+    /// Rotate even what is younger than its maximum age (after a suspected leak).
+    #[serde(default)]
+    pub force: bool,
 }
 
 impl RotationRequest {
@@ -255,7 +267,10 @@ impl RotationRequest {
         let function = "credential-rotation";
         if let Some(event) = eventbridge(value) {
             if is_schedule(&event) {
-                return Ok(Self { rotate: None });
+                return Ok(Self {
+                    rotate: None,
+                    force: false,
+                });
             }
             return Err(EventError::Unrecognised {
                 function,
@@ -265,7 +280,12 @@ impl RotationRequest {
         }
         let request: Self = direct(function, value)?;
         if request.rotate.as_ref().is_some_and(Vec::is_empty) {
-            return Err(EventError::Invalid { function, field: "rotate".into(), reason: "is empty; name at least one of keyring, approle-secret-ids, database-root, unseal-shares".into() });
+            return Err(EventError::Invalid {
+                function,
+                field: "rotate".into(),
+                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares"
+                    .into(),
+            });
         }
         Ok(request)
     }

@@ -3,21 +3,16 @@
 
 use std::fmt;
 
-/// Unseal shares (Shamir) or recovery shares (auto-unseal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShareKind {
-    /// Shares that unseal a Shamir-sealed node.
-    Unseal,
-    /// Recovery shares of an auto-unsealed cluster (they authorise, they do not unseal).
-    Recovery,
-}
+pub use crate::vault::ShareKind;
 
-impl ShareKind {
-    fn folder(self) -> &'static str {
-        match self {
-            Self::Unseal => "unseal",
-            Self::Recovery => "recovery",
-        }
+/// A generation of shares: 1 is the set `sys/init` made; each verified rotation adds one.
+/// Every generation is kept: a snapshot taken under one needs its shares to unseal.
+pub type Generation = u32;
+
+fn folder(kind: ShareKind) -> &'static str {
+    match kind {
+        ShareKind::Unseal => "unseal",
+        ShareKind::Recovery => "recovery",
     }
 }
 
@@ -57,12 +52,34 @@ impl KeyLayout {
 
     /// The folder of one kind of share: `<root>/unseal` or `<root>/recovery`.
     pub fn shares(&self, kind: ShareKind) -> String {
-        format!("{}/{}", self.root, kind.folder())
+        format!("{}/{}", self.root, folder(kind))
     }
 
     /// Share `n` (from 1): `<root>/unseal/share-n` or `<root>/recovery/share-n`.
     pub fn share(&self, kind: ShareKind, n: usize) -> String {
         format!("{}/share-{n}", self.shares(kind))
+    }
+
+    /// The folder of one generation of shares: generation 1 is `<root>/unseal` itself
+    /// (where init stores them), generation `g` is `<root>/unseal/gen-<g>`.
+    pub fn generation(&self, kind: ShareKind, generation: Generation) -> String {
+        if generation <= 1 {
+            self.shares(kind)
+        } else {
+            format!("{}/gen-{generation}", self.shares(kind))
+        }
+    }
+
+    /// Share `n` (from 1) of one generation.
+    pub fn generation_share(&self, kind: ShareKind, generation: Generation, n: usize) -> String {
+        format!("{}/share-{n}", self.generation(kind, generation))
+    }
+
+    /// Written once generation `g` (2 and later) was verified by the server: its shares
+    /// are the ones in force, those of earlier generations open only older snapshots.
+    /// Its value is the time it was verified.
+    pub fn generation_in_force(&self, kind: ShareKind, generation: Generation) -> String {
+        format!("{}/in-force", self.generation(kind, generation))
     }
 
     /// The root token, kept during bootstrap (and after, if the operator asks).
@@ -98,6 +115,18 @@ mod tests {
             "/vault-lifecycle/prod/recovery/share-1"
         );
         assert_eq!(keys.root_token(), "/vault-lifecycle/prod/root-token");
+        assert_eq!(
+            keys.generation_share(ShareKind::Unseal, 1, 2),
+            keys.share(ShareKind::Unseal, 2)
+        );
+        assert_eq!(
+            keys.generation_share(ShareKind::Recovery, 3, 1),
+            "/vault-lifecycle/prod/recovery/gen-3/share-1"
+        );
+        assert_eq!(
+            keys.generation_in_force(ShareKind::Unseal, 2),
+            "/vault-lifecycle/prod/unseal/gen-2/in-force"
+        );
         assert_eq!(
             keys.approle("snapshot-backup", "secret-id"),
             "/vault-lifecycle/prod/approle/snapshot-backup/secret-id"

@@ -1,13 +1,16 @@
 //! The cluster's keys, in one place: where its shares, recovery shares, root token and
 //! AppRole credentials are kept in SSM ([`KeyLayout`]), what kind of seal a node has
-//! ([`SealKind`]), reading the threshold of shares, and the one unseal procedure that
+//! ([`SealKind`]), which generation of shares is in force ([`generations`]), reading the
+//! threshold of shares, and the one unseal procedure that
 //! launch, reconcile and restore use ([`unseal_with`]).
 
+mod generations;
 mod layout;
 mod unseal;
 
 pub use self::{
-    layout::{KeyLayout, ShareKind},
+    generations::{generations, Generations},
+    layout::{Generation, KeyLayout, ShareKind},
     unseal::{read_shares, unseal_with, SharesMissing, UnsealError},
 };
 use crate::cluster::node::SealStatus;
@@ -39,4 +42,14 @@ impl SealKind {
             Self::Auto(_) => ShareKind::Recovery,
         }
     }
+}
+
+/// The DR region's parameter store and the key its copies of the shares are encrypted
+/// under.
+pub struct DrKeys<P> {
+    /// SSM in the DR region.
+    pub parameters: P,
+    /// `DR_KMS_KEY_ID`: a key of the DR region (one key per region: a multi-region key
+    /// would tie the copies to the primary's key).
+    pub kms_key: String,
 }

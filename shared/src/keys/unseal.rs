@@ -4,7 +4,7 @@
 
 use tracing::info;
 
-use super::{KeyLayout, ShareKind};
+use super::{Generation, KeyLayout, ShareKind};
 use crate::{
     cluster::{
         node::{NodeApi, VaultError},
@@ -34,12 +34,13 @@ pub enum SharesMissing {
     Parameter(#[from] ParameterError),
 }
 
-/// `needed` shares of `kind` from `keys`, trying share 1 up to `most`. A missing share is
-/// skipped (any `needed` of them reconstruct the key); an SSM failure stops at once.
+/// `needed` shares of `kind` and `generation` from `keys`, trying share 1 up to `most`. A
+/// missing share is skipped (any `needed` of them reconstruct the key); an SSM failure
+/// stops at once.
 pub async fn read_shares(
     parameters: &(impl ParameterStore + ?Sized),
     keys: &KeyLayout,
-    kind: ShareKind,
+    (kind, generation): (ShareKind, Generation),
     needed: usize,
     most: usize,
 ) -> Result<Vec<Secret>, SharesMissing> {
@@ -49,7 +50,7 @@ pub async fn read_shares(
         if shares.len() == needed {
             break;
         }
-        let name = keys.share(kind, n);
+        let name = keys.generation_share(kind, generation, n);
         match parameters.secret(&name).await {
             Ok(share) => shares.push(share),
             Err(ParameterError::Missing { .. }) => missing.push(name),
@@ -58,7 +59,7 @@ pub async fn read_shares(
     }
     if shares.len() < needed {
         return Err(SharesMissing::Missing {
-            folder: keys.shares(kind),
+            folder: keys.generation(kind, generation),
             needed,
             found: shares.len(),
             missing,
@@ -189,11 +190,11 @@ mod tests {
             ("/p/prod/unseal/share-1", "a"),
             ("/p/prod/unseal/share-3", "c"),
         ]);
-        let two = read_shares(&parameters, &keys, ShareKind::Unseal, 2, 5)
+        let two = read_shares(&parameters, &keys, (ShareKind::Unseal, 1), 2, 5)
             .await
             .expect("two");
         assert_eq!(two.len(), 2);
-        let err = read_shares(&parameters, &keys, ShareKind::Unseal, 3, 5)
+        let err = read_shares(&parameters, &keys, (ShareKind::Unseal, 1), 3, 5)
             .await
             .expect_err("only two stored");
         let text = err.to_string();

@@ -2,27 +2,22 @@
 //! written to the DR region's SSM under the DR region's own KMS key, so that a DR copy of
 //! a snapshot can be restored and unsealed with the primary region gone. Written after
 //! `sys/init` stored them, and looked over by every reconcile (a region that was down, a
-//! cluster from before this setting). A share stored in the DR region is never replaced.
+//! cluster from before this setting). Every generation in force now or before is copied,
+//! with its `in-force` mark (a pending generation is copied by the rotation that made
+//! it). A share stored in the DR region is never replaced.
 
 use tracing::{info, warn};
 
 use super::{LifecycleError, NodeLifecycle};
+pub use crate::keys::DrKeys;
 use crate::{
     cluster::{
         node::NodeApi,
         ports::{ParameterError, ParameterStore, Stored},
     },
     error_chain,
+    keys::{generations, ShareKind},
 };
-
-/// The DR region's parameter store and the key its copies are encrypted under.
-pub struct DrKeys<P> {
-    /// SSM in the DR region.
-    pub parameters: P,
-    /// `DR_KMS_KEY_ID`: a key of the DR region (one key per region: a multi-region key
-    /// would tie the copies to the primary's key).
-    pub kms_key: String,
-}
 
 impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
     /// Copies every share stored in the primary region that the DR region lacks;
@@ -31,23 +26,31 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         let Some(dr) = &self.dr_keys else {
             return Ok(Vec::new());
         };
-        let s = &self.settings;
+        let keys = self.settings.keys();
         let mut written = Vec::new();
-        for recovery in [false, true] {
-            for n in 1..=usize::from(s.key_shares) {
-                let name = s.share_parameter(recovery, n);
-                let value = match self.parameters.secret(&name).await {
-                    Ok(value) => value,
-                    Err(ParameterError::Missing { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if dr
-                    .parameters
-                    .put_new_secret(&name, &value, &dr.kms_key)
-                    .await?
-                    == Stored::Written
-                {
-                    written.push(name);
+        for kind in [ShareKind::Unseal, ShareKind::Recovery] {
+            let in_force = generations(&self.parameters, &keys, kind).await?.in_force;
+            for generation in 1..=in_force {
+                let mut names: Vec<String> = (1..=usize::from(self.settings.key_shares))
+                    .map(|n| keys.generation_share(kind, generation, n))
+                    .collect();
+                if generation > 1 {
+                    names.push(keys.generation_in_force(kind, generation));
+                }
+                for name in names {
+                    let value = match self.parameters.secret(&name).await {
+                        Ok(value) => value,
+                        Err(ParameterError::Missing { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    if dr
+                        .parameters
+                        .put_new_secret(&name, &value, &dr.kms_key)
+                        .await?
+                        == Stored::Written
+                    {
+                        written.push(name);
+                    }
                 }
             }
         }

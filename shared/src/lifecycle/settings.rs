@@ -243,22 +243,7 @@ impl LifecycleConfig {
             approle_functions: approle_functions(env)?,
             approle_limits: approle_limits(env)?,
         };
-        let dr_keys = match (env.optional("DR_REGION"), env.optional("DR_KMS_KEY_ID")) {
-            (None, None) => None,
-            (Some(region), Some(key)) => Some((region.to_owned(), key.to_owned())),
-            (Some(_), None) => {
-                return Err(ConfigError::Missing {
-                    name: "DR_KMS_KEY_ID",
-                    hint: "DR_REGION is set: name a KMS key of the DR region for the shares' copies, or unset both",
-                })
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    name: "DR_REGION",
-                    hint: "DR_KMS_KEY_ID is set: name the DR region, or unset both",
-                })
-            }
-        };
+        let dr_keys = crate::config::dr_keys(env)?;
         Ok(Self {
             dr_keys,
             table: env

@@ -12,7 +12,10 @@ use crate::{
         ports::ParameterStore,
     },
     ids::NodeAddr,
-    keys::{read_shares, unseal_with, SealKind, ShareKind, SharesMissing, UnsealError},
+    keys::{
+        generations, read_shares, unseal_with, Generation, SealKind, ShareKind, SharesMissing,
+        UnsealError,
+    },
 };
 
 /// How a node came to be unsealed.
@@ -60,19 +63,33 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         } else {
             usize::from(self.settings.key_threshold)
         };
-        let shares = self.stored_unseal_shares(node, needed).await?;
-        let unsealed = unseal_with(&self.vault, node, &shares)
-            .await
-            .map_err(|e| match e {
-                UnsealError::Rejected { node, tried } => LifecycleError::SharesRejected {
-                    node,
-                    tried,
-                    path: self.settings.keys().shares(ShareKind::Unseal),
-                },
-                UnsealError::Vault { node, source } => {
-                    vault_step(format!("unsealing {node}"))(source)
-                }
-            })?;
+        let keys = self.settings.keys();
+        let stored = generations(&self.parameters, &keys, ShareKind::Unseal).await?;
+        let shares = self
+            .generation_shares(node, needed, stored.in_force)
+            .await?;
+        let rejected = |e| match e {
+            UnsealError::Rejected { node, tried } => LifecycleError::SharesRejected {
+                node,
+                tried,
+                path: keys.shares(ShareKind::Unseal),
+            },
+            UnsealError::Vault { node, source } => vault_step(format!("unsealing {node}"))(source),
+        };
+        let unsealed = match unseal_with(&self.vault, node, &shares).await {
+            // A rotation that saw its new generation verified and was cut off before it
+            // marked it in force: the pending generation is the one the server holds.
+            Err(UnsealError::Rejected { .. }) if stored.pending.is_some() => {
+                let pending = stored.pending.unwrap_or_default();
+                let shares = self.generation_shares(node, needed, pending).await?;
+                let unsealed = unseal_with(&self.vault, node, &shares)
+                    .await
+                    .map_err(rejected)?;
+                info!(node = %node, generation = pending, "unsealed with the pending generation of shares (a rotation verified it and has not marked it in force yet)");
+                unsealed
+            }
+            other => other.map_err(rejected)?,
+        };
         if unsealed {
             return Ok(Unsealed::WithShares);
         }
@@ -114,19 +131,31 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         }
     }
 
-    /// `needed` Shamir shares from SSM, or [`LifecycleError::MissingShares`] naming the
-    /// parameters that are not there. Checked before a join too, so a node is never
-    /// joined when it could not be unsealed.
+    /// `needed` Shamir shares of the generation in force, or
+    /// [`LifecycleError::MissingShares`] naming the parameters that are not there.
+    /// Checked before a join too, so a node is never joined when it could not be unsealed.
     pub(crate) async fn stored_unseal_shares(
         &self,
         node: &NodeAddr,
         needed: usize,
     ) -> Result<Vec<crate::secret::Secret>, LifecycleError> {
+        let stored =
+            generations(&self.parameters, &self.settings.keys(), ShareKind::Unseal).await?;
+        self.generation_shares(node, needed, stored.in_force).await
+    }
+
+    /// `needed` Shamir shares of one generation.
+    async fn generation_shares(
+        &self,
+        node: &NodeAddr,
+        needed: usize,
+        generation: Generation,
+    ) -> Result<Vec<crate::secret::Secret>, LifecycleError> {
         let most = usize::from(self.settings.key_shares);
         read_shares(
             &self.parameters,
             &self.settings.keys(),
-            ShareKind::Unseal,
+            (ShareKind::Unseal, generation),
             needed,
             most,
         )

@@ -9,7 +9,7 @@ use crate::{
     },
     events::SnapshotSelector,
     ids::ClusterName,
-    keys::{read_shares, KeyLayout, SealKind, SharesMissing},
+    keys::{generations, read_shares, KeyLayout, SealKind, SharesMissing},
     secret::Secret,
     snapshots::{
         catalog::{BackupKind, CatalogEntry},
@@ -193,7 +193,8 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         let kind = SealKind::of(&status).shares();
         let needed = status.threshold.max(1) as usize;
         let keys = KeyLayout::new(&self.settings.ssm_prefix, source_cluster);
-        read_shares(&self.parameters, &keys, kind, needed, needed)
+        let generation = generations(&self.parameters, &keys, kind).await?.in_force;
+        read_shares(&self.parameters, &keys, (kind, generation), needed, needed)
             .await
             .map_err(|e| match e {
                 SharesMissing::Missing {

@@ -1,9 +1,10 @@
 //! credential-rotation on AWS: every port built from the SDK configuration, once per cold
 //! start.
 
-use super::{CredentialRotation, RotationConfig};
+use super::{CredentialRotation, RotationConfig, ShareStore};
 use crate::{
     aws::{sdk_config, vault_login, AsgFleet, DynamoLocks, SsmParameters},
+    keys::{DrKeys, KeyLayout},
     lambda::StartupError,
     vault::{VaultClient, VaultError},
 };
@@ -34,6 +35,16 @@ pub fn from_sdk(
             config.cluster.cluster.clone(),
         )),
         fleet: AsgFleet::from_sdk(sdk, config.cluster.clone()),
+        parameters: SsmParameters::from_sdk(sdk),
+        shares: ShareStore {
+            max_age: config.shares_max_age,
+            layout: KeyLayout::from_root(&config.ssm_path),
+            kms_key: config.kms_key,
+            dr: config.dr_keys.map(|(region, kms_key)| DrKeys {
+                parameters: SsmParameters::in_region(sdk, &region),
+                kms_key,
+            }),
+        },
         on_schedule: config.on_schedule,
         keyring: config.keyring,
     })

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use crate::{
-    config::{invalid, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings},
+    config::{
+        dr_keys, invalid, ssm_cluster_path, AuthSettings, ClusterSettings, ConfigError, Env,
+        VaultSettings,
+    },
     events::RotationTarget,
     vault::KeyringPolicy,
 };
@@ -37,6 +40,17 @@ pub struct RotationConfig {
     pub on_schedule: Vec<RotationTarget>,
     /// The `keyring` action.
     pub keyring: KeyringSettings,
+    /// `SHARES_MAX_AGE_DAYS` (default 90): the `unseal-shares` and `recovery-shares`
+    /// actions make a new generation when the one in force is older (generation 1, made
+    /// at init, counts as old).
+    pub shares_max_age: Duration,
+    /// `<SSM_PREFIX>/<CLUSTER_NAME>`: where the shares' generations are kept.
+    pub ssm_path: String,
+    /// `KMS_KEY_ID`: the key a new generation of shares is written under.
+    pub kms_key: String,
+    /// `DR_REGION` and `DR_KMS_KEY_ID`: where each new generation is copied before it
+    /// is verified.
+    pub dr_keys: Option<(String, String)>,
 }
 
 const MAX_OPERATIONS: std::ops::RangeInclusive<u64> = 1_000_000..=3_865_470_566;
@@ -53,6 +67,11 @@ impl RotationConfig {
         let days: u64 = env.parsed_or("KEYRING_MAX_AGE_DAYS", 30, "a whole number of days")?;
         if days == 0 {
             return Err(invalid("KEYRING_MAX_AGE_DAYS", "0", "at least 1 day"));
+        }
+        let shares_days: u64 =
+            env.parsed_or("SHARES_MAX_AGE_DAYS", 90, "a whole number of days")?;
+        if shares_days == 0 {
+            return Err(invalid("SHARES_MAX_AGE_DAYS", "0", "at least 1 day"));
         }
         let max_operations: u64 = env.parsed_or(
             "KEYRING_AUTO_ROTATE_MAX_OPERATIONS",
@@ -89,6 +108,15 @@ impl RotationConfig {
                 .required("STATE_TABLE", "the DynamoDB table of locks and records")?
                 .to_owned(),
             on_schedule,
+            shares_max_age: Duration::from_secs(shares_days * 86_400),
+            ssm_path: ssm_cluster_path(env, &cluster.cluster)?,
+            kms_key: env
+                .required(
+                    "KMS_KEY_ID",
+                    "the KMS key (id, ARN or alias) new shares are written under",
+                )?
+                .to_owned(),
+            dr_keys: dr_keys(env)?,
             keyring: KeyringSettings {
                 max_age: Duration::from_secs(days * 86_400),
                 policy: KeyringPolicy {
@@ -106,11 +134,13 @@ fn parse_targets(list: &str) -> Result<Vec<RotationTarget>, ConfigError> {
     let mut targets = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let target = serde_json::from_value(serde_json::Value::String(name.to_owned()))
-            .map_err(|_| {
+            .ok()
+            .filter(|t| RotationTarget::AVAILABLE.contains(t))
+            .ok_or_else(|| {
                 invalid(
                     "ROTATE_ON_SCHEDULE",
                     list,
-                    "a comma-separated list of keyring, approle-secret-ids, database-root, unseal-shares",
+                    "a comma-separated list of what this version rotates: keyring, unseal-shares, recovery-shares",
                 )
             })?;
         if !targets.contains(&target) {
@@ -132,6 +162,7 @@ mod tests {
             ("CLUSTER_NAME", "prod"),
             ("ASG_NAME", "vault"),
             ("STATE_TABLE", "state"),
+            ("KMS_KEY_ID", "alias/vault"),
         ];
         pairs.extend_from_slice(extra);
         Env::from_pairs(pairs)
@@ -151,10 +182,15 @@ mod tests {
         for (name, value) in [
             ("KEYRING_MAX_AGE_DAYS", "0"),
             ("KEYRING_MAX_AGE_DAYS", "soon"),
+            ("SHARES_MAX_AGE_DAYS", "0"),
             ("KEYRING_AUTO_ROTATE_MAX_OPERATIONS", "10"),
             ("KEYRING_AUTO_ROTATE_INTERVAL_HOURS", "12"),
             ("ROTATE_ON_SCHEDULE", "keyring,everything"),
             ("ROTATE_ON_SCHEDULE", " , "),
+            // Named, but not rotated by this version: refused at start-up, not at 3 am.
+            ("ROTATE_ON_SCHEDULE", "keyring, database-root"),
+            ("KMS_KEY_ID", ""),
+            ("DR_REGION", "us-west-2"),
         ] {
             let error = RotationConfig::from(&env(&[(name, value)]))
                 .expect_err(value)

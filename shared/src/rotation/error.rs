@@ -1,9 +1,15 @@
 //! Why a rotation failed, and what the failure means for a retry.
 
 use crate::{
-    cluster::{auth::LoginError, locks::LockError, node::VaultError, ports::FleetError},
+    cluster::{
+        auth::LoginError,
+        locks::LockError,
+        node::VaultError,
+        ports::{FleetError, ParameterError},
+    },
     errors::Classify,
     events::{EventError, RotationTarget},
+    keys::{Generation, SharesMissing},
 };
 
 /// Why a rotation failed. Nothing here holds a token, share or secret ID.
@@ -13,7 +19,7 @@ pub enum RotationError {
     #[error(transparent)]
     Event(#[from] EventError),
     /// A target this version of the function does not rotate yet; nothing was changed.
-    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring); nothing was changed")]
+    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, unseal-shares, recovery-shares); nothing was changed")]
     NotAvailable {
         /// The target asked for.
         target: &'static str,
@@ -32,6 +38,48 @@ pub enum RotationError {
     NoActiveNode {
         /// How many nodes were asked.
         asked: usize,
+    },
+    /// SSM failed or refused.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// The shares to rotate are not this cluster's kind of share.
+    #[error("{target} cannot be rotated: the cluster's seal is {seal} (rotate {instead}); nothing was changed")]
+    SealMismatch {
+        /// The target asked for.
+        target: &'static str,
+        /// The seal the active node reports.
+        seal: String,
+        /// The target that fits this seal.
+        instead: &'static str,
+    },
+    /// Fewer shares of a generation are stored than the rotation needs.
+    #[error("cannot read the shares of generation {generation}; nothing was rotated")]
+    SharesMissing {
+        /// The generation.
+        generation: Generation,
+        /// What is missing.
+        #[source]
+        source: SharesMissing,
+    },
+    /// The stored shares of the generation in force did not reach the threshold.
+    #[error("the shares of generation {generation} stored under {folder} do not open the seal: the stored generation is not the one in force; nothing was rotated")]
+    SharesRejected {
+        /// The generation.
+        generation: Generation,
+        /// Where they are stored.
+        folder: String,
+    },
+    /// The new generation's name exists already in SSM (a value this run did not write).
+    #[error("{name} exists already and was not written by this rotation; the rotation was cancelled, the shares in force are unchanged")]
+    GenerationConflict {
+        /// The parameter.
+        name: String,
+    },
+    /// The server did not take the new shares back.
+    #[error("the server refused the new shares of generation {generation} at verification; the rotation was cancelled and the generation discarded, the shares in force are unchanged")]
+    VerificationRefused {
+        /// The generation.
+        generation: Generation,
     },
     /// Vault refused or did not answer a step.
     #[error("{step}")]
@@ -61,6 +109,15 @@ impl Classify for RotationError {
             Self::Lock(e) => e.retry_helps(),
             Self::Login(e) => e.retry_helps(),
             Self::Vault { source, .. } => source.retry_helps(),
+            Self::Parameter(e) => e.retry_helps(),
+            Self::SharesMissing { source, .. } => match source {
+                SharesMissing::Parameter(e) => e.retry_helps(),
+                SharesMissing::Missing { .. } => false,
+            },
+            Self::VerificationRefused { .. } => true,
+            Self::SealMismatch { .. }
+            | Self::SharesRejected { .. }
+            | Self::GenerationConflict { .. } => false,
             Self::NotAvailable { .. } => false,
             Self::NoActiveNode { .. } => true,
         }
@@ -72,6 +129,15 @@ impl Classify for RotationError {
             Self::Lock(e) => e.name(),
             Self::Login(e) => e.name(),
             Self::Vault { source, .. } => source.name(),
+            Self::Parameter(e) => e.name(),
+            Self::SharesMissing { source, .. } => match source {
+                SharesMissing::Parameter(e) => e.name(),
+                SharesMissing::Missing { .. } => "MissingShares",
+            },
+            Self::SealMismatch { .. } => "SealMismatch",
+            Self::SharesRejected { .. } => "SharesRejected",
+            Self::GenerationConflict { .. } => "GenerationConflict",
+            Self::VerificationRefused { .. } => "VerificationRefused",
             Self::NotAvailable { .. } => "RotationNotAvailable",
             Self::NoActiveNode { .. } => "NoActiveNode",
         }

@@ -3,13 +3,16 @@
 //!
 //! This version rotates the barrier keyring (`keyring`): it makes the server's own
 //! automatic rotation policy match the configured one, and rotates the keyring when its
-//! current key is older than the configured age. A re-run after a cut-off finds a fresh
-//! key and does nothing. The other targets are refused before anything changes,
-//! naming the target.
+//! current key is older than the configured age; a re-run after a cut-off finds a fresh
+//! key and does nothing. And it rotates the unseal shares (`unseal-shares`) or the
+//! recovery shares (`recovery-shares`) to a new generation, stored in every region
+//! before it is verified ([`shares`]). The other targets are refused before anything
+//! changes, naming the target.
 
 mod assembly;
 mod config;
 mod error;
+mod shares;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,6 +23,7 @@ pub use self::{
     assembly::{assemble, from_sdk, DeployedRotation},
     config::{KeyringSettings, RotationConfig},
     error::RotationError,
+    shares::{ShareStore, SharesReport},
 };
 use crate::{
     cluster::{
@@ -46,10 +50,22 @@ pub struct RotationReport {
     /// The `keyring` action, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<KeyringReport>,
+    /// The `unseal-shares` action, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unseal_shares: Option<SharesReport>,
+    /// The `recovery-shares` action, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_shares: Option<SharesReport>,
     /// The targets another run was rotating: this run left them alone (one rotation of a
     /// kind at a time; a held lock is an answer, not an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub busy: Vec<Busy>,
+}
+
+/// What one action did.
+enum Done {
+    Keyring(KeyringReport),
+    Shares(SharesReport),
 }
 
 /// A target this run left to the run that holds its lock.
@@ -85,6 +101,10 @@ pub struct CredentialRotation<F, N, P> {
     pub vault: N,
     /// The function's own login (AppRole `credential-rotation`).
     pub login: VaultLogin<P>,
+    /// SSM in the primary region: the shares' generations.
+    pub parameters: P,
+    /// Where the shares' generations are kept, and their DR copies.
+    pub shares: ShareStore<P>,
     /// One rotation of a kind at a time.
     pub locks: Box<dyn Locks>,
     /// What a schedule tick rotates.
@@ -104,27 +124,47 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
     ) -> Result<RotationReport, FunctionError> {
         let request = RotationRequest::parse(event).map_err(RotationError::from)?;
         let targets = request.rotate.unwrap_or_else(|| self.on_schedule.clone());
-        Ok(self.rotate(&targets, request_id, deadline).await?)
+        Ok(self
+            .rotate_as(&targets, request.force, request_id, deadline)
+            .await?)
     }
 
-    /// Rotates `targets` in order, each under its lock. A target this version does not
-    /// rotate is refused before anything changes.
+    /// Rotates `targets` in order, each under its lock, what is older than its maximum
+    /// age. A target this version does not rotate is refused before anything changes.
     pub async fn rotate(
         &self,
         targets: &[RotationTarget],
         run: &str,
         deadline: Instant,
     ) -> Result<RotationReport, RotationError> {
-        if let Some(target) = targets.iter().find(|t| **t != RotationTarget::Keyring) {
+        self.rotate_as(targets, false, run, deadline).await
+    }
+
+    /// [`rotate`](Self::rotate); with `force`, whatever its age.
+    pub async fn rotate_as(
+        &self,
+        targets: &[RotationTarget],
+        force: bool,
+        run: &str,
+        deadline: Instant,
+    ) -> Result<RotationReport, RotationError> {
+        if let Some(target) = targets
+            .iter()
+            .find(|t| !RotationTarget::AVAILABLE.contains(t))
+        {
             return Err(RotationError::not_available(*target));
         }
         let mut report = RotationReport::default();
         for target in targets {
-            match self
-                .under_lock(*target, run, deadline, || self.rotate_keyring())
-                .await?
-            {
-                Ok(done) => report.keyring = Some(done),
+            let done = self
+                .under_lock(*target, run, deadline, || self.on_active(*target, force))
+                .await?;
+            match done {
+                Ok(Done::Keyring(k)) => report.keyring = Some(k),
+                Ok(Done::Shares(r)) if *target == RotationTarget::RecoveryShares => {
+                    report.recovery_shares = Some(r)
+                }
+                Ok(Done::Shares(r)) => report.unseal_shares = Some(r),
                 Err(busy) => report.busy.push(busy),
             }
         }
@@ -157,8 +197,8 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         result.map(Ok)
     }
 
-    /// The `keyring` action on the active node.
-    async fn rotate_keyring(&self) -> Result<KeyringReport, RotationError> {
+    /// One action on the active node, logged in.
+    async fn on_active(&self, target: RotationTarget, force: bool) -> Result<Done, RotationError> {
         let members = self.fleet.members().await?;
         let asked = members.len();
         let (active, _) = find_active(&self.vault, members)
@@ -167,7 +207,12 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         self.login
             .retry_if_stale(|| async {
                 let token = self.login.token(&self.vault, &active.addr).await?;
-                self.keyring_on(&active.addr, &token).await
+                Ok(match target {
+                    RotationTarget::Keyring => {
+                        Done::Keyring(self.keyring_on(&active.addr, &token, force).await?)
+                    }
+                    _ => Done::Shares(self.shares_on(target, &active.addr, &token, force).await?),
+                })
             })
             .await
     }
@@ -176,6 +221,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         &self,
         node: &NodeAddr,
         token: &Secret,
+        force: bool,
     ) -> Result<KeyringReport, RotationError> {
         let failed = |step: &'static str| move |source| RotationError::Vault { step, source };
         let wanted = &self.keyring.policy;
@@ -211,7 +257,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         let age = (Utc::now() - before.install_time)
             .to_std()
             .unwrap_or_default();
-        if age < self.keyring.max_age {
+        if age < self.keyring.max_age && !force {
             info!(
                 term = before.term,
                 age_days = age.as_secs() / 86_400,

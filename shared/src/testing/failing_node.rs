@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus,
-        KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, SealStatus,
-        SnapshotStream, VaultError,
+        KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RotationStep,
+        SealStatus, ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -397,5 +397,80 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         self.inject("set_keyring_policy", node)?;
         let answer = self.inner.set_keyring_policy(node, token, policy).await;
         self.answer("set_keyring_policy", node, answer)
+    }
+    async fn share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<ShareRotation, VaultError> {
+        self.inject("share_rotation", node)?;
+        let answer = self.inner.share_rotation(node, token, kind).await;
+        self.answer("share_rotation", node, answer)
+    }
+    async fn start_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<ShareRotation, VaultError> {
+        self.inject("start_share_rotation", node)?;
+        let answer = self
+            .inner
+            .start_share_rotation(node, token, kind, shares, threshold)
+            .await;
+        self.answer("start_share_rotation", node, answer)
+    }
+    async fn cancel_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<(), VaultError> {
+        self.inject("cancel_share_rotation", node)?;
+        let answer = self.inner.cancel_share_rotation(node, token, kind).await;
+        self.answer("cancel_share_rotation", node, answer)
+    }
+    async fn submit_rotation_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<RotationStep, VaultError> {
+        self.inject("submit_rotation_share", node)?;
+        let answer = self
+            .inner
+            .submit_rotation_share(node, token, kind, nonce, share)
+            .await;
+        self.answer("submit_rotation_share", node, answer)
+    }
+    async fn submit_verification_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<VerifyStep, VaultError> {
+        self.inject("submit_verification_share", node)?;
+        let answer = self
+            .inner
+            .submit_verification_share(node, token, kind, nonce, share)
+            .await;
+        self.answer("submit_verification_share", node, answer)
+    }
+    async fn restart_verification(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<Option<String>, VaultError> {
+        self.inject("restart_verification", node)?;
+        let answer = self.inner.restart_verification(node, token, kind).await;
+        self.answer("restart_verification", node, answer)
     }
 }

@@ -35,7 +35,8 @@ use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest,
         InitOutput, KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody,
-        RaftConfiguration, RaftServer, SealStatus, SnapshotStream, VaultError,
+        RaftConfiguration, RaftServer, RotationStep, SealStatus, ShareKind, ShareRotation,
+        SnapshotStream, VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -143,6 +144,30 @@ pub struct ClusterState {
     pub keyring_installed: chrono::DateTime<chrono::Utc>,
     /// The automatic rotation policy set; `None`: the server's default.
     pub keyring_policy: Option<KeyringPolicy>,
+    /// The share rotation the active node holds in memory (forgotten when it restarts
+    /// or loses the lead, as the server forgets it).
+    pub share_rotation: Option<FakeShareRotation>,
+    /// Share rotations started, for nonces and new shares' labels.
+    pub share_rotations_started: usize,
+}
+
+/// A share rotation in progress.
+#[derive(Debug, Clone)]
+pub struct FakeShareRotation {
+    /// The node holding it (the active node when it started).
+    pub held_by: String,
+    /// The nonce shares in force are entered with.
+    pub nonce: String,
+    /// The new shares' count and threshold.
+    pub shares: usize,
+    /// See `shares`.
+    pub threshold: usize,
+    /// Shares in force entered so far.
+    pub entered: Vec<String>,
+    /// The new shares once handed out, with their verification nonce.
+    pub new_shares: Option<(Vec<String>, String)>,
+    /// New shares entered back so far.
+    pub verified: Vec<String>,
 }
 
 /// The server's automatic keyring rotation until one is set (OpenBao 2.7's and Vault's).
@@ -353,6 +378,12 @@ impl FakeCluster {
             node.sealed = node.initialised && !auto;
             node.progress.clear();
         }
+        if s.share_rotation
+            .as_ref()
+            .is_some_and(|r| r.held_by == instance)
+        {
+            s.share_rotation = None;
+        }
         s.touch(instance);
         s.tick();
     }
@@ -514,6 +545,13 @@ impl ClusterState {
             }
         }
         self.elect();
+        if self
+            .share_rotation
+            .as_ref()
+            .is_some_and(|r| self.leader.as_deref() != Some(r.held_by.as_str()))
+        {
+            self.share_rotation = None;
+        }
     }
 
     /// A majority of the voters is healthy.
@@ -540,6 +578,53 @@ impl ClusterState {
             .map(|(id, _)| id)
             .find(|id| self.healthy(id))
             .cloned();
+    }
+
+    /// A share-rotation call: an available node, a token, and the kind of share this
+    /// cluster's seal has. Returns the answering node's id.
+    fn share_rotation_call(
+        &mut self,
+        node: &NodeAddr,
+        method: &str,
+        step: &str,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<String, VaultError> {
+        let path = format!("sys/rotate/root/{step}");
+        let id = self.serving(node, method, &path, token)?;
+        let seal_kind = if self.auto_unseal {
+            ShareKind::Recovery
+        } else {
+            ShareKind::Unseal
+        };
+        if kind != seal_kind {
+            return Err(status_error(
+                node,
+                method,
+                &path,
+                400,
+                "unable to look up config: recovery not supported",
+            ));
+        }
+        Ok(id)
+    }
+
+    fn share_rotation_status(&self) -> ShareRotation {
+        let Some(r) = &self.share_rotation else {
+            return ShareRotation {
+                required: self.threshold as u32,
+                ..ShareRotation::default()
+            };
+        };
+        ShareRotation {
+            started: true,
+            nonce: r.nonce.clone(),
+            progress: r.entered.len() as u32,
+            required: self.threshold as u32,
+            shares: r.shares as u32,
+            threshold: r.threshold as u32,
+            verification_nonce: r.new_shares.as_ref().map(|(_, n)| n.clone()),
+        }
     }
 
     fn check_token(
@@ -1278,6 +1363,169 @@ impl NodeApi for FakeCluster {
         s.serving(node, "POST", "sys/rotate/config", token)?;
         s.keyring_policy = Some(policy.clone());
         Ok(())
+    }
+
+    async fn share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<ShareRotation, VaultError> {
+        let mut s = self.state();
+        s.share_rotation_call(node, "GET", "init", token, kind)?;
+        Ok(s.share_rotation_status())
+    }
+
+    async fn start_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<ShareRotation, VaultError> {
+        let mut s = self.state();
+        let id = s.share_rotation_call(node, "POST", "init", token, kind)?;
+        let fail = |error: &str| status_error(node, "POST", "sys/rotate/root/init", 400, error);
+        if s.share_rotation.is_some() {
+            return Err(fail("rotation already in progress"));
+        }
+        if threshold == 0 || threshold > shares || (shares > 1 && threshold < 2) {
+            return Err(fail("invalid shares or threshold"));
+        }
+        s.share_rotations_started += 1;
+        let held_by = s.leader.clone().unwrap_or(id);
+        s.share_rotation = Some(FakeShareRotation {
+            held_by,
+            nonce: format!("nonce-{}", s.share_rotations_started),
+            shares: usize::from(shares),
+            threshold: usize::from(threshold),
+            entered: Vec::new(),
+            new_shares: None,
+            verified: Vec::new(),
+        });
+        Ok(s.share_rotation_status())
+    }
+
+    async fn cancel_share_rotation(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.share_rotation_call(node, "DELETE", "init", token, kind)?;
+        s.share_rotation = None;
+        Ok(())
+    }
+
+    async fn submit_rotation_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<RotationStep, VaultError> {
+        let mut s = self.state();
+        s.share_rotation_call(node, "POST", "update", token, kind)?;
+        let fail = |error: &str| status_error(node, "POST", "sys/rotate/root/update", 400, error);
+        let in_force: BTreeSet<String> = s.shares.iter().cloned().collect();
+        let needed = s.threshold;
+        let label = format!("rotation-{}", s.share_rotations_started);
+        let Some(rotation) = s.share_rotation.as_mut() else {
+            return Err(fail("no rotation in progress"));
+        };
+        if rotation.nonce != nonce || rotation.new_shares.is_some() {
+            return Err(fail("incorrect nonce supplied"));
+        }
+        if rotation.entered.iter().any(|e| e == share.expose()) {
+            return Err(fail(
+                "given key has already been provided during this rotation",
+            ));
+        }
+        rotation.entered.push(share.expose().to_owned());
+        if rotation.entered.len() < needed {
+            return Ok(RotationStep::Progress(rotation.entered.len() as u32));
+        }
+        if !rotation.entered.iter().all(|e| in_force.contains(e)) {
+            rotation.entered.clear();
+            return Err(fail(
+                "failed to read root key: cipher: message authentication failed",
+            ));
+        }
+        let shares: Vec<String> = (1..=rotation.shares)
+            .map(|n| make_share(&label, n))
+            .collect();
+        let verification_nonce = format!("verify-{label}");
+        rotation.new_shares = Some((shares.clone(), verification_nonce.clone()));
+        Ok(RotationStep::NewShares {
+            shares: shares.into_iter().map(Secret::new).collect(),
+            verification_nonce: Some(verification_nonce),
+        })
+    }
+
+    async fn submit_verification_share(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+        nonce: &str,
+        share: &Secret,
+    ) -> Result<VerifyStep, VaultError> {
+        let mut s = self.state();
+        s.share_rotation_call(node, "POST", "verify", token, kind)?;
+        let fail = |error: &str| status_error(node, "POST", "sys/rotate/root/verify", 400, error);
+        let Some(rotation) = s.share_rotation.as_mut() else {
+            return Err(fail("no rotation in progress"));
+        };
+        let Some((new_shares, verification_nonce)) = rotation.new_shares.clone() else {
+            return Err(fail("no rotation in progress"));
+        };
+        if verification_nonce != nonce {
+            return Err(fail("incorrect nonce supplied"));
+        }
+        if rotation.verified.iter().any(|e| e == share.expose()) {
+            return Err(fail(
+                "given key has already been provided during this rotation",
+            ));
+        }
+        rotation.verified.push(share.expose().to_owned());
+        if rotation.verified.len() < rotation.threshold {
+            return Ok(VerifyStep::Progress(rotation.verified.len() as u32));
+        }
+        if !rotation.verified.iter().all(|e| new_shares.contains(e)) {
+            rotation.verified.clear();
+            rotation.new_shares = Some((new_shares, format!("{verification_nonce}-again")));
+            return Err(fail(
+                "rotation verification failed; incorrect key shares supplied",
+            ));
+        }
+        let threshold = rotation.threshold;
+        s.shares = new_shares;
+        s.threshold = threshold;
+        s.share_rotation = None;
+        Ok(VerifyStep::Complete)
+    }
+
+    async fn restart_verification(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        kind: ShareKind,
+    ) -> Result<Option<String>, VaultError> {
+        let mut s = self.state();
+        s.share_rotation_call(node, "DELETE", "verify", token, kind)?;
+        let Some(rotation) = s.share_rotation.as_mut() else {
+            return Ok(None);
+        };
+        let Some((new_shares, nonce)) = rotation.new_shares.clone() else {
+            return Ok(None);
+        };
+        rotation.verified.clear();
+        let again = format!("{nonce}-again");
+        rotation.new_shares = Some((new_shares, again.clone()));
+        Ok(Some(again))
     }
 }
 

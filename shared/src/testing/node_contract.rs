@@ -419,6 +419,8 @@ pub async fn node_contract<N: NodeApi>(
     let read = answered("keyring policy", node.keyring_policy(a0, root).await)?;
     ensure(read == policy, "keyring policy read back", &read)?;
 
+    share_rotation_contract(node, a0, root, &init.shares).await?;
+
     // The active node steps down; a node leads again (the other voter, or itself after
     // its step-down sleep).
     answered("step down", node.step_down(a0, root).await)?;
@@ -456,6 +458,168 @@ pub async fn node_contract<N: NodeApi>(
         joined,
         active_after_step_down: active_id,
     })
+}
+
+/// A share rotation on the active node `a0`, whose shares in force are `old`: the new
+/// shares are handed out at the threshold of old ones, put in force only by the
+/// threshold of new ones entered back, and from then on only they reach a threshold.
+async fn share_rotation_contract<N: NodeApi>(
+    node: &N,
+    a0: &NodeAddr,
+    root: &Secret,
+    old: &[Secret],
+) -> Result<(), ContractBreach> {
+    use crate::vault::{RotationStep, ShareKind, VerifyStep};
+    let kind = ShareKind::Unseal;
+    let step = "no share rotation in progress";
+    let idle = answered(step, node.share_rotation(a0, root, kind).await)?;
+    ensure(!idle.started, step, &idle)?;
+    refused(
+        "recovery shares on a Shamir seal",
+        node.share_rotation(a0, root, ShareKind::Recovery).await,
+        400,
+    )?;
+    let step = "start a share rotation";
+    let started = answered(step, node.start_share_rotation(a0, root, kind, 5, 3).await)?;
+    ensure(
+        started.started && !started.nonce.is_empty() && started.verification_nonce.is_none(),
+        step,
+        &started,
+    )?;
+    refused(
+        "a second rotation while one is in progress",
+        node.start_share_rotation(a0, root, kind, 5, 3).await,
+        400,
+    )?;
+    let mut handed = None;
+    for (i, share) in old.iter().take(3).enumerate() {
+        let step = "enter a share in force";
+        match answered(
+            step,
+            node.submit_rotation_share(a0, root, kind, &started.nonce, share)
+                .await,
+        )? {
+            RotationStep::Progress(n) if n as usize == i + 1 && i < 2 => {}
+            RotationStep::NewShares {
+                shares,
+                verification_nonce: Some(nonce),
+            } if i == 2 => {
+                handed = Some((shares, nonce));
+            }
+            other => {
+                return Err(breach(
+                    step,
+                    format!("share {}: {:?}", i + 1, progress_of(&other)),
+                ))
+            }
+        }
+    }
+    let (new, first_nonce) = handed.ok_or_else(|| breach("new shares", "none handed out"))?;
+    ensure(new.len() == 5, "five new shares", new.len())?;
+    let step = "the rotation waits for verification";
+    let waiting = answered(step, node.share_rotation(a0, root, kind).await)?;
+    ensure(
+        waiting.verification_nonce.as_deref() == Some(first_nonce.as_str()),
+        step,
+        &waiting,
+    )?;
+    let step = "restart the verification";
+    let nonce = answered(step, node.restart_verification(a0, root, kind).await)?
+        .ok_or_else(|| breach(step, "no verification nonce"))?;
+    ensure(nonce != first_nonce, step, &nonce)?;
+    // The old shares entered back are refused at the threshold; a new nonce is issued.
+    for share in &old[..2] {
+        answered(
+            "an old share entered back",
+            node.submit_verification_share(a0, root, kind, &nonce, share)
+                .await,
+        )?;
+    }
+    refused(
+        "old shares at the verification threshold",
+        node.submit_verification_share(a0, root, kind, &nonce, &old[2])
+            .await,
+        400,
+    )?;
+    let step = "a new verification nonce after a refusal";
+    let nonce = answered(step, node.share_rotation(a0, root, kind).await)?
+        .verification_nonce
+        .ok_or_else(|| breach(step, "none"))?;
+    let mut verified = false;
+    for share in &new[..3] {
+        let step = "enter a new share back";
+        if answered(
+            step,
+            node.submit_verification_share(a0, root, kind, &nonce, share)
+                .await,
+        )? == VerifyStep::Complete
+        {
+            verified = true;
+        }
+    }
+    ensure(verified, "verification complete at the threshold", verified)?;
+    let step = "no rotation in progress after verification";
+    let done = answered(step, node.share_rotation(a0, root, kind).await)?;
+    ensure(!done.started, step, &done)?;
+    // Now only the new shares reach a threshold: a probe rotation with the old ones is
+    // refused at the third, one with the new ones is handed shares; each is cancelled.
+    for (shares, opens) in [(old, false), (new.as_slice(), true)] {
+        let step = "a probe rotation";
+        let probe = answered(step, node.start_share_rotation(a0, root, kind, 5, 3).await)?;
+        for share in &shares[..2] {
+            answered(
+                step,
+                node.submit_rotation_share(a0, root, kind, &probe.nonce, share)
+                    .await,
+            )?;
+        }
+        let third = node
+            .submit_rotation_share(a0, root, kind, &probe.nonce, &shares[2])
+            .await;
+        let step = if opens {
+            "the new shares reach the threshold"
+        } else {
+            "the old shares are refused at the threshold"
+        };
+        match (opens, third) {
+            (true, Ok(RotationStep::NewShares { .. })) => {}
+            (false, Err(e)) if e.status() == Some(400) => {}
+            (_, other) => {
+                return Err(breach(
+                    step,
+                    format!("{:?}", other.map(|o| progress_of(&o))),
+                ))
+            }
+        }
+        answered(
+            "cancel the probe",
+            node.cancel_share_rotation(a0, root, kind).await,
+        )?;
+        let step = "no rotation after the cancel";
+        let after = answered(step, node.share_rotation(a0, root, kind).await)?;
+        ensure(!after.started, step, &after)?;
+    }
+    answered(
+        "cancel with nothing in progress",
+        node.cancel_share_rotation(a0, root, kind).await,
+    )?;
+    Ok(())
+}
+
+/// A rotation step without its shares, for a breach's text.
+fn progress_of(step: &crate::vault::RotationStep) -> String {
+    match step {
+        crate::vault::RotationStep::Progress(n) => format!("progress {n}"),
+        crate::vault::RotationStep::NewShares {
+            shares,
+            verification_nonce,
+        } => {
+            format!(
+                "{} new shares, verification nonce {verification_nonce:?}",
+                shares.len()
+            )
+        }
+    }
 }
 
 #[cfg(test)]

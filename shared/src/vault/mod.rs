@@ -9,6 +9,7 @@ mod bootstrap;
 mod duration;
 mod operations;
 mod rotation;
+mod share_rotation;
 mod snapshot;
 mod types;
 
@@ -21,6 +22,7 @@ use tracing::debug;
 pub use duration::parse_go_duration;
 pub use operations::InitOutput;
 pub use rotation::{KeyStatus, KeyringPolicy};
+pub use share_rotation::{RotationStep, ShareKind, ShareRotation, VerifyStep};
 pub use snapshot::{LeaderStatus, SnapshotBody};
 pub use types::*;
 
@@ -101,6 +103,8 @@ pub struct VaultClient {
     http: reqwest::Client,
     max_retries: u32,
     init_timeout: Duration,
+    /// Which paths rotate shares on this server (see `share_rotation`), once asked.
+    share_api: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -137,6 +141,7 @@ impl VaultClient {
             http,
             max_retries: settings.max_retries,
             init_timeout: settings.init_timeout,
+            share_api: std::sync::Arc::default(),
         })
     }
 

@@ -153,3 +153,49 @@ async fn no_share_or_token_reaches_a_log_an_error_or_an_outcome() {
         }
     }
 }
+
+/// A rotation saw generation 2 verified and was cut off before it marked it in force:
+/// the server takes only the pending generation's shares.
+#[tokio::test(start_paused = true)]
+async fn shares_verified_but_not_yet_marked_in_force_unseal_from_the_pending_generation() {
+    let bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    let cluster = bed.cluster();
+    let keys = bed.function.settings.keys();
+    let old = bed.stored_shares();
+    let new: Vec<String> = STANDARD_NEW.iter().map(|s| s.to_string()).collect();
+    for (n, share) in new.iter().enumerate() {
+        bed.ssm.put(
+            &keys.generation_share(crate::keys::ShareKind::Unseal, 2, n + 1),
+            share,
+        );
+    }
+    cluster.state().shares = new.clone();
+    cluster.seal("i-2");
+    let report = bed.reconcile().await;
+    assert_eq!(report.unsealed, ["i-2".into()], "{report:?}");
+    assert!(!cluster.is_sealed("i-2"));
+    assert_eq!(bed.stored_shares(), old, "generation 1 is kept as it was");
+
+    // Marked in force: the new generation is read first.
+    bed.ssm.put(
+        &keys.generation_in_force(crate::keys::ShareKind::Unseal, 2),
+        "2026-12-01T00:00:00Z",
+    );
+    cluster.seal("i-3");
+    let unseals = cluster.calls("unseal i-3");
+    assert_eq!(bed.reconcile().await.unsealed, ["i-3".into()]);
+    assert_eq!(
+        cluster.calls("unseal i-3") - unseals,
+        3,
+        "the threshold of the generation in force, nothing tried before it"
+    );
+}
+
+/// Shares of a second generation (base64 of 33 bytes, as OpenBao's).
+const STANDARD_NEW: [&str; 5] = [
+    "Z2VuZXJhdGlvbi0yLXNoYXJlLTEtLi4uLi4uLi4uLi4u",
+    "Z2VuZXJhdGlvbi0yLXNoYXJlLTItLi4uLi4uLi4uLi4u",
+    "Z2VuZXJhdGlvbi0yLXNoYXJlLTMtLi4uLi4uLi4uLi4u",
+    "Z2VuZXJhdGlvbi0yLXNoYXJlLTQtLi4uLi4uLi4uLi4u",
+    "Z2VuZXJhdGlvbi0yLXNoYXJlLTUtLi4uLi4uLi4uLi4u",
+];

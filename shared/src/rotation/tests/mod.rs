@@ -14,11 +14,22 @@ use crate::{
 
 const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
 
+mod shares;
+
 fn rotation(
     cluster: FakeCluster,
     locks: FakeLocks,
 ) -> CredentialRotation<FakeFleet, FakeCluster, FakeParameters> {
-    let fleet = FakeFleet::of(&cluster, &NODES);
+    rotation_over(FakeFleet::of(&cluster, &NODES), cluster, locks)
+}
+
+/// credential-rotation over `vault` (the fake cluster, or a wrapper around it), keys under
+/// `/p/prod` (nothing stored yet), and a DR region.
+fn rotation_over<N: NodeApi>(
+    fleet: FakeFleet,
+    vault: N,
+    locks: FakeLocks,
+) -> CredentialRotation<FakeFleet, N, FakeParameters> {
     let auth = AuthSettings::AppRole {
         mount: "approle".into(),
         role_id_parameter: "/r".into(),
@@ -26,12 +37,22 @@ fn rotation(
     };
     CredentialRotation {
         fleet,
-        vault: cluster,
+        vault,
         login: VaultLogin::new(
             auth,
             FakeParameters::with(&[("/r", "role-canary"), ("/s", "secret-canary")]),
         ),
         locks: Box::new(locks),
+        parameters: FakeParameters::default(),
+        shares: ShareStore {
+            max_age: Duration::from_secs(90 * 86_400),
+            layout: crate::keys::KeyLayout::new("/p", "prod"),
+            kms_key: "alias/vault".into(),
+            dr: Some(crate::keys::DrKeys {
+                parameters: FakeParameters::default(),
+                kms_key: "alias/vault-dr".into(),
+            }),
+        },
         on_schedule: vec![RotationTarget::Keyring],
         keyring: KeyringSettings {
             max_age: Duration::from_secs(30 * 86_400),
@@ -166,14 +187,14 @@ async fn a_target_not_rotated_by_this_version_is_refused_before_anything_changes
     let calls_before = rotation.vault.state().calls.len();
     let error = rotation
         .handle(
-            &json!({"rotate": ["keyring", "unseal-shares"]}),
+            &json!({"rotate": ["keyring", "database-root"]}),
             "req-1",
             deadline(),
         )
         .await
         .expect_err("not available");
     assert_eq!(error.error_type, "Permanent.RotationNotAvailable");
-    assert!(error.message.contains("unseal-shares"), "{}", error.message);
+    assert!(error.message.contains("database-root"), "{}", error.message);
     assert_eq!(
         rotation.vault.state().keyring_term,
         4,

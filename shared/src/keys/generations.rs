@@ -1,0 +1,103 @@
+//! Which generation of shares is in force, and whether a rotation left a newer one
+//! waiting. Generation 1 is the set init stored; generation `g` is in force once its
+//! `in-force` parameter exists (written after the server verified it). A generation
+//! above the one in force whose first share is stored is pending: a rotation stored it
+//! and has not (yet) seen it verified.
+
+use super::{Generation, KeyLayout, ShareKind};
+use crate::{
+    cluster::ports::{ParameterError, ParameterStore},
+    secret::Secret,
+};
+
+/// The generations of one kind of share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generations {
+    /// The generation whose shares open the seal now.
+    pub in_force: Generation,
+    /// A newer generation stored by a rotation and not marked in force.
+    pub pending: Option<Generation>,
+    /// When the generation in force was verified (`None` for generation 1, made at
+    /// init, or a mark that is not a time).
+    pub in_force_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Reads the generations of `kind` from SSM: one call per generation in force after the
+/// first, and one for the pending one.
+pub async fn generations(
+    parameters: &(impl ParameterStore + ?Sized),
+    keys: &KeyLayout,
+    kind: ShareKind,
+) -> Result<Generations, ParameterError> {
+    let mut in_force: Generation = 1;
+    let mut in_force_since = None;
+    while let Some(mark) = value(parameters, &keys.generation_in_force(kind, in_force + 1)).await? {
+        in_force += 1;
+        in_force_since = chrono::DateTime::parse_from_rfc3339(mark.expose())
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc));
+    }
+    let next = in_force + 1;
+    let pending = value(parameters, &keys.generation_share(kind, next, 1))
+        .await?
+        .map(|_| next);
+    Ok(Generations {
+        in_force,
+        pending,
+        in_force_since,
+    })
+}
+
+async fn value(
+    parameters: &(impl ParameterStore + ?Sized),
+    name: &str,
+) -> Result<Option<Secret>, ParameterError> {
+    match parameters.secret(name).await {
+        Ok(value) => Ok(Some(value)),
+        Err(ParameterError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeParameters;
+
+    #[tokio::test]
+    async fn the_newest_generation_marked_in_force_is_in_force_and_the_next_one_pending() {
+        let keys = KeyLayout::new("/p", "prod");
+        let kind = ShareKind::Unseal;
+        let stored = FakeParameters::with(&[("/p/prod/unseal/share-1", "a")]);
+        assert_eq!(
+            generations(&stored, &keys, kind).await.expect("read"),
+            Generations {
+                in_force: 1,
+                pending: None,
+                in_force_since: None,
+            }
+        );
+        let stored = FakeParameters::with(&[
+            ("/p/prod/unseal/share-1", "a"),
+            ("/p/prod/unseal/gen-2/share-1", "b"),
+            ("/p/prod/unseal/gen-2/in-force", "2026-12-01T00:00:00Z"),
+            ("/p/prod/unseal/gen-3/share-1", "c"),
+        ]);
+        assert_eq!(
+            generations(&stored, &keys, kind).await.expect("read"),
+            Generations {
+                in_force: 2,
+                pending: Some(3),
+                in_force_since: "2026-12-01T00:00:00Z".parse().ok(),
+            }
+        );
+        assert_eq!(
+            generations(&stored, &keys, ShareKind::Recovery)
+                .await
+                .expect("read")
+                .in_force,
+            1,
+            "each kind has its own generations"
+        );
+    }
+}
