@@ -63,6 +63,12 @@ path "auth/approle/role/+/secret-id-accessor/destroy" {
 path "+/rotate-root/+" {
   capabilities = ["update"]
 }
+path "sys/rotate/root/*" {
+  capabilities = ["read", "update", "delete"]
+}
+path "sys/rotate/recovery/*" {
+  capabilities = ["read", "update", "delete"]
+}
 path "sys/rekey/*" {
   capabilities = ["read", "update", "delete"]
 }

@@ -7,17 +7,22 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use shared::{
+    aws::SsmParameters,
+    cluster::ports::ParameterStore,
     config::Env,
+    errors::Classify,
     events::RotationTarget,
+    keys::{KeyLayout, ShareKind},
     lifecycle::Outcome,
     rotation::{RotationConfig, RotationReport},
     secret::Secret,
-    testing::capture_logs,
+    testing::{capture_logs, FailingNode, Failure},
     vault::{KeyringPolicy, VaultClient},
 };
 use testbed::{
     lifecycle::{handle, LifecycleBed},
     openbao::Seal,
+    snapshots::DR_REGION,
 };
 use tokio::time::Instant;
 
@@ -107,7 +112,7 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
 
     // A target this version does not rotate: refused, nothing changed.
     let refused = rotation
-        .handle(&json!({"rotate": ["unseal-shares"]}), "req-4", deadline())
+        .handle(&json!({"rotate": ["database-root"]}), "req-4", deadline())
         .await
         .expect_err("not available");
     assert_eq!(refused.error_type, "Permanent.RotationNotAvailable");
@@ -129,18 +134,44 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
         assert_eq!(report["keyring"]["rotated"], false, "{sample}: {report}");
         assert_eq!(report["keyring"]["term"], second.term, "{sample}: {report}");
     }
-    for sample in [
-        "credential-rotation/direct.json",
-        "credential-rotation/unseal-shares.json",
-    ] {
-        let answer = emulator
-            .invoke("credential-rotation", sample, Duration::from_secs(120))
-            .await?;
-        assert!(
-            format!("{answer:?}").contains("Permanent.RotationNotAvailable"),
-            "{sample}: {answer:?}"
+    let answer = emulator
+        .invoke(
+            "credential-rotation",
+            "credential-rotation/direct.json",
+            Duration::from_secs(120),
+        )
+        .await?;
+    assert!(
+        format!("{answer:?}").contains("Permanent.RotationNotAvailable"),
+        "direct.json: {answer:?}"
+    );
+    // The unseal shares of a cluster made at init (generation 1): a new generation.
+    let testbed::lambda::Invocation::Ok(report) = emulator
+        .invoke(
+            "credential-rotation",
+            "credential-rotation/unseal-shares.json",
+            Duration::from_secs(120),
+        )
+        .await?
+    else {
+        bail!(
+            "unseal-shares.json failed; emulator output:\n{}",
+            emulator.output()
         );
-    }
+    };
+    assert_eq!(report["unseal_shares"]["generation"], 2, "{report}");
+    assert_eq!(report["unseal_shares"]["rotated"], true, "{report}");
+    let answer = emulator
+        .invoke(
+            "credential-rotation",
+            "credential-rotation/recovery-shares.json",
+            Duration::from_secs(120),
+        )
+        .await?;
+    assert!(
+        format!("{answer:?}").contains("Permanent.SealMismatch"),
+        "recovery-shares.json on a Shamir seal: {answer:?}"
+    );
     let printed = emulator.output();
 
     let mut secrets: Vec<String> = bed
@@ -154,4 +185,188 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
     assert!(logged.contains("keyring rotated"), "logs are captured");
     testbed::assert_no_secret(&secrets, &[&logged, &refused.message, &printed]);
     Ok(())
+}
+
+/// A share rotation's runs: cut off at verification (resumed), cut off and the server
+/// restarted (discarded), each time with a node restarted and unsealed by node-lifecycle
+/// with the generation the server holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_the_new_generation(
+) -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = LifecycleBed::start(3, Seal::Shamir).await?;
+    let dr = testbed::moto::RegionFixture::create(bed.moto, DR_REGION, &bed.cluster).await?;
+    let dr_settings = [
+        ("APPROLE_FUNCTIONS", WITH_ROTATION),
+        ("DR_REGION", DR_REGION),
+        ("DR_KMS_KEY_ID", dr.kms_key.as_str()),
+    ];
+    let mut launches = Vec::new();
+    for action in bed.actions().await? {
+        let function = bed.function(&dr_settings)?;
+        launches.push(async move { handle(&function, &LifecycleBed::event(&action)).await });
+    }
+    for launched in futures::future::join_all(launches).await {
+        if !matches!(launched, Ok(Outcome::Launched(_))) {
+            bail!("a launch failed: {launched:?}");
+        }
+    }
+    let lifecycle = bed.function(&dr_settings)?;
+    let mut env = bed.env();
+    env.extend(
+        dr_settings[1..]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let config = RotationConfig::from(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))?;
+    let deployed = shared::rotation::from_sdk(&bed.region.sdk, config)?;
+    let rotation = shared::rotation::CredentialRotation {
+        vault: FailingNode::new(deployed.vault),
+        fleet: deployed.fleet,
+        login: deployed.login,
+        locks: deployed.locks,
+        parameters: deployed.parameters,
+        shares: deployed.shares,
+        on_schedule: deployed.on_schedule,
+        keyring: deployed.keyring,
+    };
+    let dr_ssm = SsmParameters::in_region(&bed.region.sdk, DR_REGION);
+    let layout = KeyLayout::from_root(&bed.ssm_path());
+    let share =
+        |generation: u32, n: usize| layout.generation_share(ShareKind::Unseal, generation, n);
+    let deadline = || Instant::now() + Duration::from_secs(300);
+    let targets = [RotationTarget::UnsealShares];
+
+    // Cut off before verification: generation 2 is stored, in both regions, not in force.
+    rotation
+        .vault
+        .fail("submit_verification_share", Failure::Unreachable, 1);
+    let cut = rotation
+        .rotate(&targets, "req-1", deadline())
+        .await
+        .expect_err("cut off at verification");
+    assert!(cut.retry_helps(), "{cut}");
+    let pending = bed
+        .parameter(&share(2, 5))
+        .await?
+        .context("stored before verification")?;
+    assert_eq!(
+        dr_ssm.secret(&share(2, 5)).await?.expose(),
+        pending,
+        "and in the DR region"
+    );
+    // The re-run resumes verification on the server, which still holds the rotation.
+    let resumed = unseal_report(rotation.rotate(&targets, "req-2", deadline()).await)?;
+    assert_eq!(
+        (resumed.generation, resumed.settled),
+        (2, Some(2)),
+        "{resumed:?}"
+    );
+
+    // A restarted node is unsealed by node-lifecycle with generation 2.
+    let standby = standby_index(&bed).await?;
+    bed.bao.restart(standby).await?;
+    reconcile_until_unsealed(&lifecycle, &bed, standby).await?;
+
+    // Cut off again (forced: generation 2 is young), then the active node restarts: the
+    // server forgot the rotation, generation 2 still unseals, and the re-run discards
+    // generation 3 and makes a new one.
+    rotation
+        .vault
+        .fail("submit_verification_share", Failure::Unreachable, 1);
+    rotation
+        .rotate_as(&targets, true, "req-3", deadline())
+        .await
+        .expect_err("cut off at verification");
+    let forgotten = bed
+        .parameter(&share(3, 1))
+        .await?
+        .context("generation 3 stored")?;
+    let active = active_index(&bed).await?;
+    bed.bao.restart(active).await?;
+    reconcile_until_unsealed(&lifecycle, &bed, active).await?;
+    let converged = loop {
+        match rotation
+            .rotate_as(&targets, true, "req-4", deadline())
+            .await
+        {
+            Err(e) if e.retry_helps() => tokio::time::sleep(Duration::from_secs(1)).await,
+            other => break unseal_report(other)?,
+        }
+    };
+    assert_eq!(
+        (converged.discarded, converged.generation, converged.rotated),
+        (Some(3), 3, true),
+        "{converged:?}"
+    );
+    assert_ne!(
+        bed.parameter(&share(3, 1)).await?.as_deref(),
+        Some(forgotten.as_str())
+    );
+    let standby = standby_index(&bed).await?;
+    bed.bao.restart(standby).await?;
+    reconcile_until_unsealed(&lifecycle, &bed, standby).await?;
+    assert!(
+        bed.parameter(&share(1, 1)).await?.is_some(),
+        "generation 1 is kept for older snapshots"
+    );
+
+    let secrets: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert!(secrets.len() >= 15, "three generations of five shares");
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &cut.to_string()]);
+    Ok(())
+}
+
+fn unseal_report<E: std::fmt::Debug>(
+    report: Result<RotationReport, E>,
+) -> Result<shared::rotation::SharesReport> {
+    match report {
+        Ok(RotationReport {
+            unseal_shares: Some(r),
+            ..
+        }) => Ok(r),
+        other => bail!("expected an unseal-shares report, got {other:?}"),
+    }
+}
+
+async fn active_index(bed: &LifecycleBed) -> Result<usize> {
+    for _ in 0..60 {
+        for i in 0..3 {
+            if bed.bao.health_code(i).await.ok() == Some(200) {
+                return Ok(i);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("no active node")
+}
+
+async fn standby_index(bed: &LifecycleBed) -> Result<usize> {
+    let active = active_index(bed).await?;
+    Ok((active + 1) % 3)
+}
+
+/// Reconciles until node `index` answers unsealed (a restarted node needs a moment to
+/// answer, and a new leader to be elected when it led).
+async fn reconcile_until_unsealed(
+    lifecycle: &testbed::lifecycle::Function,
+    bed: &LifecycleBed,
+    index: usize,
+) -> Result<()> {
+    for _ in 0..30 {
+        let reconciled = handle(lifecycle, &json!({"action": "reconcile"})).await;
+        if !matches!(bed.bao.health_code(index).await, Ok(503) | Err(_)) {
+            return Ok(());
+        }
+        tracing::debug!(?reconciled, "node still sealed");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bail!("node {index} stayed sealed after reconciles")
 }
