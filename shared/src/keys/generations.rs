@@ -22,6 +22,17 @@ pub struct Generations {
     pub in_force_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl Generations {
+    /// The order an unseal tries them in: the generation in force, a pending one, then
+    /// the older ones, newest first.
+    pub fn unseal_order(&self) -> Vec<Generation> {
+        let mut order = vec![self.in_force];
+        order.extend(self.pending);
+        order.extend((1..self.in_force).rev());
+        order
+    }
+}
+
 /// Reads the generations of `kind` from SSM: one call per generation in force after the
 /// first, and one for the pending one.
 pub async fn generations(
@@ -90,6 +101,13 @@ mod tests {
                 pending: Some(3),
                 in_force_since: "2026-12-01T00:00:00Z".parse().ok(),
             }
+        );
+        assert_eq!(
+            generations(&stored, &keys, kind)
+                .await
+                .expect("read")
+                .unseal_order(),
+            [2, 3, 1]
         );
         assert_eq!(
             generations(&stored, &keys, ShareKind::Recovery)

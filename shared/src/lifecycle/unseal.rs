@@ -65,9 +65,6 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         };
         let keys = self.settings.keys();
         let stored = generations(&self.parameters, &keys, ShareKind::Unseal).await?;
-        let shares = self
-            .generation_shares(node, needed, stored.in_force)
-            .await?;
         let rejected = |e| match e {
             UnsealError::Rejected { node, tried } => LifecycleError::SharesRejected {
                 node,
@@ -76,20 +73,36 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             },
             UnsealError::Vault { node, source } => vault_step(format!("unsealing {node}"))(source),
         };
-        let unsealed = match unseal_with(&self.vault, node, &shares).await {
-            // A rotation that saw its new generation verified and was cut off before it
-            // marked it in force: the pending generation is the one the server holds.
-            Err(UnsealError::Rejected { .. }) if stored.pending.is_some() => {
-                let pending = stored.pending.unwrap_or_default();
-                let shares = self.generation_shares(node, needed, pending).await?;
-                let unsealed = unseal_with(&self.vault, node, &shares)
-                    .await
-                    .map_err(rejected)?;
-                info!(node = %node, generation = pending, "unsealed with the pending generation of shares (a rotation verified it and has not marked it in force yet)");
-                unsealed
+        // The generation in force first; then a pending one (a rotation saw it verified
+        // and was cut off before it marked it); then older ones, newest first (a restored
+        // snapshot taken before a rotation holds the root key under its own generation).
+        let mut unsealed = None;
+        for (i, generation) in stored.unseal_order().into_iter().enumerate() {
+            let shares = match self.generation_shares(node, needed, generation).await {
+                Ok(shares) => shares,
+                // Only the generation in force must be whole; an older one may be
+                // partly deleted by an operator.
+                Err(LifecycleError::MissingShares { .. }) if i > 0 => continue,
+                Err(e) => return Err(e),
+            };
+            match unseal_with(&self.vault, node, &shares).await {
+                Ok(done) => {
+                    if generation != stored.in_force {
+                        info!(node = %node, generation, in_force = stored.in_force, "unsealed with a generation of shares other than the newest in force (a pending one, or a restored older snapshot's)");
+                    }
+                    unsealed = Some(done);
+                    break;
+                }
+                Err(UnsealError::Rejected { .. }) => continue,
+                Err(e) => return Err(rejected(e)),
             }
-            other => other.map_err(rejected)?,
-        };
+        }
+        let unsealed = unsealed.ok_or_else(|| {
+            rejected(UnsealError::Rejected {
+                node: node.clone(),
+                tried: needed,
+            })
+        })?;
         if unsealed {
             return Ok(Unsealed::WithShares);
         }

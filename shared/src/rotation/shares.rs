@@ -180,14 +180,33 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         in_force: Generation,
         next: Generation,
     ) -> Result<(), RotationError> {
-        let current = self.read_generation(on, in_force, on.threshold).await?;
         let started = self
             .vault
             .start_share_rotation(on.node, on.token, on.kind, on.shares, on.threshold)
             .await
             .map_err(failed("cannot start the share rotation"))?;
-        let Some((new, verification_nonce)) = self.enter(on, &started.nonce, &current).await?
-        else {
+        // The generation in force opens the seal, unless a snapshot taken under an older
+        // one was restored since: then that one does (a refusal starts the count again,
+        // under the same nonce).
+        let mut handed = None;
+        for generation in (1..=in_force).rev() {
+            let current = match self.read_generation(on, generation, on.threshold).await {
+                Ok(shares) => shares,
+                Err(RotationError::SharesMissing { .. }) if generation < in_force => continue,
+                Err(e) => {
+                    self.cancel(on).await?;
+                    return Err(e);
+                }
+            };
+            if let Some(found) = self.enter(on, &started.nonce, &current).await? {
+                if generation != in_force {
+                    info!(generation, in_force, "the server holds an older generation (a restored snapshot's); rotating from it");
+                }
+                handed = Some(found);
+                break;
+            }
+        }
+        let Some((new, verification_nonce)) = handed else {
             self.cancel(on).await?;
             return Err(RotationError::SharesRejected {
                 generation: in_force,

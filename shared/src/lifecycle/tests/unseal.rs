@@ -155,7 +155,8 @@ async fn no_share_or_token_reaches_a_log_an_error_or_an_outcome() {
 }
 
 /// A rotation saw generation 2 verified and was cut off before it marked it in force:
-/// the server takes only the pending generation's shares.
+/// the server takes only the pending generation's shares. Then generation 2 in force, and
+/// a restored older snapshot back under generation 1.
 #[tokio::test(start_paused = true)]
 async fn shares_verified_but_not_yet_marked_in_force_unseal_from_the_pending_generation() {
     let bed = Bed::running(&["i-1", "i-2", "i-3"]);
@@ -189,6 +190,13 @@ async fn shares_verified_but_not_yet_marked_in_force_unseal_from_the_pending_gen
         3,
         "the threshold of the generation in force, nothing tried before it"
     );
+
+    // A snapshot taken under generation 1 is restored: the server's root key is under
+    // generation 1 again, and generation 2 is refused before generation 1 unseals.
+    cluster.state().shares = old;
+    cluster.seal("i-2");
+    assert_eq!(bed.reconcile().await.unsealed, ["i-2".into()]);
+    assert!(!cluster.is_sealed("i-2"));
 }
 
 /// Shares of a second generation (base64 of 33 bytes, as OpenBao's).

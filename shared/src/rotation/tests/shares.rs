@@ -327,3 +327,22 @@ async fn refusals_name_the_problem_and_change_nothing() {
     assert!(stored(&rotation.parameters, 2).is_empty());
     assert!(stored(dr(&rotation), 2).is_empty());
 }
+
+#[tokio::test]
+async fn after_an_older_snapshot_is_restored_the_next_rotation_starts_from_its_generation() {
+    let rotation = rotation_with_failures();
+    let cluster = &rotation.vault.inner;
+    let first = shares_in_force(cluster);
+    shares_rotated(&rotation, "req-1").await.expect("rotated");
+    // A snapshot taken under generation 1 is restored: the root key is under it again.
+    cluster.state().shares = first;
+    let report = rotation
+        .rotate_as(&unseal_shares(), true, "req-2", deadline())
+        .await
+        .expect("rotated from generation 1")
+        .unseal_shares
+        .expect("ran");
+    assert_eq!((report.previous_generation, report.generation), (2, 3));
+    assert_eq!(stored(&rotation.parameters, 3), shares_in_force(cluster));
+    assert!(cluster.state().share_rotation.is_none());
+}
