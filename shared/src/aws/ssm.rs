@@ -26,31 +26,52 @@ impl SsmParameters {
     }
 }
 
-#[async_trait]
-impl ParameterStore for SsmParameters {
-    async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
+impl SsmParameters {
+    async fn get(
+        &self,
+        name: &str,
+        decrypt: bool,
+    ) -> Result<Option<aws_sdk_ssm::types::Parameter>, ParameterError> {
         let out = self
             .client
             .get_parameter()
             .name(name)
-            .with_decryption(true)
+            .with_decryption(decrypt)
             .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(GetParameterError::ParameterNotFound(_)) => ParameterError::Missing {
-                    name: name.to_owned(),
-                },
-                _ => ParameterError::Unavailable {
-                    name: name.to_owned(),
-                    reason: describe(e),
-                },
-            })?;
-        out.parameter()
-            .and_then(|p| p.value())
-            .map(|v| Secret::new(v.to_owned()))
+            .await;
+        match out {
+            Ok(out) => Ok(out.parameter),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetParameterError::ParameterNotFound(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(ParameterError::Unavailable {
+                name: name.to_owned(),
+                reason: describe(e),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ParameterStore for SsmParameters {
+    async fn secret(&self, name: &str) -> Result<Secret, ParameterError> {
+        self.get(name, true)
+            .await?
+            .and_then(|p| p.value)
+            .map(Secret::new)
             .ok_or_else(|| ParameterError::Missing {
                 name: name.to_owned(),
             })
+    }
+
+    /// Without decryption: the caller needs `ssm:GetParameter` only, no `kms:Decrypt`.
+    async fn exists(&self, name: &str) -> Result<bool, ParameterError> {
+        Ok(self.get(name, false).await?.is_some())
     }
 
     async fn put_new_secret(

@@ -4,8 +4,11 @@
 use std::time::Duration;
 
 use crate::{
-    config::{invalid, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings},
+    config::{
+        invalid, ssm_cluster_path, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings,
+    },
     ids::ClusterName,
+    keys::{Generation, KeyLayout},
     snapshots::{
         catalog::Catalog, retention::RetentionPolicy, store::SnapshotObjects, take::Taker,
     },
@@ -35,6 +38,9 @@ pub struct BackupSettings {
     /// newest first. A backlog (the DR bucket was unreachable for a while) is worked off
     /// over the next runs instead of running one into its timeout.
     pub dr_copies_per_run: usize,
+    /// `<SSM_PREFIX>/<CLUSTER_NAME>`: where the marks of the share generations are read
+    /// (whether they exist; never a share), to record the generation in each entry.
+    pub keys: KeyLayout,
 }
 
 impl BackupSettings {
@@ -45,11 +51,13 @@ impl BackupSettings {
         vault: &'a N,
         store: &'a dyn SnapshotObjects,
         catalog: &'a dyn Catalog,
+        share_generation: Option<Generation>,
     ) -> Taker<'a, N> {
         Taker {
             vault,
             store,
             catalog,
+            share_generation,
             cluster: &self.cluster,
             prefix: &self.prefix,
             part_size: self.part_size,
@@ -183,6 +191,7 @@ impl BackupConfig {
             kms_key: env.optional("SNAPSHOT_KMS_KEY_ID").map(str::to_owned),
             dr,
             backup: BackupSettings {
+                keys: KeyLayout::from_root(&ssm_cluster_path(env, &cluster.cluster)?),
                 cluster: cluster.cluster.clone(),
                 prefix,
                 part_size: part_mib << 20,

@@ -34,6 +34,7 @@ use crate::{
     },
     error_chain,
     events::BackupRequest,
+    keys::generation_for_catalog,
     lambda::{FunctionError, Handler, Invocation},
     snapshots::{
         catalog::{BackupKind, Catalog, CatalogEntry},
@@ -246,9 +247,19 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             return Err(BackupError::NoActiveNode { asked });
         };
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let taker = self
-            .settings
-            .taker(&self.vault, self.store.as_ref(), self.catalog.as_ref());
+        let generation = generation_for_catalog(
+            &self.vault,
+            &active.addr,
+            self.login.parameters(),
+            &self.settings.keys,
+        )
+        .await;
+        let taker = self.settings.taker(
+            &self.vault,
+            self.store.as_ref(),
+            self.catalog.as_ref(),
+            generation,
+        );
         Ok(taker
             .take_from(&active, &health, &token, kind, reason)
             .await?)

@@ -85,6 +85,13 @@ pub struct VaultLogin<P> {
     served_cached: AtomicBool,
 }
 
+impl<P> VaultLogin<P> {
+    /// The parameter store the credentials are read from.
+    pub fn parameters(&self) -> &P {
+        &self.parameters
+    }
+}
+
 impl<P: ParameterStore> VaultLogin<P> {
     /// A login that reads its credentials from `parameters` when it first needs them.
     pub fn new(settings: AuthSettings, parameters: P) -> Self {

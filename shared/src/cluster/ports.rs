@@ -122,6 +122,14 @@ pub trait ParameterStore: Send + Sync {
     ) -> Result<Stored, ParameterError>;
     /// Deletes a parameter; one that does not exist is not an error.
     async fn delete(&self, name: &str) -> Result<(), ParameterError>;
+    /// Whether a parameter exists, its value left unread (SSM: not decrypted).
+    async fn exists(&self, name: &str) -> Result<bool, ParameterError> {
+        match self.secret(name).await {
+            Ok(_) => Ok(true),
+            Err(ParameterError::Missing { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Why the function's AWS identity could not be signed.

@@ -4,9 +4,15 @@
 //! above the one in force whose first share is stored is pending: a rotation stored it
 //! and has not (yet) seen it verified.
 
-use super::{Generation, KeyLayout, ShareKind};
+use tracing::warn;
+
+use super::{Generation, KeyLayout, SealKind, ShareKind};
 use crate::{
-    cluster::ports::{ParameterError, ParameterStore},
+    cluster::{
+        node::NodeApi,
+        ports::{ParameterError, ParameterStore},
+    },
+    ids::NodeAddr,
     secret::Secret,
 };
 
@@ -49,14 +55,57 @@ pub async fn generations(
             .map(|t| t.with_timezone(&chrono::Utc));
     }
     let next = in_force + 1;
-    let pending = value(parameters, &keys.generation_share(kind, next, 1))
+    let pending = parameters
+        .exists(&keys.generation_share(kind, next, 1))
         .await?
-        .map(|_| next);
+        .then_some(next);
     Ok(Generations {
         in_force,
         pending,
         in_force_since,
     })
+}
+
+/// The newest generation marked in force, reading only whether the marks exist (no
+/// share, no decryption): what a snapshot's catalog entry records.
+pub async fn newest_in_force(
+    parameters: &(impl ParameterStore + ?Sized),
+    keys: &KeyLayout,
+    kind: ShareKind,
+) -> Result<Generation, ParameterError> {
+    let mut in_force: Generation = 1;
+    while parameters
+        .exists(&keys.generation_in_force(kind, in_force + 1))
+        .await?
+    {
+        in_force += 1;
+    }
+    Ok(in_force)
+}
+
+/// The generation a snapshot taken now is recorded with: the newest marked in force, of
+/// the kind of share the node's seal has. `None`, with a warning, when the seal status or
+/// SSM cannot say: the snapshot is worth more than its label.
+pub async fn generation_for_catalog(
+    vault: &(impl NodeApi + ?Sized),
+    node: &NodeAddr,
+    parameters: &(impl ParameterStore + ?Sized),
+    keys: &KeyLayout,
+) -> Option<Generation> {
+    let kind = match vault.seal_status(node).await {
+        Ok(status) => SealKind::of(&status).shares(),
+        Err(e) => {
+            warn!(node = %node, error = %crate::error_chain(&e), "the seal status could not be read; the snapshot is recorded without its share generation");
+            return None;
+        }
+    };
+    match newest_in_force(parameters, keys, kind).await {
+        Ok(generation) => Some(generation),
+        Err(e) => {
+            warn!(error = %crate::error_chain(&e), "the share generation in force could not be read from SSM; the snapshot is recorded without it");
+            None
+        }
+    }
 }
 
 async fn value(
@@ -108,6 +157,10 @@ mod tests {
                 .expect("read")
                 .unseal_order(),
             [2, 3, 1]
+        );
+        assert_eq!(
+            newest_in_force(&stored, &keys, kind).await.expect("read"),
+            2
         );
         assert_eq!(
             generations(&stored, &keys, ShareKind::Recovery)

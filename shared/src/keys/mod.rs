@@ -9,7 +9,7 @@ mod layout;
 mod unseal;
 
 pub use self::{
-    generations::{generations, Generations},
+    generations::{generation_for_catalog, generations, newest_in_force, Generations},
     layout::{Generation, KeyLayout, ShareKind},
     unseal::{read_shares, unseal_with, SharesMissing, UnsealError},
 };

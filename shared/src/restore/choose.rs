@@ -9,7 +9,7 @@ use crate::{
     },
     events::SnapshotSelector,
     ids::ClusterName,
-    keys::{generations, read_shares, KeyLayout, SealKind, SharesMissing},
+    keys::{generations, read_shares, Generation, KeyLayout, SealKind, SharesMissing},
     secret::Secret,
     snapshots::{
         catalog::{BackupKind, CatalogEntry},
@@ -181,6 +181,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         &self,
         active: &FleetNode,
         source_cluster: &str,
+        generation: Option<Generation>,
     ) -> Result<Vec<Secret>, RestoreError> {
         let status = self
             .vault
@@ -193,7 +194,11 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         let kind = SealKind::of(&status).shares();
         let needed = status.threshold.max(1) as usize;
         let keys = KeyLayout::new(&self.settings.ssm_prefix, source_cluster);
-        let generation = generations(&self.parameters, &keys, kind).await?.in_force;
+        // The snapshot's own generation; the source's newest when its entry predates them.
+        let generation = match generation {
+            Some(generation) => generation,
+            None => generations(&self.parameters, &keys, kind).await?.in_force,
+        };
         read_shares(&self.parameters, &keys, (kind, generation), needed, needed)
             .await
             .map_err(|e| match e {
@@ -210,5 +215,45 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                 },
                 SharesMissing::Parameter(e) => e.into(),
             })
+    }
+
+    /// Refuses a restore of this cluster's snapshot taken under `generation` when fewer
+    /// of that generation's shares are stored than the threshold: once restored, the
+    /// cluster would unseal with nothing else. Only whether they exist is read.
+    pub(super) async fn generation_kept(
+        &self,
+        active: &FleetNode,
+        generation: Generation,
+    ) -> Result<(), RestoreError> {
+        let status = self
+            .vault
+            .seal_status(&active.addr)
+            .await
+            .map_err(|source| RestoreError::SealStatus {
+                node: active.addr.to_string(),
+                source,
+            })?;
+        let kind = SealKind::of(&status).shares();
+        let needed = status.threshold.max(1) as usize;
+        let keys = KeyLayout::new(&self.settings.ssm_prefix, self.snapshots.cluster.as_str());
+        let mut found = 0;
+        for n in 1..=(status.shares as usize).max(needed) {
+            if self
+                .parameters
+                .exists(&keys.generation_share(kind, generation, n))
+                .await?
+            {
+                found += 1;
+            }
+        }
+        if found < needed {
+            return Err(RestoreError::GenerationSharesMissing {
+                generation,
+                path: keys.generation(kind, generation),
+                needed,
+                found,
+            });
+        }
+        Ok(())
     }
 }

@@ -119,6 +119,18 @@ pub enum RestoreError {
         /// How many were found.
         found: usize,
     },
+    /// The snapshot was taken under a generation of shares this cluster no longer keeps.
+    #[error("the snapshot was taken under share generation {generation}: once restored, the cluster unseals only with that generation's shares, and {path} holds {found} of the {needed} needed; nothing was changed")]
+    GenerationSharesMissing {
+        /// The snapshot's generation.
+        generation: crate::keys::Generation,
+        /// Where its shares are kept.
+        path: String,
+        /// How many are needed.
+        needed: usize,
+        /// How many exist.
+        found: usize,
+    },
     /// Shares could not be read.
     #[error(transparent)]
     Parameter(#[from] ParameterError),
@@ -207,7 +219,8 @@ impl Classify for RestoreError {
             | Self::NoSuchVersion { .. }
             | Self::NotCatalogued { .. }
             | Self::OtherCluster { .. }
-            | Self::SourceSharesMissing { .. } => false,
+            | Self::SourceSharesMissing { .. }
+            | Self::GenerationSharesMissing { .. } => false,
         }
     }
     fn name(&self) -> &'static str {
@@ -229,6 +242,7 @@ impl Classify for RestoreError {
             Self::NotCatalogued { .. } => "NotCatalogued",
             Self::OtherCluster { .. } => "OtherCluster",
             Self::SourceSharesMissing { .. } => "SourceSharesMissing",
+            Self::GenerationSharesMissing { .. } => "GenerationSharesMissing",
             Self::NoActiveNode { .. } => "NoActiveNode",
             Self::SealStatus { source, .. } => source.name(),
             Self::Send { source, .. } if source.status() == Some(crate::errors::DENIED) => {

@@ -35,6 +35,7 @@ use crate::{
     },
     error_chain,
     events::RestoreRequest,
+    keys::generation_for_catalog,
     lambda::{FunctionError, Handler, Invocation},
     secret::Secret,
     snapshots::{
@@ -99,6 +100,11 @@ pub struct RestorePlan {
     pub source_cluster: String,
     /// Whether it is another cluster's (then `force` is needed, and the source's shares).
     pub other_cluster: bool,
+    /// The generation of shares it was taken under (its catalog entry's): after the
+    /// restore, the cluster unseals with that generation. `None` for an entry from before
+    /// generations were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_generation: Option<crate::keys::Generation>,
     /// What the check of the whole object found.
     pub checked: Checked,
 }
@@ -205,9 +211,16 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                 cluster_id: this_id,
             });
         }
+        let share_generation = chosen.entry.as_ref().and_then(|e| e.share_generation);
         let shares = if other_cluster {
-            Some(self.source_shares(&active, &chosen.source_cluster).await?)
+            Some(
+                self.source_shares(&active, &chosen.source_cluster, share_generation)
+                    .await?,
+            )
         } else {
+            if let Some(generation) = share_generation {
+                self.generation_kept(&active, generation).await?;
+            }
             None
         };
         let expected = chosen.entry.as_ref().map(|e| (e.sha256.as_str(), e.bytes));
@@ -218,6 +231,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             entry: chosen.entry.clone(),
             source_cluster: chosen.source_cluster.clone(),
             other_cluster,
+            share_generation,
             checked: facts.clone().into(),
         };
         if request.dry_run {
@@ -257,9 +271,19 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         deadline: Instant,
     ) -> Result<RestoreOutcome, RestoreError> {
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let taker = self
-            .snapshots
-            .taker(&self.vault, self.store.as_ref(), self.catalog.as_ref());
+        let generation = generation_for_catalog(
+            &self.vault,
+            &active.addr,
+            &self.parameters,
+            &self.snapshots.keys,
+        )
+        .await;
+        let taker = self.snapshots.taker(
+            &self.vault,
+            self.store.as_ref(),
+            self.catalog.as_ref(),
+            generation,
+        );
         let safety = taker
             .take_from(
                 active,

@@ -60,6 +60,11 @@ pub struct CatalogEntry {
     pub kind: BackupKind,
     /// The reason given, if any.
     pub reason: Option<String>,
+    /// The generation of shares in force when it was taken: after a restore, the server's
+    /// root key is under that generation's shares. `None` for entries written before
+    /// generations were recorded, or when SSM could not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_generation: Option<crate::keys::Generation>,
 }
 
 /// A restore, as the catalog remembers it.

@@ -19,6 +19,7 @@ use crate::{
     },
     errors::Classify,
     ids::ClusterName,
+    keys::Generation,
     secret::Secret,
 };
 
@@ -78,6 +79,8 @@ pub struct Taker<'a, N: ?Sized> {
     pub part_size: usize,
     /// The longest the transfer may take.
     pub timeout: Duration,
+    /// The generation of shares in force, recorded in the entry.
+    pub share_generation: Option<Generation>,
 }
 
 impl<N: NodeApi + ?Sized> Taker<'_, N> {
@@ -137,6 +140,7 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
             server_version: health.version.clone(),
             kind,
             reason,
+            share_generation: self.share_generation,
         };
         self.catalog.put(&entry).await?;
         info!(object = %entry.object, index = entry.index, term = entry.term, bytes = entry.bytes, sha256 = %entry.sha256, "snapshot catalogued");

@@ -572,6 +572,7 @@ async fn retention_over_1500_snapshots_keeps_exactly_the_policy() -> Result<()> 
         server_version: "2.7.2".into(),
         kind: BackupKind::Scheduled,
         reason: None,
+        share_generation: Some(1),
     };
     let catalog = catalog(&bed);
     for batch in old.chunks(50) {

@@ -192,3 +192,35 @@ async fn each_dr_copy_gets_a_catalog_entry_of_its_own_in_the_dr_region() {
         }]
     );
 }
+
+#[tokio::test]
+async fn each_entry_records_the_share_generation_in_force() {
+    let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
+    let first = bed.backed_up(&tick("tick-1"), "req-1").await;
+    assert_eq!(
+        first.snapshot.share_generation,
+        Some(1),
+        "no rotation yet: the shares init made"
+    );
+    // A rotation marked generation 2 in force (only whether the mark exists is read).
+    bed.function
+        .login
+        .parameters()
+        .values
+        .lock()
+        .expect("values")
+        .insert(
+            "/vault-lifecycle/prod/unseal/gen-2/in-force".into(),
+            "2026-12-01T02:00:00Z".into(),
+        );
+    let second = bed.backed_up(&tick("tick-2"), "req-2").await;
+    assert_eq!(second.snapshot.share_generation, Some(2));
+    assert_eq!(
+        bed.entries()
+            .iter()
+            .map(|e| e.share_generation)
+            .collect::<Vec<_>>(),
+        [Some(1), Some(2)],
+        "as the catalog keeps them"
+    );
+}

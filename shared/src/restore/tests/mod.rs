@@ -123,6 +123,7 @@ impl Bed {
             server_version: "2.7.2".into(),
             kind: BackupKind::Scheduled,
             reason: None,
+            share_generation: None,
         };
         futures::executor::block_on(self.catalog.put(&entry)).expect("put");
         entry

@@ -380,3 +380,42 @@ async fn a_failed_safety_snapshot_sends_nothing() {
     assert_eq!(bed.state(), before, "nothing stored, catalogued or sent");
     assert_eq!(bed.cluster().calls("POST"), 0);
 }
+
+#[tokio::test]
+async fn a_snapshot_whose_share_generation_is_gone_is_refused_and_the_dry_run_names_it() {
+    let bed = Bed::healthy();
+    let mut entry = bed.catalogued(("prod", "c-1"), &good_snapshot(40, 2000), 40, 1);
+    entry.share_generation = Some(2);
+    futures::executor::block_on(bed.catalog.put(&entry)).expect("put");
+    // Generation 2 is stored in part only: two shares of the three needed.
+    let shares = bed.cluster().state().shares.clone();
+    let keys = KeyLayout::new("/vault-lifecycle", "prod");
+    for (n, share) in shares.iter().take(2).enumerate() {
+        bed.function.parameters.values.lock().expect("lock").insert(
+            keys.generation_share(ShareKind::Unseal, 2, n + 1),
+            share.clone(),
+        );
+    }
+    refused(
+        &bed,
+        json!({"snapshot": exact(&entry.object)}),
+        "Permanent.GenerationSharesMissing",
+        "share generation 2",
+    )
+    .await;
+    // All of them: the dry run names the generation it will need.
+    for (n, share) in shares.iter().enumerate().skip(2) {
+        bed.function.parameters.values.lock().expect("lock").insert(
+            keys.generation_share(ShareKind::Unseal, 2, n + 1),
+            share.clone(),
+        );
+    }
+    let plan = bed
+        .restore(json!({"snapshot": exact(&entry.object), "dry_run": true}))
+        .await
+        .expect("a plan");
+    let RestoreOutcome::WouldRestore(plan) = plan else {
+        panic!("{plan:?}");
+    };
+    assert_eq!(plan.share_generation, Some(2));
+}
