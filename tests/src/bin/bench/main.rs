@@ -4,11 +4,13 @@
 //! - [`lifecycle`]: a joining node through node-lifecycle beside the raw API steps.
 //! - [`backup`]: a snapshot brought into S3 by snapshot-backup beside the usual script
 //!   and the floor; its ways are run by `backup::ways`.
+//! - [`rotation`]: each credential-rotation action beside the raw API calls.
 //! - [`measure`]: a child process under GNU time: wall time, CPU time, peak RSS.
 
 mod backup;
 mod lifecycle;
 mod measure;
+mod rotation;
 
 use anyhow::{bail, Context, Result};
 
@@ -24,9 +26,10 @@ async fn main() -> Result<()> {
             )
             .await
         }
+        Some("rotation") => rotation::run(option(&args, "--rounds", 3)?).await,
         // Not in the usage: `backup` runs it as snapshot-backup's stand-in.
         Some("backup-child") => backup::child().await,
-        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N]"),
+        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N]"),
     }
 }
 
