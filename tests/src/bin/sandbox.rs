@@ -89,6 +89,11 @@ async fn story(once: bool, start: Instant) -> Result<()> {
             // The sandbox keeps the root token in SSM so it can write data as an
             // operator would; a real cluster leaves KEEP_ROOT_TOKEN unset.
             ("KEEP_ROOT_TOKEN", "true"),
+            // Bootstrap makes credential-rotation's AppRole too.
+            (
+                "APPROLE_FUNCTIONS",
+                "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation",
+            ),
             ("SNAPSHOT_BUCKET", primary.bucket.as_str()),
             ("SNAPSHOT_KMS_KEY_ID", primary.kms_key.as_str()),
             ("DR_REGION", DR),
@@ -285,6 +290,66 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     );
     probe(&mut emulator, "after the restore", start).await?;
 
+    // Rotate the unseal shares, then restart a standby: node-lifecycle unseals it with the
+    // new generation.
+    let outcome = invoke(
+        &mut emulator,
+        "credential-rotation",
+        "credential-rotation/unseal-shares.json",
+    )
+    .await?;
+    let shares = &outcome["unseal_shares"];
+    say(
+        &format!(
+            "credential-rotation, unseal-shares: generation {} in force ({} shares, threshold {}), stored in {PRIMARY} and {DR} before the server verified it; generation {} kept for older snapshots",
+            shares["generation"], shares["shares"], shares["threshold"], shares["previous_generation"]
+        ),
+        start,
+    );
+    let mut standby = None;
+    for i in 0..bao.nodes.len() {
+        if bao.health_code(i).await.ok() == Some(429) {
+            standby = Some(i);
+            break;
+        }
+    }
+    let standby = standby.context("a standby node")?;
+    let restarted = bao.nodes[standby].node_id.clone();
+    bao.restart(standby).await?;
+    say(
+        &format!(
+            "operator: {restarted} restarted; it is sealed (health {})",
+            bao.health_code(standby).await?
+        ),
+        start,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcome = invoke(
+            &mut emulator,
+            "node-lifecycle",
+            "node-lifecycle/reconcile.json",
+        )
+        .await?;
+        if bao.health_code(standby).await? != 503 || Instant::now() > deadline {
+            say(
+                &format!(
+                    "node-lifecycle, reconcile: unsealed {} with generation {} of the shares",
+                    outcome["unsealed"], shares["generation"]
+                ),
+                start,
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    probe(
+        &mut emulator,
+        "after the share rotation and a restart",
+        start,
+    )
+    .await?;
+
     let token_file = bao.dir().join("root-token");
     std::fs::write(&token_file, &root)?;
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))?;
@@ -296,6 +361,8 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     println!("  cargo lambda invoke node-lifecycle --data-file events/node-lifecycle/launch.json --invoke-address 127.0.0.1 --invoke-port {}   # refused: another group", emulator.port);
     println!("  cargo lambda invoke snapshot-backup --data-file events/snapshot-backup/direct.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
     println!("  cargo lambda invoke snapshot-restore --data-file events/snapshot-restore/dry-run.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke credential-rotation --data-file events/credential-rotation/keyring.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
+    println!("  cargo lambda invoke credential-rotation --data-file events/credential-rotation/unseal-shares-force.json --invoke-address 127.0.0.1 --invoke-port {}", emulator.port);
     println!("Talk to the cluster with the bao CLI (the sandbox kept the root token; a real cluster revokes it at bootstrap):");
     println!(
         "  export BAO_ADDR={} BAO_CACERT={ca_file}",
@@ -307,10 +374,7 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     );
     println!("  bao operator raft list-peers");
     println!("  bao kv get kv/greeting");
-    println!(
-        "Every sample event is listed in events/README.md. credential-rotation and dr-failover"
-    );
-    println!("join this story as they are built.");
+    println!("Every sample event is listed in events/README.md. dr-failover joins this story as it is built.");
     if once {
         say("--once: stopping and cleaning up", start);
         return Ok(());
