@@ -321,6 +321,39 @@ pub fn ssm_cluster_path(env: &Env, cluster: &ClusterName) -> Result<String, Conf
     Ok(format!("{prefix}/{cluster}"))
 }
 
+/// A comma-separated list of the product's functions in `var` (each known, each once), or
+/// `default` when it is unset.
+pub fn function_names(
+    env: &Env,
+    var: &'static str,
+    default: &[&'static str],
+) -> Result<Vec<&'static str>, ConfigError> {
+    let Some(text) = env.optional(var) else {
+        return Ok(default.to_vec());
+    };
+    let known: Vec<&'static str> = crate::cluster::policies::FUNCTIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let mut chosen = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(found) = known.iter().find(|k| **k == name) else {
+            return Err(invalid(
+                var,
+                text,
+                format!("a comma-separated list of {}", known.join(", ")),
+            ));
+        };
+        if !chosen.contains(found) {
+            chosen.push(*found);
+        }
+    }
+    if chosen.is_empty() {
+        return Err(invalid(var, text, "at least one function"));
+    }
+    Ok(chosen)
+}
+
 /// `DR_REGION` and `DR_KMS_KEY_ID` (both or neither): the DR region, and the key of that
 /// region its copies of the shares are written under.
 pub fn dr_keys(env: &Env) -> Result<Option<(String, String)>, ConfigError> {

@@ -108,6 +108,29 @@ impl ParameterStore for SsmParameters {
         }
     }
 
+    async fn replace_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<(), ParameterError> {
+        self.client
+            .put_parameter()
+            .name(name)
+            .value(value.expose())
+            .r#type(ParameterType::SecureString)
+            .key_id(kms_key)
+            .overwrite(true)
+            .send()
+            .await
+            .map(|_| ())
+            // The SDK's error describes the request's outcome, never its parameters' values.
+            .map_err(|e| ParameterError::Unavailable {
+                name: name.to_owned(),
+                reason: describe(e),
+            })
+    }
+
     async fn delete(&self, name: &str) -> Result<(), ParameterError> {
         match self.client.delete_parameter().name(name).send().await {
             Ok(_) => Ok(()),

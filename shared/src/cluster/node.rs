@@ -13,8 +13,8 @@ use async_trait::async_trait;
 pub use crate::chunks::{ChunkSource, OutgoingBody};
 pub use crate::vault::{
     AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus, KeyringPolicy,
-    LeaderStatus, Login, RaftConfiguration, RaftServer, RotationStep, SealStatus, ShareKind,
-    ShareRotation, VaultError, VerifyStep,
+    LeaderStatus, Login, RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo,
+    ShareKind, ShareRotation, VaultError, VerifyStep,
 };
 use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
 
@@ -230,6 +230,24 @@ pub trait NodeApi: Send + Sync {
         token: &Secret,
         kind: ShareKind,
     ) -> Result<Option<String>, VaultError>;
+    /// What the server knows of an AppRole's secret ID; `None` when it does not know it.
+    async fn secret_id_info(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        secret_id: &Secret,
+    ) -> Result<Option<SecretIdInfo>, VaultError>;
+    /// Destroys an AppRole's secret ID by its accessor; whether it existed.
+    async fn destroy_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> Result<bool, VaultError>;
 }
 
 #[async_trait]
@@ -456,5 +474,25 @@ impl NodeApi for VaultClient {
         kind: ShareKind,
     ) -> Result<Option<String>, VaultError> {
         VaultClient::restart_verification(self, node, token, kind).await
+    }
+    async fn secret_id_info(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        secret_id: &Secret,
+    ) -> Result<Option<SecretIdInfo>, VaultError> {
+        VaultClient::secret_id_info(self, node, token, mount, role, secret_id).await
+    }
+    async fn destroy_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> Result<bool, VaultError> {
+        VaultClient::destroy_secret_id(self, node, token, mount, role, accessor).await
     }
 }

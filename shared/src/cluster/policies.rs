@@ -60,6 +60,9 @@ path "auth/approle/role/+/secret-id" {
 path "auth/approle/role/+/secret-id-accessor/destroy" {
   capabilities = ["update"]
 }
+path "auth/approle/role/+/secret-id/lookup" {
+  capabilities = ["update"]
+}
 path "+/rotate-root/+" {
   capabilities = ["update"]
 }

@@ -120,6 +120,14 @@ pub trait ParameterStore: Send + Sync {
         value: &Secret,
         kms_key: &str,
     ) -> Result<Stored, ParameterError>;
+    /// Writes a SecureString under `kms_key`, replacing the value if the name exists:
+    /// only for a credential whose new value was proven to work first (a secret ID).
+    async fn replace_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<(), ParameterError>;
     /// Deletes a parameter; one that does not exist is not an error.
     async fn delete(&self, name: &str) -> Result<(), ParameterError>;
     /// Whether a parameter exists, its value left unread (SSM: not decrypted).

@@ -246,7 +246,12 @@ impl RotationTarget {
     }
 
     /// The targets this version rotates.
-    pub const AVAILABLE: [Self; 3] = [Self::Keyring, Self::UnsealShares, Self::RecoveryShares];
+    pub const AVAILABLE: [Self; 4] = [
+        Self::Keyring,
+        Self::UnsealShares,
+        Self::RecoveryShares,
+        Self::ApproleSecretIds,
+    ];
 }
 
 /// credential-rotation: what to rotate now.
@@ -283,7 +288,7 @@ impl RotationRequest {
             return Err(EventError::Invalid {
                 function,
                 field: "rotate".into(),
-                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares"
+                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares, approle-secret-ids"
                     .into(),
             });
         }

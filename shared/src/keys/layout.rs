@@ -87,7 +87,9 @@ impl KeyLayout {
         format!("{}/root-token", self.root)
     }
 
-    /// A function's AppRole role ID or secret ID (`which`: `role-id`, `secret-id`).
+    /// A function's AppRole role ID or secret ID (`which`: `role-id`, `secret-id`), or
+    /// the replaced secret ID waiting for its grace period to end (`retiring`: its
+    /// accessor and when it was replaced; never the secret ID itself).
     pub fn approle(&self, function: &str, which: &str) -> String {
         format!("{}/approle/{function}/{which}", self.root)
     }

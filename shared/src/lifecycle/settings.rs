@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::{
-    cluster::{node::AppRoleLimits, policies::FUNCTIONS},
+    cluster::node::AppRoleLimits,
     config::{
         invalid, ssm_cluster_path, AuthSettings, CaSource, ClusterSettings, ConfigError, Env,
         VaultSettings,
@@ -75,24 +75,9 @@ pub const DEPLOYED_FUNCTIONS: [&str; 4] = [
 /// `APPROLE_FUNCTIONS`: known function names, node-lifecycle among them (it logs in with
 /// the AppRole it makes).
 fn approle_functions(env: &Env) -> Result<Vec<&'static str>, ConfigError> {
-    let Some(text) = env.optional("APPROLE_FUNCTIONS") else {
-        return Ok(DEPLOYED_FUNCTIONS.to_vec());
-    };
-    let known: Vec<&'static str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
-    let mut chosen = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let Some(found) = known.iter().find(|k| **k == name) else {
-            return Err(invalid(
-                "APPROLE_FUNCTIONS",
-                text,
-                format!("a comma-separated list of {}", known.join(", ")),
-            ));
-        };
-        if !chosen.contains(found) {
-            chosen.push(*found);
-        }
-    }
+    let chosen = crate::config::function_names(env, "APPROLE_FUNCTIONS", &DEPLOYED_FUNCTIONS)?;
     if !chosen.contains(&"node-lifecycle") {
+        let text = env.optional("APPROLE_FUNCTIONS").unwrap_or_default();
         return Err(invalid(
             "APPROLE_FUNCTIONS",
             text,

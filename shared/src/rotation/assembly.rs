@@ -46,6 +46,7 @@ pub fn from_sdk(
             }),
         },
         on_schedule: config.on_schedule,
+        secret_ids: config.secret_ids,
         keyring: config.keyring,
     })
 }

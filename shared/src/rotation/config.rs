@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::{
     config::{
-        dr_keys, invalid, ssm_cluster_path, AuthSettings, ClusterSettings, ConfigError, Env,
-        VaultSettings,
+        dr_keys, function_names, invalid, ssm_cluster_path, AuthSettings, ClusterSettings,
+        ConfigError, Env, VaultSettings,
     },
     events::RotationTarget,
     vault::KeyringPolicy,
@@ -24,6 +24,23 @@ pub struct KeyringSettings {
     pub policy: KeyringPolicy,
 }
 
+/// What the `approle-secret-ids` action aims for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretIdSettings {
+    /// `ROTATE_APPROLES` (default the functions the SAM template deploys, this one
+    /// included): the AppRoles whose secret IDs are rotated, one per function.
+    pub roles: Vec<&'static str>,
+    /// The AppRole mount: this function's own (`VAULT_AUTH_MOUNT`) when it logs in with
+    /// AppRole, else `approle`.
+    pub mount: String,
+    /// `SECRET_ID_MAX_AGE_DAYS` (default 7): a stored secret ID older than this, or
+    /// expiring sooner than this, is replaced.
+    pub max_age: Duration,
+    /// `SECRET_ID_GRACE_MINUTES` (default 60): how long a replaced secret ID keeps
+    /// working before it is destroyed.
+    pub grace: Duration,
+}
+
 /// Everything credential-rotation needs.
 #[derive(Debug, Clone)]
 pub struct RotationConfig {
@@ -40,6 +57,8 @@ pub struct RotationConfig {
     pub on_schedule: Vec<RotationTarget>,
     /// The `keyring` action.
     pub keyring: KeyringSettings,
+    /// The `approle-secret-ids` action.
+    pub secret_ids: SecretIdSettings,
     /// `SHARES_MAX_AGE_DAYS` (default 90): the `unseal-shares` and `recovery-shares`
     /// actions make a new generation when the one in force is older (generation 1, made
     /// at init, counts as old).
@@ -54,6 +73,15 @@ pub struct RotationConfig {
 }
 
 const MAX_OPERATIONS: std::ops::RangeInclusive<u64> = 1_000_000..=3_865_470_566;
+
+/// The default `ROTATE_APPROLES`: the functions the SAM template deploys.
+const ROTATED_APPROLES: [&str; 5] = [
+    "node-lifecycle",
+    "health-probe",
+    "snapshot-backup",
+    "snapshot-restore",
+    "credential-rotation",
+];
 
 impl RotationConfig {
     /// Reads the process environment; the error names the first bad variable.
@@ -97,12 +125,30 @@ impl RotationConfig {
                 "0 (not by time) or at least 24",
             ));
         }
+        let secret_id_days: u64 =
+            env.parsed_or("SECRET_ID_MAX_AGE_DAYS", 7, "a whole number of days")?;
+        if secret_id_days == 0 {
+            return Err(invalid("SECRET_ID_MAX_AGE_DAYS", "0", "at least 1 day"));
+        }
+        let grace_minutes: u64 =
+            env.parsed_or("SECRET_ID_GRACE_MINUTES", 60, "a whole number of minutes")?;
+        let auth = AuthSettings::from_env(env, &cluster.cluster, "credential-rotation")?;
+        let secret_ids = SecretIdSettings {
+            roles: function_names(env, "ROTATE_APPROLES", &ROTATED_APPROLES)?,
+            mount: match &auth {
+                AuthSettings::AppRole { mount, .. } => mount.clone(),
+                AuthSettings::Aws { .. } => "approle".to_owned(),
+            },
+            max_age: Duration::from_secs(secret_id_days * 86_400),
+            grace: Duration::from_secs(grace_minutes * 60),
+        };
         let on_schedule = match env.optional("ROTATE_ON_SCHEDULE") {
             None => vec![RotationTarget::Keyring],
             Some(list) => parse_targets(list)?,
         };
         Ok(Self {
-            auth: AuthSettings::from_env(env, &cluster.cluster, "credential-rotation")?,
+            auth,
+            secret_ids,
             vault: VaultSettings::from_env(env)?,
             table: env
                 .required("STATE_TABLE", "the DynamoDB table of locks and records")?
@@ -135,12 +181,12 @@ fn parse_targets(list: &str) -> Result<Vec<RotationTarget>, ConfigError> {
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let target = serde_json::from_value(serde_json::Value::String(name.to_owned()))
             .ok()
-            .filter(|t| RotationTarget::AVAILABLE.contains(t))
+            .filter(|t: &RotationTarget| RotationTarget::AVAILABLE.contains(t))
             .ok_or_else(|| {
                 invalid(
                     "ROTATE_ON_SCHEDULE",
                     list,
-                    "a comma-separated list of what this version rotates: keyring, unseal-shares, recovery-shares",
+                    "a comma-separated list of what this version rotates: keyring, unseal-shares, recovery-shares, approle-secret-ids",
                 )
             })?;
         if !targets.contains(&target) {
@@ -183,6 +229,9 @@ mod tests {
             ("KEYRING_MAX_AGE_DAYS", "0"),
             ("KEYRING_MAX_AGE_DAYS", "soon"),
             ("SHARES_MAX_AGE_DAYS", "0"),
+            ("SECRET_ID_MAX_AGE_DAYS", "0"),
+            ("SECRET_ID_GRACE_MINUTES", "soon"),
+            ("ROTATE_APPROLES", "health-probe,vault-agent"),
             ("KEYRING_AUTO_ROTATE_MAX_OPERATIONS", "10"),
             ("KEYRING_AUTO_ROTATE_INTERVAL_HOURS", "12"),
             ("ROTATE_ON_SCHEDULE", "keyring,everything"),

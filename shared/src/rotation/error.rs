@@ -19,7 +19,7 @@ pub enum RotationError {
     #[error(transparent)]
     Event(#[from] EventError),
     /// A target this version of the function does not rotate yet; nothing was changed.
-    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, unseal-shares, recovery-shares); nothing was changed")]
+    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, unseal-shares, recovery-shares, approle-secret-ids); nothing was changed")]
     NotAvailable {
         /// The target asked for.
         target: &'static str,
@@ -81,6 +81,21 @@ pub enum RotationError {
         /// The generation.
         generation: Generation,
     },
+    /// A new secret ID did not log in: it was not stored, the stored one is unchanged.
+    #[error("a new secret ID for {function} was refused at login; it was not stored and the function's stored secret ID is unchanged")]
+    SecretIdRefused {
+        /// The function.
+        function: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
+    /// A `retiring` record this function did not write in its format.
+    #[error("{name} does not hold an accessor and a time; delete it once the secret ID it names is destroyed, then retry")]
+    RetiringUnreadable {
+        /// The parameter.
+        name: String,
+    },
     /// Vault refused or did not answer a step.
     #[error("{step}")]
     Vault {
@@ -115,6 +130,7 @@ impl Classify for RotationError {
                 SharesMissing::Missing { .. } => false,
             },
             Self::VerificationRefused { .. } => true,
+            Self::SecretIdRefused { .. } | Self::RetiringUnreadable { .. } => false,
             Self::SealMismatch { .. }
             | Self::SharesRejected { .. }
             | Self::GenerationConflict { .. } => false,
@@ -138,6 +154,8 @@ impl Classify for RotationError {
             Self::SharesRejected { .. } => "SharesRejected",
             Self::GenerationConflict { .. } => "GenerationConflict",
             Self::VerificationRefused { .. } => "VerificationRefused",
+            Self::SecretIdRefused { .. } => "SecretIdRefused",
+            Self::RetiringUnreadable { .. } => "RetiringUnreadable",
             Self::NotAvailable { .. } => "RotationNotAvailable",
             Self::NoActiveNode { .. } => "NoActiveNode",
         }

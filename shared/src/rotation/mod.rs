@@ -12,6 +12,7 @@
 mod assembly;
 mod config;
 mod error;
+mod secret_ids;
 mod shares;
 
 use chrono::{DateTime, Utc};
@@ -21,8 +22,9 @@ use tracing::{info, warn};
 
 pub use self::{
     assembly::{assemble, from_sdk, DeployedRotation},
-    config::{KeyringSettings, RotationConfig},
+    config::{KeyringSettings, RotationConfig, SecretIdSettings},
     error::RotationError,
+    secret_ids::SecretIdReport,
     shares::{ShareStore, SharesReport},
 };
 use crate::{
@@ -56,6 +58,9 @@ pub struct RotationReport {
     /// The `recovery-shares` action, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_shares: Option<SharesReport>,
+    /// The `approle-secret-ids` action, when it ran: one report per function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approle_secret_ids: Option<Vec<SecretIdReport>>,
     /// The targets another run was rotating: this run left them alone (one rotation of a
     /// kind at a time; a held lock is an answer, not an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -66,6 +71,7 @@ pub struct RotationReport {
 enum Done {
     Keyring(KeyringReport),
     Shares(SharesReport),
+    SecretIds(Vec<SecretIdReport>),
 }
 
 /// A target this run left to the run that holds its lock.
@@ -105,6 +111,8 @@ pub struct CredentialRotation<F, N, P> {
     pub parameters: P,
     /// Where the shares' generations are kept, and their DR copies.
     pub shares: ShareStore<P>,
+    /// The `approle-secret-ids` action's aims.
+    pub secret_ids: SecretIdSettings,
     /// One rotation of a kind at a time.
     pub locks: Box<dyn Locks>,
     /// What a schedule tick rotates.
@@ -165,6 +173,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                     report.recovery_shares = Some(r)
                 }
                 Ok(Done::Shares(r)) => report.unseal_shares = Some(r),
+                Ok(Done::SecretIds(r)) => report.approle_secret_ids = Some(r),
                 Err(busy) => report.busy.push(busy),
             }
         }
@@ -210,6 +219,9 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 Ok(match target {
                     RotationTarget::Keyring => {
                         Done::Keyring(self.keyring_on(&active.addr, &token, force).await?)
+                    }
+                    RotationTarget::ApproleSecretIds => {
+                        Done::SecretIds(self.secret_ids_on(&active.addr, &token, force).await?)
                     }
                     _ => Done::Shares(self.shares_on(target, &active.addr, &token, force).await?),
                 })

@@ -131,6 +131,19 @@ impl ParameterStore for FakeParameters {
         Ok(Stored::Written)
     }
 
+    async fn replace_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        _kms_key: &str,
+    ) -> Result<(), ParameterError> {
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), value.expose().to_owned());
+        Ok(())
+    }
+
     async fn delete(&self, name: &str) -> Result<(), ParameterError> {
         self.values
             .lock()

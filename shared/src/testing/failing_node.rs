@@ -13,7 +13,7 @@ use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus,
         KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RotationStep,
-        SealStatus, ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
+        SealStatus, SecretIdInfo, ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -472,5 +472,35 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         self.inject("restart_verification", node)?;
         let answer = self.inner.restart_verification(node, token, kind).await;
         self.answer("restart_verification", node, answer)
+    }
+    async fn secret_id_info(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        secret_id: &Secret,
+    ) -> Result<Option<SecretIdInfo>, VaultError> {
+        self.inject("secret_id_info", node)?;
+        let answer = self
+            .inner
+            .secret_id_info(node, token, mount, role, secret_id)
+            .await;
+        self.answer("secret_id_info", node, answer)
+    }
+    async fn destroy_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> Result<bool, VaultError> {
+        self.inject("destroy_secret_id", node)?;
+        let answer = self
+            .inner
+            .destroy_secret_id(node, token, mount, role, accessor)
+            .await;
+        self.answer("destroy_secret_id", node, answer)
     }
 }

@@ -35,8 +35,8 @@ use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest,
         InitOutput, KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody,
-        RaftConfiguration, RaftServer, RotationStep, SealStatus, ShareKind, ShareRotation,
-        SnapshotStream, VaultError, VerifyStep,
+        RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo, ShareKind,
+        ShareRotation, SnapshotStream, VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -149,6 +149,10 @@ pub struct ClusterState {
     pub share_rotation: Option<FakeShareRotation>,
     /// Share rotations started, for nonces and new shares' labels.
     pub share_rotations_started: usize,
+    /// Secret IDs destroyed (they no longer log in).
+    pub destroyed_secret_ids: BTreeSet<String>,
+    /// When each secret ID was made.
+    pub secret_id_created: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 /// A share rotation in progress.
@@ -731,6 +735,7 @@ impl ClusterState {
                 .unwrap_or(0);
             role_id.expose() == role_id_of(role)
                 && (1..=issued).any(|n| secret_id.expose() == secret_id_of(role, n))
+                && !self.destroyed_secret_ids.contains(secret_id.expose())
         })
     }
 }
@@ -741,6 +746,10 @@ fn role_id_of(role: &str) -> String {
 
 fn secret_id_of(role: &str, n: usize) -> String {
     format!("fake-secret-id-{role}-{n}")
+}
+
+fn accessor_of(role: &str, n: usize) -> String {
+    format!("fake-accessor-{role}-{n}")
 }
 
 /// A snapshot's bytes handed out in chunks; a body that `breaks` ends in an error
@@ -1308,7 +1317,10 @@ impl NodeApi for FakeCluster {
         s.serving(node, "POST", "auth/approle/role/secret-id", token)?;
         let count = s.secret_ids.entry(format!("{mount}/{role}")).or_default();
         *count += 1;
-        Ok(Secret::new(secret_id_of(role, *count)))
+        let secret_id = secret_id_of(role, *count);
+        s.secret_id_created
+            .insert(secret_id.clone(), chrono::Utc::now());
+        Ok(Secret::new(secret_id))
     }
 
     async fn revoke_self(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
@@ -1363,6 +1375,64 @@ impl NodeApi for FakeCluster {
         s.serving(node, "POST", "sys/rotate/config", token)?;
         s.keyring_policy = Some(policy.clone());
         Ok(())
+    }
+
+    async fn secret_id_info(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        secret_id: &Secret,
+    ) -> Result<Option<SecretIdInfo>, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "auth/approle/role/secret-id/lookup", token)?;
+        let issued = s
+            .secret_ids
+            .get(&format!("{mount}/{role}"))
+            .copied()
+            .unwrap_or(0);
+        let Some(n) = (1..=issued).find(|n| secret_id.expose() == secret_id_of(role, *n)) else {
+            return Ok(None);
+        };
+        if s.destroyed_secret_ids.contains(secret_id.expose()) {
+            return Ok(None);
+        }
+        Ok(Some(SecretIdInfo {
+            accessor: accessor_of(role, n),
+            created: s
+                .secret_id_created
+                .get(secret_id.expose())
+                .copied()
+                .unwrap_or_else(chrono::Utc::now),
+            expires: None,
+        }))
+    }
+
+    async fn destroy_secret_id(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+        accessor: &str,
+    ) -> Result<bool, VaultError> {
+        let mut s = self.state();
+        s.serving(
+            node,
+            "POST",
+            "auth/approle/role/secret-id-accessor/destroy",
+            token,
+        )?;
+        let issued = s
+            .secret_ids
+            .get(&format!("{mount}/{role}"))
+            .copied()
+            .unwrap_or(0);
+        let Some(n) = (1..=issued).find(|n| accessor == accessor_of(role, *n)) else {
+            return Ok(false);
+        };
+        Ok(s.destroyed_secret_ids.insert(secret_id_of(role, n)))
     }
 
     async fn share_rotation(

@@ -311,6 +311,48 @@ pub async fn node_contract<N: NodeApi>(
     let valid = answered(step, node.token_is_valid(a0, &login.token).await)?;
     ensure(!valid, step, valid)?;
 
+    // A secret ID looked up names its accessor and age; destroyed by the accessor, it
+    // no longer logs in nor is known; a second destroy finds nothing.
+    let step = "look up a secret ID";
+    let info = answered(
+        step,
+        node.secret_id_info(a0, root, "approle", "contract", &secret_id)
+            .await,
+    )?
+    .ok_or_else(|| breach(step, "unknown"))?;
+    ensure(
+        !info.accessor.is_empty() && info.created <= chrono::Utc::now(),
+        step,
+        &info.accessor,
+    )?;
+    let step = "destroy a secret ID by its accessor";
+    let destroyed = answered(
+        step,
+        node.destroy_secret_id(a0, root, "approle", "contract", &info.accessor)
+            .await,
+    )?;
+    ensure(destroyed, step, destroyed)?;
+    refused(
+        "a login with a destroyed secret ID",
+        node.approle_login(a0, "approle", &role_id, &secret_id)
+            .await,
+        400,
+    )?;
+    let step = "a destroyed secret ID is unknown";
+    let gone = answered(
+        step,
+        node.secret_id_info(a0, root, "approle", "contract", &secret_id)
+            .await,
+    )?;
+    ensure(gone.is_none(), step, gone.is_none())?;
+    let step = "destroy it again";
+    let again = answered(
+        step,
+        node.destroy_secret_id(a0, root, "approle", "contract", &info.accessor)
+            .await,
+    )?;
+    ensure(!again, step, again)?;
+
     // A Shamir node that joins holds Raft data at once and is sealed; it becomes a peer
     // only once unsealed.
     let step = "join";

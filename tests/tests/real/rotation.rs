@@ -40,29 +40,51 @@ fn keyring<E: std::fmt::Debug>(
 const WITH_ROTATION: &str =
     "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation";
 
+/// A cluster of `size` nodes, each launched by node-lifecycle with `settings` (at once, as
+/// Auto Scaling delivers them) and credential-rotation's AppRole among the functions.
+async fn launched(size: i32, settings: &[(&str, &str)]) -> Result<LifecycleBed> {
+    let bed = LifecycleBed::start(size, Seal::Shamir).await?;
+    launch_all(&bed, settings).await?;
+    Ok(bed)
+}
+
+/// Launches every node of `bed` waiting for it.
+async fn launch_all(bed: &LifecycleBed, settings: &[(&str, &str)]) -> Result<()> {
+    let mut settings = settings.to_vec();
+    settings.push(("APPROLE_FUNCTIONS", WITH_ROTATION));
+    let mut launches = Vec::new();
+    for action in bed.actions().await? {
+        let function = bed.function(&settings)?;
+        launches.push(async move { handle(&function, &LifecycleBed::event(&action)).await });
+    }
+    for launched in futures::future::join_all(launches).await {
+        if !matches!(launched, Ok(Outcome::Launched(_))) {
+            bail!("a launch failed: {launched:?}");
+        }
+    }
+    Ok(())
+}
+
+/// credential-rotation's configuration: the bed's environment and `extra`.
+fn rotation_config(bed: &LifecycleBed, extra: &[(&str, &str)]) -> Result<RotationConfig> {
+    let mut env = bed.env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Ok(RotationConfig::from(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))?)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() -> Result<()> {
     let logs = capture_logs();
-    let bed = LifecycleBed::start(1, Seal::Shamir).await?;
-    let launcher = bed.function(&[
-        ("APPROLE_FUNCTIONS", WITH_ROTATION),
-        ("KEEP_ROOT_TOKEN", "true"),
-    ])?;
-    let action = bed.actions().await?.remove(0);
-    let launched = handle(&launcher, &LifecycleBed::event(&action)).await;
-    if !matches!(launched, Ok(Outcome::Launched(_))) {
-        bail!("the launch failed: {launched:?}");
-    }
+    let bed = launched(1, &[("KEEP_ROOT_TOKEN", "true")]).await?;
     let root = Secret::new(
         bed.parameter(&format!("{}/root-token", bed.ssm_path()))
             .await?
             .context("KEEP_ROOT_TOKEN keeps the root token")?,
     );
     let node = bed.bao.node_addrs()?.remove(0);
-    let env = bed.env();
-    let config = RotationConfig::from(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))?;
+    let config = rotation_config(&bed, &[])?;
     let vault: VaultClient = VaultClient::new(&config.vault)?;
     let mut rotation = shared::rotation::from_sdk(&bed.region.sdk, config)?;
     let deadline = || Instant::now() + Duration::from_secs(120);
@@ -197,30 +219,12 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
     let mut bed = LifecycleBed::start(3, Seal::Shamir).await?;
     let dr = testbed::moto::RegionFixture::create(bed.moto, DR_REGION, &bed.cluster).await?;
     let dr_settings = [
-        ("APPROLE_FUNCTIONS", WITH_ROTATION),
         ("DR_REGION", DR_REGION),
         ("DR_KMS_KEY_ID", dr.kms_key.as_str()),
     ];
-    let mut launches = Vec::new();
-    for action in bed.actions().await? {
-        let function = bed.function(&dr_settings)?;
-        launches.push(async move { handle(&function, &LifecycleBed::event(&action)).await });
-    }
-    for launched in futures::future::join_all(launches).await {
-        if !matches!(launched, Ok(Outcome::Launched(_))) {
-            bail!("a launch failed: {launched:?}");
-        }
-    }
+    launch_all(&bed, &dr_settings).await?;
     let lifecycle = bed.function(&dr_settings)?;
-    let mut env = bed.env();
-    env.extend(
-        dr_settings[1..]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let config = RotationConfig::from(&Env::from_pairs(
-        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))?;
+    let config = rotation_config(&bed, &dr_settings)?;
     let deployed = shared::rotation::from_sdk(&bed.region.sdk, config)?;
     let rotation = shared::rotation::CredentialRotation {
         vault: FailingNode::new(deployed.vault),
@@ -231,6 +235,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         shares: deployed.shares,
         on_schedule: deployed.on_schedule,
         keyring: deployed.keyring,
+        secret_ids: deployed.secret_ids,
     };
     let dr_ssm = SsmParameters::in_region(&bed.region.sdk, DR_REGION);
     let layout = KeyLayout::from_root(&bed.ssm_path());
@@ -369,4 +374,129 @@ async fn reconcile_until_unsealed(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     bail!("node {index} stayed sealed after reconciles")
+}
+
+/// approle-secret-ids against a node bootstrapped by node-lifecycle: every function logs
+/// in before and after; a replaced secret ID keeps working through its grace period and
+/// is destroyed after it; the binary, under the emulator, finds them young.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_ids_are_replaced_and_every_function_logs_in_before_and_after() -> Result<()> {
+    let logs = capture_logs();
+    let bed = launched(1, &[]).await?;
+    let node = bed.bao.node_addrs()?.remove(0);
+    let config = rotation_config(&bed, &[])?;
+    let vault = VaultClient::new(&config.vault)?;
+    let mut rotation = shared::rotation::from_sdk(&bed.region.sdk, config)?;
+    let functions: Vec<&str> = WITH_ROTATION.split(',').collect();
+    let layout = KeyLayout::from_root(&bed.ssm_path());
+    let stored = |function: &str, which: &str| {
+        let name = layout.approle(function, which);
+        let bed = &bed;
+        async move { bed.parameter(&name).await }
+    };
+    let logs_in = |function: String, secret_id: String| {
+        let (vault, node, stored) = (&vault, &node, &stored);
+        async move {
+            let role_id = stored(&function, "role-id").await?.context("role ID")?;
+            Ok::<_, anyhow::Error>(
+                vault
+                    .approle_login(
+                        node,
+                        "approle",
+                        &Secret::new(role_id),
+                        &Secret::new(secret_id),
+                    )
+                    .await
+                    .is_ok(),
+            )
+        }
+    };
+    let mut old = Vec::new();
+    for function in &functions {
+        let secret_id = stored(function, "secret-id").await?.context("secret ID")?;
+        assert!(
+            logs_in(function.to_string(), secret_id.clone()).await?,
+            "{function} before"
+        );
+        old.push(secret_id);
+    }
+    let deadline = || Instant::now() + Duration::from_secs(120);
+    let targets = [RotationTarget::ApproleSecretIds];
+
+    // Forced: every secret ID is replaced, proven, and the old ones still log in.
+    let report = rotation
+        .rotate_as(&targets, true, "req-1", deadline())
+        .await?;
+    let reports = report.approle_secret_ids.context("the action ran")?;
+    assert_eq!(reports.len(), functions.len(), "{reports:?}");
+    assert!(
+        reports.iter().all(|r| r.rotated && r.expires.is_some()),
+        "{reports:?}"
+    );
+    let mut new = Vec::new();
+    for (function, old) in functions.iter().zip(&old) {
+        let secret_id = stored(function, "secret-id").await?.context("secret ID")?;
+        assert_ne!(&secret_id, old);
+        assert!(
+            logs_in(function.to_string(), secret_id.clone()).await?,
+            "{function} after"
+        );
+        assert!(
+            logs_in(function.to_string(), old.clone()).await?,
+            "{function}: the old one in its grace period"
+        );
+        new.push(secret_id);
+    }
+
+    // The grace period over: the old ones are destroyed, not before.
+    rotation.secret_ids.grace = Duration::ZERO;
+    let report = rotation.rotate(&targets, "req-2", deadline()).await?;
+    let reports = report.approle_secret_ids.context("the action ran")?;
+    assert!(
+        reports.iter().all(|r| r.destroyed_previous && !r.rotated),
+        "{reports:?}"
+    );
+    for ((function, old), new) in functions.iter().zip(&old).zip(&new) {
+        assert!(
+            !logs_in(function.to_string(), old.clone()).await?,
+            "{function}: destroyed"
+        );
+        assert!(
+            logs_in(function.to_string(), new.clone()).await?,
+            "{function}: the new one"
+        );
+        assert_eq!(stored(function, "retiring").await?, None);
+    }
+
+    // The binary, logging in with its own (new) secret ID through its own policy.
+    let mut env = bed.env();
+    env.push(("RUST_LOG".into(), "trace".into()));
+    let mut emulator = testbed::lambda::LambdaEmulator::start(&env).await?;
+    let testbed::lambda::Invocation::Ok(answer) = emulator
+        .invoke(
+            "credential-rotation",
+            "credential-rotation/approle-secret-ids.json",
+            Duration::from_secs(120),
+        )
+        .await?
+    else {
+        bail!(
+            "approle-secret-ids.json failed; emulator output:\n{}",
+            emulator.output()
+        );
+    };
+    let young = answer["approle_secret_ids"].as_array().context("reports")?;
+    assert_eq!(young.len(), functions.len(), "{answer}");
+    assert!(young.iter().all(|r| r["rotated"] == false), "{answer}");
+    let printed = emulator.output();
+
+    let mut secrets: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    secrets.extend(old);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &printed]);
+    Ok(())
 }

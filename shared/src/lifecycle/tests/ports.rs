@@ -127,6 +127,15 @@ impl ParameterStore for Ssm {
         self.0.values.put_new_secret(name, value, kms_key).await
     }
 
+    async fn replace_secret(
+        &self,
+        name: &str,
+        value: &Secret,
+        kms_key: &str,
+    ) -> Result<(), ParameterError> {
+        self.0.values.replace_secret(name, value, kms_key).await
+    }
+
     async fn delete(&self, name: &str) -> Result<(), ParameterError> {
         if self.0.fail_deletes.load(Ordering::SeqCst) {
             return Err(ssm_down(name));

@@ -14,6 +14,7 @@ use crate::{
 
 const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
 
+mod secret_ids;
 mod shares;
 
 fn rotation(
@@ -54,6 +55,12 @@ fn rotation_over<N: NodeApi>(
             }),
         },
         on_schedule: vec![RotationTarget::Keyring],
+        secret_ids: SecretIdSettings {
+            roles: vec!["health-probe", "snapshot-backup"],
+            mount: "approle".into(),
+            max_age: Duration::from_secs(7 * 86_400),
+            grace: Duration::from_secs(3600),
+        },
         keyring: KeyringSettings {
             max_age: Duration::from_secs(30 * 86_400),
             policy: crate::testing::default_keyring_policy(),
