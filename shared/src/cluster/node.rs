@@ -167,6 +167,8 @@ pub trait NodeApi: Send + Sync {
     async fn key_status(&self, node: &NodeAddr, token: &Secret) -> Result<KeyStatus, VaultError>;
     /// Rotates the barrier keyring: a new key for the next term (old data stays readable).
     async fn rotate_keyring(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
+    /// A new root key, the shares unchanged (OpenBao).
+    async fn rotate_root_key(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError>;
     /// When the server rotates its keyring by itself.
     async fn keyring_policy(
         &self,
@@ -412,6 +414,9 @@ impl NodeApi for VaultClient {
         token: &Secret,
     ) -> Result<KeyringPolicy, VaultError> {
         VaultClient::keyring_policy(self, node, token).await
+    }
+    async fn rotate_root_key(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        VaultClient::rotate_root_key(self, node, token).await
     }
     async fn set_keyring_policy(
         &self,

@@ -48,6 +48,9 @@ path "sys/storage/raft/autopilot/state" {
 pub const CREDENTIAL_ROTATION: &str = r#"path "sys/rotate" {
   capabilities = ["update", "sudo"]
 }
+path "sys/rotate/root" {
+  capabilities = ["update", "sudo"]
+}
 path "sys/rotate/config" {
   capabilities = ["read", "update"]
 }

@@ -246,8 +246,9 @@ impl RotationTarget {
     }
 
     /// The targets this version rotates.
-    pub const AVAILABLE: [Self; 4] = [
+    pub const AVAILABLE: [Self; 5] = [
         Self::Keyring,
+        Self::RootKey,
         Self::UnsealShares,
         Self::RecoveryShares,
         Self::ApproleSecretIds,
@@ -288,7 +289,7 @@ impl RotationRequest {
             return Err(EventError::Invalid {
                 function,
                 field: "rotate".into(),
-                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares, approle-secret-ids"
+                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares, root-key, approle-secret-ids"
                     .into(),
             });
         }

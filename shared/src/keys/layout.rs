@@ -82,6 +82,11 @@ impl KeyLayout {
         format!("{}/in-force", self.generation(kind, generation))
     }
 
+    /// When credential-rotation last rotated the root key (`sys/rotate/root`).
+    pub fn root_key_rotated(&self) -> String {
+        format!("{}/root-key/rotated-at", self.root)
+    }
+
     /// The root token, kept during bootstrap (and after, if the operator asks).
     pub fn root_token(&self) -> String {
         format!("{}/root-token", self.root)

@@ -47,6 +47,7 @@ pub fn from_sdk(
         },
         on_schedule: config.on_schedule,
         secret_ids: config.secret_ids,
+        root_key_max_age: config.root_key_max_age,
         keyring: config.keyring,
     })
 }

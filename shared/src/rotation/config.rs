@@ -59,6 +59,9 @@ pub struct RotationConfig {
     pub keyring: KeyringSettings,
     /// The `approle-secret-ids` action.
     pub secret_ids: SecretIdSettings,
+    /// `ROOT_KEY_MAX_AGE_DAYS` (default 90): `root-key` rotates when this function last
+    /// rotated the root key longer ago, or never did.
+    pub root_key_max_age: Duration,
     /// `SHARES_MAX_AGE_DAYS` (default 90): the `unseal-shares` and `recovery-shares`
     /// actions make a new generation when the one in force is older (generation 1, made
     /// at init, counts as old).
@@ -130,6 +133,11 @@ impl RotationConfig {
         if secret_id_days == 0 {
             return Err(invalid("SECRET_ID_MAX_AGE_DAYS", "0", "at least 1 day"));
         }
+        let root_key_days: u64 =
+            env.parsed_or("ROOT_KEY_MAX_AGE_DAYS", 90, "a whole number of days")?;
+        if root_key_days == 0 {
+            return Err(invalid("ROOT_KEY_MAX_AGE_DAYS", "0", "at least 1 day"));
+        }
         let grace_minutes: u64 =
             env.parsed_or("SECRET_ID_GRACE_MINUTES", 60, "a whole number of minutes")?;
         let auth = AuthSettings::from_env(env, &cluster.cluster, "credential-rotation")?;
@@ -149,6 +157,7 @@ impl RotationConfig {
         Ok(Self {
             auth,
             secret_ids,
+            root_key_max_age: Duration::from_secs(root_key_days * 86_400),
             vault: VaultSettings::from_env(env)?,
             table: env
                 .required("STATE_TABLE", "the DynamoDB table of locks and records")?
@@ -186,7 +195,7 @@ fn parse_targets(list: &str) -> Result<Vec<RotationTarget>, ConfigError> {
                 invalid(
                     "ROTATE_ON_SCHEDULE",
                     list,
-                    "a comma-separated list of what this version rotates: keyring, unseal-shares, recovery-shares, approle-secret-ids",
+                    "a comma-separated list of what this version rotates: keyring, root-key, unseal-shares, recovery-shares, approle-secret-ids",
                 )
             })?;
         if !targets.contains(&target) {
@@ -230,6 +239,7 @@ mod tests {
             ("KEYRING_MAX_AGE_DAYS", "soon"),
             ("SHARES_MAX_AGE_DAYS", "0"),
             ("SECRET_ID_MAX_AGE_DAYS", "0"),
+            ("ROOT_KEY_MAX_AGE_DAYS", "0"),
             ("SECRET_ID_GRACE_MINUTES", "soon"),
             ("ROTATE_APPROLES", "health-probe,vault-agent"),
             ("KEYRING_AUTO_ROTATE_MAX_OPERATIONS", "10"),

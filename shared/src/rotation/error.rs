@@ -19,7 +19,7 @@ pub enum RotationError {
     #[error(transparent)]
     Event(#[from] EventError),
     /// A target this version of the function does not rotate yet; nothing was changed.
-    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, unseal-shares, recovery-shares, approle-secret-ids); nothing was changed")]
+    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, root-key, unseal-shares, recovery-shares, approle-secret-ids); nothing was changed")]
     NotAvailable {
         /// The target asked for.
         target: &'static str,
@@ -96,6 +96,9 @@ pub enum RotationError {
         /// The parameter.
         name: String,
     },
+    /// The server has no root key rotation of its own (HashiCorp Vault).
+    #[error("this server has no root key rotation (sys/rotate/root is OpenBao's; on Vault the root key changes only with a rekey): ask for unseal-shares instead; nothing was changed")]
+    RootKeyNotSupported,
     /// Vault refused or did not answer a step.
     #[error("{step}")]
     Vault {
@@ -130,7 +133,9 @@ impl Classify for RotationError {
                 SharesMissing::Missing { .. } => false,
             },
             Self::VerificationRefused { .. } => true,
-            Self::SecretIdRefused { .. } | Self::RetiringUnreadable { .. } => false,
+            Self::SecretIdRefused { .. }
+            | Self::RetiringUnreadable { .. }
+            | Self::RootKeyNotSupported => false,
             Self::SealMismatch { .. }
             | Self::SharesRejected { .. }
             | Self::GenerationConflict { .. } => false,
@@ -156,6 +161,7 @@ impl Classify for RotationError {
             Self::VerificationRefused { .. } => "VerificationRefused",
             Self::SecretIdRefused { .. } => "SecretIdRefused",
             Self::RetiringUnreadable { .. } => "RetiringUnreadable",
+            Self::RootKeyNotSupported => "RootKeyNotSupported",
             Self::NotAvailable { .. } => "RotationNotAvailable",
             Self::NoActiveNode { .. } => "NoActiveNode",
         }

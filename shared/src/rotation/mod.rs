@@ -12,6 +12,7 @@
 mod assembly;
 mod config;
 mod error;
+mod root_key;
 mod secret_ids;
 mod shares;
 
@@ -24,6 +25,7 @@ pub use self::{
     assembly::{assemble, from_sdk, DeployedRotation},
     config::{KeyringSettings, RotationConfig, SecretIdSettings},
     error::RotationError,
+    root_key::RootKeyReport,
     secret_ids::SecretIdReport,
     shares::{ShareStore, SharesReport},
 };
@@ -52,6 +54,9 @@ pub struct RotationReport {
     /// The `keyring` action, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<KeyringReport>,
+    /// The `root-key` action, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_key: Option<RootKeyReport>,
     /// The `unseal-shares` action, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unseal_shares: Option<SharesReport>,
@@ -72,6 +77,7 @@ enum Done {
     Keyring(KeyringReport),
     Shares(SharesReport),
     SecretIds(Vec<SecretIdReport>),
+    RootKey(RootKeyReport),
 }
 
 /// A target this run left to the run that holds its lock.
@@ -113,6 +119,9 @@ pub struct CredentialRotation<F, N, P> {
     pub shares: ShareStore<P>,
     /// The `approle-secret-ids` action's aims.
     pub secret_ids: SecretIdSettings,
+    /// `ROOT_KEY_MAX_AGE_DAYS`: the root key is rotated when this function last rotated
+    /// it longer ago (or never).
+    pub root_key_max_age: std::time::Duration,
     /// One rotation of a kind at a time.
     pub locks: Box<dyn Locks>,
     /// What a schedule tick rotates.
@@ -174,6 +183,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 }
                 Ok(Done::Shares(r)) => report.unseal_shares = Some(r),
                 Ok(Done::SecretIds(r)) => report.approle_secret_ids = Some(r),
+                Ok(Done::RootKey(r)) => report.root_key = Some(r),
                 Err(busy) => report.busy.push(busy),
             }
         }
@@ -219,6 +229,9 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 Ok(match target {
                     RotationTarget::Keyring => {
                         Done::Keyring(self.keyring_on(&active.addr, &token, force).await?)
+                    }
+                    RotationTarget::RootKey => {
+                        Done::RootKey(self.root_key_on(&active.addr, &token, force).await?)
                     }
                     RotationTarget::ApproleSecretIds => {
                         Done::SecretIds(self.secret_ids_on(&active.addr, &token, force).await?)

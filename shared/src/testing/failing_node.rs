@@ -378,6 +378,12 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
         self.answer("rotate_keyring", node, answer)
     }
 
+    async fn rotate_root_key(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        self.inject("rotate_root_key", node)?;
+        let answer = self.inner.rotate_root_key(node, token).await;
+        self.answer("rotate_root_key", node, answer)
+    }
+
     async fn keyring_policy(
         &self,
         node: &NodeAddr,

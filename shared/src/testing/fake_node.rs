@@ -144,6 +144,8 @@ pub struct ClusterState {
     pub keyring_installed: chrono::DateTime<chrono::Utc>,
     /// The automatic rotation policy set; `None`: the server's default.
     pub keyring_policy: Option<KeyringPolicy>,
+    /// Root key rotations (`sys/rotate/root`).
+    pub root_key_rotations: u64,
     /// The share rotation the active node holds in memory (forgotten when it restarts
     /// or loses the lead, as the server forgets it).
     pub share_rotation: Option<FakeShareRotation>,
@@ -1350,6 +1352,13 @@ impl NodeApi for FakeCluster {
         s.serving(node, "POST", "sys/rotate", token)?;
         s.keyring_term = s.keyring_term.max(1) + 1;
         s.keyring_installed = chrono::Utc::now();
+        Ok(())
+    }
+
+    async fn rotate_root_key(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/rotate/root", token)?;
+        s.root_key_rotations += 1;
         Ok(())
     }
 

@@ -461,6 +461,12 @@ pub async fn node_contract<N: NodeApi>(
     let read = answered("keyring policy", node.keyring_policy(a0, root).await)?;
     ensure(read == policy, "keyring policy read back", &read)?;
 
+    // A new root key: the keyring and the shares stay as they were.
+    answered("root key rotation", node.rotate_root_key(a0, root).await)?;
+    let step = "keyring status after a root key rotation";
+    let status = answered(step, node.key_status(a0, root).await)?;
+    ensure(status.term == after.term, step, &status)?;
+
     share_rotation_contract(node, a0, root, &init.shares).await?;
 
     // The active node steps down; a node leads again (the other voter, or itself after

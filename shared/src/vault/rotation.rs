@@ -64,6 +64,13 @@ impl VaultClient {
             .await
     }
 
+    /// `POST sys/rotate/root` (OpenBao; needs `sudo`): a new root key, the shares
+    /// unchanged. Vault has no such call (it answers 404 or 405).
+    pub async fn rotate_root_key(&self, node: &NodeAddr, token: &Secret) -> Result<(), VaultError> {
+        self.call_empty(node, Method::POST, "sys/rotate/root", token, None)
+            .await
+    }
+
     /// `GET sys/rotate/config`.
     pub async fn keyring_policy(
         &self,

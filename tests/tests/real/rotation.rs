@@ -77,7 +77,7 @@ fn rotation_config(bed: &LifecycleBed, extra: &[(&str, &str)]) -> Result<Rotatio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() -> Result<()> {
     let logs = capture_logs();
-    let bed = launched(1, &[("KEEP_ROOT_TOKEN", "true")]).await?;
+    let mut bed = launched(1, &[("KEEP_ROOT_TOKEN", "true")]).await?;
     let root = Secret::new(
         bed.parameter(&format!("{}/root-token", bed.ssm_path()))
             .await?
@@ -139,10 +139,44 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
         .expect_err("not available");
     assert_eq!(refused.error_type, "Permanent.RotationNotAvailable");
 
+    // A new root key: the shares are unchanged, so node-lifecycle unseals the node with
+    // them after a restart.
+    let root_key = rotation
+        .rotate(&[RotationTarget::RootKey], "req-5", deadline())
+        .await?
+        .root_key
+        .context("the root-key action ran")?;
+    assert!(root_key.rotated, "never rotated before: {root_key:?}");
+    bed.bao.restart(0).await?;
+    let lifecycle = bed.function(&[("APPROLE_FUNCTIONS", WITH_ROTATION)])?;
+    let reconciled = handle(&lifecycle, &json!({"action": "reconcile"})).await;
+    assert!(
+        matches!(&reconciled, Ok(Outcome::Reconciled(r)) if r.unsealed.len() == 1),
+        "{reconciled:?}"
+    );
+    assert_eq!(vault.key_status(&node, &root).await?.term, second.term);
+
     // The binary, under the Lambda emulator, with the sample events.
     let mut env = bed.env();
     env.push(("RUST_LOG".into(), "trace".into()));
     let mut emulator = testbed::lambda::LambdaEmulator::start(&env).await?;
+    let testbed::lambda::Invocation::Ok(report) = emulator
+        .invoke(
+            "credential-rotation",
+            "credential-rotation/root-key.json",
+            Duration::from_secs(120),
+        )
+        .await?
+    else {
+        bail!(
+            "root-key.json failed; emulator output:\n{}",
+            emulator.output()
+        );
+    };
+    assert_eq!(
+        report["root_key"]["rotated"], false,
+        "rotated moments ago: {report}"
+    );
     for sample in [
         "credential-rotation/keyring.json",
         "credential-rotation/schedule.json",
@@ -236,6 +270,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         on_schedule: deployed.on_schedule,
         keyring: deployed.keyring,
         secret_ids: deployed.secret_ids,
+        root_key_max_age: deployed.root_key_max_age,
     };
     let dr_ssm = SsmParameters::in_region(&bed.region.sdk, DR_REGION);
     let layout = KeyLayout::from_root(&bed.ssm_path());

@@ -8,7 +8,7 @@ use super::*;
 use crate::errors::Classify;
 use crate::{
     config::AuthSettings,
-    testing::{capture_logs, FakeCluster, FakeFleet, FakeLocks, FakeParameters},
+    testing::{capture_logs, FailingNode, FakeCluster, FakeFleet, FakeLocks, FakeParameters},
     vault::KeyringPolicy,
 };
 
@@ -55,6 +55,7 @@ fn rotation_over<N: NodeApi>(
             }),
         },
         on_schedule: vec![RotationTarget::Keyring],
+        root_key_max_age: Duration::from_secs(90 * 86_400),
         secret_ids: SecretIdSettings {
             roles: vec!["health-probe", "snapshot-backup"],
             mount: "approle".into(),
@@ -245,4 +246,64 @@ async fn no_active_node_is_a_transient_failure_that_changes_nothing() {
         matches!(locks_free, Claim::Acquired { .. }),
         "the lock was released"
     );
+}
+
+#[tokio::test]
+async fn the_root_key_is_rotated_when_never_or_long_ago_and_a_server_without_it_is_named() {
+    let cluster = FakeCluster::healthy(&NODES);
+    let rotation = rotation(cluster, FakeLocks::default());
+    let root_key = |report: RotationReport| report.root_key.expect("the root-key action ran");
+    let first = root_key(
+        rotation
+            .rotate(&[RotationTarget::RootKey], "req-1", deadline())
+            .await
+            .expect("rotated"),
+    );
+    assert!(first.rotated && first.rotated_at.is_some(), "{first:?}");
+    assert_eq!(rotation.vault.state().root_key_rotations, 1);
+    assert_eq!(
+        rotation.vault.state().shares.len(),
+        5,
+        "the shares unchanged"
+    );
+    // A redelivery: rotated moments ago, kept.
+    let again = root_key(
+        rotation
+            .rotate(&[RotationTarget::RootKey], "req-2", deadline())
+            .await
+            .expect("ran"),
+    );
+    assert!(!again.rotated && again.rotated_at == first.rotated_at);
+    // Forced: rotated again.
+    let forced = root_key(
+        rotation
+            .handle(
+                &json!({"rotate": ["root-key"], "force": true}),
+                "req-3",
+                deadline(),
+            )
+            .await
+            .expect("forced"),
+    );
+    assert!(forced.rotated);
+    assert_eq!(rotation.vault.state().root_key_rotations, 2);
+
+    // Vault answers 405 to sys/rotate/root: named, nothing written.
+    let cluster = FakeCluster::healthy(&NODES);
+    let fleet = FakeFleet::of(&cluster, &NODES);
+    let failing = FailingNode::new(cluster);
+    failing.fail("rotate_root_key", crate::testing::Failure::Status(405), 1);
+    let rotation = rotation_over(fleet, failing, FakeLocks::default());
+    let error = rotation
+        .rotate(&[RotationTarget::RootKey], "req-4", deadline())
+        .await
+        .expect_err("not supported");
+    assert_eq!(error.name(), "RootKeyNotSupported");
+    assert!(!error.retry_helps());
+    assert!(rotation
+        .parameters
+        .values
+        .lock()
+        .expect("values")
+        .is_empty());
 }
