@@ -111,6 +111,12 @@ impl Postgres {
 
     /// Runs one SQL statement with psql as the superuser; returns the unaligned output.
     pub fn query(&self, sql: &str) -> Result<String> {
+        self.query_as("postgres", &self.password, sql)
+    }
+
+    /// Runs one SQL statement with psql as `user` with `password` (a password login over
+    /// TCP); the error holds psql's message, never the password.
+    pub fn query_as(&self, user: &str, password: &str, sql: &str) -> Result<String> {
         let psql = self.bin.join("psql");
         let out = Command::new(psql)
             .args([
@@ -119,13 +125,13 @@ impl Postgres {
                 "-p",
                 &self.port.to_string(),
                 "-U",
-                "postgres",
+                user,
                 "-d",
                 "postgres",
                 "-tAc",
                 sql,
             ])
-            .env("PGPASSWORD", &self.password)
+            .env("PGPASSWORD", password)
             .output()?;
         if !out.status.success() {
             bail!("psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 
 pub use crate::chunks::{ChunkSource, OutgoingBody};
 pub use crate::vault::{
-    AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus, KeyringPolicy,
-    LeaderStatus, Login, RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo,
-    ShareKind, ShareRotation, VaultError, VerifyStep,
+    AutopilotServer, AutopilotState, Health, IamLoginRequest, InitOutput, IssuedCredential,
+    KeyStatus, KeyringPolicy, LeaderStatus, Login, RaftConfiguration, RaftServer, RotationStep,
+    SealStatus, SecretIdInfo, ShareKind, ShareRotation, VaultError, VerifyStep,
 };
 use crate::{ids::NodeAddr, secret::Secret, vault::VaultClient};
 
@@ -250,6 +250,44 @@ pub trait NodeApi: Send + Sync {
         role: &str,
         accessor: &str,
     ) -> Result<bool, VaultError>;
+    /// The user a database connection's engine connects as; `None`: no such connection.
+    async fn database_admin(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<Option<String>, VaultError>;
+    /// Each static role of a database mount, with its database user.
+    async fn static_role_users(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+    ) -> Result<Vec<(String, String)>, VaultError>;
+    /// A new password for a database connection's admin user.
+    async fn rotate_database_root(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<(), VaultError>;
+    /// A dynamic credential of a database role (proves the engine reaches the database).
+    async fn database_credential(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<IssuedCredential, VaultError>;
+    /// Revokes a lease.
+    async fn revoke_lease(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        lease_id: &str,
+    ) -> Result<(), VaultError>;
 }
 
 #[async_trait]
@@ -499,5 +537,48 @@ impl NodeApi for VaultClient {
         accessor: &str,
     ) -> Result<bool, VaultError> {
         VaultClient::destroy_secret_id(self, node, token, mount, role, accessor).await
+    }
+    async fn database_admin(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<Option<String>, VaultError> {
+        VaultClient::database_admin(self, node, token, mount, connection).await
+    }
+    async fn static_role_users(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+    ) -> Result<Vec<(String, String)>, VaultError> {
+        VaultClient::static_role_users(self, node, token, mount).await
+    }
+    async fn rotate_database_root(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::rotate_database_root(self, node, token, mount, connection).await
+    }
+    async fn database_credential(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<IssuedCredential, VaultError> {
+        VaultClient::database_credential(self, node, token, mount, role).await
+    }
+    async fn revoke_lease(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        lease_id: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::revoke_lease(self, node, token, lease_id).await
     }
 }

@@ -69,6 +69,18 @@ path "auth/approle/role/+/secret-id/lookup" {
 path "+/rotate-root/+" {
   capabilities = ["update"]
 }
+path "+/config/+" {
+  capabilities = ["read"]
+}
+path "+/static-roles/*" {
+  capabilities = ["list", "read"]
+}
+path "+/creds/+" {
+  capabilities = ["read"]
+}
+path "sys/leases/revoke" {
+  capabilities = ["update"]
+}
 path "sys/rotate/root/*" {
   capabilities = ["read", "update", "delete"]
 }

@@ -244,15 +244,6 @@ impl RotationTarget {
             Self::RootKey => "root-key",
         }
     }
-
-    /// The targets this version rotates.
-    pub const AVAILABLE: [Self; 5] = [
-        Self::Keyring,
-        Self::RootKey,
-        Self::UnsealShares,
-        Self::RecoveryShares,
-        Self::ApproleSecretIds,
-    ];
 }
 
 /// credential-rotation: what to rotate now.
@@ -289,7 +280,7 @@ impl RotationRequest {
             return Err(EventError::Invalid {
                 function,
                 field: "rotate".into(),
-                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares, root-key, approle-secret-ids"
+                reason: "is empty; name at least one of keyring, unseal-shares, recovery-shares, root-key, approle-secret-ids, database-root"
                     .into(),
             });
         }

@@ -48,6 +48,7 @@ pub fn from_sdk(
         on_schedule: config.on_schedule,
         secret_ids: config.secret_ids,
         root_key_max_age: config.root_key_max_age,
+        databases: config.databases,
         keyring: config.keyring,
     })
 }

@@ -24,6 +24,55 @@ pub struct KeyringSettings {
     pub policy: KeyringPolicy,
 }
 
+/// A database connection whose root credentials `database-root` rotates, and the
+/// dynamic role that proves the engine works after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConnection {
+    /// The database secrets engine's mount.
+    pub mount: String,
+    /// The connection's name.
+    pub connection: String,
+    /// A dynamic role of that connection.
+    pub role: String,
+}
+
+/// `DATABASE_CONNECTIONS`: `<mount>/<connection>:<role>`, comma separated.
+fn database_connections(env: &Env) -> Result<Vec<DatabaseConnection>, ConfigError> {
+    let Some(text) = env.optional("DATABASE_CONNECTIONS") else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.split_once(':').and_then(|(path, role)| {
+            let (mount, connection) = path.rsplit_once('/')?;
+            let ok = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+                    && !s.contains("..")
+            };
+            (ok(mount) && ok(connection) && ok(role) && !role.contains('/')).then(|| {
+                DatabaseConnection {
+                    mount: mount.trim_matches('/').to_owned(),
+                    connection: connection.to_owned(),
+                    role: role.to_owned(),
+                }
+            })
+        });
+        match parsed {
+            Some(db) => found.push(db),
+            None => {
+                return Err(invalid(
+                    "DATABASE_CONNECTIONS",
+                    text,
+                    "a comma-separated list of <mount>/<connection>:<role>, e.g. database/orders:orders-app",
+                ))
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// What the `approle-secret-ids` action aims for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretIdSettings {
@@ -59,6 +108,8 @@ pub struct RotationConfig {
     pub keyring: KeyringSettings,
     /// The `approle-secret-ids` action.
     pub secret_ids: SecretIdSettings,
+    /// `DATABASE_CONNECTIONS`: the connections `database-root` rotates.
+    pub databases: Vec<DatabaseConnection>,
     /// `ROOT_KEY_MAX_AGE_DAYS` (default 90): `root-key` rotates when this function last
     /// rotated the root key longer ago, or never did.
     pub root_key_max_age: Duration,
@@ -150,14 +201,22 @@ impl RotationConfig {
             max_age: Duration::from_secs(secret_id_days * 86_400),
             grace: Duration::from_secs(grace_minutes * 60),
         };
+        let databases = database_connections(env)?;
         let on_schedule = match env.optional("ROTATE_ON_SCHEDULE") {
             None => vec![RotationTarget::Keyring],
             Some(list) => parse_targets(list)?,
         };
+        if on_schedule.contains(&RotationTarget::DatabaseRoot) && databases.is_empty() {
+            return Err(ConfigError::Missing {
+                name: "DATABASE_CONNECTIONS",
+                hint: "ROTATE_ON_SCHEDULE names database-root: list the connections, <mount>/<connection>:<role>",
+            });
+        }
         Ok(Self {
             auth,
             secret_ids,
             root_key_max_age: Duration::from_secs(root_key_days * 86_400),
+            databases,
             vault: VaultSettings::from_env(env)?,
             table: env
                 .required("STATE_TABLE", "the DynamoDB table of locks and records")?
@@ -190,12 +249,11 @@ fn parse_targets(list: &str) -> Result<Vec<RotationTarget>, ConfigError> {
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let target = serde_json::from_value(serde_json::Value::String(name.to_owned()))
             .ok()
-            .filter(|t: &RotationTarget| RotationTarget::AVAILABLE.contains(t))
             .ok_or_else(|| {
                 invalid(
                     "ROTATE_ON_SCHEDULE",
                     list,
-                    "a comma-separated list of what this version rotates: keyring, root-key, unseal-shares, recovery-shares, approle-secret-ids",
+                    "a comma-separated list of what this version rotates: keyring, root-key, unseal-shares, recovery-shares, approle-secret-ids, database-root",
                 )
             })?;
         if !targets.contains(&target) {
@@ -246,8 +304,9 @@ mod tests {
             ("KEYRING_AUTO_ROTATE_INTERVAL_HOURS", "12"),
             ("ROTATE_ON_SCHEDULE", "keyring,everything"),
             ("ROTATE_ON_SCHEDULE", " , "),
-            // Named, but not rotated by this version: refused at start-up, not at 3 am.
-            ("ROTATE_ON_SCHEDULE", "keyring, database-root"),
+            ("DATABASE_CONNECTIONS", "database/orders"),
+            ("DATABASE_CONNECTIONS", "database/../sys:x"),
+            ("DATABASE_CONNECTIONS", "orders:app"),
             ("KMS_KEY_ID", ""),
             ("DR_REGION", "us-west-2"),
         ] {

@@ -8,7 +8,7 @@ use crate::{
         ports::{FleetError, ParameterError},
     },
     errors::Classify,
-    events::{EventError, RotationTarget},
+    events::EventError,
     keys::{Generation, SharesMissing},
 };
 
@@ -18,12 +18,6 @@ pub enum RotationError {
     /// The request is not for this function or is malformed.
     #[error(transparent)]
     Event(#[from] EventError),
-    /// A target this version of the function does not rotate yet; nothing was changed.
-    #[error("credential-rotation does not rotate {target} in this version (it rotates: keyring, root-key, unseal-shares, recovery-shares, approle-secret-ids); nothing was changed")]
-    NotAvailable {
-        /// The target asked for.
-        target: &'static str,
-    },
     /// The group could not be listed.
     #[error(transparent)]
     Fleet(#[from] FleetError),
@@ -96,6 +90,38 @@ pub enum RotationError {
         /// The parameter.
         name: String,
     },
+    /// `database-root` with no `DATABASE_CONNECTIONS`.
+    #[error(
+        "database-root has nothing to rotate: DATABASE_CONNECTIONS is not set; nothing was changed"
+    )]
+    NoDatabaseConnections,
+    /// A configured connection does not exist.
+    #[error("the database connection {connection} does not exist; nothing was rotated")]
+    NoSuchDatabaseConnection {
+        /// `<mount>/<connection>`.
+        connection: String,
+    },
+    /// The connection's admin user is also a static role's user.
+    #[error("the database connection {connection} connects as {admin}, which is also the user of the static role {role}: rotating its root credentials would take the password from the role (or the role's rotation from the engine); give the engine a user of its own; nothing was rotated")]
+    DatabaseAdminIsStaticRole {
+        /// `<mount>/<connection>`.
+        connection: String,
+        /// The user.
+        admin: String,
+        /// The static role.
+        role: String,
+    },
+    /// After `rotate-root`, the engine could not issue a dynamic credential.
+    #[error("the root credentials of {connection} were rotated, and the engine then failed to issue a credential of role {role}: check the connection (only the engine knows the new password)")]
+    DatabaseProofFailed {
+        /// `<mount>/<connection>`.
+        connection: String,
+        /// The role.
+        role: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
     /// The server has no root key rotation of its own (HashiCorp Vault).
     #[error("this server has no root key rotation (sys/rotate/root is OpenBao's; on Vault the root key changes only with a rekey): ask for unseal-shares instead; nothing was changed")]
     RootKeyNotSupported,
@@ -108,15 +134,6 @@ pub enum RotationError {
         #[source]
         source: VaultError,
     },
-}
-
-impl RotationError {
-    /// A target not rotated by this version.
-    pub fn not_available(target: RotationTarget) -> Self {
-        Self::NotAvailable {
-            target: target.as_str(),
-        }
-    }
 }
 
 impl Classify for RotationError {
@@ -135,11 +152,14 @@ impl Classify for RotationError {
             Self::VerificationRefused { .. } => true,
             Self::SecretIdRefused { .. }
             | Self::RetiringUnreadable { .. }
-            | Self::RootKeyNotSupported => false,
+            | Self::RootKeyNotSupported
+            | Self::NoDatabaseConnections
+            | Self::NoSuchDatabaseConnection { .. }
+            | Self::DatabaseAdminIsStaticRole { .. } => false,
+            Self::DatabaseProofFailed { source, .. } => source.retry_helps(),
             Self::SealMismatch { .. }
             | Self::SharesRejected { .. }
             | Self::GenerationConflict { .. } => false,
-            Self::NotAvailable { .. } => false,
             Self::NoActiveNode { .. } => true,
         }
     }
@@ -162,7 +182,10 @@ impl Classify for RotationError {
             Self::SecretIdRefused { .. } => "SecretIdRefused",
             Self::RetiringUnreadable { .. } => "RetiringUnreadable",
             Self::RootKeyNotSupported => "RootKeyNotSupported",
-            Self::NotAvailable { .. } => "RotationNotAvailable",
+            Self::NoDatabaseConnections => "NoDatabaseConnections",
+            Self::NoSuchDatabaseConnection { .. } => "NoSuchDatabaseConnection",
+            Self::DatabaseAdminIsStaticRole { .. } => "DatabaseAdminIsStaticRole",
+            Self::DatabaseProofFailed { .. } => "DatabaseProofFailed",
             Self::NoActiveNode { .. } => "NoActiveNode",
         }
     }

@@ -11,6 +11,7 @@
 
 mod assembly;
 mod config;
+mod database_root;
 mod error;
 mod root_key;
 mod secret_ids;
@@ -23,7 +24,8 @@ use tracing::{info, warn};
 
 pub use self::{
     assembly::{assemble, from_sdk, DeployedRotation},
-    config::{KeyringSettings, RotationConfig, SecretIdSettings},
+    config::{DatabaseConnection, KeyringSettings, RotationConfig, SecretIdSettings},
+    database_root::DatabaseRootReport,
     error::RotationError,
     root_key::RootKeyReport,
     secret_ids::SecretIdReport,
@@ -63,6 +65,9 @@ pub struct RotationReport {
     /// The `recovery-shares` action, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_shares: Option<SharesReport>,
+    /// The `database-root` action, when it ran: one report per connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_root: Option<Vec<DatabaseRootReport>>,
     /// The `approle-secret-ids` action, when it ran: one report per function.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approle_secret_ids: Option<Vec<SecretIdReport>>,
@@ -78,6 +83,7 @@ enum Done {
     Shares(SharesReport),
     SecretIds(Vec<SecretIdReport>),
     RootKey(RootKeyReport),
+    DatabaseRoot(Vec<DatabaseRootReport>),
 }
 
 /// A target this run left to the run that holds its lock.
@@ -119,6 +125,8 @@ pub struct CredentialRotation<F, N, P> {
     pub shares: ShareStore<P>,
     /// The `approle-secret-ids` action's aims.
     pub secret_ids: SecretIdSettings,
+    /// `DATABASE_CONNECTIONS`: what `database-root` rotates.
+    pub databases: Vec<DatabaseConnection>,
     /// `ROOT_KEY_MAX_AGE_DAYS`: the root key is rotated when this function last rotated
     /// it longer ago (or never).
     pub root_key_max_age: std::time::Duration,
@@ -165,11 +173,8 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         run: &str,
         deadline: Instant,
     ) -> Result<RotationReport, RotationError> {
-        if let Some(target) = targets
-            .iter()
-            .find(|t| !RotationTarget::AVAILABLE.contains(t))
-        {
-            return Err(RotationError::not_available(*target));
+        if targets.contains(&RotationTarget::DatabaseRoot) && self.databases.is_empty() {
+            return Err(RotationError::NoDatabaseConnections);
         }
         let mut report = RotationReport::default();
         for target in targets {
@@ -184,6 +189,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 Ok(Done::Shares(r)) => report.unseal_shares = Some(r),
                 Ok(Done::SecretIds(r)) => report.approle_secret_ids = Some(r),
                 Ok(Done::RootKey(r)) => report.root_key = Some(r),
+                Ok(Done::DatabaseRoot(r)) => report.database_root = Some(r),
                 Err(busy) => report.busy.push(busy),
             }
         }
@@ -229,6 +235,9 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 Ok(match target {
                     RotationTarget::Keyring => {
                         Done::Keyring(self.keyring_on(&active.addr, &token, force).await?)
+                    }
+                    RotationTarget::DatabaseRoot => {
+                        Done::DatabaseRoot(self.database_root_on(&active.addr, &token).await?)
                     }
                     RotationTarget::RootKey => {
                         Done::RootKey(self.root_key_on(&active.addr, &token, force).await?)

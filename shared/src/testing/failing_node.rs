@@ -11,9 +11,10 @@ use async_trait::async_trait;
 
 use crate::{
     cluster::node::{
-        AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, KeyStatus,
-        KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration, RotationStep,
-        SealStatus, SecretIdInfo, ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
+        AppRoleLimits, AutopilotState, Health, IamLoginRequest, InitOutput, IssuedCredential,
+        KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody, RaftConfiguration,
+        RotationStep, SealStatus, SecretIdInfo, ShareKind, ShareRotation, SnapshotStream,
+        VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -508,5 +509,67 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
             .destroy_secret_id(node, token, mount, role, accessor)
             .await;
         self.answer("destroy_secret_id", node, answer)
+    }
+    async fn database_admin(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<Option<String>, VaultError> {
+        self.inject("database_admin", node)?;
+        let answer = self
+            .inner
+            .database_admin(node, token, mount, connection)
+            .await;
+        self.answer("database_admin", node, answer)
+    }
+    async fn static_role_users(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+    ) -> Result<Vec<(String, String)>, VaultError> {
+        self.inject("static_role_users", node)?;
+        let answer = self.inner.static_role_users(node, token, mount).await;
+        self.answer("static_role_users", node, answer)
+    }
+    async fn rotate_database_root(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("rotate_database_root", node)?;
+        let answer = self
+            .inner
+            .rotate_database_root(node, token, mount, connection)
+            .await;
+        self.answer("rotate_database_root", node, answer)
+    }
+    async fn database_credential(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<IssuedCredential, VaultError> {
+        self.inject("database_credential", node)?;
+        let answer = self
+            .inner
+            .database_credential(node, token, mount, role)
+            .await;
+        self.answer("database_credential", node, answer)
+    }
+    async fn revoke_lease(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        lease_id: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("revoke_lease", node)?;
+        let answer = self.inner.revoke_lease(node, token, lease_id).await;
+        self.answer("revoke_lease", node, answer)
     }
 }

@@ -34,9 +34,9 @@ use super::snapshots::{good_snapshot, sha256_hex};
 use crate::{
     cluster::node::{
         AppRoleLimits, AutopilotServer, AutopilotState, ChunkSource, Health, IamLoginRequest,
-        InitOutput, KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi, OutgoingBody,
-        RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo, ShareKind,
-        ShareRotation, SnapshotStream, VaultError, VerifyStep,
+        InitOutput, IssuedCredential, KeyStatus, KeyringPolicy, LeaderStatus, Login, NodeApi,
+        OutgoingBody, RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo,
+        ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
     },
     ids::NodeAddr,
     secret::Secret,
@@ -146,6 +146,16 @@ pub struct ClusterState {
     pub keyring_policy: Option<KeyringPolicy>,
     /// Root key rotations (`sys/rotate/root`).
     pub root_key_rotations: u64,
+    /// Database connections, by `<mount>/<connection>`.
+    pub databases: BTreeMap<String, FakeDatabase>,
+    /// Dynamic database roles, by `<mount>/<role>`: their connection.
+    pub database_roles: BTreeMap<String, String>,
+    /// Static database roles, by `<mount>/<role>`: their database user.
+    pub static_roles: BTreeMap<String, String>,
+    /// Leases issued and not revoked.
+    pub leases: BTreeSet<String>,
+    /// Leases issued so far, for their ids.
+    pub leases_issued: usize,
     /// The share rotation the active node holds in memory (forgotten when it restarts
     /// or loses the lead, as the server forgets it).
     pub share_rotation: Option<FakeShareRotation>,
@@ -155,6 +165,17 @@ pub struct ClusterState {
     pub destroyed_secret_ids: BTreeSet<String>,
     /// When each secret ID was made.
     pub secret_id_created: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+}
+
+/// A database connection of the database secrets engine.
+#[derive(Debug, Clone, Default)]
+pub struct FakeDatabase {
+    /// The user the engine connects as.
+    pub admin: String,
+    /// How many times its password was rotated.
+    pub root_rotations: u64,
+    /// Whether the database answers (a dynamic credential fails when it does not).
+    pub down: bool,
 }
 
 /// A share rotation in progress.
@@ -1416,6 +1437,107 @@ impl NodeApi for FakeCluster {
                 .unwrap_or_else(chrono::Utc::now),
             expires: None,
         }))
+    }
+
+    async fn database_admin(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "database/config", token)?;
+        Ok(s.databases
+            .get(&format!("{mount}/{connection}"))
+            .map(|d| d.admin.clone()))
+    }
+
+    async fn static_role_users(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+    ) -> Result<Vec<(String, String)>, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", "database/static-roles", token)?;
+        let prefix = format!("{mount}/");
+        Ok(s.static_roles
+            .iter()
+            .filter_map(|(k, user)| {
+                k.strip_prefix(&prefix)
+                    .map(|r| (r.to_owned(), user.clone()))
+            })
+            .collect())
+    }
+
+    async fn rotate_database_root(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        connection: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        let path = format!("{mount}/rotate-root/{connection}");
+        s.serving(node, "POST", &path, token)?;
+        match s.databases.get_mut(&format!("{mount}/{connection}")) {
+            Some(db) if !db.down => {
+                db.root_rotations += 1;
+                Ok(())
+            }
+            Some(_) => Err(status_error(
+                node,
+                "POST",
+                &path,
+                500,
+                "failed to connect to the database",
+            )),
+            None => Err(status_error(node, "POST", &path, 404, "no such connection")),
+        }
+    }
+
+    async fn database_credential(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        mount: &str,
+        role: &str,
+    ) -> Result<IssuedCredential, VaultError> {
+        let mut s = self.state();
+        let path = format!("{mount}/creds/{role}");
+        s.serving(node, "GET", &path, token)?;
+        let Some(connection) = s.database_roles.get(&format!("{mount}/{role}")).cloned() else {
+            return Err(status_error(node, "GET", &path, 400, "unknown role"));
+        };
+        if s.databases.get(&connection).is_none_or(|d| d.down) {
+            return Err(status_error(
+                node,
+                "GET",
+                &path,
+                500,
+                "failed to connect to the database",
+            ));
+        }
+        s.leases_issued += 1;
+        let lease_id = format!("{mount}/creds/{role}/lease-{}", s.leases_issued);
+        s.leases.insert(lease_id.clone());
+        Ok(IssuedCredential {
+            lease_id,
+            username: format!("v-{role}-{}", s.leases_issued),
+        })
+    }
+
+    async fn revoke_lease(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        lease_id: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "PUT", "sys/leases/revoke", token)?;
+        s.leases.remove(lease_id);
+        Ok(())
     }
 
     async fn destroy_secret_id(

@@ -10,7 +10,9 @@ mod snapshots;
 
 pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
 pub use failing_node::{FailingNode, Failure};
-pub use fake_node::{default_keyring_policy, ClusterState, FakeCluster, FakeNode, Keyring};
+pub use fake_node::{
+    default_keyring_policy, ClusterState, FakeCluster, FakeDatabase, FakeNode, Keyring,
+};
 pub use lifecycle::{init_record_contract, FakeActions, FakeLocks, FakeRecords};
 pub use log_capture::{capture_logs, first_found, LogCapture};
 pub use node_contract::{node_contract, ContractBreach, ContractReport};

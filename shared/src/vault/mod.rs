@@ -6,6 +6,7 @@
 //! Redirects are not followed, so a token is only ever sent to the node we chose.
 
 mod bootstrap;
+mod database;
 mod duration;
 mod operations;
 mod rotation;
@@ -20,6 +21,7 @@ use reqwest::{header::HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use database::IssuedCredential;
 pub use duration::parse_go_duration;
 pub use operations::InitOutput;
 pub use rotation::{KeyStatus, KeyringPolicy};

@@ -132,12 +132,17 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
     assert!(!third.rotated && !third.policy_updated, "{third:?}");
     assert_eq!(vault.key_status(&node, &root).await?.term, second.term);
 
-    // A target this version does not rotate: refused, nothing changed.
+    // database-root with no connection configured: refused before anything changes,
+    // the keyring named first included.
     let refused = rotation
-        .handle(&json!({"rotate": ["database-root"]}), "req-4", deadline())
+        .handle(
+            &json!({"rotate": ["keyring", "database-root"]}),
+            "req-4",
+            deadline(),
+        )
         .await
-        .expect_err("not available");
-    assert_eq!(refused.error_type, "Permanent.RotationNotAvailable");
+        .expect_err("no database connection configured");
+    assert_eq!(refused.error_type, "Permanent.NoDatabaseConnections");
 
     // A new root key: the shares are unchanged, so node-lifecycle unseals the node with
     // them after a restart.
@@ -198,7 +203,7 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
         )
         .await?;
     assert!(
-        format!("{answer:?}").contains("Permanent.RotationNotAvailable"),
+        format!("{answer:?}").contains("Permanent.NoDatabaseConnections"),
         "direct.json: {answer:?}"
     );
     // The unseal shares of a cluster made at init (generation 1): a new generation.
@@ -271,6 +276,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         keyring: deployed.keyring,
         secret_ids: deployed.secret_ids,
         root_key_max_age: deployed.root_key_max_age,
+        databases: deployed.databases,
     };
     let dr_ssm = SsmParameters::in_region(&bed.region.sdk, DR_REGION);
     let layout = KeyLayout::from_root(&bed.ssm_path());
@@ -533,5 +539,147 @@ async fn secret_ids_are_replaced_and_every_function_logs_in_before_and_after() -
         .collect();
     secrets.extend(old);
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &printed]);
+    Ok(())
+}
+
+/// database-root against OpenBao's database engine and a real PostgreSQL: a connection
+/// whose admin is a static role's user stops the run before any rotation; then the root
+/// credentials are rotated, a dynamic credential connects, and the old admin password is
+/// refused by PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_nothing() -> Result<()>
+{
+    let logs = capture_logs();
+    let (bed, pg) = tokio::try_join!(
+        launched(1, &[("KEEP_ROOT_TOKEN", "true")]),
+        testbed::postgres::Postgres::start()
+    )?;
+    let root = bed
+        .parameter(&format!("{}/root-token", bed.ssm_path()))
+        .await?
+        .context("KEEP_ROOT_TOKEN keeps the root token")?;
+    let api = |method: reqwest::Method, path: &'static str, body: serde_json::Value| {
+        let (bao, root) = (&bed.bao, root.as_str());
+        async move {
+            let (status, answer) = bao.api(0, method, path, Some(root), Some(body)).await?;
+            if status >= 300 {
+                bail!("{path}: {status} {answer}");
+            }
+            Ok(answer)
+        }
+    };
+    // Two engine users, each the admin of a connection; billing's is also a static
+    // role's user.
+    let mut admin_passwords = Vec::new();
+    for admin in ["orders_admin", "billing_admin"] {
+        let password = format!("pw-{}", fastrand::u64(..));
+        pg.query(&format!(
+            "CREATE ROLE {admin} WITH LOGIN CREATEROLE PASSWORD '{password}'"
+        ))?;
+        admin_passwords.push(password);
+    }
+    api(
+        reqwest::Method::POST,
+        "sys/mounts/database",
+        json!({"type": "database"}),
+    )
+    .await?;
+    let url = format!(
+        "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+        pg.port
+    );
+    for ((connection, admin), password) in
+        [("orders", "orders_admin"), ("billing", "billing_admin")]
+            .into_iter()
+            .zip(&admin_passwords)
+    {
+        let path: &'static str = if connection == "orders" {
+            "database/config/orders"
+        } else {
+            "database/config/billing"
+        };
+        api(
+            reqwest::Method::POST,
+            path,
+            json!({"plugin_name": "postgresql-database-plugin", "connection_url": url,
+                   "username": admin, "password": password, "allowed_roles": "*",
+                   "verify_connection": true}),
+        )
+        .await?;
+    }
+    api(
+        reqwest::Method::POST,
+        "database/roles/orders-app",
+        json!({"db_name": "orders", "default_ttl": "5m",
+               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
+    )
+    .await?;
+    api(
+        reqwest::Method::POST,
+        "database/static-roles/billing-owner",
+        json!({"db_name": "billing", "username": "billing_admin", "rotation_period": "24h"}),
+    )
+    .await?;
+    // The static role took billing_admin's password: the engine's own connection is the
+    // conflict the action refuses.
+    let config = rotation_config(
+        &bed,
+        &[(
+            "DATABASE_CONNECTIONS",
+            "database/orders:orders-app,database/billing:orders-app",
+        )],
+    )?;
+    let mut rotation = shared::rotation::from_sdk(&bed.region.sdk, config)?;
+    let deadline = || Instant::now() + Duration::from_secs(120);
+    let targets = [RotationTarget::DatabaseRoot];
+    let refused = rotation
+        .rotate(&targets, "req-1", deadline())
+        .await
+        .expect_err("a static role's user");
+    assert_eq!(refused.name(), "DatabaseAdminIsStaticRole", "{refused}");
+    assert!(refused.to_string().contains("billing-owner"), "{refused}");
+    assert_eq!(
+        pg.query_as("orders_admin", &admin_passwords[0], "select 1")?
+            .trim(),
+        "1",
+        "orders was not rotated either"
+    );
+
+    // orders alone: rotated, proven; the old admin password is refused by PostgreSQL.
+    rotation.databases.truncate(1);
+    let report = rotation.rotate(&targets, "req-2", deadline()).await?;
+    let reports = report.database_root.context("the action ran")?;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].connection.as_str(), reports[0].admin.as_str()),
+        ("database/orders", "orders_admin")
+    );
+    let old_refused = pg.query_as("orders_admin", &admin_passwords[0], "select 1");
+    assert!(old_refused.is_err(), "the old admin password still logs in");
+    let creds = api(reqwest::Method::GET, "database/creds/orders-app", json!({})).await?;
+    let (user, password) = (
+        creds["data"]["username"].as_str().context("username")?,
+        creds["data"]["password"].as_str().context("password")?,
+    );
+    assert_eq!(pg.query_as(user, password, "select 1")?.trim(), "1");
+    let proving_user = &reports[0].proven_with;
+    let leftover = pg.query(&format!(
+        "select count(*) from pg_roles where rolname = '{proving_user}'"
+    ))?;
+    assert_eq!(
+        leftover.trim(),
+        "0",
+        "the proving credential's lease was revoked"
+    );
+
+    let mut secrets: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    secrets.extend(admin_passwords);
+    secrets.push(password.to_owned());
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &refused.to_string()]);
     Ok(())
 }

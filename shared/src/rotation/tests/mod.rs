@@ -14,6 +14,7 @@ use crate::{
 
 const NODES: [&str; 3] = ["i-1", "i-2", "i-3"];
 
+mod database;
 mod secret_ids;
 mod shares;
 
@@ -56,6 +57,7 @@ fn rotation_over<N: NodeApi>(
         },
         on_schedule: vec![RotationTarget::Keyring],
         root_key_max_age: Duration::from_secs(90 * 86_400),
+        databases: Vec::new(),
         secret_ids: SecretIdSettings {
             roles: vec!["health-probe", "snapshot-backup"],
             mount: "approle".into(),
@@ -188,21 +190,20 @@ async fn two_runs_at_once_rotate_once() {
 }
 
 #[tokio::test]
-async fn a_target_not_rotated_by_this_version_is_refused_before_anything_changes() {
+async fn an_unknown_target_is_refused_before_anything_changes() {
     let cluster = FakeCluster::healthy(&NODES);
     aged(&cluster, 90);
     let rotation = rotation(cluster, FakeLocks::default());
     let calls_before = rotation.vault.state().calls.len();
     let error = rotation
         .handle(
-            &json!({"rotate": ["keyring", "database-root"]}),
+            &json!({"rotate": ["keyring", "future-target"]}),
             "req-1",
             deadline(),
         )
         .await
-        .expect_err("not available");
-    assert_eq!(error.error_type, "Permanent.RotationNotAvailable");
-    assert!(error.message.contains("database-root"), "{}", error.message);
+        .expect_err("an unknown target");
+    assert_eq!(error.error_type, "Permanent.InvalidEvent");
     assert_eq!(
         rotation.vault.state().keyring_term,
         4,
