@@ -183,6 +183,12 @@ impl LambdaEmulator {
         Ok(emulator)
     }
 
+    /// Starts `function`'s process (the emulator runs only the Lambda APIs), so that an
+    /// invocation made by other means than [`invoke`](Self::invoke) (an SDK's) finds it.
+    pub fn serve(&self, function: &str) -> Result<()> {
+        self.functions.ensure_started(function).map(|_| ())
+    }
+
     /// Invokes `function` with `events/<file>`; waits at most `timeout`.
     pub async fn invoke(
         &mut self,

@@ -1,6 +1,7 @@
 //! Thin adapters from the ports to the AWS SDK: one call, map the types, map the error.
 //! The SDK already retries throttling and 5xx, so nothing here loops.
 
+mod backup_trigger;
 mod catalog;
 mod cloudwatch;
 mod dynamo_locks;
@@ -13,6 +14,7 @@ mod ssm;
 mod state_records;
 
 use crate::ids::ClusterName;
+pub use backup_trigger::LambdaBackupTrigger;
 pub use catalog::DynamoCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;

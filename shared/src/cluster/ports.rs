@@ -182,3 +182,21 @@ impl crate::errors::Classify for ParameterError {
         }
     }
 }
+
+/// A backup could not be asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot ask {function} for a backup: {reason}")]
+pub struct TriggerError {
+    /// The backup function.
+    pub function: String,
+    /// The SDK's error.
+    #[source]
+    pub reason: crate::errors::ServiceFailure,
+}
+
+/// Asks the backup path for a snapshot now (snapshot-backup, invoked without waiting).
+#[async_trait]
+pub trait BackupTrigger: Send + Sync {
+    /// Asks for a snapshot recorded with `reason`; returns once the request is accepted.
+    async fn request_backup(&self, reason: &str) -> Result<(), TriggerError>;
+}

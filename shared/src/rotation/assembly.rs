@@ -3,7 +3,7 @@
 
 use super::{CredentialRotation, RotationConfig, ShareStore};
 use crate::{
-    aws::{sdk_config, vault_login, AsgFleet, DynamoLocks, SsmParameters},
+    aws::{sdk_config, vault_login, AsgFleet, DynamoLocks, LambdaBackupTrigger, SsmParameters},
     keys::{DrKeys, KeyLayout},
     lambda::StartupError,
     vault::{VaultClient, VaultError},
@@ -48,6 +48,10 @@ pub fn from_sdk(
         on_schedule: config.on_schedule,
         secret_ids: config.secret_ids,
         root_key_max_age: config.root_key_max_age,
+        backup: config.backup_function.map(|function| {
+            Box::new(LambdaBackupTrigger::from_sdk(sdk, function))
+                as Box<dyn crate::cluster::ports::BackupTrigger>
+        }),
         databases: config.databases,
         keyring: config.keyring,
     })

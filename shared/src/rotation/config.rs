@@ -108,6 +108,9 @@ pub struct RotationConfig {
     pub keyring: KeyringSettings,
     /// The `approle-secret-ids` action.
     pub secret_ids: SecretIdSettings,
+    /// `BACKUP_FUNCTION`: snapshot-backup's name or ARN, invoked (without waiting) after
+    /// a rotation an older snapshot cannot follow; unset: none.
+    pub backup_function: Option<String>,
     /// `DATABASE_CONNECTIONS`: the connections `database-root` rotates.
     pub databases: Vec<DatabaseConnection>,
     /// `ROOT_KEY_MAX_AGE_DAYS` (default 90): `root-key` rotates when this function last
@@ -216,6 +219,7 @@ impl RotationConfig {
             auth,
             secret_ids,
             root_key_max_age: Duration::from_secs(root_key_days * 86_400),
+            backup_function: env.optional("BACKUP_FUNCTION").map(str::to_owned),
             databases,
             vault: VaultSettings::from_env(env)?,
             table: env

@@ -71,10 +71,26 @@ pub struct RotationReport {
     /// The `approle-secret-ids` action, when it ran: one report per function.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approle_secret_ids: Option<Vec<SecretIdReport>>,
+    /// The snapshot asked of the backup path after this run's rotations, with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupAsked>,
     /// The targets another run was rotating: this run left them alone (one rotation of a
     /// kind at a time; a held lock is an answer, not an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub busy: Vec<Busy>,
+}
+
+/// The snapshot asked for after a run's rotations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupAsked {
+    /// The reason recorded with the snapshot.
+    pub reason: String,
+    /// Whether the backup path accepted the request.
+    pub requested: bool,
+    /// Why not, when it did not (the rotation stands; the next scheduled backup is the
+    /// first taken after it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What one action did.
@@ -125,6 +141,10 @@ pub struct CredentialRotation<F, N, P> {
     pub shares: ShareStore<P>,
     /// The `approle-secret-ids` action's aims.
     pub secret_ids: SecretIdSettings,
+    /// The backup path (`BACKUP_FUNCTION`): asked for a snapshot after every rotation
+    /// that an older snapshot cannot follow (`unseal-shares`, `recovery-shares`,
+    /// `root-key`, `database-root`). `None`: not asked; the report says so.
+    pub backup: Option<Box<dyn crate::cluster::ports::BackupTrigger>>,
     /// `DATABASE_CONNECTIONS`: what `database-root` rotates.
     pub databases: Vec<DatabaseConnection>,
     /// `ROOT_KEY_MAX_AGE_DAYS`: the root key is rotated when this function last rotated
@@ -193,7 +213,62 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 Err(busy) => report.busy.push(busy),
             }
         }
+        report.backup = self.backup_after(&report).await;
         Ok(report)
+    }
+
+    /// Asks the backup path for a snapshot when this run changed what an older
+    /// snapshot needs (shares, root key, database root credentials), so that the newest
+    /// backup never needs a retired one. A failure is reported, never an error: the
+    /// rotation stands.
+    async fn backup_after(&self, report: &RotationReport) -> Option<BackupAsked> {
+        let mut changed = Vec::new();
+        for (what, shares) in [
+            ("unseal-shares", &report.unseal_shares),
+            ("recovery-shares", &report.recovery_shares),
+        ] {
+            if let Some(s) = shares.as_ref().filter(|s| s.rotated || s.settled.is_some()) {
+                changed.push(format!("{what} generation {}", s.generation));
+            }
+        }
+        if report.root_key.as_ref().is_some_and(|r| r.rotated) {
+            changed.push("root-key".to_owned());
+        }
+        if let Some(dbs) = report.database_root.as_ref().filter(|d| !d.is_empty()) {
+            let names: Vec<&str> = dbs.iter().map(|d| d.connection.as_str()).collect();
+            changed.push(format!("database-root {}", names.join(" ")));
+        }
+        if changed.is_empty() {
+            return None;
+        }
+        let reason = format!("after credential-rotation: {}", changed.join(", "));
+        let Some(backup) = &self.backup else {
+            warn!(reason = %reason, "no BACKUP_FUNCTION: no snapshot asked for; the next scheduled backup is the first after this rotation");
+            return Some(BackupAsked {
+                reason,
+                requested: false,
+                error: Some("BACKUP_FUNCTION is not set".into()),
+            });
+        };
+        match backup.request_backup(&reason).await {
+            Ok(()) => {
+                info!(reason = %reason, "a snapshot was asked of the backup path");
+                Some(BackupAsked {
+                    reason,
+                    requested: true,
+                    error: None,
+                })
+            }
+            Err(e) => {
+                let text = error_chain(&e);
+                warn!(error = %text, "no snapshot could be asked for after the rotation; the next scheduled backup is the first after it");
+                Some(BackupAsked {
+                    reason,
+                    requested: false,
+                    error: Some(text),
+                })
+            }
+        }
     }
 
     /// Runs `step` holding the lock of `target`; when another run holds it, nothing is

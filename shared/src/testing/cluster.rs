@@ -204,3 +204,32 @@ impl<T: MetricsSink> MetricsSink for std::sync::Arc<T> {
         self.as_ref().publish(metrics).await
     }
 }
+
+/// The backup path, remembering each snapshot asked for; refusing when `refuse` is set.
+#[derive(Default, Clone)]
+pub struct FakeBackups {
+    /// The reasons asked for, in order (shared by clones).
+    pub asked: std::sync::Arc<Mutex<Vec<String>>>,
+    /// Answer every request with an error.
+    pub refuse: bool,
+}
+
+#[async_trait]
+impl crate::cluster::ports::BackupTrigger for FakeBackups {
+    async fn request_backup(
+        &self,
+        reason: &str,
+    ) -> Result<(), crate::cluster::ports::TriggerError> {
+        if self.refuse {
+            return Err(crate::cluster::ports::TriggerError {
+                function: "snapshot-backup".into(),
+                reason: crate::errors::ServiceFailure::unavailable("throttled"),
+            });
+        }
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reason.to_owned());
+        Ok(())
+    }
+}

@@ -8,7 +8,7 @@ mod lifecycle;
 mod node_contract;
 mod snapshots;
 
-pub use cluster::{FakeFleet, FakeMetrics, FakeParameters};
+pub use cluster::{FakeBackups, FakeFleet, FakeMetrics, FakeParameters};
 pub use failing_node::{FailingNode, Failure};
 pub use fake_node::{
     default_keyring_policy, ClusterState, FakeCluster, FakeDatabase, FakeNode, Keyring,

@@ -830,3 +830,42 @@ async fn the_sample_requests_under_the_lambda_emulator() -> Result<()> {
     }
     Ok(())
 }
+
+/// credential-rotation's way to the backup path: an asynchronous invocation of
+/// snapshot-backup through the Lambda API (the emulator's), with a reason, becomes a
+/// catalogued snapshot with that reason and the share generation in force.
+#[tokio::test]
+async fn a_snapshot_asked_through_the_lambda_api_is_taken_and_catalogued() -> Result<()> {
+    use shared::cluster::ports::BackupTrigger;
+    let bed = SnapshotBed::start(1).await?;
+    let emulator = testbed::lambda::LambdaEmulator::start(&bed.env()).await?;
+    emulator.serve("snapshot-backup")?;
+    let sdk = bed
+        .bed
+        .region
+        .sdk
+        .to_builder()
+        .endpoint_url(format!("http://127.0.0.1:{}", emulator.port))
+        .build();
+    let trigger = shared::aws::LambdaBackupTrigger::from_sdk(&sdk, "snapshot-backup".into());
+    let reason = "after credential-rotation: unseal-shares generation 2";
+    trigger.request_backup(reason).await?;
+    let waited = Instant::now() + Duration::from_secs(300);
+    let entry = loop {
+        let found = entries(&bed)
+            .await?
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some(reason));
+        match found {
+            Some(entry) => break entry,
+            None if Instant::now() < waited => tokio::time::sleep(Duration::from_millis(500)).await,
+            None => bail!(
+                "no snapshot with the reason; emulator output:\n{}",
+                emulator.output()
+            ),
+        }
+    };
+    assert_eq!(entry.kind, BackupKind::Manual);
+    assert_eq!(entry.share_generation, Some(1));
+    Ok(())
+}

@@ -276,6 +276,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         keyring: deployed.keyring,
         secret_ids: deployed.secret_ids,
         root_key_max_age: deployed.root_key_max_age,
+        backup: deployed.backup,
         databases: deployed.databases,
     };
     let dr_ssm = SsmParameters::in_region(&bed.region.sdk, DR_REGION);

@@ -57,6 +57,7 @@ fn rotation_over<N: NodeApi>(
         },
         on_schedule: vec![RotationTarget::Keyring],
         root_key_max_age: Duration::from_secs(90 * 86_400),
+        backup: None,
         databases: Vec::new(),
         secret_ids: SecretIdSettings {
             roles: vec!["health-probe", "snapshot-backup"],

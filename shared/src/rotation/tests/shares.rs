@@ -346,3 +346,45 @@ async fn after_an_older_snapshot_is_restored_the_next_rotation_starts_from_its_g
     assert_eq!(stored(&rotation.parameters, 3), shares_in_force(cluster));
     assert!(cluster.state().share_rotation.is_none());
 }
+
+#[tokio::test]
+async fn a_snapshot_is_asked_for_after_the_shares_change_and_not_after_a_young_run() {
+    let mut rotation = rotation_with_failures();
+    let backups = crate::testing::FakeBackups::default();
+    rotation.backup = Some(Box::new(backups.clone()));
+    let report = rotation
+        .rotate(&unseal_shares(), "req-1", deadline())
+        .await
+        .expect("rotated");
+    let asked = report.backup.expect("a snapshot asked for");
+    assert!(
+        asked.requested && asked.reason.contains("unseal-shares generation 2"),
+        "{asked:?}"
+    );
+    assert_eq!(backups.asked.lock().expect("asked").len(), 1);
+    // Nothing changed: nothing asked.
+    let again = rotation
+        .rotate(&unseal_shares(), "req-2", deadline())
+        .await
+        .expect("a re-run");
+    assert_eq!(again.backup, None);
+    assert_eq!(backups.asked.lock().expect("asked").len(), 1);
+    // The backup path refuses: the rotation stands, the report says why.
+    rotation.backup = Some(Box::new(crate::testing::FakeBackups {
+        refuse: true,
+        ..Default::default()
+    }));
+    let forced = rotation
+        .rotate_as(&unseal_shares(), true, "req-3", deadline())
+        .await
+        .expect("rotated all the same");
+    let asked = forced.backup.expect("reported");
+    assert!(
+        !asked.requested
+            && asked
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("throttled"))
+    );
+    assert_eq!(forced.unseal_shares.expect("ran").generation, 3);
+}
