@@ -52,7 +52,17 @@ impl SnapshotBed {
             .collect();
         let functions = waiting
             .iter()
-            .map(|_| bed.function(&[("KEEP_ROOT_TOKEN", "true")]))
+            .map(|_| {
+                bed.function(&[
+                    ("KEEP_ROOT_TOKEN", "true"),
+                    // credential-rotation's AppRole too, for the tests of backups
+                    // across a rotation.
+                    (
+                        "APPROLE_FUNCTIONS",
+                        "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation",
+                    ),
+                ])
+            })
             .collect::<Result<Vec<_>>>()?;
         let events: Vec<Value> = waiting.iter().map(LifecycleBed::event).collect();
         let outcomes = join_all(
@@ -139,6 +149,18 @@ impl SnapshotBed {
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         ))?;
         Ok(shared::restore::from_sdk(&self.bed.region.sdk, config)?)
+    }
+
+    /// credential-rotation as its `main` builds it, with `overrides`.
+    pub fn rotation(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> Result<shared::rotation::DeployedRotation> {
+        let env = self.with(overrides);
+        let config = shared::rotation::RotationConfig::from(&Env::from_pairs(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))?;
+        Ok(shared::rotation::from_sdk(&self.bed.region.sdk, config)?)
     }
 
     /// The node that answers as active now.

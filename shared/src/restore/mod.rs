@@ -105,6 +105,11 @@ pub struct RestorePlan {
     /// generations were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_generation: Option<crate::keys::Generation>,
+    /// Whether it is sent with `snapshot-force`: another cluster's, or this cluster's
+    /// taken under another generation of shares (the server verifies a snapshot with the
+    /// shares in force, and refuses one sealed under others). The nodes then seal
+    /// themselves and are unsealed with the snapshot's generation.
+    pub forced: bool,
     /// What the check of the whole object found.
     pub checked: Checked,
 }
@@ -212,15 +217,32 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             });
         }
         let share_generation = chosen.entry.as_ref().and_then(|e| e.share_generation);
+        let mut forced = other_cluster;
         let shares = if other_cluster {
             Some(
                 self.source_shares(&active, &chosen.source_cluster, share_generation)
                     .await?,
             )
-        } else {
-            if let Some(generation) = share_generation {
-                self.generation_kept(&active, generation).await?;
+        } else if let Some(generation) = share_generation {
+            self.generation_kept(&active, generation).await?;
+            let in_force = generation_for_catalog(
+                &self.vault,
+                &active.addr,
+                &self.parameters,
+                &self.snapshots.keys,
+            )
+            .await;
+            if in_force.is_some_and(|g| g != generation) {
+                info!(generation, in_force = ?in_force, "the snapshot was taken under another generation of shares: sent with snapshot-force, the nodes unsealed with its generation");
+                forced = true;
+                Some(
+                    self.source_shares(&active, cluster, Some(generation))
+                        .await?,
+                )
+            } else {
+                None
             }
+        } else {
             None
         };
         let expected = chosen.entry.as_ref().map(|e| (e.sha256.as_str(), e.bytes));
@@ -232,6 +254,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             source_cluster: chosen.source_cluster.clone(),
             other_cluster,
             share_generation,
+            forced,
             checked: facts.clone().into(),
         };
         if request.dry_run {
@@ -305,13 +328,13 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                 source,
             })?;
         let stream = checked_stream(body, facts.sha256.clone());
-        info!(node = %active.addr, object = %plan.snapshot, force = plan.other_cluster, "sending the snapshot to the active node");
+        info!(node = %active.addr, object = %plan.snapshot, force = plan.forced, "sending the snapshot to the active node");
         self.vault
             .restore_snapshot(
                 &active.addr,
                 &token,
                 Box::pin(stream),
-                plan.other_cluster,
+                plan.forced,
                 self.settings.send_timeout,
             )
             .await

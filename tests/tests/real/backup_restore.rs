@@ -869,3 +869,90 @@ async fn a_snapshot_asked_through_the_lambda_api_is_taken_and_catalogued() -> Re
     assert_eq!(entry.share_generation, Some(1));
     Ok(())
 }
+
+/// A snapshot taken before a share rotation is restored: the dry run names its
+/// generation, the data comes back, a restarted node is unsealed by node-lifecycle with
+/// that older generation, and the next rotation starts from it. With that generation's
+/// shares gone, the restore is refused and changes nothing.
+#[tokio::test]
+async fn a_snapshot_taken_before_a_share_rotation_restores_and_unseals_with_its_generation(
+) -> Result<()> {
+    use shared::events::RotationTarget;
+    let mut bed = SnapshotBed::start(1).await?;
+    let backup_fn = bed.backup(&[])?;
+    let restorer = bed.restore(&[])?;
+    let rotation = bed.rotation(&[])?;
+    bed.write("kv/app", json!({"value": "before"})).await?;
+    let before = backed_up(&backup(&backup_fn, &json!({"reason": "before"}), "req-1").await)?
+        .snapshot
+        .clone();
+    assert_eq!(before.share_generation, Some(1));
+
+    let rotated = rotation
+        .rotate(&[RotationTarget::UnsealShares], "rot-1", deadline())
+        .await?;
+    assert_eq!(
+        rotated.unseal_shares.as_ref().map(|s| s.generation),
+        Some(2)
+    );
+    bed.write("kv/app", json!({"value": "after"})).await?;
+    let after = backed_up(&backup(&backup_fn, &json!({"reason": "after"}), "req-2").await)?
+        .snapshot
+        .clone();
+    assert_eq!(after.share_generation, Some(2));
+
+    let exact = json!({"key": before.object.key, "version_id": before.object.version_id});
+    let plan = restore(&restorer, json!({"snapshot": exact, "dry_run": true})).await;
+    let Ok(RestoreOutcome::WouldRestore(plan)) = &plan else {
+        bail!("expected a plan, got {plan:?}");
+    };
+    assert_eq!(plan.share_generation, Some(1));
+    restored(&restore(&restorer, json!({"snapshot": exact})).await)?;
+    assert_eq!(bed.kv("app").await?.as_deref(), Some("before"));
+
+    // The restored root key is under generation 1: a restarted node is unsealed with it
+    // (generation 2, newest in force, is refused first).
+    bed.bed.bao.restart(0).await?;
+    let lifecycle = bed.bed.function(&[])?;
+    let waited = Instant::now() + Duration::from_secs(60);
+    while bed.bed.bao.health_code(0).await? == 503 {
+        if Instant::now() > waited {
+            bail!("the restarted node stayed sealed");
+        }
+        let _ = lifecycle
+            .handle(&json!({"action": "reconcile"}), deadline())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(bed.kv("app").await?.as_deref(), Some("before"));
+
+    // The next rotation starts from generation 1 and makes generation 3.
+    let next = rotation
+        .rotate_as(&[RotationTarget::UnsealShares], true, "rot-2", deadline())
+        .await?;
+    assert_eq!(
+        next.unseal_shares
+            .as_ref()
+            .map(|s| (s.previous_generation, s.generation)),
+        Some((2, 3))
+    );
+
+    // Generation 1's shares gone (three of five deleted): its snapshot is refused.
+    let ssm = aws_sdk_ssm::Client::new(&bed.bed.region.sdk);
+    for n in 1..=3 {
+        ssm.delete_parameter()
+            .name(format!("{}/unseal/share-{n}", bed.bed.ssm_path()))
+            .send()
+            .await?;
+    }
+    let refused = restore(&restorer, json!({"snapshot": exact}))
+        .await
+        .expect_err("generation 1 is gone");
+    assert_eq!(refused.error_type, "Permanent.GenerationSharesMissing");
+    assert_eq!(
+        bed.kv("app").await?.as_deref(),
+        Some("before"),
+        "nothing changed"
+    );
+    Ok(())
+}

@@ -43,7 +43,12 @@ const WITH_ROTATION: &str =
 /// A cluster of `size` nodes, each launched by node-lifecycle with `settings` (at once, as
 /// Auto Scaling delivers them) and credential-rotation's AppRole among the functions.
 async fn launched(size: i32, settings: &[(&str, &str)]) -> Result<LifecycleBed> {
-    let bed = LifecycleBed::start(size, Seal::Shamir).await?;
+    launched_with(size, Seal::Shamir, settings).await
+}
+
+/// [`launched`], with the seal given.
+async fn launched_with(size: i32, seal: Seal, settings: &[(&str, &str)]) -> Result<LifecycleBed> {
+    let bed = LifecycleBed::start(size, seal).await?;
     launch_all(&bed, settings).await?;
     Ok(bed)
 }
@@ -682,5 +687,59 @@ async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_noth
     secrets.extend(admin_passwords);
     secrets.push(password.to_owned());
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &refused.to_string()]);
+    Ok(())
+}
+
+/// recovery-shares on an auto-unseal (transit) cluster: a new generation of recovery
+/// shares is verified and marked, the next rotation is entered with it (so the server
+/// holds it), and unseal-shares is refused on this seal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_shares_rotate_in_generations_on_an_auto_unseal_cluster() -> Result<()> {
+    let logs = capture_logs();
+    let seal = testbed::openbao::SealServer::start().await?;
+    let bed = launched_with(1, seal.seal_for(), &[]).await?;
+    let rotation = shared::rotation::from_sdk(&bed.region.sdk, rotation_config(&bed, &[])?)?;
+    let deadline = || Instant::now() + Duration::from_secs(120);
+    let targets = [RotationTarget::RecoveryShares];
+    let recovery = |report: RotationReport| report.recovery_shares.context("the action ran");
+    let first = recovery(rotation.rotate(&targets, "req-1", deadline()).await?)?;
+    assert_eq!(
+        (first.previous_generation, first.generation),
+        (1, 2),
+        "{first:?}"
+    );
+    let layout = KeyLayout::from_root(&bed.ssm_path());
+    for n in 1..=usize::from(first.shares) {
+        let name = layout.generation_share(ShareKind::Recovery, 2, n);
+        assert!(bed.parameter(&name).await?.is_some(), "{name}");
+    }
+    assert!(bed
+        .parameter(&layout.generation_in_force(ShareKind::Recovery, 2))
+        .await?
+        .is_some());
+    // The server holds generation 2: a forced rotation is entered with it.
+    let second = recovery(
+        rotation
+            .rotate_as(&targets, true, "req-2", deadline())
+            .await?,
+    )?;
+    assert_eq!(
+        (second.previous_generation, second.generation),
+        (2, 3),
+        "{second:?}"
+    );
+    let refused = rotation
+        .rotate(&[RotationTarget::UnsealShares], "req-3", deadline())
+        .await
+        .expect_err("no unseal shares on an auto-unseal cluster");
+    assert_eq!(refused.name(), "SealMismatch");
+    assert!(refused.to_string().contains("recovery-shares"), "{refused}");
+    let secrets: Vec<String> = bed
+        .stored_secrets()
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    testbed::assert_no_secret(&secrets, &[&logs.contents()]);
     Ok(())
 }

@@ -419,3 +419,29 @@ async fn a_snapshot_whose_share_generation_is_gone_is_refused_and_the_dry_run_na
     };
     assert_eq!(plan.share_generation, Some(2));
 }
+
+#[tokio::test]
+async fn a_snapshot_of_an_older_share_generation_is_sent_forced() {
+    let bed = Bed::healthy();
+    let mut entry = bed.catalogued(("prod", "c-1"), &good_snapshot(50, 2000), 50, 1);
+    entry.share_generation = Some(1);
+    futures::executor::block_on(bed.catalog.put(&entry)).expect("put");
+    let shares = bed.cluster().state().shares.clone();
+    bed.store_shares("prod", &shares);
+    let request = json!({"snapshot": exact(&entry.object), "dry_run": true});
+    let RestoreOutcome::WouldRestore(plan) = bed.restore(request.clone()).await.expect("a plan")
+    else {
+        panic!("a plan");
+    };
+    assert!(!plan.forced, "generation 1 is the one in force");
+    // A rotation since: generation 2 is in force, the snapshot needs generation 1.
+    bed.function.parameters.values.lock().expect("lock").insert(
+        KeyLayout::new("/vault-lifecycle", "prod").generation_in_force(ShareKind::Unseal, 2),
+        "2026-12-01T00:00:00Z".into(),
+    );
+    let RestoreOutcome::WouldRestore(plan) = bed.restore(request).await.expect("a plan") else {
+        panic!("a plan");
+    };
+    assert!(plan.forced && !plan.other_cluster, "{plan:?}");
+    assert_eq!(plan.share_generation, Some(1));
+}
