@@ -13,11 +13,11 @@ mod assembly;
 mod config;
 mod database_root;
 mod error;
+mod keyring;
 mod root_key;
 mod secret_ids;
 mod shares;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -27,6 +27,7 @@ pub use self::{
     config::{DatabaseConnection, KeyringSettings, RotationConfig, SecretIdSettings},
     database_root::DatabaseRootReport,
     error::RotationError,
+    keyring::KeyringReport,
     root_key::RootKeyReport,
     secret_ids::SecretIdReport,
     shares::{ShareStore, SharesReport},
@@ -41,9 +42,7 @@ use crate::{
     },
     error_chain,
     events::{RotationRequest, RotationTarget},
-    ids::NodeAddr,
     lambda::{FunctionError, Handler, Invocation},
-    secret::Secret,
 };
 
 /// How long a rotation lock outlives the run's deadline, so a run cut off mid-step holds
@@ -109,22 +108,6 @@ pub struct Busy {
     pub target: RotationTarget,
     /// The run holding its lock.
     pub holder: String,
-}
-
-/// The keyring after a `keyring` action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyringReport {
-    /// The term before the run.
-    pub previous_term: u64,
-    /// The term now.
-    pub term: u64,
-    /// When the current key was installed.
-    pub installed_at: DateTime<Utc>,
-    /// Whether this run rotated it.
-    pub rotated: bool,
-    /// Whether this run changed the server's automatic rotation policy to the configured
-    /// one.
-    pub policy_updated: bool,
 }
 
 /// credential-rotation: the cluster's nodes, its own login, and the locks.
@@ -324,82 +307,6 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 })
             })
             .await
-    }
-
-    async fn keyring_on(
-        &self,
-        node: &NodeAddr,
-        token: &Secret,
-        force: bool,
-    ) -> Result<KeyringReport, RotationError> {
-        let failed = |step: &'static str| move |source| RotationError::Vault { step, source };
-        let wanted = &self.keyring.policy;
-        let policy = self
-            .vault
-            .keyring_policy(node, token)
-            .await
-            .map_err(failed(
-                "cannot read the keyring's rotation policy (sys/rotate/config)",
-            ))?;
-        let policy_updated = policy != *wanted;
-        if policy_updated {
-            self.vault
-                .set_keyring_policy(node, token, wanted)
-                .await
-                .map_err(failed(
-                    "cannot set the keyring's rotation policy (sys/rotate/config)",
-                ))?;
-            info!(
-                max_operations = wanted.max_operations,
-                interval_s = wanted.interval.as_secs(),
-                was_max_operations = policy.max_operations,
-                was_interval_s = policy.interval.as_secs(),
-                was_enabled = policy.enabled,
-                "the keyring's automatic rotation policy now matches the configuration"
-            );
-        }
-        let before = self
-            .vault
-            .key_status(node, token)
-            .await
-            .map_err(failed("cannot read the keyring's term (sys/key-status)"))?;
-        let age = (Utc::now() - before.install_time)
-            .to_std()
-            .unwrap_or_default();
-        if age < self.keyring.max_age && !force {
-            info!(
-                term = before.term,
-                age_days = age.as_secs() / 86_400,
-                max_age_days = self.keyring.max_age.as_secs() / 86_400,
-                "the keyring's key is younger than the maximum age; not rotated"
-            );
-            return Ok(KeyringReport {
-                previous_term: before.term,
-                term: before.term,
-                installed_at: before.install_time,
-                rotated: false,
-                policy_updated,
-            });
-        }
-        self.vault
-            .rotate_keyring(node, token)
-            .await
-            .map_err(failed("cannot rotate the keyring (sys/rotate)"))?;
-        let after = self.vault.key_status(node, token).await.map_err(failed(
-            "the keyring was rotated, but its new term cannot be read (sys/key-status)",
-        ))?;
-        info!(
-            previous_term = before.term,
-            term = after.term,
-            "keyring rotated"
-        );
-        Ok(KeyringReport {
-            previous_term: before.term,
-            term: after.term,
-            installed_at: after.install_time,
-            rotated: true,
-            policy_updated,
-        })
     }
 }
 

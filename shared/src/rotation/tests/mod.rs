@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::errors::Classify;
+use crate::secret::Secret;
 use crate::{
     config::AuthSettings,
     testing::{capture_logs, FailingNode, FakeCluster, FakeFleet, FakeLocks, FakeParameters},
