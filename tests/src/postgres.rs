@@ -147,6 +147,58 @@ impl Postgres {
         )
     }
 
+    /// Mounts OpenBao's database engine at `database` (through node 0 of `bao`, with
+    /// `root`) and configures one connection per `(connection, admin)` to this server,
+    /// each admin a new PostgreSQL role that may create roles, and a dynamic role
+    /// `<connection>-app` per connection. Returns the admins' passwords, in order.
+    pub async fn configure_engine(
+        &self,
+        bao: &crate::openbao::BaoCluster,
+        root: &str,
+        connections: &[(&str, &str)],
+    ) -> Result<Vec<String>> {
+        let api = |path: String, body: serde_json::Value| async move {
+            let (status, answer) = bao
+                .api(0, reqwest::Method::POST, &path, Some(root), Some(body))
+                .await?;
+            if status >= 300 {
+                bail!("{path}: {status} {answer}");
+            }
+            Ok(())
+        };
+        api(
+            "sys/mounts/database".into(),
+            serde_json::json!({"type": "database"}),
+        )
+        .await?;
+        let url = format!(
+            "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        );
+        let mut passwords = Vec::new();
+        for (connection, admin) in connections {
+            let password = format!("pw-{}", fastrand::u64(..));
+            self.query(&format!(
+                "CREATE ROLE {admin} WITH LOGIN CREATEROLE PASSWORD '{password}'"
+            ))?;
+            api(
+                format!("database/config/{connection}"),
+                serde_json::json!({"plugin_name": "postgresql-database-plugin",
+                    "connection_url": url, "username": admin, "password": password,
+                    "allowed_roles": "*", "verify_connection": true}),
+            )
+            .await?;
+            api(
+                format!("database/roles/{connection}-app"),
+                serde_json::json!({"db_name": connection, "default_ttl": "5m",
+                    "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
+            )
+            .await?;
+            passwords.push(password);
+        }
+        Ok(passwords)
+    }
+
     /// Where its data and log are.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -8,7 +8,7 @@ use crate::{
         invalid, ssm_cluster_path, AuthSettings, ClusterSettings, ConfigError, Env, VaultSettings,
     },
     ids::ClusterName,
-    keys::{Generation, KeyLayout},
+    keys::{KeyLayout, RecordedGenerations},
     snapshots::{
         catalog::Catalog, retention::RetentionPolicy, store::SnapshotObjects, take::Taker,
     },
@@ -51,13 +51,13 @@ impl BackupSettings {
         vault: &'a N,
         store: &'a dyn SnapshotObjects,
         catalog: &'a dyn Catalog,
-        share_generation: Option<Generation>,
+        generations: RecordedGenerations,
     ) -> Taker<'a, N> {
         Taker {
             vault,
             store,
             catalog,
-            share_generation,
+            generations,
             cluster: &self.cluster,
             prefix: &self.prefix,
             part_size: self.part_size,

@@ -34,7 +34,7 @@ use crate::{
     },
     error_chain,
     events::BackupRequest,
-    keys::generation_for_catalog,
+    keys::RecordedGenerations,
     lambda::{FunctionError, Handler, Invocation},
     snapshots::{
         catalog::{BackupKind, Catalog, CatalogEntry},
@@ -247,7 +247,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             return Err(BackupError::NoActiveNode { asked });
         };
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let generation = generation_for_catalog(
+        let generations = RecordedGenerations::now(
             &self.vault,
             &active.addr,
             self.login.parameters(),
@@ -258,7 +258,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             &self.vault,
             self.store.as_ref(),
             self.catalog.as_ref(),
-            generation,
+            generations,
         );
         Ok(taker
             .take_from(&active, &health, &token, kind, reason)

@@ -87,6 +87,11 @@ impl KeyLayout {
         format!("{}/root-key/rotated-at", self.root)
     }
 
+    /// The generation of the database engines' root credentials (a number; absent: 1).
+    pub fn database_generation(&self) -> String {
+        format!("{}/database-root/generation", self.root)
+    }
+
     /// The root token, kept during bootstrap (and after, if the operator asks).
     pub fn root_token(&self) -> String {
         format!("{}/root-token", self.root)

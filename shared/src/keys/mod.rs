@@ -4,16 +4,50 @@
 //! threshold of shares, and the one unseal procedure that
 //! launch, reconcile and restore use ([`unseal_with`]).
 
+mod database;
 mod generations;
 mod layout;
 mod unseal;
 
 pub use self::{
+    database::{database_generation, database_generation_for_catalog, record_database_rotation},
     generations::{generation_for_catalog, generations, newest_in_force, Generations},
     layout::{Generation, KeyLayout, ShareKind},
     unseal::{read_shares, unseal_with, SharesMissing, UnsealError},
 };
-use crate::cluster::node::SealStatus;
+use crate::{
+    cluster::{
+        node::{NodeApi, SealStatus},
+        ports::ParameterStore,
+    },
+    ids::NodeAddr,
+};
+
+/// The generations a snapshot taken now is recorded with in its catalog entry. Either is
+/// `None` (with a warning logged) when it could not be read: the snapshot is worth more
+/// than its label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordedGenerations {
+    /// The generation of shares in force, of the kind the node's seal uses.
+    pub share: Option<Generation>,
+    /// The generation of the database engines' root credentials.
+    pub database: Option<Generation>,
+}
+
+impl RecordedGenerations {
+    /// Reads both for a snapshot of the cluster whose active node is `node`.
+    pub async fn now(
+        vault: &(impl NodeApi + ?Sized),
+        node: &NodeAddr,
+        parameters: &(impl ParameterStore + ?Sized),
+        keys: &KeyLayout,
+    ) -> Self {
+        Self {
+            share: generation_for_catalog(vault, node, parameters, keys).await,
+            database: database_generation_for_catalog(parameters, keys).await,
+        }
+    }
+}
 
 /// How a node's seal is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ mod assembly;
 mod choose;
 mod config;
 mod error;
+mod plan;
 mod recover;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ pub use self::{
     assembly::{assemble, from_sdk, DeployedRestore},
     config::{RestoreConfig, RestoreSettings},
     error::RestoreError,
+    plan::{Checked, RestorePlan, RestoreReport, StaleDatabaseCredentials},
 };
 use crate::{
     backup::{BackupSettings, BACKUP_LOCK},
@@ -35,13 +37,13 @@ use crate::{
     },
     error_chain,
     events::RestoreRequest,
-    keys::generation_for_catalog,
+    keys::{generation_for_catalog, RecordedGenerations},
     lambda::{FunctionError, Handler, Invocation},
     secret::Secret,
     snapshots::{
         archive::SnapshotFacts,
-        catalog::{BackupKind, Catalog, CatalogEntry, RestoreRecord},
-        store::{Location, SnapshotObjects},
+        catalog::{BackupKind, Catalog, RestoreRecord},
+        store::SnapshotObjects,
         verify::{read_and_check, stored, VerifyError},
     },
 };
@@ -87,75 +89,6 @@ pub enum RestoreOutcome {
         /// Until when, at the latest.
         until: DateTime<Utc>,
     },
-}
-
-/// What would be restored.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RestorePlan {
-    /// The exact object version.
-    pub snapshot: Location,
-    /// Its catalog entry (`None` for an uncatalogued object, allowed with `force`).
-    pub entry: Option<CatalogEntry>,
-    /// The cluster it was taken from.
-    pub source_cluster: String,
-    /// Whether it is another cluster's (then `force` is needed, and the source's shares).
-    pub other_cluster: bool,
-    /// The generation of shares it was taken under (its catalog entry's): after the
-    /// restore, the cluster unseals with that generation. `None` for an entry from before
-    /// generations were recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub share_generation: Option<crate::keys::Generation>,
-    /// Whether it is sent with `snapshot-force`: another cluster's, or this cluster's
-    /// taken under another generation of shares (the server verifies a snapshot with the
-    /// shares in force, and refuses one sealed under others). The nodes then seal
-    /// themselves and are unsealed with the snapshot's generation.
-    pub forced: bool,
-    /// What the check of the whole object found.
-    pub checked: Checked,
-}
-
-/// The check of the whole object, before anything is sent.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Checked {
-    /// Its SHA-256, equal to the catalog's.
-    pub sha256: String,
-    /// Its size.
-    pub bytes: u64,
-    /// The Raft index and term in it.
-    pub index: u64,
-    /// See `index`.
-    pub term: u64,
-}
-
-impl From<SnapshotFacts> for Checked {
-    fn from(f: SnapshotFacts) -> Self {
-        Self {
-            sha256: f.sha256,
-            bytes: f.bytes,
-            index: f.index,
-            term: f.term,
-        }
-    }
-}
-
-/// What was restored, and the cluster after.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RestoreReport {
-    /// What was restored.
-    pub plan: RestorePlan,
-    /// The safety snapshot taken just before (restore it to undo this restore).
-    pub safety_snapshot: Location,
-    /// The node that took the snapshot and is active after.
-    pub active_node: String,
-    /// Nodes unsealed after the restore (a snapshot of another cluster brings its keys).
-    pub unsealed: Vec<String>,
-    /// The Raft index the active node has applied after the restore.
-    pub applied_index: u64,
-    /// Autopilot judged every server healthy again before the function returned (the
-    /// followers install the restored state and are unhealthy for a moment).
-    pub autopilot_healthy: bool,
-    /// The failure tolerance autopilot reported last.
-    pub failure_tolerance: Option<u32>,
 }
 
 impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
@@ -255,6 +188,12 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             other_cluster,
             share_generation,
             forced,
+            stale_database_credentials: plan::stale_database_credentials(
+                &self.parameters,
+                &self.snapshots.keys.of_cluster(&chosen.source_cluster),
+                chosen.entry.as_ref(),
+            )
+            .await,
             checked: facts.clone().into(),
         };
         if request.dry_run {
@@ -294,7 +233,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         deadline: Instant,
     ) -> Result<RestoreOutcome, RestoreError> {
         let token = self.login.token(&self.vault, &active.addr).await?;
-        let generation = generation_for_catalog(
+        let generations = RecordedGenerations::now(
             &self.vault,
             &active.addr,
             &self.parameters,
@@ -305,7 +244,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             &self.vault,
             self.store.as_ref(),
             self.catalog.as_ref(),
-            generation,
+            generations,
         );
         let safety = taker
             .take_from(

@@ -20,6 +20,7 @@ use crate::{
     },
     error_chain,
     ids::NodeAddr,
+    keys::{database_generation, record_database_rotation, Generation},
     secret::Secret,
 };
 
@@ -32,6 +33,10 @@ pub struct DatabaseRootReport {
     pub admin: String,
     /// The dynamic credential's user that proved the engine works (its lease revoked).
     pub proven_with: String,
+    /// The generation of database root credentials this rotation made: snapshots taken
+    /// before it record an older one, and their restore names the connections' root
+    /// passwords as stale.
+    pub generation: Generation,
 }
 
 impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
@@ -69,6 +74,8 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
             }
             admins.push(admin);
         }
+        // A count that cannot be read would be lost by the first write: refused first.
+        database_generation(&self.parameters, &self.shares.layout).await?;
         let mut reports = Vec::with_capacity(self.databases.len());
         for (db, admin) in self.databases.iter().zip(admins) {
             self.vault
@@ -77,7 +84,13 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 .map_err(failed(
                     "cannot rotate a database connection's root credentials",
                 ))?;
-            info!(connection = %db, admin = %admin, "database root credentials rotated; proving the engine still works");
+            let generation = record_database_rotation(
+                &self.parameters,
+                &self.shares.layout,
+                &self.shares.kms_key,
+            )
+            .await?;
+            info!(connection = %db, admin = %admin, generation, "database root credentials rotated; proving the engine still works");
             let issued = self
                 .vault
                 .database_credential(node, token, &db.mount, &db.role)
@@ -94,6 +107,7 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 connection: db.to_string(),
                 admin,
                 proven_with: issued.username,
+                generation,
             });
         }
         Ok(reports)

@@ -65,6 +65,11 @@ pub struct CatalogEntry {
     /// generations were recorded, or when SSM could not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_generation: Option<crate::keys::Generation>,
+    /// The generation of the database engines' root credentials when it was taken: a
+    /// restore of an older one brings back root passwords the databases refuse. `None`
+    /// for entries written before it was recorded, or when SSM could not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_generation: Option<crate::keys::Generation>,
 }
 
 /// A restore, as the catalog remembers it.

@@ -19,7 +19,7 @@ use crate::{
     },
     errors::Classify,
     ids::ClusterName,
-    keys::Generation,
+    keys::RecordedGenerations,
     secret::Secret,
 };
 
@@ -79,8 +79,9 @@ pub struct Taker<'a, N: ?Sized> {
     pub part_size: usize,
     /// The longest the transfer may take.
     pub timeout: Duration,
-    /// The generation of shares in force, recorded in the entry.
-    pub share_generation: Option<Generation>,
+    /// The generations of shares and database credentials in force, recorded in the
+    /// entry.
+    pub generations: RecordedGenerations,
 }
 
 impl<N: NodeApi + ?Sized> Taker<'_, N> {
@@ -140,7 +141,8 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
             server_version: health.version.clone(),
             kind,
             reason,
-            share_generation: self.share_generation,
+            share_generation: self.generations.share,
+            database_generation: self.generations.database,
         };
         self.catalog.put(&entry).await?;
         info!(object = %entry.object, index = entry.index, term = entry.term, bytes = entry.bytes, sha256 = %entry.sha256, "snapshot catalogued");

@@ -135,13 +135,7 @@ async fn assert_nothing_leaked(
     logs: &LogCapture,
     texts: &[String],
 ) -> Result<()> {
-    let secrets: Vec<String> = bed
-        .bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let secrets: Vec<String> = bed.bed.stored_secret_values().await?;
     assert!(secrets.len() > 10, "shares and credentials to look for");
     let logged = logs.contents();
     assert!(logged.contains("snapshot"), "logs are captured");
@@ -573,6 +567,7 @@ async fn retention_over_1500_snapshots_keeps_exactly_the_policy() -> Result<()> 
         kind: BackupKind::Scheduled,
         reason: None,
         share_generation: Some(1),
+        database_generation: None,
     };
     let catalog = catalog(&bed);
     for batch in old.chunks(50) {

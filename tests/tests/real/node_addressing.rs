@@ -165,12 +165,7 @@ async fn a_tag_never_chooses_who_receives_a_share_or_a_credential() -> Result<()
             node.node_id
         );
     }
-    let secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let secrets: Vec<String> = bed.stored_secret_values().await?;
     let logged = logs.contents();
     let mut all: Vec<&str> = texts.iter().map(String::as_str).collect();
     all.push(&logged);

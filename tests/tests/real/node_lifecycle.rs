@@ -121,12 +121,7 @@ async fn assert_nothing_leaked(
     texts: &[String],
     extra: &[String],
 ) -> Result<()> {
-    let mut secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut secrets: Vec<String> = bed.stored_secret_values().await?;
     secrets.extend(extra.iter().cloned());
     let logged = logs.contents();
     assert!(
@@ -631,12 +626,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() -> Result
     launched(&handle(&function, &event).await)?;
 
     // Shares missing when a node joins: refused before the join, the node untouched.
-    let secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let secrets: Vec<String> = bed.stored_secret_values().await?;
     let ssm = aws_sdk_ssm::Client::new(&bed.region.sdk);
     for n in 1..=5 {
         ssm.delete_parameter()

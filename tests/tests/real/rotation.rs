@@ -240,12 +240,7 @@ async fn the_keyring_is_rotated_when_old_kept_when_young_and_its_policy_set() ->
     );
     let printed = emulator.output();
 
-    let mut secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut secrets: Vec<String> = bed.stored_secret_values().await?;
     secrets.push(root.expose().to_owned());
     let logged = logs.contents();
     assert!(logged.contains("keyring rotated"), "logs are captured");
@@ -365,12 +360,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         "generation 1 is kept for older snapshots"
     );
 
-    let secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let secrets: Vec<String> = bed.stored_secret_values().await?;
     assert!(secrets.len() >= 15, "three generations of five shares");
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &cut.to_string()]);
     Ok(())
@@ -537,12 +527,7 @@ async fn secret_ids_are_replaced_and_every_function_logs_in_before_and_after() -
     assert!(young.iter().all(|r| r["rotated"] == false), "{answer}");
     let printed = emulator.output();
 
-    let mut secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut secrets: Vec<String> = bed.stored_secret_values().await?;
     secrets.extend(old);
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &printed]);
     Ok(())
@@ -576,50 +561,13 @@ async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_noth
     };
     // Two engine users, each the admin of a connection; billing's is also a static
     // role's user.
-    let mut admin_passwords = Vec::new();
-    for admin in ["orders_admin", "billing_admin"] {
-        let password = format!("pw-{}", fastrand::u64(..));
-        pg.query(&format!(
-            "CREATE ROLE {admin} WITH LOGIN CREATEROLE PASSWORD '{password}'"
-        ))?;
-        admin_passwords.push(password);
-    }
-    api(
-        reqwest::Method::POST,
-        "sys/mounts/database",
-        json!({"type": "database"}),
-    )
-    .await?;
-    let url = format!(
-        "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
-        pg.port
-    );
-    for ((connection, admin), password) in
-        [("orders", "orders_admin"), ("billing", "billing_admin")]
-            .into_iter()
-            .zip(&admin_passwords)
-    {
-        let path: &'static str = if connection == "orders" {
-            "database/config/orders"
-        } else {
-            "database/config/billing"
-        };
-        api(
-            reqwest::Method::POST,
-            path,
-            json!({"plugin_name": "postgresql-database-plugin", "connection_url": url,
-                   "username": admin, "password": password, "allowed_roles": "*",
-                   "verify_connection": true}),
+    let admin_passwords = pg
+        .configure_engine(
+            &bed.bao,
+            &root,
+            &[("orders", "orders_admin"), ("billing", "billing_admin")],
         )
         .await?;
-    }
-    api(
-        reqwest::Method::POST,
-        "database/roles/orders-app",
-        json!({"db_name": "orders", "default_ttl": "5m",
-               "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
-    )
-    .await?;
     api(
         reqwest::Method::POST,
         "database/static-roles/billing-owner",
@@ -650,6 +598,12 @@ async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_noth
         "1",
         "orders was not rotated either"
     );
+    let generation_path = format!("{}/database-root/generation", bed.ssm_path());
+    assert_eq!(
+        bed.parameter(&generation_path).await?,
+        None,
+        "no count written"
+    );
 
     // orders alone: rotated, proven; the old admin password is refused by PostgreSQL.
     rotation.databases.truncate(1);
@@ -659,6 +613,18 @@ async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_noth
     assert_eq!(
         (reports[0].connection.as_str(), reports[0].admin.as_str()),
         ("database/orders", "orders_admin")
+    );
+    assert_eq!(reports[0].generation, 2);
+    assert_eq!(
+        bed.parameter(&generation_path).await?.as_deref(),
+        Some("2"),
+        "the generation of database root credentials, as snapshot-backup reads it"
+    );
+    let ssm = shared::aws::SsmParameters::from_sdk(&bed.region.sdk);
+    let keys = shared::keys::KeyLayout::from_root(&bed.ssm_path());
+    assert_eq!(
+        shared::keys::database_generation_for_catalog(&ssm, &keys).await,
+        Some(2)
     );
     let old_refused = pg.query_as("orders_admin", &admin_passwords[0], "select 1");
     assert!(old_refused.is_err(), "the old admin password still logs in");
@@ -678,12 +644,7 @@ async fn database_root_is_rotated_proven_and_a_static_role_conflict_changes_noth
         "the proving credential's lease was revoked"
     );
 
-    let mut secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let mut secrets: Vec<String> = bed.stored_secret_values().await?;
     secrets.extend(admin_passwords);
     secrets.push(password.to_owned());
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &refused.to_string()]);
@@ -734,12 +695,65 @@ async fn recovery_shares_rotate_in_generations_on_an_auto_unseal_cluster() -> Re
         .expect_err("no unseal shares on an auto-unseal cluster");
     assert_eq!(refused.name(), "SealMismatch");
     assert!(refused.to_string().contains("recovery-shares"), "{refused}");
-    let secrets: Vec<String> = bed
-        .stored_secrets()
-        .await?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let secrets: Vec<String> = bed.stored_secret_values().await?;
+    testbed::assert_no_secret(&secrets, &[&logs.contents()]);
+    Ok(())
+}
+
+/// Two runs at once, as two Lambda environments would make them (two instances of the
+/// function, each with its own login), against the real cluster, DynamoDB lock and SSM:
+/// one new generation of shares and one root key rotation, whichever run makes them;
+/// the other finds the lock held or the rotation young. The shares of the generation in
+/// force unseal a restarted node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_rotate_once_on_the_real_servers() -> Result<()> {
+    let logs = capture_logs();
+    let mut bed = launched(1, &[]).await?;
+    let first = shared::rotation::from_sdk(&bed.region.sdk, rotation_config(&bed, &[])?)?;
+    let second = shared::rotation::from_sdk(&bed.region.sdk, rotation_config(&bed, &[])?)?;
+    let deadline = || Instant::now() + Duration::from_secs(300);
+    let targets = [RotationTarget::UnsealShares, RotationTarget::RootKey];
+    let (a, b) = tokio::join!(
+        first.rotate(&targets, "req-a", deadline()),
+        second.rotate(&targets, "req-b", deadline()),
+    );
+    let reports = [a?, b?];
+    let shares_rotated = reports
+        .iter()
+        .filter(|r| r.unseal_shares.as_ref().is_some_and(|s| s.rotated))
+        .count();
+    let root_key_rotated = reports
+        .iter()
+        .filter(|r| r.root_key.as_ref().is_some_and(|k| k.rotated))
+        .count();
+    assert_eq!(
+        (shares_rotated, root_key_rotated),
+        (1, 1),
+        "one rotation of each kind: {reports:?}"
+    );
+    let ssm = SsmParameters::from_sdk(&bed.region.sdk);
+    let layout = KeyLayout::from_root(&bed.ssm_path());
+    let stored = shared::keys::generations(&ssm, &layout, ShareKind::Unseal).await?;
+    assert_eq!((stored.in_force, stored.pending), (2, None));
+    assert!(
+        !ssm.exists(&layout.generation_share(ShareKind::Unseal, 3, 1))
+            .await?,
+        "no third generation"
+    );
+    // The server holds generation 2: a restarted node unseals with it and no other.
+    bed.bao.restart(0).await?;
+    let shares = shared::keys::read_shares(&ssm, &layout, (ShareKind::Unseal, 2), 3, 5).await?;
+    let vault = VaultClient::new(&rotation_config(&bed, &[])?.vault)?;
+    let node = bed.bao.node_addrs()?.remove(0);
+    let mut status = None;
+    for share in &shares {
+        status = Some(vault.unseal(&node, share).await?);
+    }
+    assert!(
+        status.is_some_and(|s| !s.sealed),
+        "generation 2 opens the seal"
+    );
+    let secrets: Vec<String> = bed.stored_secret_values().await?;
     testbed::assert_no_secret(&secrets, &[&logs.contents()]);
     Ok(())
 }

@@ -132,6 +132,7 @@ impl Bed {
             kind: BackupKind::Scheduled,
             reason: None,
             share_generation: None,
+            database_generation: None,
         };
         futures::executor::block_on(self.catalog.put(&entry)).expect("put");
         entry

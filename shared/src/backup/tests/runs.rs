@@ -194,7 +194,7 @@ async fn each_dr_copy_gets_a_catalog_entry_of_its_own_in_the_dr_region() {
 }
 
 #[tokio::test]
-async fn each_entry_records_the_share_generation_in_force() {
+async fn each_entry_records_the_share_and_database_generations_in_force() {
     let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
     let first = bed.backed_up(&tick("tick-1"), "req-1").await;
     assert_eq!(
@@ -202,6 +202,7 @@ async fn each_entry_records_the_share_generation_in_force() {
         Some(1),
         "no rotation yet: the shares init made"
     );
+    assert_eq!(first.snapshot.database_generation, Some(1));
     // A rotation marked generation 2 in force (only whether the mark exists is read).
     bed.function
         .login
@@ -209,12 +210,19 @@ async fn each_entry_records_the_share_generation_in_force() {
         .values
         .lock()
         .expect("values")
-        .insert(
-            "/vault-lifecycle/prod/unseal/gen-2/in-force".into(),
-            "2026-12-01T02:00:00Z".into(),
-        );
+        .extend([
+            (
+                "/vault-lifecycle/prod/unseal/gen-2/in-force".into(),
+                "2026-12-01T02:00:00Z".into(),
+            ),
+            (
+                "/vault-lifecycle/prod/database-root/generation".into(),
+                "4".into(),
+            ),
+        ]);
     let second = bed.backed_up(&tick("tick-2"), "req-2").await;
     assert_eq!(second.snapshot.share_generation, Some(2));
+    assert_eq!(second.snapshot.database_generation, Some(4));
     assert_eq!(
         bed.entries()
             .iter()

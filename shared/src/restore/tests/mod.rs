@@ -17,6 +17,7 @@ use super::*;
 use crate::{
     config::{AuthSettings, Env},
     keys::{KeyLayout, ShareKind},
+    snapshots::{catalog::CatalogEntry, store::Location},
     testing::{
         good_snapshot, sha256_hex, FakeCatalog, FakeCluster, FakeFleet, FakeLocks, FakeParameters,
         FakeS3,
@@ -124,6 +125,7 @@ impl Bed {
             kind: BackupKind::Scheduled,
             reason: None,
             share_generation: None,
+            database_generation: None,
         };
         futures::executor::block_on(self.catalog.put(&entry)).expect("put");
         entry

@@ -352,3 +352,40 @@ async fn a_cached_token_revoked_since_is_replaced_and_the_restore_runs_once() {
     );
     assert!(bed.cluster().logins() > logins);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_from_before_a_database_root_rotation_is_restored_and_its_stale_root_passwords_named(
+) {
+    let bed = Bed::healthy();
+    let mut entry = bed.catalogued(("prod", "c-1"), &good_snapshot(60, 2000), 60, 1);
+    entry.database_generation = Some(1);
+    futures::executor::block_on(bed.catalog.put(&entry)).expect("put");
+    let request = json!({"snapshot": exact(&entry.object), "dry_run": true});
+    let RestoreOutcome::WouldRestore(plan) = bed.restore(request.clone()).await.expect("a plan")
+    else {
+        panic!("a plan");
+    };
+    assert_eq!(plan.stale_database_credentials, None, "no rotation since");
+    // database-root rotated one connection since the snapshot.
+    bed.function.parameters.values.lock().expect("lock").insert(
+        KeyLayout::new("/vault-lifecycle", "prod").database_generation(),
+        "2".into(),
+    );
+    let RestoreOutcome::WouldRestore(plan) = bed.restore(request).await.expect("a plan") else {
+        panic!("a plan");
+    };
+    let stale = plan
+        .stale_database_credentials
+        .expect("named in the dry run");
+    assert_eq!((stale.snapshot_generation, stale.generation_now), (1, 2));
+    let report = restored(bed.restore(json!({"snapshot": exact(&entry.object)})).await);
+    assert_eq!(
+        report
+            .plan
+            .stale_database_credentials
+            .map(|s| s.what_to_do.contains("database/config")),
+        Some(true),
+        "the restore goes ahead and says what to do"
+    );
+    assert_eq!(bed.cluster().state().data, good_snapshot(60, 2000));
+}

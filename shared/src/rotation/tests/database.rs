@@ -70,6 +70,17 @@ async fn each_connection_is_rotated_and_proven_by_a_dynamic_credential() {
     );
     assert!(reports.iter().all(|r| r.proven_with.starts_with("v-")));
     assert_eq!(rotations(&rotation), [1, 1]);
+    assert_eq!(
+        reports.iter().map(|r| r.generation).collect::<Vec<_>>(),
+        [2, 3],
+        "each rotated connection adds a generation of database root credentials"
+    );
+    assert_eq!(
+        crate::keys::database_generation(&rotation.parameters, &rotation.shares.layout)
+            .await
+            .expect("read"),
+        3
+    );
     assert!(
         rotation.vault.state().leases.is_empty(),
         "the proving credentials' leases are revoked"
@@ -111,6 +122,25 @@ async fn an_admin_that_is_a_static_roles_user_or_a_missing_connection_is_refused
         .expect_err("no such connection");
     assert_eq!(error.name(), "NoSuchDatabaseConnection");
     assert_eq!(rotations(&rotation), [0, 0]);
+
+    let rotation = with_databases();
+    let count = rotation.shares.layout.database_generation();
+    rotation
+        .parameters
+        .values
+        .lock()
+        .expect("unpoisoned")
+        .insert(count.clone(), "two".into());
+    let error = rotation
+        .rotate(&[RotationTarget::DatabaseRoot], "req-4", deadline())
+        .await
+        .expect_err("a generation count that is not a number");
+    assert!(
+        crate::error_chain(&error).contains(&count),
+        "{}",
+        crate::error_chain(&error)
+    );
+    assert_eq!(rotations(&rotation), [0, 0], "nothing rotated");
 
     let mut rotation = with_databases();
     rotation.databases.clear();

@@ -1,7 +1,15 @@
 //! `bench rotation`: each credential-rotation action through the function, side by side
 //! with the floor: the same calls made directly with the root token and the shares
-//! already in memory, in the same run, against the same cluster. Rounds alternate
-//! between the two. Both paths rotate every round (the function is forced).
+//! already in memory, in the same run, against the same cluster (and, for
+//! `database-root`, a real PostgreSQL). Rounds alternate between the two. Both paths
+//! rotate every round (the function is forced; replaced secret IDs have no grace period,
+//! so each round destroys the previous round's).
+//!
+//! The floors: `keyring`: read the policy and the key status, rotate, read the status.
+//! `unseal-shares`: start, the threshold of old shares, the threshold of new ones in
+//! verification. `root-key`: `sys/rotate/root`. `approle-secret-ids`: for each function,
+//! mint a secret ID, log in with it, revoke the token. `database-root`: `rotate-root`,
+//! issue a dynamic credential, revoke its lease.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +32,10 @@ const FUNCTIONS: &str =
 
 pub async fn run(rounds: usize) -> Result<()> {
     println!("bench rotation: {rounds} rounds of each action, through credential-rotation and by the raw API");
-    let bed = LifecycleBed::start(1, Seal::Shamir).await?;
+    let (bed, pg) = tokio::try_join!(
+        LifecycleBed::start(1, Seal::Shamir),
+        testbed::postgres::Postgres::start()
+    )?;
     let launcher = bed.function(&[
         ("APPROLE_FUNCTIONS", FUNCTIONS),
         ("KEEP_ROOT_TOKEN", "true"),
@@ -45,12 +56,22 @@ pub async fn run(rounds: usize) -> Result<()> {
             .context("KEEP_ROOT_TOKEN keeps the root token")?,
     );
     let node = bed.bao.node_addrs()?.remove(0);
-    let env = bed.env();
+    pg.configure_engine(&bed.bao, root.expose(), &[("orders", "orders_admin")])
+        .await?;
+    let mut env = bed.env();
+    env.extend(
+        [
+            ("DATABASE_CONNECTIONS", "database/orders:orders-app"),
+            ("SECRET_ID_GRACE_MINUTES", "0"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     let config = RotationConfig::from(&Env::from_pairs(
         env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     ))?;
     let vault = VaultClient::new(&config.vault)?;
     let kms_key = config.kms_key.clone();
+    let roles = config.secret_ids.roles.clone();
     let rotation = from_sdk(&bed.region.sdk, config)?;
     let ssm = SsmParameters::from_sdk(&bed.region.sdk);
     let layout = KeyLayout::from_root(&bed.ssm_path());
@@ -62,7 +83,18 @@ pub async fn run(rounds: usize) -> Result<()> {
         .await?;
 
     let mut table = Vec::new();
-    for target in [RotationTarget::Keyring, RotationTarget::UnsealShares] {
+    for target in [
+        RotationTarget::Keyring,
+        RotationTarget::UnsealShares,
+        RotationTarget::RootKey,
+        RotationTarget::ApproleSecretIds,
+        RotationTarget::DatabaseRoot,
+    ] {
+        // The functions' role IDs, read before the clock (the floor keeps them).
+        let mut role_ids = Vec::new();
+        for role in &roles {
+            role_ids.push((*role, ssm.secret(&layout.approle(role, "role-id")).await?));
+        }
         let (mut through, mut raw) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             for by_function in [round % 2 == 1, round % 2 == 0] {
@@ -86,6 +118,31 @@ pub async fn run(rounds: usize) -> Result<()> {
                             vault.key_status(&node, &root).await?;
                             vault.rotate_keyring(&node, &root).await?;
                             vault.key_status(&node, &root).await?;
+                            took = started.elapsed();
+                        }
+                        RotationTarget::RootKey => {
+                            vault.rotate_root_key(&node, &root).await?;
+                            took = started.elapsed();
+                        }
+                        RotationTarget::ApproleSecretIds => {
+                            for (role, role_id) in &role_ids {
+                                let secret_id =
+                                    vault.new_secret_id(&node, &root, "approle", role).await?;
+                                let login = vault
+                                    .approle_login(&node, "approle", role_id, &secret_id)
+                                    .await?;
+                                vault.revoke_self(&node, &login.token).await?;
+                            }
+                            took = started.elapsed();
+                        }
+                        RotationTarget::DatabaseRoot => {
+                            vault
+                                .rotate_database_root(&node, &root, "database", "orders")
+                                .await?;
+                            let issued = vault
+                                .database_credential(&node, &root, "database", "orders-app")
+                                .await?;
+                            vault.revoke_lease(&node, &root, &issued.lease_id).await?;
                             took = started.elapsed();
                         }
                         _ => {
