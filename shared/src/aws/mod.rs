@@ -31,6 +31,14 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+/// `sdk` with its region replaced by `region`: for a resource of the other region (the DR
+/// region's, or the primary's from the DR region).
+pub(crate) fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> aws_config::SdkConfig {
+    sdk.to_builder()
+        .region(aws_config::Region::new(region.to_owned()))
+        .build()
+}
+
 /// A function's own Vault login: its AppRole credentials from SSM, or its AWS identity
 /// signed for Vault's aws auth method.
 pub fn vault_login(
@@ -105,10 +113,7 @@ impl SsmParameters {
 
     /// SSM in `region` (the DR region's), whatever region `sdk` is in.
     pub fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional)
     }
 }
@@ -128,10 +133,7 @@ impl DynamoCatalog {
 
     /// The catalog in `table` of `region` (the DR region's), whatever region `sdk` is in.
     pub fn in_region(sdk: &aws_config::SdkConfig, region: &str, table: String) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional, table)
     }
 }
@@ -166,10 +168,7 @@ impl S3SnapshotStore {
         bucket: String,
         kms_key: Option<String>,
     ) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional, bucket, kms_key)
     }
 }
