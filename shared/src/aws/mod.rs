@@ -2,26 +2,32 @@
 //! The SDK already retries throttling and 5xx, so nothing here loops.
 
 mod backup_trigger;
+mod capacity;
 mod catalog;
 mod cloudwatch;
 mod dynamo_locks;
 mod fleet;
 mod iam_login;
 mod lifecycle_actions;
+mod route53;
 mod s3_store;
 mod s3_upload;
+mod sns;
 mod ssm;
 mod state_records;
 
 use crate::ids::ClusterName;
 pub use backup_trigger::LambdaBackupTrigger;
+pub use capacity::AsgCapacity;
 pub use catalog::DynamoCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
 pub use lifecycle_actions::AsgLifecycleActions;
+pub use route53::Route53Records;
 pub use s3_store::S3SnapshotStore;
+pub use sns::SnsNotifier;
 pub use ssm::SsmParameters;
 pub use state_records::DynamoStateRecords;
 
@@ -102,6 +108,18 @@ impl AsgFleet {
             aws_sdk_ec2::Client::new(sdk),
             settings,
         )
+    }
+}
+
+impl AsgCapacity {
+    /// The size of `group` in `sdk`'s region.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, group: String) -> Self {
+        Self::new(aws_sdk_autoscaling::Client::new(sdk), group)
+    }
+
+    /// The size of `group` in `region` (the primary's group, from the DR region).
+    pub fn in_region(sdk: &aws_config::SdkConfig, region: &str, group: String) -> Self {
+        Self::from_sdk(&in_region(sdk, region), group)
     }
 }
 
