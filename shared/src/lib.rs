@@ -15,7 +15,8 @@
 //!
 //! What they share:
 //! - [`cluster`]: the ports every function stands on (fleet, node, parameters, locks,
-//!   lifecycle actions), the functions' Vault login, finding the leader, polling.
+//!   lifecycle actions) and those of a failover (DNS record, notifications, a group's
+//!   size), the functions' Vault login, finding the leader, polling.
 //! - [`keys`]: where a cluster's shares, root token and AppRole credentials are kept,
 //!   the seal kind, reading the threshold of shares, and the one unseal procedure.
 //! - [`snapshots`]: the archive check, the catalog, the store, streaming a snapshot in,

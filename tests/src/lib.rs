@@ -5,7 +5,8 @@
 //! - [`moto`]: moto server as AWS (every region at once), started through
 //!   `tests/moto_server.py`, which adds the lifecycle actions moto lacks; fixtures for
 //!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances get loopback
-//!   private IPs, where their OpenBao nodes listen.
+//!   private IPs, where their OpenBao nodes listen; a Route 53 hosted zone and an SNS
+//!   topic, with what was published to it.
 //! - [`postgres`]: a throw-away PostgreSQL server.
 //! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
 //!   invoked with events/ files.

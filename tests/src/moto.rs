@@ -1,4 +1,5 @@
-//! moto server as AWS, and the fixtures a cluster needs in each region.
+//! moto server as AWS, and the fixtures a cluster needs in each region (a failover's
+//! hosted zone and topic are in `moto/dr.rs`).
 //!
 //! moto is started through `tests/moto_server.py`, which adds CompleteLifecycleAction and
 //! RecordLifecycleActionHeartbeat, holds instances in `Pending:Wait`/`Terminating:Wait`
@@ -20,6 +21,8 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::{poll_until, process::Managed, repo_root, venv};
+
+mod dr;
 
 /// A running moto server.
 pub struct Moto {

@@ -2,26 +2,32 @@
 //! The SDK already retries throttling and 5xx, so nothing here loops.
 
 mod backup_trigger;
+mod capacity;
 mod catalog;
 mod cloudwatch;
 mod dynamo_locks;
 mod fleet;
 mod iam_login;
 mod lifecycle_actions;
+mod route53;
 mod s3_store;
 mod s3_upload;
+mod sns;
 mod ssm;
 mod state_records;
 
 use crate::ids::ClusterName;
 pub use backup_trigger::LambdaBackupTrigger;
+pub use capacity::AsgCapacity;
 pub use catalog::DynamoCatalog;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo_locks::DynamoLocks;
 pub use fleet::AsgFleet;
 pub use iam_login::StsCallerIdentity;
 pub use lifecycle_actions::AsgLifecycleActions;
+pub use route53::Route53Records;
 pub use s3_store::S3SnapshotStore;
+pub use sns::SnsNotifier;
 pub use ssm::SsmParameters;
 pub use state_records::DynamoStateRecords;
 
@@ -29,6 +35,14 @@ pub use state_records::DynamoStateRecords;
 /// from the standard sources. Load it once per cold start.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// `sdk` with its region replaced by `region`: for a resource of the other region (the DR
+/// region's, or the primary's from the DR region).
+pub(crate) fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> aws_config::SdkConfig {
+    sdk.to_builder()
+        .region(aws_config::Region::new(region.to_owned()))
+        .build()
 }
 
 /// A function's own Vault login: its AppRole credentials from SSM, or its AWS identity
@@ -97,6 +111,18 @@ impl AsgFleet {
     }
 }
 
+impl AsgCapacity {
+    /// The size of `group` in `sdk`'s region.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, group: String) -> Self {
+        Self::new(aws_sdk_autoscaling::Client::new(sdk), group)
+    }
+
+    /// The size of `group` in `region` (the primary's group, from the DR region).
+    pub fn in_region(sdk: &aws_config::SdkConfig, region: &str, group: String) -> Self {
+        Self::from_sdk(&in_region(sdk, region), group)
+    }
+}
+
 impl SsmParameters {
     /// Parameters read with a client built from `sdk`.
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
@@ -105,10 +131,7 @@ impl SsmParameters {
 
     /// SSM in `region` (the DR region's), whatever region `sdk` is in.
     pub fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional)
     }
 }
@@ -128,10 +151,7 @@ impl DynamoCatalog {
 
     /// The catalog in `table` of `region` (the DR region's), whatever region `sdk` is in.
     pub fn in_region(sdk: &aws_config::SdkConfig, region: &str, table: String) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional, table)
     }
 }
@@ -166,10 +186,7 @@ impl S3SnapshotStore {
         bucket: String,
         kms_key: Option<String>,
     ) -> Self {
-        let regional = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
-            .build();
+        let regional = in_region(sdk, region);
         Self::from_sdk(&regional, bucket, kms_key)
     }
 }

@@ -2,6 +2,7 @@
 //! and the Vault login the functions use.
 
 pub mod auth;
+pub mod dr_ports;
 pub mod lifecycle_actions;
 pub mod locks;
 pub mod node;

@@ -2,6 +2,8 @@
 //! Each fake is plain state a test sets and reads back; none expects calls in an order.
 
 mod cluster;
+mod dr;
+mod dr_contract;
 mod failing_node;
 mod fake_node;
 mod lifecycle;
@@ -9,6 +11,8 @@ mod node_contract;
 mod snapshots;
 
 pub use cluster::{FakeBackups, FakeFleet, FakeMetrics, FakeParameters};
+pub use dr::{FakeDns, FakeGroup, FakeNotifier};
+pub use dr_contract::{dns_contract, group_contract, notifier_contract};
 pub use failing_node::{FailingNode, Failure};
 pub use fake_node::{
     default_keyring_policy, ClusterState, FakeCluster, FakeDatabase, FakeNode, Keyring,
