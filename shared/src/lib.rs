@@ -12,6 +12,9 @@
 //!   one-time initialisation and bootstrap.
 //! - [`backup`]: snapshot-backup (take, copy to DR, retention, metrics).
 //! - [`restore`]: snapshot-restore (choose, check, safety snapshot, recover).
+//! - [`rotation`]: credential-rotation (keyring, shares, root key, secret IDs, database).
+//! - [`failover`]: dr-failover, run in the DR region (confirm, fence, restore into the
+//!   standby, adopt the primary's shares, verify, switch DNS, notify; each phase recorded).
 //!
 //! What they share:
 //! - [`cluster`]: the ports every function stands on (fleet, node, parameters, locks,
@@ -43,6 +46,7 @@ pub mod cluster;
 pub mod config;
 pub mod errors;
 pub mod events;
+pub mod failover;
 pub mod ids;
 pub mod keys;
 pub mod lambda;

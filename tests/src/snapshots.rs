@@ -56,10 +56,11 @@ impl SnapshotBed {
                 bed.function(&[
                     ("KEEP_ROOT_TOKEN", "true"),
                     // credential-rotation's AppRole too, for the tests of backups
-                    // across a rotation.
+                    // across a rotation, and dr-failover's, for a bed that is a
+                    // failover's standby.
                     (
                         "APPROLE_FUNCTIONS",
-                        "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation",
+                        "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation,dr-failover",
                     ),
                 ])
             })

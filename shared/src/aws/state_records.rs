@@ -253,3 +253,46 @@ impl StateRecords for DynamoStateRecords {
         }
     }
 }
+
+/// A failover of the primary cluster (this table's cluster, in the DR region's table):
+/// `pk = failover#<primary>`, `sk = current`, the record as JSON in `record`, its last
+/// phase as an attribute an operator can read.
+#[async_trait]
+impl crate::failover::record::FailoverRecords for DynamoStateRecords {
+    async fn current(
+        &self,
+    ) -> Result<Option<crate::failover::record::FailoverRecord>, RecordError> {
+        let what = format!("the failover record of {}", self.cluster);
+        let Some(item) = self
+            .get(format!("failover#{}", self.cluster), "current", &what)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let json =
+            text(&item, "record").ok_or_else(|| self.error("read", &what, "it has no record"))?;
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| self.error("read", &what, format!("its record is not readable: {e}")))
+    }
+
+    async fn put(
+        &self,
+        record: &crate::failover::record::FailoverRecord,
+    ) -> Result<(), RecordError> {
+        let what = format!("the failover record of {}", self.cluster);
+        let json =
+            serde_json::to_string(record).map_err(|e| self.error("write", &what, e.to_string()))?;
+        let last = record
+            .last_phase()
+            .map_or("none", crate::failover::record::Phase::as_str);
+        let item = Item::from([
+            ("pk".to_owned(), s(format!("failover#{}", self.cluster))),
+            ("sk".to_owned(), s("current")),
+            ("record".to_owned(), s(json)),
+            ("phase".to_owned(), s(last)),
+            ("started_at".to_owned(), s(record.started_at.to_rfc3339())),
+        ]);
+        DynamoStateRecords::put(self, item, &what).await
+    }
+}

@@ -99,6 +99,9 @@ path "sys/rekey-recovery-key/*" {
 pub const DR_FAILOVER: &str = r#"path "sys/storage/raft/autopilot/state" {
   capabilities = ["read"]
 }
+path "sys/storage/raft/snapshot" {
+  capabilities = ["read"]
+}
 path "sys/storage/raft/snapshot-force" {
   capabilities = ["update", "sudo"]
 }

@@ -99,6 +99,8 @@ pub enum FailoverRequest {
     Failover {
         /// Why, for the record.
         reason: Option<String>,
+        /// Go ahead even while the primary answers healthy.
+        force: bool,
     },
     /// Return to the primary region.
     Failback,
@@ -145,7 +147,7 @@ impl FailoverRequest {
 fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventError> {
     let allowed: &[&str] = match action {
         "plan" | "failback" => &["action"],
-        "failover" => &["action", "reason"],
+        "failover" => &["action", "reason", "force"],
         other => {
             return Err(EventError::Invalid {
                 function: FUNCTION,
@@ -172,6 +174,17 @@ fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventEr
                 .get("reason")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            force: match value.get("force") {
+                None => false,
+                Some(Value::Bool(force)) => *force,
+                Some(_) => {
+                    return Err(EventError::Invalid {
+                        function: FUNCTION,
+                        field: "force".into(),
+                        reason: "is not true or false".into(),
+                    })
+                }
+            },
         },
     })
 }

@@ -56,7 +56,13 @@ impl RestoreConfig {
 
     /// Reads the given variables.
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
-        let backup = BackupConfig::from(env, "snapshot-restore")?;
+        Self::for_function(env, "snapshot-restore")
+    }
+
+    /// Reads the given variables for `function`, whose AppRole the restore logs in
+    /// with (`snapshot-restore`, or `dr-failover`, which runs the same steps).
+    pub fn for_function(env: &Env, function: &str) -> Result<Self, ConfigError> {
+        let backup = BackupConfig::from(env, function)?;
         let restore = RestoreSettings::from(env, &backup.cluster.cluster)?;
         Ok(Self { backup, restore })
     }

@@ -70,6 +70,33 @@ pub struct CatalogEntry {
     /// for entries written before it was recorded, or when SSM could not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_generation: Option<crate::keys::Generation>,
+    /// The last restore drill of this snapshot (a DR copy's entry, in the DR region):
+    /// a failover never chooses one that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillResult>,
+}
+
+/// A restore drill's verdict on one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillResult {
+    /// When the drill ran.
+    pub at: DateTime<Utc>,
+    /// Whether the snapshot restored and held what its entry says.
+    pub passed: bool,
+    /// What the drill found (why it failed, or the index it saw).
+    pub detail: String,
+}
+
+impl CatalogEntry {
+    /// A drill restored it and found what its entry says.
+    pub fn drill_proven(&self) -> bool {
+        self.drill.as_ref().is_some_and(|d| d.passed)
+    }
+
+    /// A drill failed it: never restored by a failover.
+    pub fn drill_failed(&self) -> bool {
+        self.drill.as_ref().is_some_and(|d| !d.passed)
+    }
 }
 
 /// A restore, as the catalog remembers it.

@@ -143,6 +143,7 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
             reason,
             share_generation: self.generations.share,
             database_generation: self.generations.database,
+            drill: None,
         };
         self.catalog.put(&entry).await?;
         info!(object = %entry.object, index = entry.index, term = entry.term, bytes = entry.bytes, sha256 = %entry.sha256, "snapshot catalogued");

@@ -5,7 +5,10 @@
 //! cut off or the connection drops mid-response). The same wrapper serves the unit tests over `FakeCluster` and
 //! the integration tests over a real OpenBao.
 
-use std::{sync::Mutex, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 
@@ -41,14 +44,20 @@ struct Injected {
 /// Wraps `N`, failing the calls a test names.
 #[derive(Debug)]
 pub struct FailingNode<N> {
-    /// The wrapped port.
-    pub inner: N,
+    /// The wrapped port, shared: a test can keep a handle on it (a fake whose state
+    /// another fake changes).
+    pub inner: Arc<N>,
     plan: Mutex<Vec<Injected>>,
 }
 
 impl<N> FailingNode<N> {
     /// Wraps `inner`; nothing fails until a test says so.
     pub fn new(inner: N) -> Self {
+        Self::shared(Arc::new(inner))
+    }
+
+    /// Wraps a port the caller keeps a handle on.
+    pub fn shared(inner: Arc<N>) -> Self {
         Self {
             inner,
             plan: Mutex::new(Vec::new()),

@@ -5,6 +5,7 @@ mod cluster;
 mod dr;
 mod dr_contract;
 mod failing_node;
+mod failover;
 mod fake_node;
 mod lifecycle;
 mod node_contract;
@@ -14,6 +15,7 @@ pub use cluster::{FakeBackups, FakeFleet, FakeMetrics, FakeParameters};
 pub use dr::{FakeDns, FakeGroup, FakeNotifier};
 pub use dr_contract::{dns_contract, group_contract, notifier_contract};
 pub use failing_node::{FailingNode, Failure};
+pub use failover::{FakeFailoverRecords, FakePrimary, FakeStandbyRestore};
 pub use fake_node::{
     default_keyring_policy, ClusterState, FakeCluster, FakeDatabase, FakeNode, Keyring,
 };

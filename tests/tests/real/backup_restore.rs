@@ -568,6 +568,7 @@ async fn retention_over_1500_snapshots_keeps_exactly_the_policy() -> Result<()> 
         reason: None,
         share_generation: Some(1),
         database_generation: None,
+        drill: None,
     };
     let catalog = catalog(&bed);
     for batch in old.chunks(50) {

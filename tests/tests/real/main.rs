@@ -5,6 +5,7 @@
 mod adapters;
 mod backup_restore;
 mod dr_adapters;
+mod dr_failover;
 mod dr_region;
 mod health_probe;
 mod init_safety;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::errors::{Classify, ServiceFailure};
 
 /// An Auto Scaling group's size bounds and the number of instances it aims for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capacity {
     /// The fewest instances the group keeps.
     pub min: u32,

@@ -1,0 +1,142 @@
+//! Why a failover run failed or refused, and what the failure means for a retry.
+
+use crate::{
+    cluster::{
+        dr_ports::{CapacityError, DnsError, NotifyError},
+        locks::LockError,
+        ports::{FleetError, ParameterError},
+    },
+    errors::Classify,
+    events::EventError,
+    keys::Generation,
+    lifecycle::records::RecordError,
+    snapshots::catalog::CatalogError,
+};
+
+use super::record::Phase;
+
+/// Why dr-failover failed. Nothing here holds a share or token.
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    /// The event is not for this function or is malformed.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// An alarm this function is not configured to act on.
+    #[error("alarm {name} is not one of FAILOVER_ALARMS ({configured}); nothing was changed")]
+    UnknownAlarm {
+        /// The alarm's name.
+        name: String,
+        /// The configured names.
+        configured: String,
+    },
+    /// The primary answered healthy: no failover without `force`.
+    #[error("the primary cluster answered healthy at {addr} ({answer}); nothing was changed (an operator may fail over with \"force\": true)")]
+    PrimaryHealthy {
+        /// Where it was probed.
+        addr: String,
+        /// What it answered.
+        answer: String,
+    },
+    /// No DR copy of the primary's snapshots is catalogued in the DR region, or every one
+    /// failed its drill.
+    #[error("no usable DR copy of cluster {primary}'s snapshots is catalogued in the DR region ({catalogued} catalogued, {failed} failed their drill); nothing was changed")]
+    NoSnapshot {
+        /// The primary cluster.
+        primary: String,
+        /// Entries found.
+        catalogued: usize,
+        /// Of those, failed drills.
+        failed: usize,
+    },
+    /// The DR region's SSM holds fewer of the primary's shares of the snapshot's
+    /// generation than the standby needs.
+    #[error("the DR region holds {found} of the primary's shares of generation {generation} under {folder}, {needed} are needed; nothing was changed (node-lifecycle's reconcile in the primary region copies them)")]
+    SharesMissing {
+        /// The generation.
+        generation: Generation,
+        /// Where they were looked for.
+        folder: String,
+        /// How many exist.
+        found: usize,
+        /// How many the standby needs.
+        needed: usize,
+    },
+    /// A phase failed; the record names it and whether the primary was unfenced.
+    #[error("failover phase {phase} failed: {reason}")]
+    Phase {
+        /// The phase.
+        phase: Phase,
+        /// The error chain.
+        reason: String,
+        /// Whether a retry can help.
+        retry_helps: bool,
+    },
+    /// The state table failed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The DR catalog could not be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The failover lock could not be claimed or released.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The standby group could not be listed.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// SSM failed.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// An Auto Scaling group could not be read or resized.
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// The DNS record could not be read or changed.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// The notification could not be sent.
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    /// Failback is not offered by this version.
+    #[error("failback is not available in this version: restore a snapshot of the DR cluster into the primary with snapshot-restore (force), switch the DNS record back and give the primary's group its size (see the failover runbook); nothing was changed")]
+    FailbackNotAvailable,
+}
+
+impl Classify for FailoverError {
+    fn retry_helps(&self) -> bool {
+        match self {
+            Self::Event(e) => e.retry_helps(),
+            Self::Record(e) => e.retry_helps(),
+            Self::Catalog(e) => e.retry_helps(),
+            Self::Lock(e) => e.retry_helps(),
+            Self::Fleet(e) => e.retry_helps(),
+            Self::Parameter(e) => e.retry_helps(),
+            Self::Capacity(e) => e.retry_helps(),
+            Self::Dns(e) => e.retry_helps(),
+            Self::Notify(e) => e.retry_helps(),
+            Self::Phase { retry_helps, .. } => *retry_helps,
+            Self::UnknownAlarm { .. }
+            | Self::PrimaryHealthy { .. }
+            | Self::NoSnapshot { .. }
+            | Self::SharesMissing { .. }
+            | Self::FailbackNotAvailable => false,
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Event(e) => e.name(),
+            Self::Record(e) => e.name(),
+            Self::Catalog(e) => e.name(),
+            Self::Lock(e) => e.name(),
+            Self::Fleet(e) => e.name(),
+            Self::Parameter(e) => e.name(),
+            Self::Capacity(e) => e.name(),
+            Self::Dns(e) => e.name(),
+            Self::Notify(e) => e.name(),
+            Self::UnknownAlarm { .. } => "UnknownAlarm",
+            Self::PrimaryHealthy { .. } => "PrimaryHealthy",
+            Self::NoSnapshot { .. } => "NoSnapshot",
+            Self::SharesMissing { .. } => "FailoverSharesMissing",
+            Self::Phase { .. } => "FailoverPhaseFailed",
+            Self::FailbackNotAvailable => "FailbackNotAvailable",
+        }
+    }
+}

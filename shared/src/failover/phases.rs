@@ -1,0 +1,336 @@
+//! The phases after the confirmation, each converging: it checks what is already true
+//! and acts on the difference, so a run that resumes after a cut-off repeats nothing
+//! harmful.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{
+    record::{FailoverRecord, Phase},
+    DrFailover, FailoverError,
+};
+use crate::{
+    cluster::{
+        find_active,
+        node::{Health, NodeApi},
+        ports::{FleetNode, ParameterStore},
+    },
+    error_chain,
+    errors::Classify,
+    keys::{generations, read_shares, ShareKind},
+};
+
+/// How often the standby is asked whether a node is active.
+const POLL: Duration = Duration::from_secs(1);
+
+impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
+    /// Runs one phase; its answer is the phase's detail for the record.
+    pub(super) async fn run_phase(
+        &self,
+        phase: Phase,
+        record: &mut FailoverRecord,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<String, FailoverError> {
+        match phase {
+            Phase::Confirmed => Ok("confirmed".into()),
+            Phase::Fenced => self.ensure_primary_fenced(record).await,
+            Phase::StandbyUp => self.wait_until_standby_active(deadline).await,
+            Phase::Restored => self.ensure_restored(record, request_id, deadline).await,
+            Phase::SharesAdopted => self.ensure_shares_adopted(record, deadline).await,
+            Phase::Scaled => self.ensure_standby_scaled().await,
+            Phase::Verified => self.verify(record).await,
+            Phase::Switched => self.ensure_dns_switched().await,
+            Phase::Notified => self.notify(record).await,
+        }
+    }
+
+    /// The primary's group scaled to 0, its size kept in the record first (so a run
+    /// cut off after the resize still knows what to give back). A primary region that
+    /// does not answer cannot be scaled: the record alone says it is fenced.
+    async fn ensure_primary_fenced(
+        &self,
+        record: &mut FailoverRecord,
+    ) -> Result<String, FailoverError> {
+        let group = &self.settings.primary_group;
+        if record.primary_group_was.is_none() {
+            match self.primary_group.capacity().await {
+                Ok(was) => {
+                    record.primary_group_was = Some(was);
+                    self.records.put(record).await?;
+                }
+                Err(e) if !e.retry_helps() => return Err(e.into()),
+                Err(e) => {
+                    warn!(group = %group, error = %error_chain(&e), "the primary region's Auto Scaling API does not answer; the primary is recorded fenced only");
+                    return Ok(format!(
+                        "group {group} not reachable ({}): recorded fenced only",
+                        error_chain(&e)
+                    ));
+                }
+            }
+        }
+        match self.primary_group.resize(0, 0).await {
+            Ok(()) => Ok(format!(
+                "group {group} scaled to 0 (was {:?})",
+                record.primary_group_was
+            )),
+            Err(e) if !e.retry_helps() => Err(e.into()),
+            Err(e) => {
+                warn!(group = %group, error = %error_chain(&e), "the primary region's Auto Scaling API does not answer; the primary is recorded fenced only");
+                Ok(format!(
+                    "group {group} not scaled ({}): recorded fenced only",
+                    error_chain(&e)
+                ))
+            }
+        }
+    }
+
+    /// Gives the primary's group the size it had; whether it did.
+    pub(super) async fn unfence(&self, record: &FailoverRecord) -> bool {
+        let Some(was) = record.primary_group_was else {
+            return false;
+        };
+        match self.primary_group.resize(was.min, was.desired).await {
+            Ok(()) => {
+                info!(group = %self.settings.primary_group, min = was.min, desired = was.desired, "the DR side does not serve: the primary's group has its size back");
+                true
+            }
+            Err(e) => {
+                warn!(group = %self.settings.primary_group, error = %error_chain(&e), "the primary's group could not be given its size back; do it by hand");
+                false
+            }
+        }
+    }
+
+    /// At least one standby instance, then a node answering active (a warm standby
+    /// already is; a pilot-light one boots, and node-lifecycle initialises it).
+    async fn wait_until_standby_active(&self, deadline: Instant) -> Result<String, FailoverError> {
+        let capacity = self.standby_group.capacity().await?;
+        let warm = capacity.desired >= 1;
+        if !warm {
+            self.standby_group.set_desired(1).await?;
+        }
+        let until = deadline.min(Instant::now() + self.settings.standby_timeout);
+        let (node, _) = self.wait_for_active(until).await?;
+        Ok(format!(
+            "node {} active ({})",
+            node.instance,
+            if warm {
+                "warm standby"
+            } else {
+                "started from 0"
+            }
+        ))
+    }
+
+    async fn wait_for_active(&self, until: Instant) -> Result<(FleetNode, Health), FailoverError> {
+        loop {
+            let members = self.standby_fleet.members().await?;
+            let asked = members.len();
+            if let Some(found) = find_active(&self.vault, members).await {
+                return Ok(found);
+            }
+            if Instant::now() + POLL > until {
+                return Err(FailoverError::Phase {
+                    phase: Phase::StandbyUp,
+                    reason: format!(
+                        "no standby node answered as active in time ({asked} in the group)"
+                    ),
+                    retry_helps: true,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The standby holds the snapshot when its active node reports the primary's
+    /// cluster id at or past the snapshot's Raft index: then it is not restored again.
+    async fn holds_snapshot(
+        &self,
+        record: &FailoverRecord,
+    ) -> Result<Option<String>, FailoverError> {
+        let members = self.standby_fleet.members().await?;
+        let Some((active, health)) = find_active(&self.vault, members).await else {
+            return Ok(None);
+        };
+        if health.cluster_id.as_deref() != Some(record.snapshot_cluster_id.as_str()) {
+            return Ok(None);
+        }
+        let applied = match self.vault.leader(&active.addr).await {
+            Ok(leader) => leader.raft_applied_index,
+            Err(_) => return Ok(None),
+        };
+        Ok((applied >= record.snapshot_index).then(|| {
+            format!(
+                "node {} holds cluster {} at index {applied}",
+                active.instance, record.snapshot_cluster_id
+            )
+        }))
+    }
+
+    async fn ensure_restored(
+        &self,
+        record: &FailoverRecord,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<String, FailoverError> {
+        if let Some(already) = self.holds_snapshot(record).await? {
+            return Ok(format!("already restored: {already}"));
+        }
+        let reason = format!("failover of {}: {}", self.settings.primary, record.trigger);
+        let restored = self
+            .restorer
+            .restore(&record.snapshot, &reason, request_id, deadline)
+            .await
+            .map_err(|e| FailoverError::Phase {
+                phase: Phase::Restored,
+                reason: format!("{}: {}", e.error_type, e.message),
+                retry_helps: e.error_type.starts_with("Transient"),
+            })?;
+        Ok(format!(
+            "{} restored into {} (applied index {}; the standby's safety snapshot {})",
+            record.snapshot, restored.active_node, restored.applied_index, restored.safety_snapshot
+        ))
+    }
+
+    /// The standby's own parameters get the primary's shares of the snapshot's
+    /// generation as a new generation, marked in force: its node-lifecycle unseals
+    /// restarted and new nodes with them. Already there: nothing written.
+    async fn ensure_shares_adopted(
+        &self,
+        record: &FailoverRecord,
+        deadline: Instant,
+    ) -> Result<String, FailoverError> {
+        let (active, _) = self.wait_for_active(deadline).await?;
+        let status =
+            self.vault
+                .seal_status(&active.addr)
+                .await
+                .map_err(|e| FailoverError::Phase {
+                    phase: Phase::SharesAdopted,
+                    reason: error_chain(&e),
+                    retry_helps: true,
+                })?;
+        let (needed, most) = (status.threshold as usize, status.shares as usize);
+        let kind = ShareKind::Unseal;
+        let from = &self.settings.primary_keys;
+        let to = &self.settings.standby_keys;
+        let shares = read_shares(
+            &self.parameters,
+            from,
+            (kind, record.share_generation),
+            most,
+            most,
+        )
+        .await
+        .map_err(|e| FailoverError::Phase {
+            phase: Phase::SharesAdopted,
+            reason: format!(
+                "the primary's shares of generation {}: {}",
+                record.share_generation,
+                error_chain(&e)
+            ),
+            retry_helps: false,
+        })?;
+        let stored = generations(&self.parameters, to, kind).await?;
+        let first = self
+            .parameters
+            .secret(&to.generation_share(kind, stored.in_force, 1))
+            .await
+            .ok();
+        if first.as_ref().map(|s| s.expose()) == shares.first().map(|s| s.expose()) {
+            return Ok(format!(
+                "generation {} of {} holds them already",
+                stored.in_force, to
+            ));
+        }
+        let next = stored.pending.unwrap_or(stored.in_force) + 1;
+        for (n, share) in shares.iter().enumerate() {
+            self.parameters
+                .put_new_secret(
+                    &to.generation_share(kind, next, n + 1),
+                    share,
+                    &self.settings.kms_key,
+                )
+                .await?;
+        }
+        self.parameters
+            .put_new_secret(
+                &to.generation_in_force(kind, next),
+                &crate::secret::Secret::new(chrono::Utc::now().to_rfc3339()),
+                &self.settings.kms_key,
+            )
+            .await?;
+        Ok(format!(
+            "the primary's {most} shares of generation {} (threshold {needed}) stored as generation {next} of {to}, in force",
+            record.share_generation
+        ))
+    }
+
+    async fn ensure_standby_scaled(&self) -> Result<String, FailoverError> {
+        let size = self.settings.standby_size;
+        let capacity = self.standby_group.capacity().await?;
+        if capacity.desired >= size {
+            return Ok(format!(
+                "the group already wants {} nodes",
+                capacity.desired
+            ));
+        }
+        self.standby_group.set_desired(size).await?;
+        Ok(format!(
+            "desired capacity {} -> {size}; node-lifecycle joins and unseals the new nodes",
+            capacity.desired
+        ))
+    }
+
+    async fn verify(&self, record: &FailoverRecord) -> Result<String, FailoverError> {
+        self.holds_snapshot(record)
+            .await?
+            .ok_or_else(|| FailoverError::Phase {
+                phase: Phase::Verified,
+                reason: format!(
+                    "no active standby node holds cluster {} at index {} or later",
+                    record.snapshot_cluster_id, record.snapshot_index
+                ),
+                retry_helps: true,
+            })
+    }
+
+    async fn ensure_dns_switched(&self) -> Result<String, FailoverError> {
+        let (Some(dns), Some(settings)) = (&self.dns, &self.settings.dns) else {
+            return Ok("no DNS record configured (DNS_ZONE_ID): switch clients by hand".into());
+        };
+        if dns.current().await?.as_ref() == Some(&settings.target) {
+            return Ok(format!(
+                "{} already points at the DR cluster",
+                settings.record_name
+            ));
+        }
+        dns.point_at(&settings.target).await?;
+        Ok(format!(
+            "{} now points at {:?}",
+            settings.record_name, settings.target
+        ))
+    }
+
+    async fn notify(&self, record: &FailoverRecord) -> Result<String, FailoverError> {
+        let Some(notifier) = &self.notifier else {
+            return Ok("no topic configured (NOTIFY_TOPIC_ARN)".into());
+        };
+        let subject = format!(
+            "Vault failover: {} now served by {} in the DR region",
+            self.settings.primary, self.settings.standby_keys
+        );
+        let mut message = format!(
+            "Trigger: {}\nSnapshot: {} taken {} (share generation {})\n\nPhases:\n",
+            record.trigger, record.snapshot, record.snapshot_taken_at, record.share_generation
+        );
+        for p in &record.phases {
+            message.push_str(&format!("- {} ({} ms): {}\n", p.phase, p.took_ms, p.detail));
+        }
+        notifier.notify(&subject, &message).await?;
+        Ok("the operators' topic was told".into())
+    }
+}

@@ -1,0 +1,99 @@
+//! What dr-failover stands on besides the shared ports: the primary cluster's API as seen
+//! from the DR region, and the restore of a snapshot into the standby (snapshot-restore's
+//! own steps, run by this function).
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{
+    cluster::{node::Health, node::NodeApi, ports::ParameterStore},
+    error_chain,
+    ids::NodeAddr,
+    lambda::FunctionError,
+    restore::{RestoreOutcome, SnapshotRestore},
+    snapshots::store::Location,
+};
+
+/// The primary cluster's API, probed from the DR region.
+#[async_trait]
+pub trait PrimaryApi: Send + Sync {
+    /// One health probe: the primary's answer, or why there was none.
+    async fn health(&self) -> Result<Health, String>;
+}
+
+/// The primary's API at one address (its load balancer, not the failover record, which
+/// points at the DR cluster after a failover), through the node port.
+pub struct PrimaryAt<N> {
+    /// The node port (its CA bundle trusts the primary's certificate).
+    pub vault: N,
+    /// `PRIMARY_API_ADDR`.
+    pub addr: NodeAddr,
+}
+
+#[async_trait]
+impl<N: NodeApi> PrimaryApi for PrimaryAt<N> {
+    async fn health(&self) -> Result<Health, String> {
+        self.vault
+            .health(&self.addr)
+            .await
+            .map_err(|e| error_chain(&e))
+    }
+}
+
+/// What a restore into the standby left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandbyRestored {
+    /// The node active after it.
+    pub active_node: String,
+    /// The Raft index it applied.
+    pub applied_index: u64,
+    /// The safety snapshot of the standby taken first.
+    pub safety_snapshot: Location,
+}
+
+/// Restores another cluster's snapshot into the standby cluster.
+#[async_trait]
+pub trait StandbyRestore: Send + Sync {
+    /// Restores `snapshot` (a DR copy of the primary's, catalogued in the DR region) with
+    /// `force`, unsealing the standby with the primary's shares of the snapshot's
+    /// generation; returns when an active node is healthy, or fails naming why.
+    async fn restore(
+        &self,
+        snapshot: &Location,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<StandbyRestored, FunctionError>;
+}
+
+/// snapshot-restore's steps (check the whole object against the catalog, safety
+/// snapshot, send with `force`, unseal with the source's shares, wait until healthy),
+/// configured for the DR region's bucket, table and the standby's group.
+#[async_trait]
+impl<N: NodeApi, P: ParameterStore> StandbyRestore for SnapshotRestore<N, P> {
+    async fn restore(
+        &self,
+        snapshot: &Location,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<StandbyRestored, FunctionError> {
+        let request = json!({
+            "snapshot": {"key": snapshot.key, "version_id": snapshot.version_id},
+            "force": true,
+            "reason": reason,
+        });
+        match self.handle(&request, request_id, deadline).await? {
+            RestoreOutcome::Restored(report) => Ok(StandbyRestored {
+                active_node: report.active_node,
+                applied_index: report.applied_index,
+                safety_snapshot: report.safety_snapshot,
+            }),
+            other => Err(FunctionError {
+                error_type: "Transient.RestoreNotDone".into(),
+                message: format!("the standby's restore did not run: {other:?}"),
+            }),
+        }
+    }
+}

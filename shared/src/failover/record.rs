@@ -1,0 +1,173 @@
+//! What a failover has done so far, kept in the DR region's state table: the phases it
+//! completed (each with its duration), the snapshot it chose, the primary's group size
+//! before it was fenced, and how it ended. A run cut off in any phase reads it and goes
+//! on from the next phase; a repeated alarm finds it done and changes nothing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    cluster::dr_ports::Capacity, keys::Generation, lifecycle::records::RecordError,
+    snapshots::store::Location,
+};
+
+/// The phases of a failover, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The primary was confirmed down (or the operator forced the failover).
+    Confirmed,
+    /// The primary's group was scaled to 0 (or, its region unreachable, recorded fenced).
+    Fenced,
+    /// A standby node answers as the active node of the DR cluster.
+    StandbyUp,
+    /// The snapshot was restored into it and it was unsealed with the primary's shares.
+    Restored,
+    /// The DR cluster's own parameters now hold the primary's shares of that generation
+    /// (marked in force), so the DR region's node-lifecycle unseals and joins new nodes
+    /// with them.
+    SharesAdopted,
+    /// The DR group was given its serving size; node-lifecycle joins the new nodes.
+    Scaled,
+    /// The active DR node holds the primary's cluster id, unsealed, at or past the
+    /// snapshot's Raft index.
+    Verified,
+    /// The DNS record points at the DR cluster.
+    Switched,
+    /// The operators were notified.
+    Notified,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 9] = [
+        Phase::Confirmed,
+        Phase::Fenced,
+        Phase::StandbyUp,
+        Phase::Restored,
+        Phase::SharesAdopted,
+        Phase::Scaled,
+        Phase::Verified,
+        Phase::Switched,
+        Phase::Notified,
+    ];
+
+    /// Its name in records, plans and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Confirmed => "confirmed",
+            Phase::Fenced => "fenced",
+            Phase::StandbyUp => "standby-up",
+            Phase::Restored => "restored",
+            Phase::SharesAdopted => "shares-adopted",
+            Phase::Scaled => "scaled",
+            Phase::Verified => "verified",
+            Phase::Switched => "switched",
+            Phase::Notified => "notified",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One completed phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseDone {
+    /// Which.
+    pub phase: Phase,
+    /// When it completed.
+    pub at: DateTime<Utc>,
+    /// How long it took, in milliseconds (in the run that completed it).
+    pub took_ms: u64,
+    /// What it found or did, for the operator.
+    pub detail: String,
+}
+
+/// Why the last run stopped short of the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseFailed {
+    /// The phase that failed.
+    pub phase: Phase,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The error, as its chain of messages (never a secret).
+    pub error: String,
+    /// Whether the primary's group was given its size back (the DR side did not serve).
+    pub unfenced: bool,
+}
+
+/// A failover of one primary cluster to its DR standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRecord {
+    /// The request that started it.
+    pub id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// What started it: the alarm and how it arrived, or the operator's reason.
+    pub trigger: String,
+    /// The snapshot chosen (a DR copy, found in the DR region's catalog): kept, so a
+    /// resumed run restores the same one.
+    pub snapshot: Location,
+    /// When it was taken (the recovery point).
+    pub snapshot_taken_at: DateTime<Utc>,
+    /// Its Raft index.
+    pub snapshot_index: u64,
+    /// The primary's cluster id in it.
+    pub snapshot_cluster_id: String,
+    /// The share generation it needs.
+    pub share_generation: Generation,
+    /// The primary group's size before it was fenced (`None`: its region did not answer,
+    /// and it was recorded fenced only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_group_was: Option<Capacity>,
+    /// The phases completed, in order.
+    pub phases: Vec<PhaseDone>,
+    /// Set when the last run failed; cleared when a run goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<PhaseFailed>,
+}
+
+impl FailoverRecord {
+    /// The last phase completed.
+    pub fn last_phase(&self) -> Option<Phase> {
+        self.phases.last().map(|p| p.phase)
+    }
+
+    /// Whether every phase completed.
+    pub fn is_done(&self) -> bool {
+        self.last_phase() == Some(Phase::Notified)
+    }
+
+    /// Whether `phase` completed.
+    pub fn completed(&self, phase: Phase) -> bool {
+        self.phases.iter().any(|p| p.phase == phase)
+    }
+
+    /// Whether the DR cluster serves: verified and the DNS switched (from then on the
+    /// primary stays fenced whatever fails).
+    pub fn dr_serves(&self) -> bool {
+        self.completed(Phase::Verified)
+    }
+
+    /// The seconds from the first phase to the last completed.
+    pub fn seconds_so_far(&self) -> f64 {
+        self.phases
+            .last()
+            .map(|p| (p.at - self.started_at).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or_default()
+    }
+}
+
+/// Where failover records are kept (the DR region's state table).
+#[async_trait]
+pub trait FailoverRecords: Send + Sync {
+    /// The failover of the primary cluster, if one was ever started and not cleared.
+    async fn current(&self) -> Result<Option<FailoverRecord>, RecordError>;
+    /// Writes (replaces) it. Runs hold the failover lock while they write.
+    async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError>;
+}

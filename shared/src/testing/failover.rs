@@ -1,0 +1,177 @@
+//! Fakes of dr-failover's own ports: its record, the primary's API, and the restore into
+//! the standby (which makes a fake standby cluster hold the primary's cluster id and
+//! index, as a forced restore does).
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
+};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::FakeCluster;
+use crate::{
+    cluster::node::Health,
+    failover::{
+        record::{FailoverRecord, FailoverRecords},
+        PrimaryApi, StandbyRestore, StandbyRestored,
+    },
+    lambda::FunctionError,
+    lifecycle::records::RecordError,
+    snapshots::store::Location,
+};
+
+/// The failover record, in memory.
+#[derive(Default)]
+pub struct FakeFailoverRecords {
+    /// The record.
+    pub record: Mutex<Option<FailoverRecord>>,
+    /// How many writes were made.
+    pub writes: AtomicUsize,
+}
+
+#[async_trait]
+impl FailoverRecords for FakeFailoverRecords {
+    async fn current(&self) -> Result<Option<FailoverRecord>, RecordError> {
+        Ok(self
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
+    }
+    async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
+        Ok(())
+    }
+}
+
+/// The primary's API: answers from a script, then the last answer forever.
+pub struct FakePrimary {
+    /// The answers still to give; the last one repeats.
+    pub answers: Mutex<VecDeque<Result<Health, String>>>,
+    /// How many probes were made.
+    pub probes: AtomicUsize,
+}
+
+impl FakePrimary {
+    /// A primary that never answers.
+    pub fn down() -> Self {
+        Self::answering(vec![Err("connection refused".into())])
+    }
+
+    /// A primary whose active node answers healthy.
+    pub fn healthy() -> Self {
+        Self::answering(vec![Ok(Health {
+            code: 200,
+            initialized: true,
+            sealed: false,
+            standby: false,
+            version: "2.7.2".into(),
+            cluster_id: Some("c-primary".into()),
+        })])
+    }
+
+    /// A primary that answers these, in order.
+    pub fn answering(answers: Vec<Result<Health, String>>) -> Self {
+        Self {
+            answers: Mutex::new(answers.into()),
+            probes: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl PrimaryApi for FakePrimary {
+    async fn health(&self) -> Result<Health, String> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if answers.len() > 1 {
+            answers
+                .pop_front()
+                .unwrap_or_else(|| Err("no answer".into()))
+        } else {
+            answers
+                .front()
+                .cloned()
+                .unwrap_or_else(|| Err("no answer".into()))
+        }
+    }
+}
+
+/// The restore into the standby: the fake standby cluster takes the snapshot's cluster
+/// id; `fail_next` makes the next restore fail as a transient error.
+pub struct FakeStandbyRestore {
+    /// The standby (shared with the failover's node port, a `FailingNode`).
+    pub standby: std::sync::Arc<FakeCluster>,
+    /// The cluster id a restore brings (the primary's).
+    pub cluster_id: String,
+    /// The restores made, in order.
+    pub restored: Mutex<Vec<Location>>,
+    /// Fail the next this many restores.
+    pub fail_next: AtomicUsize,
+}
+
+#[async_trait]
+impl StandbyRestore for FakeStandbyRestore {
+    async fn restore(
+        &self,
+        snapshot: &Location,
+        _reason: &str,
+        _request_id: &str,
+        _deadline: Instant,
+    ) -> Result<StandbyRestored, FunctionError> {
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(FunctionError {
+                error_type: "Transient.SendFailed".into(),
+                message: "the standby refused the snapshot".into(),
+            });
+        }
+        self.standby.state().cluster_id = self.cluster_id.clone();
+        self.restored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(snapshot.clone());
+        let active = self.standby.active().unwrap_or_default();
+        Ok(StandbyRestored {
+            active_node: self.standby.addr(&active).to_string(),
+            applied_index: 0,
+            safety_snapshot: snapshot.clone(),
+        })
+    }
+}
+
+/// Shared, as a test keeps a handle on it.
+#[async_trait]
+impl<T: FailoverRecords> FailoverRecords for std::sync::Arc<T> {
+    async fn current(&self) -> Result<Option<FailoverRecord>, RecordError> {
+        (**self).current().await
+    }
+    async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError> {
+        (**self).put(record).await
+    }
+}
+
+/// Shared, as a test keeps a handle on it.
+#[async_trait]
+impl<T: StandbyRestore> StandbyRestore for std::sync::Arc<T> {
+    async fn restore(
+        &self,
+        snapshot: &Location,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<StandbyRestored, FunctionError> {
+        (**self)
+            .restore(snapshot, reason, request_id, deadline)
+            .await
+    }
+}
