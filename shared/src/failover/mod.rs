@@ -11,6 +11,7 @@
 //! confirmation, so the next run fences again; from verification on, the primary stays
 //! fenced.
 
+mod adopt;
 mod assembly;
 mod config;
 mod error;

@@ -19,7 +19,6 @@ use crate::{
     },
     error_chain,
     errors::Classify,
-    keys::{generations, read_shares, ShareKind},
 };
 
 /// How often the standby is asked whether a node is active.
@@ -39,7 +38,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             Phase::Fenced => self.ensure_primary_fenced(record).await,
             Phase::StandbyUp => self.wait_until_standby_active(deadline).await,
             Phase::Restored => self.ensure_restored(record, request_id, deadline).await,
-            Phase::SharesAdopted => self.ensure_shares_adopted(record, deadline).await,
+            Phase::Adopted => self.ensure_adopted(record, deadline).await,
             Phase::Scaled => self.ensure_standby_scaled().await,
             Phase::Verified => self.verify(record).await,
             Phase::Switched => self.ensure_dns_switched().await,
@@ -125,7 +124,10 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         ))
     }
 
-    async fn wait_for_active(&self, until: Instant) -> Result<(FleetNode, Health), FailoverError> {
+    pub(super) async fn wait_for_active(
+        &self,
+        until: Instant,
+    ) -> Result<(FleetNode, Health), FailoverError> {
         loop {
             let members = self.standby_fleet.members().await?;
             let asked = members.len();
@@ -192,80 +194,6 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         Ok(format!(
             "{} restored into {} (applied index {}; the standby's safety snapshot {})",
             record.snapshot, restored.active_node, restored.applied_index, restored.safety_snapshot
-        ))
-    }
-
-    /// The standby's own parameters get the primary's shares of the snapshot's
-    /// generation as a new generation, marked in force: its node-lifecycle unseals
-    /// restarted and new nodes with them. Already there: nothing written.
-    async fn ensure_shares_adopted(
-        &self,
-        record: &FailoverRecord,
-        deadline: Instant,
-    ) -> Result<String, FailoverError> {
-        let (active, _) = self.wait_for_active(deadline).await?;
-        let status =
-            self.vault
-                .seal_status(&active.addr)
-                .await
-                .map_err(|e| FailoverError::Phase {
-                    phase: Phase::SharesAdopted,
-                    reason: error_chain(&e),
-                    retry_helps: true,
-                })?;
-        let (needed, most) = (status.threshold as usize, status.shares as usize);
-        let kind = ShareKind::Unseal;
-        let from = &self.settings.primary_keys;
-        let to = &self.settings.standby_keys;
-        let shares = read_shares(
-            &self.parameters,
-            from,
-            (kind, record.share_generation),
-            most,
-            most,
-        )
-        .await
-        .map_err(|e| FailoverError::Phase {
-            phase: Phase::SharesAdopted,
-            reason: format!(
-                "the primary's shares of generation {}: {}",
-                record.share_generation,
-                error_chain(&e)
-            ),
-            retry_helps: false,
-        })?;
-        let stored = generations(&self.parameters, to, kind).await?;
-        let first = self
-            .parameters
-            .secret(&to.generation_share(kind, stored.in_force, 1))
-            .await
-            .ok();
-        if first.as_ref().map(|s| s.expose()) == shares.first().map(|s| s.expose()) {
-            return Ok(format!(
-                "generation {} of {} holds them already",
-                stored.in_force, to
-            ));
-        }
-        let next = stored.pending.unwrap_or(stored.in_force) + 1;
-        for (n, share) in shares.iter().enumerate() {
-            self.parameters
-                .put_new_secret(
-                    &to.generation_share(kind, next, n + 1),
-                    share,
-                    &self.settings.kms_key,
-                )
-                .await?;
-        }
-        self.parameters
-            .put_new_secret(
-                &to.generation_in_force(kind, next),
-                &crate::secret::Secret::new(chrono::Utc::now().to_rfc3339()),
-                &self.settings.kms_key,
-            )
-            .await?;
-        Ok(format!(
-            "the primary's {most} shares of generation {} (threshold {needed}) stored as generation {next} of {to}, in force",
-            record.share_generation
         ))
     }
 

@@ -24,10 +24,10 @@ pub enum Phase {
     StandbyUp,
     /// The snapshot was restored into it and it was unsealed with the primary's shares.
     Restored,
-    /// The DR cluster's own parameters now hold the primary's shares of that generation
-    /// (marked in force), so the DR region's node-lifecycle unseals and joins new nodes
-    /// with them.
-    SharesAdopted,
+    /// The standby's own parameters now hold the primary's shares of that generation
+    /// (marked in force) and the primary's AppRole credentials, which the restored data
+    /// knows: the DR region's functions unseal, join and log in with them.
+    Adopted,
     /// The DR group was given its serving size; node-lifecycle joins the new nodes.
     Scaled,
     /// The active DR node holds the primary's cluster id, unsealed, at or past the
@@ -46,7 +46,7 @@ impl Phase {
         Phase::Fenced,
         Phase::StandbyUp,
         Phase::Restored,
-        Phase::SharesAdopted,
+        Phase::Adopted,
         Phase::Scaled,
         Phase::Verified,
         Phase::Switched,
@@ -60,7 +60,7 @@ impl Phase {
             Phase::Fenced => "fenced",
             Phase::StandbyUp => "standby-up",
             Phase::Restored => "restored",
-            Phase::SharesAdopted => "shares-adopted",
+            Phase::Adopted => "adopted",
             Phase::Scaled => "scaled",
             Phase::Verified => "verified",
             Phase::Switched => "switched",

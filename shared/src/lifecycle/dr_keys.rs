@@ -60,6 +60,52 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         Ok(written)
     }
 
+    /// Copies each deployed function's AppRole role ID and secret ID to the DR region,
+    /// replacing a copy that differs (credential-rotation replaces secret IDs); returns
+    /// the parameters written now. After a failover or a drill restores this cluster's
+    /// snapshot into the DR standby, the standby holds this cluster's AppRoles, and the
+    /// DR region's functions log in with these copies. A secret ID replaced here reaches
+    /// the DR region at the next reconcile, within the replaced one's grace period.
+    pub async fn mirror_approles_to_dr(&self) -> Result<Vec<String>, LifecycleError> {
+        let Some(dr) = &self.dr_keys else {
+            return Ok(Vec::new());
+        };
+        let keys = self.settings.keys();
+        let mut written = Vec::new();
+        for function in &self.settings.approle_functions {
+            for which in ["role-id", "secret-id"] {
+                let name = keys.approle(function, which);
+                let value = match self.parameters.secret(&name).await {
+                    Ok(value) => value,
+                    Err(ParameterError::Missing { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                match dr.parameters.secret(&name).await {
+                    Ok(copy) if copy.expose() == value.expose() => continue,
+                    Ok(_) => {
+                        dr.parameters
+                            .replace_secret(&name, &value, &dr.kms_key)
+                            .await?
+                    }
+                    Err(ParameterError::Missing { .. }) => {
+                        dr.parameters
+                            .put_new_secret(&name, &value, &dr.kms_key)
+                            .await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                written.push(name);
+            }
+        }
+        if !written.is_empty() {
+            info!(
+                count = written.len(),
+                "AppRole credentials copied to the DR region"
+            );
+        }
+        Ok(written)
+    }
+
     /// [`NodeLifecycle::mirror_shares_to_dr`], whose failure is only logged: the shares
     /// are safe in the primary region, and reconcile copies them later.
     pub(crate) async fn mirror_shares_or_warn(&self) -> Result<Vec<String>, String> {

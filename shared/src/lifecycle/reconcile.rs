@@ -38,6 +38,8 @@ pub struct ReconcileReport {
     pub not_peers: Vec<InstanceId>,
     /// Share parameters copied to the DR region now (names, never values).
     pub dr_shares_copied: Vec<String>,
+    /// AppRole credential parameters copied to the DR region now (names, never values).
+    pub dr_approles_copied: Vec<String>,
 }
 
 /// What to do about the peers that map to no member instance.
@@ -127,6 +129,16 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             Err(e) => report
                 .refused
                 .push(format!("copying the shares to the DR region: {e}")),
+        }
+        match self.mirror_approles_to_dr().await {
+            Ok(copied) => report.dr_approles_copied = copied,
+            Err(e) => {
+                let text = error_chain(&e);
+                warn!(error = %text, "AppRole credentials not copied to the DR region; the next reconcile tries again");
+                report.refused.push(format!(
+                    "copying the AppRole credentials to the DR region: {text}"
+                ));
+            }
         }
         let in_service = self.fleet.in_service().await?;
         let healths = join_all(in_service.iter().map(|n| self.vault.health(&n.addr))).await;

@@ -117,7 +117,19 @@ impl Bed {
             .enumerate()
             .map(|(n, share)| (keys.generation_share(ShareKind::Unseal, 1, n + 1), share))
             .collect();
+        for which in ["role-id", "secret-id"] {
+            parameters.push((
+                keys.approle("dr-failover", which),
+                format!("primary-dr-failover-{which}"),
+            ));
+        }
         let standby_keys = KeyLayout::new("/vault-lifecycle", "prod-dr");
+        for which in ["role-id", "secret-id"] {
+            parameters.push((
+                standby_keys.approle("dr-failover", which),
+                format!("standby-dr-failover-{which}"),
+            ));
+        }
         for (n, share) in standby.state().shares.clone().into_iter().enumerate() {
             parameters.push((
                 standby_keys.generation_share(ShareKind::Unseal, 1, n + 1),

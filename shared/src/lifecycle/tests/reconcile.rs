@@ -164,3 +164,32 @@ async fn every_share_is_copied_to_the_dr_region_once_and_never_replaced() {
     );
     assert!(bed.reconcile().await.dr_shares_copied.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_functions_approle_credentials_are_copied_to_the_dr_region_and_kept_current() {
+    let bed = Bed::fresh(&["i-1"]);
+    bed.launched("i-1").await;
+    let report = bed.reconcile().await;
+    let keys = crate::keys::KeyLayout::from_root(&bed.function.settings.ssm_path);
+    let secret_id = keys.approle("snapshot-backup", "secret-id");
+    assert!(
+        report.dr_approles_copied.contains(&secret_id),
+        "{:?}",
+        report.dr_approles_copied
+    );
+    assert_eq!(bed.dr_ssm.value(&secret_id), bed.ssm.value(&secret_id));
+    assert!(
+        bed.reconcile().await.dr_approles_copied.is_empty(),
+        "nothing changed"
+    );
+    // credential-rotation replaced the secret ID: the next reconcile carries it over.
+    bed.ssm.put(&secret_id, "a newer secret id");
+    assert_eq!(
+        bed.reconcile().await.dr_approles_copied,
+        [secret_id.clone()]
+    );
+    assert_eq!(
+        bed.dr_ssm.value(&secret_id).as_deref(),
+        Some("a newer secret id")
+    );
+}
