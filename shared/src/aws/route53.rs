@@ -37,6 +37,11 @@ impl Route53Records {
         Self::new(aws_sdk_route53::Client::new(sdk), zone, record)
     }
 
+    /// The hosted zone.
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+
     /// Route 53's error as this port's: a missing zone and a refused change by their code.
     fn failure<E>(&self, error: E, target: Option<&DnsTarget>) -> DnsError
     where

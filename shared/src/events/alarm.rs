@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{describe, eventbridge, text, EventError};
 
 const FUNCTION: &str = "dr-failover";
-const EXPECTED: &str = "a CloudWatch alarm (alarm action, EventBridge or SNS) or {\"action\": \"plan\" | \"failover\" | \"failback\"}";
+const EXPECTED: &str = "a CloudWatch alarm (alarm action, EventBridge or SNS) or {\"action\": \"plan\" | \"failover\" | \"failback\" | \"drill\"}";
 
 /// An alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +104,8 @@ pub enum FailoverRequest {
     },
     /// Return to the primary region.
     Failback,
+    /// Restore the newest DR copy into the idle standby and mark it proven or failed.
+    Drill,
 }
 
 impl FailoverRequest {
@@ -146,13 +148,13 @@ impl FailoverRequest {
 
 fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventError> {
     let allowed: &[&str] = match action {
-        "plan" | "failback" => &["action"],
+        "plan" | "failback" | "drill" => &["action"],
         "failover" => &["action", "reason", "force"],
         other => {
             return Err(EventError::Invalid {
                 function: FUNCTION,
                 field: "action".into(),
-                reason: format!("{other:?} is not one of plan, failover, failback"),
+                reason: format!("{other:?} is not one of plan, failover, failback, drill"),
             })
         }
     };
@@ -169,6 +171,7 @@ fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventEr
     Ok(match action {
         "plan" => FailoverRequest::Plan,
         "failback" => FailoverRequest::Failback,
+        "drill" => FailoverRequest::Drill,
         _ => FailoverRequest::Failover {
             reason: value
                 .get("reason")

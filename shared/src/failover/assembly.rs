@@ -64,6 +64,10 @@ pub fn from_sdk(
             Box::new(SnsNotifier::from_sdk(sdk, topic.clone()))
                 as Box<dyn crate::cluster::dr_ports::Notifier>
         }),
+        metrics: Box::new(crate::aws::CloudWatchMetrics::from_sdk(
+            sdk,
+            backup.metrics_namespace.clone(),
+        )),
         restorer: Box::new(crate::restore::from_sdk(sdk, config.restore)?),
         settings,
     })

@@ -14,6 +14,7 @@
 mod adopt;
 mod assembly;
 mod config;
+mod drill;
 mod error;
 mod phases;
 mod plan;
@@ -29,6 +30,7 @@ use self::record::{FailoverRecord, FailoverRecords, Phase, PhaseDone, PhaseFaile
 pub use self::{
     assembly::{assemble, from_sdk, DeployedFailover},
     config::{DnsSettings, FailoverConfig, FailoverSettings},
+    drill::DrillReport,
     error::FailoverError,
     plan::{ChosenSnapshot, FailoverPlan, PrimaryView},
     ports::{PrimaryApi, PrimaryAt, StandbyRestore, StandbyRestored},
@@ -44,6 +46,7 @@ use crate::{
     events::{AlarmNotice, AlarmState, FailoverRequest},
     lambda::{FunctionError, Handler, Invocation},
     snapshots::catalog::Catalog,
+    telemetry::MetricsSink,
 };
 
 /// The lock every failover run holds while it changes anything.
@@ -78,6 +81,8 @@ pub struct DrFailover<N, P> {
     pub dns: Option<Box<dyn DnsRecords>>,
     /// The operators' topic (`None`: not configured).
     pub notifier: Option<Box<dyn Notifier>>,
+    /// CloudWatch: the drill's `LastProvenRestorableAgeSeconds`.
+    pub metrics: Box<dyn MetricsSink>,
 }
 
 /// What a run did, returned as JSON.
@@ -97,6 +102,13 @@ pub enum FailoverOutcome {
     FailedOver(FailoverRecord),
     /// The failover had already run to its end: nothing was changed.
     AlreadyFailedOver(FailoverRecord),
+    /// `drill`: the newest DR copy restored into the standby and checked.
+    Drilled(DrillReport),
+    /// `drill` while a failover is recorded: nothing was changed.
+    DrillSkipped {
+        /// Why.
+        why: String,
+    },
     /// Another run holds the failover lock: nothing was changed.
     Busy {
         /// Who holds it.
@@ -141,6 +153,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 self.failover(trigger, request_id, deadline).await
             }
             FailoverRequest::Failback => Err(FailoverError::FailbackNotAvailable),
+            FailoverRequest::Drill => self.drill(request_id, deadline).await,
             FailoverRequest::Alarm(notice) => {
                 self.on_alarms(vec![notice], request_id, deadline).await
             }

@@ -105,7 +105,10 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
 
     /// At least one standby instance, then a node answering active (a warm standby
     /// already is; a pilot-light one boots, and node-lifecycle initialises it).
-    async fn wait_until_standby_active(&self, deadline: Instant) -> Result<String, FailoverError> {
+    pub(super) async fn wait_until_standby_active(
+        &self,
+        deadline: Instant,
+    ) -> Result<String, FailoverError> {
         let capacity = self.standby_group.capacity().await?;
         let warm = capacity.desired >= 1;
         if !warm {
@@ -149,7 +152,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
 
     /// The standby holds the snapshot when its active node reports the primary's
     /// cluster id at or past the snapshot's Raft index: then it is not restored again.
-    async fn holds_snapshot(
+    pub(super) async fn holds_snapshot(
         &self,
         record: &FailoverRecord,
     ) -> Result<Option<String>, FailoverError> {

@@ -133,6 +133,24 @@ pub struct FailoverRecord {
 }
 
 impl FailoverRecord {
+    /// A record for a drill's checks of `entry` (never stored): the snapshot's identity
+    /// and the share generation it needs.
+    pub(crate) fn for_drill(entry: &crate::snapshots::catalog::CatalogEntry) -> Self {
+        Self {
+            id: "drill".into(),
+            started_at: chrono::Utc::now(),
+            trigger: "restore drill".into(),
+            snapshot: entry.object.clone(),
+            snapshot_taken_at: entry.taken_at,
+            snapshot_index: entry.index,
+            snapshot_cluster_id: entry.cluster_id.clone(),
+            share_generation: entry.share_generation.unwrap_or(1),
+            primary_group_was: None,
+            phases: Vec::new(),
+            failed: None,
+        }
+    }
+
     /// The last phase completed.
     pub fn last_phase(&self) -> Option<Phase> {
         self.phases.last().map(|p| p.phase)

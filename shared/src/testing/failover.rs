@@ -114,6 +114,8 @@ pub struct FakeStandbyRestore {
     pub restored: Mutex<Vec<Location>>,
     /// Fail the next this many restores.
     pub fail_next: AtomicUsize,
+    /// The error type those failures give (default `Transient.SendFailed`).
+    pub fail_as: Mutex<String>,
 }
 
 #[async_trait]
@@ -130,8 +132,17 @@ impl StandbyRestore for FakeStandbyRestore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
+            let error_type = self
+                .fail_as
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             return Err(FunctionError {
-                error_type: "Transient.SendFailed".into(),
+                error_type: if error_type.is_empty() {
+                    "Transient.SendFailed".into()
+                } else {
+                    error_type
+                },
                 message: "the standby refused the snapshot".into(),
             });
         }

@@ -1,6 +1,7 @@
 //! dr-failover on fakes: a warm standby of one node, the primary's DR copies in the DR
 //! catalog and its shares in the DR region's SSM.
 
+mod drills;
 mod runs;
 
 use std::{sync::Arc, time::Duration};
@@ -20,7 +21,7 @@ use crate::{
     },
     testing::{
         FailingNode, FakeCatalog, FakeCluster, FakeDns, FakeFailoverRecords, FakeFleet, FakeGroup,
-        FakeLocks, FakeNotifier, FakeParameters, FakePrimary, FakeStandbyRestore,
+        FakeLocks, FakeMetrics, FakeNotifier, FakeParameters, FakePrimary, FakeStandbyRestore,
     },
 };
 
@@ -39,6 +40,7 @@ struct Bed {
     records: Arc<FakeFailoverRecords>,
     restores: Arc<FakeStandbyRestore>,
     catalog: FakeCatalog,
+    metrics: Arc<FakeMetrics>,
 }
 
 fn settings() -> FailoverSettings {
@@ -147,11 +149,13 @@ impl Bed {
         ));
         let notifier = Arc::new(FakeNotifier::default());
         let records = Arc::new(FakeFailoverRecords::default());
+        let metrics = Arc::new(FakeMetrics::default());
         let restores = Arc::new(FakeStandbyRestore {
             standby: standby.clone(),
             cluster_id: "c-primary".into(),
             restored: Default::default(),
             fail_next: Default::default(),
+            fail_as: Default::default(),
         });
         let failover = DrFailover {
             settings: settings(),
@@ -167,6 +171,7 @@ impl Bed {
             parameters: FakeParameters::with(&pairs),
             dns: Some(Box::new(dns.clone())),
             notifier: Some(Box::new(notifier.clone())),
+            metrics: Box::new(metrics.clone()),
         };
         Self {
             failover,
@@ -178,6 +183,7 @@ impl Bed {
             records,
             restores,
             catalog,
+            metrics,
         }
     }
 
