@@ -7,6 +7,7 @@
 //!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances get loopback
 //!   private IPs, where their OpenBao nodes listen; a Route 53 hosted zone and an SNS
 //!   topic, with what was published to it.
+//! - [`dr`]: a primary with its DR region and a warm standby, and dr-failover for them.
 //! - [`postgres`]: a throw-away PostgreSQL server.
 //! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
 //!   invoked with events/ files.
@@ -19,6 +20,7 @@
 //! the test failed. moto is shared: `cargo xtask test` starts one for the whole run and
 //! passes `TESTBED_MOTO_URL`; without it, each test process starts its own once.
 
+pub mod dr;
 pub mod lambda;
 pub mod lifecycle;
 pub mod moto;

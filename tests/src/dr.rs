@@ -1,0 +1,190 @@
+//! A primary cluster with its DR region and a warm standby of one node, and dr-failover
+//! as the DR region's stack deploys it: what the failover tests and `bench failover`
+//! share.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use shared::{
+    aws::{AsgCapacity, AsgFleet, Route53Records, SsmParameters},
+    backup::BackupOutcome,
+    cluster::{
+        dr_ports::{DnsRecords, DnsTarget},
+        ports::ParameterStore,
+    },
+    config::{ClusterSettings, Env},
+    failover::{DeployedFailover, FailoverConfig},
+    snapshots::catalog::CatalogEntry,
+};
+use tokio::time::Instant;
+
+use crate::snapshots::{SnapshotBed, DR_REGION};
+
+/// The alarms the failover acts on: those of the samples in `events/dr-failover/`.
+pub const ALARMS: &str = "prod-vault-primary-down,prod-vault-cluster-unhealthy";
+/// The DNS record clients use.
+pub const RECORD: &str = "vault.example.com";
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(600)
+}
+
+/// `events/dr-failover/<name>`, parsed.
+pub fn sample(name: &str) -> Result<Value> {
+    let path = format!(
+        "{}/../events/dr-failover/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Ok(serde_json::from_str(
+        &std::fs::read_to_string(&path).context(path)?,
+    )?)
+}
+
+/// A primary with its DR region, a warm standby of one node, and dr-failover as the DR
+/// region's stack deploys it (the standby's group in the test bed's first region, where
+/// moto keeps both beds' groups).
+pub struct DrBed {
+    /// The primary, with its DR region's bucket, table and key.
+    pub primary: SnapshotBed,
+    /// The standby (its group in the first region, with the primary's).
+    pub standby: SnapshotBed,
+    /// The DNS record, pointing at the primary until a failover.
+    pub records: Route53Records,
+    /// The operators' SNS topic.
+    pub topic: String,
+}
+
+impl DrBed {
+    /// Both clusters, the primary's shares and AppRole credentials copied to the DR
+    /// region by its reconcile, the standby's own parameters there, the record and
+    /// the topic.
+    pub async fn start() -> Result<Self> {
+        let (primary, standby) = tokio::try_join!(SnapshotBed::start(1), SnapshotBed::start(1))?;
+        let dr_key = primary.dr.kms_key.clone();
+        // The primary's shares and AppRole credentials in the DR region (reconcile).
+        let lifecycle = primary
+            .bed
+            .function(&[("DR_REGION", DR_REGION), ("DR_KMS_KEY_ID", dr_key.as_str())])?;
+        let reconciled = lifecycle.reconcile(deadline()).await?;
+        assert!(!reconciled.dr_approles_copied.is_empty(), "{reconciled:?}");
+        // The standby's own parameters, as its stack in the DR region holds them.
+        let dr_ssm = SsmParameters::from_sdk(&primary.dr.sdk);
+        for (name, value) in standby.bed.stored_secrets().await? {
+            if name.contains("/unseal/") || name.contains("/approle/dr-failover/") {
+                dr_ssm
+                    .put_new_secret(&name, &shared::secret::Secret::new(value), &dr_key)
+                    .await?;
+            }
+        }
+        let zone = primary.dr.create_hosted_zone("example.com").await?;
+        let records = Route53Records::from_sdk(&primary.dr.sdk, zone, RECORD);
+        records
+            .point_at(&DnsTarget::cname("vault-primary.example.com", 60)?)
+            .await?;
+        let topic = primary.dr.create_topic(&crate::unique_name("ops")).await?;
+        Ok(Self {
+            primary,
+            standby,
+            records,
+            topic,
+        })
+    }
+
+    /// Writes `kv/app` on the primary and backs it up (with its DR copy); the entry.
+    pub async fn backed_up(&self, value: &str) -> Result<CatalogEntry> {
+        self.primary
+            .write("kv/app", json!({"value": value}))
+            .await?;
+        let outcome = self
+            .primary
+            .backup(&[])?
+            .handle(&json!({"reason": value}), value, deadline())
+            .await;
+        let Ok(BackupOutcome::BackedUp(report)) = &outcome else {
+            bail!("expected a backup, got {outcome:?}");
+        };
+        Ok(report.snapshot.clone())
+    }
+
+    /// dr-failover, configured as the standby's stack configures it.
+    pub fn failover(&self) -> Result<DeployedFailover> {
+        let primary = &self.primary;
+        let dr_key = primary.dr.kms_key.as_str();
+        let primary_addr = primary.bed.bao.node_addrs()?.remove(0);
+        let zone = self.records.zone().to_owned();
+        let mut env = self.standby.env();
+        for (name, value) in [
+            ("SNAPSHOT_BUCKET", primary.dr.bucket.as_str()),
+            ("SNAPSHOT_KMS_KEY_ID", dr_key),
+            ("STATE_TABLE", primary.dr.table.as_str()),
+            ("KMS_KEY_ID", dr_key),
+            ("DR_REGION", ""),
+            ("DR_BUCKET", ""),
+            ("DR_KMS_KEY_ID", ""),
+            ("DR_STATE_TABLE", ""),
+            ("PRIMARY_CLUSTER", primary.bed.cluster.as_str()),
+            ("PRIMARY_API_ADDR", primary_addr.as_str()),
+            ("PRIMARY_REGION", primary.bed.region.region.as_str()),
+            ("PRIMARY_ASG_NAME", primary.bed.region.asg.as_str()),
+            ("PRIMARY_PROBE_INTERVAL_SECS", "0"),
+            ("FAILOVER_ALARMS", ALARMS),
+            ("STANDBY_SIZE", "1"),
+            ("DNS_ZONE_ID", zone.as_str()),
+            ("DNS_RECORD_NAME", RECORD),
+            ("DNS_FAILOVER_TARGET", "vault-dr.example.com"),
+            ("NOTIFY_TOPIC_ARN", self.topic.as_str()),
+        ] {
+            env.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                env.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let config = FailoverConfig::from(&env)?;
+        let standby_cluster = ClusterSettings::from_env(&env)?;
+        let standby_sdk = &self.standby.bed.region.sdk;
+        let mut restorer = shared::restore::from_sdk(&primary.dr.sdk, config.restore.clone())?;
+        restorer.fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster.clone()));
+        let mut failover = shared::failover::from_sdk(&primary.dr.sdk, config)?;
+        failover.restorer = Box::new(restorer);
+        failover.standby_fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster));
+        failover.standby_group = Box::new(AsgCapacity::from_sdk(
+            standby_sdk,
+            self.standby.bed.region.asg.clone(),
+        ));
+        failover.primary_group = Box::new(self.primary_group());
+        Ok(failover)
+    }
+
+    /// The primary's group.
+    pub fn primary_group(&self) -> AsgCapacity {
+        AsgCapacity::from_sdk(
+            &self.primary.bed.region.sdk,
+            self.primary.bed.region.asg.clone(),
+        )
+    }
+
+    /// What the standby holds at `kv/app`, read with the primary's root token (after a
+    /// restore the standby holds the primary's data and tokens).
+    pub async fn standby_kv(&self) -> Result<Option<String>> {
+        let (status, body) = self
+            .standby
+            .bed
+            .bao
+            .api(
+                0,
+                reqwest::Method::GET,
+                "kv/app",
+                Some(self.primary.root.expose()),
+                None,
+            )
+            .await?;
+        Ok((status == 200).then(|| {
+            body["data"]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }))
+    }
+}
