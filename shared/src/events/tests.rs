@@ -158,6 +158,7 @@ fn samples_parse_to_what_they_stand_for() {
         ("dr-failover/plan.json", "Plan"),
         ("dr-failover/failover.json", "Failover { reason: Some("),
         ("dr-failover/failback.json", "Failback"),
+        ("dr-failover/drill.json", "Drill"),
     ];
     for (path, expected) in cases {
         let function = path.split('/').next().expect("dir");
