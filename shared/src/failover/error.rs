@@ -96,7 +96,7 @@ pub enum FailoverError {
     #[error(transparent)]
     Notify(#[from] NotifyError),
     /// Failback is not offered by this version.
-    #[error("failback is not available in this version: restore a snapshot of the DR cluster into the primary with snapshot-restore (force), switch the DNS record back and give the primary's group its size (see the failover runbook); nothing was changed")]
+    #[error("failback is not available in this version: the fenced primary has no node left to restore into; re-protect instead (the DR cluster becomes the primary, a new standby in the old primary region: see the failover runbook); nothing was changed")]
     FailbackNotAvailable,
 }
 
