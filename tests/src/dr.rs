@@ -110,6 +110,28 @@ impl DrBed {
     /// dr-failover, configured as the standby's stack configures it.
     pub fn failover(&self) -> Result<DeployedFailover> {
         let primary = &self.primary;
+        let env = self.failover_env()?;
+        let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let config = FailoverConfig::from(&env)?;
+        let standby_cluster = ClusterSettings::from_env(&env)?;
+        let standby_sdk = &self.standby.bed.region.sdk;
+        let mut restorer = shared::restore::from_sdk(&primary.dr.sdk, config.restore.clone())?;
+        restorer.fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster.clone()));
+        let mut failover = shared::failover::from_sdk(&primary.dr.sdk, config)?;
+        failover.restorer = Box::new(restorer);
+        failover.standby_fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster));
+        failover.standby_group = Box::new(AsgCapacity::from_sdk(
+            standby_sdk,
+            self.standby.bed.region.asg.clone(),
+        ));
+        failover.primary_group = Box::new(self.primary_group());
+        Ok(failover)
+    }
+
+    /// dr-failover's environment, as the standby's stack sets it; the SDK's region is the
+    /// DR region's (the standby's group is the one thing kept elsewhere by the test bed).
+    pub fn failover_env(&self) -> Result<Vec<(String, String)>> {
+        let primary = &self.primary;
         let dr_key = primary.dr.kms_key.as_str();
         let primary_addr = primary.bed.bao.node_addrs()?.remove(0);
         let zone = self.records.zone().to_owned();
@@ -140,21 +162,20 @@ impl DrBed {
                 env.push((name.to_owned(), value.to_owned()));
             }
         }
-        let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let config = FailoverConfig::from(&env)?;
-        let standby_cluster = ClusterSettings::from_env(&env)?;
-        let standby_sdk = &self.standby.bed.region.sdk;
-        let mut restorer = shared::restore::from_sdk(&primary.dr.sdk, config.restore.clone())?;
-        restorer.fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster.clone()));
-        let mut failover = shared::failover::from_sdk(&primary.dr.sdk, config)?;
-        failover.restorer = Box::new(restorer);
-        failover.standby_fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster));
-        failover.standby_group = Box::new(AsgCapacity::from_sdk(
-            standby_sdk,
-            self.standby.bed.region.asg.clone(),
-        ));
-        failover.primary_group = Box::new(self.primary_group());
-        Ok(failover)
+        // One bundle trusts both clusters: the standby's nodes and the primary it probes.
+        let both = format!(
+            "{}\n{}",
+            self.standby.bed.bao.ca.ca_pem, primary.bed.bao.ca.ca_pem
+        );
+        env.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "AWS_REGION" | "AWS_DEFAULT_REGION" | "VAULT_CACERT" | "VAULT_CACERT_PEM"
+            )
+        });
+        env.push(("VAULT_CACERT_PEM".to_owned(), both));
+        env.push(("AWS_REGION".to_owned(), DR_REGION.to_owned()));
+        Ok(env)
     }
 
     /// The primary's group.

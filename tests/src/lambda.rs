@@ -32,8 +32,9 @@ use tempfile::TempDir;
 use crate::{free_port, poll_until, process::Managed, repo_root, target_dir, venv};
 
 /// The functions of the workspace that the emulator can run.
-pub const FUNCTIONS: [&str; 5] = [
+pub const FUNCTIONS: [&str; 6] = [
     "credential-rotation",
+    "dr-failover",
     "health-probe",
     "node-lifecycle",
     "snapshot-backup",

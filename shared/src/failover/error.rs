@@ -37,6 +37,15 @@ pub enum FailoverError {
         /// What it answered.
         answer: String,
     },
+    /// The primary answered with a certificate the CA bundle does not trust: whether it is
+    /// down cannot be told.
+    #[error("the primary at {addr} answered with a certificate this function does not trust ({answer}); whether it is down cannot be told, nothing was changed: add the primary's CA to VAULT_CACERT_PEM (an operator may fail over with \"force\": true)")]
+    PrimaryUnverifiable {
+        /// Where it was probed.
+        addr: String,
+        /// What the probe met.
+        answer: String,
+    },
     /// No DR copy of the primary's snapshots is catalogued in the DR region, or every one
     /// failed its drill.
     #[error("no usable DR copy of cluster {primary}'s snapshots is catalogued in the DR region ({catalogued} catalogued, {failed} failed their drill); nothing was changed")]
@@ -115,6 +124,7 @@ impl Classify for FailoverError {
             Self::Phase { retry_helps, .. } => *retry_helps,
             Self::UnknownAlarm { .. }
             | Self::PrimaryHealthy { .. }
+            | Self::PrimaryUnverifiable { .. }
             | Self::NoSnapshot { .. }
             | Self::SharesMissing { .. }
             | Self::FailbackNotAvailable => false,
@@ -133,6 +143,7 @@ impl Classify for FailoverError {
             Self::Notify(e) => e.name(),
             Self::UnknownAlarm { .. } => "UnknownAlarm",
             Self::PrimaryHealthy { .. } => "PrimaryHealthy",
+            Self::PrimaryUnverifiable { .. } => "PrimaryUnverifiable",
             Self::NoSnapshot { .. } => "NoSnapshot",
             Self::SharesMissing { .. } => "FailoverSharesMissing",
             Self::Phase { .. } => "FailoverPhaseFailed",

@@ -33,7 +33,7 @@ pub use self::{
     drill::DrillReport,
     error::FailoverError,
     plan::{ChosenSnapshot, FailoverPlan, PrimaryView},
-    ports::{PrimaryApi, PrimaryAt, StandbyRestore, StandbyRestored},
+    ports::{PrimaryApi, PrimaryAt, ProbeFailure, StandbyRestore, StandbyRestored},
 };
 use crate::{
     cluster::{

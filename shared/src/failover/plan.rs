@@ -8,6 +8,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{
+    ports::ProbeFailure,
     record::{FailoverRecord, Phase, PhaseDone},
     DrFailover, FailoverError,
 };
@@ -26,6 +27,9 @@ pub struct PrimaryView {
     pub probes: Vec<String>,
     /// Whether a probe found an active or standby node answering.
     pub healthy: bool,
+    /// Whether a probe met a certificate the CA bundle does not trust: the primary's
+    /// state cannot be told (`VAULT_CACERT_PEM` must hold the primary's CA too).
+    pub untrusted: bool,
 }
 
 /// The snapshot a failover would restore.
@@ -75,6 +79,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 primary.addr
             ));
         }
+        if primary.untrusted {
+            blocking.push(format!(
+                "the primary at {} answers with a certificate VAULT_CACERT_PEM does not trust: add its CA; only a forced failover would go ahead",
+                primary.addr
+            ));
+        }
         let snapshot = match self.choose_snapshot().await {
             Ok(entry) => {
                 if let Err(e) = self.check_shares(&entry).await {
@@ -108,6 +118,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             addr: self.settings.primary_api.to_string(),
             probes: Vec::new(),
             healthy: false,
+            untrusted: false,
         };
         for n in 0..self.settings.probes {
             if n > 0 {
@@ -123,7 +134,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     "answered {} (initialised {}, sealed {})",
                     h.code, h.initialized, h.sealed
                 )),
-                Err(e) => view.probes.push(format!("no answer: {e}")),
+                Err(ProbeFailure::NoAnswer(e)) => view.probes.push(format!("no answer: {e}")),
+                Err(ProbeFailure::Untrusted(e)) => {
+                    view.probes.push(format!("untrusted answer: {e}"));
+                    view.untrusted = true;
+                    break;
+                }
             }
         }
         view
@@ -134,6 +150,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         let view = self.probe_primary().await;
         if view.healthy {
             return Err(FailoverError::PrimaryHealthy {
+                addr: view.addr,
+                answer: view.probes.join("; "),
+            });
+        }
+        if view.untrusted {
+            return Err(FailoverError::PrimaryUnverifiable {
                 addr: view.addr,
                 answer: view.probes.join("; "),
             });

@@ -15,11 +15,21 @@ use crate::{
     snapshots::store::Location,
 };
 
+/// Why a probe of the primary found no health to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeFailure {
+    /// No answer: the primary (or the way to it) is down.
+    NoAnswer(String),
+    /// Something answered with a certificate the CA bundle does not trust: the primary's
+    /// state cannot be told, which is never taken for "down".
+    Untrusted(String),
+}
+
 /// The primary cluster's API, probed from the DR region.
 #[async_trait]
 pub trait PrimaryApi: Send + Sync {
     /// One health probe: the primary's answer, or why there was none.
-    async fn health(&self) -> Result<Health, String>;
+    async fn health(&self) -> Result<Health, ProbeFailure>;
 }
 
 /// The primary's API at one address (its load balancer, not the failover record, which
@@ -33,11 +43,14 @@ pub struct PrimaryAt<N> {
 
 #[async_trait]
 impl<N: NodeApi> PrimaryApi for PrimaryAt<N> {
-    async fn health(&self) -> Result<Health, String> {
-        self.vault
-            .health(&self.addr)
-            .await
-            .map_err(|e| error_chain(&e))
+    async fn health(&self) -> Result<Health, ProbeFailure> {
+        self.vault.health(&self.addr).await.map_err(|e| {
+            if e.is_untrusted_peer() {
+                ProbeFailure::Untrusted(error_chain(&e))
+            } else {
+                ProbeFailure::NoAnswer(error_chain(&e))
+            }
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::{
     cluster::node::Health,
     failover::{
         record::{FailoverRecord, FailoverRecords},
-        PrimaryApi, StandbyRestore, StandbyRestored,
+        PrimaryApi, ProbeFailure, StandbyRestore, StandbyRestored,
     },
     lambda::FunctionError,
     lifecycle::records::RecordError,
@@ -53,7 +53,7 @@ impl FailoverRecords for FakeFailoverRecords {
 /// The primary's API: answers from a script, then the last answer forever.
 pub struct FakePrimary {
     /// The answers still to give; the last one repeats.
-    pub answers: Mutex<VecDeque<Result<Health, String>>>,
+    pub answers: Mutex<VecDeque<Result<Health, ProbeFailure>>>,
     /// How many probes were made.
     pub probes: AtomicUsize,
 }
@@ -61,7 +61,9 @@ pub struct FakePrimary {
 impl FakePrimary {
     /// A primary that never answers.
     pub fn down() -> Self {
-        Self::answering(vec![Err("connection refused".into())])
+        Self::answering(vec![Err(ProbeFailure::NoAnswer(
+            "connection refused".into(),
+        ))])
     }
 
     /// A primary whose active node answers healthy.
@@ -77,7 +79,7 @@ impl FakePrimary {
     }
 
     /// A primary that answers these, in order.
-    pub fn answering(answers: Vec<Result<Health, String>>) -> Self {
+    pub fn answering(answers: Vec<Result<Health, ProbeFailure>>) -> Self {
         Self {
             answers: Mutex::new(answers.into()),
             probes: AtomicUsize::new(0),
@@ -87,18 +89,14 @@ impl FakePrimary {
 
 #[async_trait]
 impl PrimaryApi for FakePrimary {
-    async fn health(&self) -> Result<Health, String> {
+    async fn health(&self) -> Result<Health, ProbeFailure> {
         self.probes.fetch_add(1, Ordering::SeqCst);
         let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let none = || Err(ProbeFailure::NoAnswer("no answer".into()));
         if answers.len() > 1 {
-            answers
-                .pop_front()
-                .unwrap_or_else(|| Err("no answer".into()))
+            answers.pop_front().unwrap_or_else(none)
         } else {
-            answers
-                .front()
-                .cloned()
-                .unwrap_or_else(|| Err("no answer".into()))
+            answers.front().cloned().unwrap_or_else(none)
         }
     }
 }

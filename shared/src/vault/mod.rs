@@ -91,6 +91,23 @@ impl VaultError {
         matches!(self, Self::Unreachable { .. })
     }
 
+    /// True when something answered, with a certificate the CA bundle does not trust
+    /// (rustls: "invalid peer certificate"): not a node that is down, an identity that
+    /// cannot be checked.
+    pub fn is_untrusted_peer(&self) -> bool {
+        let Self::Unreachable { source, .. } = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(e) = cause {
+            if e.to_string().contains("invalid peer certificate") {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+
     /// The HTTP status the node answered, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {

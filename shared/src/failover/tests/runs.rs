@@ -293,3 +293,28 @@ async fn a_run_finding_the_lock_held_changes_nothing() {
     assert_eq!(bed.record(), None);
     assert_eq!(bed.primary_group.now().desired, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_whose_certificate_is_not_trusted_is_never_taken_for_down() {
+    let bed = Bed::with(FakePrimary::answering(vec![Err(
+        crate::failover::ProbeFailure::Untrusted("invalid peer certificate: BadSignature".into()),
+    )]));
+    let error = bed
+        .send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("cannot tell");
+    assert_eq!(error.error_type, "Permanent.PrimaryUnverifiable");
+    assert!(
+        error.message.contains("VAULT_CACERT_PEM"),
+        "{}",
+        error.message
+    );
+    assert_eq!(bed.record(), None);
+    assert_eq!(bed.primary_group.now().desired, 3, "nothing fenced");
+    let FailoverOutcome::Planned(plan) = bed.send(json!({"action": "plan"})).await.expect("plan")
+    else {
+        panic!("a plan");
+    };
+    assert!(plan.primary.untrusted && !plan.primary.healthy);
+    assert_eq!(plan.blocking.len(), 1, "{:?}", plan.blocking);
+}
