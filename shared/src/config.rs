@@ -6,6 +6,9 @@ use std::{collections::BTreeMap, fmt::Display, path::PathBuf, str::FromStr, time
 
 use crate::ids::ClusterName;
 
+mod primary;
+pub use primary::PrimaryCluster;
+
 /// A missing or invalid setting, found at cold start before any event is taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{
     cluster::dr_ports::DnsTarget,
-    config::{invalid, ssm_cluster_path, ConfigError, Env},
+    config::{invalid, ssm_cluster_path, ConfigError, Env, PrimaryCluster},
     ids::{ClusterName, NodeAddr},
     keys::KeyLayout,
     restore::RestoreConfig,
@@ -85,27 +85,13 @@ impl FailoverConfig {
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
         let restore = RestoreConfig::for_function(env, "dr-failover")?;
         let standby = restore.backup.cluster.cluster.clone();
-        let primary_text = env.required(
-            "PRIMARY_CLUSTER",
-            "the primary cluster's name, whose DR copies and shares this region holds",
-        )?;
-        let primary: ClusterName = primary_text
-            .parse()
-            .map_err(|_| invalid("PRIMARY_CLUSTER", primary_text, "a cluster name"))?;
-        if primary == standby {
-            return Err(invalid(
-                "PRIMARY_CLUSTER",
-                primary_text,
-                "another cluster than CLUSTER_NAME (the standby)",
-            ));
-        }
-        let api_text = env.required(
-            "PRIMARY_API_ADDR",
-            "the primary's API (https://host:port) as the DR region reaches it",
-        )?;
-        let primary_api: NodeAddr = api_text
-            .parse()
-            .map_err(|_| invalid("PRIMARY_API_ADDR", api_text, "https://host:port"))?;
+        let PrimaryCluster {
+            name: primary,
+            api: primary_api,
+        } = PrimaryCluster::from_env(env, &standby)?.ok_or(ConfigError::Missing {
+            name: "PRIMARY_CLUSTER",
+            hint: "the primary cluster's name, whose DR copies and shares this region holds",
+        })?;
         let alarms: Vec<String> = env
             .required(
                 "FAILOVER_ALARMS",

@@ -125,7 +125,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 tokio::time::sleep(self.settings.probe_interval).await;
             }
             match self.primary.health().await {
-                Ok(h) if h.initialized && !h.sealed && matches!(h.code, 200 | 429 | 473) => {
+                Ok(h) if h.is_serving() => {
                     view.probes.push(format!("healthy ({})", h.code));
                     view.healthy = true;
                     break;

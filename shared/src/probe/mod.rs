@@ -1,9 +1,11 @@
 //! health-probe's logic: ask every in-service node for its health, ask autopilot for the
 //! cluster's, and turn both into CloudWatch metrics and a JSON report. A node that does
-//! not answer is a metric (`NodeReachable` 0), never a failed invocation.
+//! not answer is a metric (`NodeReachable` 0), never a failed invocation. In the DR
+//! region it also asks the primary's API (see [`primary`]).
 
 mod assembly;
 mod config;
+mod primary;
 mod report;
 
 use futures::future::join_all;
@@ -11,8 +13,9 @@ use tracing::{info, warn};
 
 use self::report::summarise;
 pub use self::{
-    assembly::assemble,
+    assembly::{assemble, from_sdk, DeployedProbe},
     config::ProbeConfig,
+    primary::{PrimaryReport, PrimaryWatch},
     report::{metrics, ClusterReport, ClusterSummary, NodeReport},
 };
 use crate::{
@@ -81,6 +84,9 @@ pub struct HealthProbe<F, A, P, M> {
     /// The snapshot catalog, when `STATE_TABLE` is set: the probe publishes the age of
     /// the newest snapshot every minute, so a backup that stopped is seen.
     pub catalog: Option<Box<dyn Catalog>>,
+    /// The primary, when this probe runs in the DR region (`PRIMARY_API_ADDR` set): asked
+    /// once per run, beside the nodes, and published as `PrimaryReachable`.
+    pub primary: Option<PrimaryWatch>,
 }
 
 impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, P, M> {
@@ -89,7 +95,10 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
     /// is misconfigured (after publishing what it could).
     pub async fn run(&self) -> Result<ClusterReport, ProbeError> {
         let fleet = self.fleet.in_service().await?;
-        let healths = join_all(fleet.iter().map(|node| self.api.health(&node.addr))).await;
+        let (healths, primary) = tokio::join!(
+            join_all(fleet.iter().map(|node| self.api.health(&node.addr))),
+            self.probe_primary(),
+        );
         let mut nodes: Vec<NodeReport> = fleet
             .into_iter()
             .zip(healths)
@@ -128,6 +137,7 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             nodes,
             summary,
             autopilot_error,
+            primary,
         };
         info!(
             cluster = %report.cluster,
@@ -136,6 +146,7 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             unsealed = report.summary.unsealed,
             leader_present = report.summary.leader_present,
             failure_tolerance = ?report.summary.failure_tolerance,
+            primary_reachable = ?report.primary.as_ref().map(|p| p.reachable),
             "probed cluster"
         );
         self.metrics.publish(&metrics(&report)).await?;
@@ -184,6 +195,16 @@ impl<F: Fleet, A: NodeApi, P: ParameterStore, M: MetricsSink> HealthProbe<F, A, 
             }
         }
         Ok(None)
+    }
+}
+
+impl<F, A: NodeApi, P, M> HealthProbe<F, A, P, M> {
+    /// The primary's answer, when one is watched.
+    async fn probe_primary(&self) -> Option<PrimaryReport> {
+        match &self.primary {
+            Some(watch) => Some(watch.probe(&self.api).await),
+            None => None,
+        }
     }
 }
 

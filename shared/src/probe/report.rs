@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::PrimaryReport;
 use crate::{
     cluster::node::{AutopilotServer, AutopilotState, Health},
     ids::{ClusterName, InstanceId, NodeAddr},
@@ -66,6 +67,8 @@ pub struct ClusterReport {
     pub summary: ClusterSummary,
     /// Why autopilot could not be read, if it could not.
     pub autopilot_error: Option<String>,
+    /// What the primary answered, when this probe watches one (the DR region's).
+    pub primary: Option<PrimaryReport>,
 }
 
 pub(crate) fn summarise(
@@ -112,7 +115,8 @@ pub(crate) fn summarise(
 /// ones `Cluster` and `Node`. A figure that is unknown (autopilot unreadable) is left out
 /// rather than published as 0, so alarms on it treat missing data as breaching. The one
 /// exception is `ClusterHealthy`, a verdict: 0 unless a leader is present and autopilot
-/// judges every server healthy.
+/// judges every server healthy. A watched primary adds `PrimaryReachable`, under the
+/// primary's own `Cluster` dimension.
 pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
     let cluster = report.cluster.as_str();
     let s = &report.summary;
@@ -164,6 +168,7 @@ pub fn metrics(report: &ClusterReport) -> Vec<Metric> {
             Unit::Seconds,
         ));
     }
+    out.extend(report.primary.as_ref().map(PrimaryReport::metric));
     for node in &report.nodes {
         let id = node.instance.as_str();
         out.push(Metric::node(

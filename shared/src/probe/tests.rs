@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::{
-    config::AuthSettings,
+    config::{AuthSettings, PrimaryCluster},
     testing::{
         capture_logs, FailingNode, Failure, FakeCluster, FakeFleet, FakeMetrics, FakeParameters,
     },
@@ -29,6 +29,7 @@ fn probe<A: NodeApi>(
         ),
         metrics: FakeMetrics::default(),
         catalog: None,
+        primary: None,
     }
 }
 
@@ -206,4 +207,137 @@ async fn the_handler_refuses_a_misdirected_event_before_probing() {
     );
     let report = probe.handle(&json!({})).await.expect("{} probes");
     assert_eq!(report.nodes.len(), 3);
+}
+
+/// The standby's fake also answers for the primary, at `https://primary.test:8200`: a
+/// node that no fleet lists and no Raft peer names, initialised and unsealed, so it
+/// answers as a standby (429) of a cluster of its own.
+fn standby_and_primary() -> FakeCluster {
+    let cluster = FakeCluster::healthy(&NODES);
+    cluster.add_node("primary");
+    if let Some(node) = cluster.state().nodes.get_mut("primary") {
+        node.initialised = true;
+    }
+    cluster
+}
+
+/// A probe of the standby `prod` that watches the primary `prod-primary`.
+fn watching_primary(
+    cluster: FakeCluster,
+) -> HealthProbe<FakeFleet, FakeCluster, FakeParameters, FakeMetrics> {
+    let fleet = FakeFleet::of(&cluster, &NODES);
+    let api = cluster.addr("primary");
+    let mut probe = probe(cluster, fleet);
+    probe.primary = Some(PrimaryWatch {
+        primary: PrimaryCluster {
+            name: "prod-primary".parse().expect("name"),
+            api,
+        },
+        timeout: std::time::Duration::from_secs(5),
+    });
+    probe
+}
+
+/// The `PrimaryReachable` data points published, with their `Cluster` dimension.
+fn primary_reachable(metrics: &FakeMetrics) -> Vec<(f64, Vec<(&'static str, String)>)> {
+    metrics
+        .published
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|m| m.name == "PrimaryReachable")
+        .map(|m| (m.value, m.dimensions.clone()))
+        .collect()
+}
+
+fn primary_dimension() -> Vec<(&'static str, String)> {
+    vec![("Cluster", "prod-primary".to_owned())]
+}
+
+#[tokio::test]
+async fn a_serving_primary_is_reachable_under_its_own_cluster_dimension() {
+    let probe = watching_primary(standby_and_primary());
+    let report = probe.run().await.expect("probe");
+    assert_eq!(
+        primary_reachable(&probe.metrics),
+        vec![(1.0, primary_dimension())]
+    );
+    let primary = report.primary.expect("the primary is reported");
+    assert!(primary.reachable);
+    assert_eq!(primary.health.map(|h| h.code), Some(429));
+    assert_eq!(primary.addr.as_str(), "https://primary.test:8200");
+    // The primary is not one of the standby's nodes.
+    assert_eq!(report.nodes.len(), 3);
+    assert_eq!(probe.metrics.value("NodesInService", None), Some(3.0));
+    assert_eq!(
+        probe.api.calls("primary"),
+        0,
+        "nothing but sys/health asked of it"
+    );
+}
+
+#[tokio::test]
+async fn a_down_primary_is_unreachable_and_the_probe_still_succeeds() {
+    let cluster = standby_and_primary();
+    cluster.kill("primary");
+    let probe = watching_primary(cluster);
+    let report = probe
+        .run()
+        .await
+        .expect("a dead primary is a metric, not a failure");
+    assert_eq!(
+        primary_reachable(&probe.metrics),
+        vec![(0.0, primary_dimension())]
+    );
+    let primary = report.primary.expect("the primary is reported");
+    assert!(!primary.reachable && primary.health.is_none());
+    assert!(
+        primary
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("primary.test") && e.contains("fake node is down")),
+        "{primary:?}"
+    );
+    assert_eq!(
+        probe.metrics.value("ClusterHealthy", None),
+        Some(1.0),
+        "the standby's own metrics are unchanged"
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_or_uninitialised_primary_is_unreachable_with_its_answer() {
+    for (state, code) in [("sealed", 503), ("uninitialised", 501)] {
+        let cluster = standby_and_primary();
+        if let Some(node) = cluster.state().nodes.get_mut("primary") {
+            match state {
+                "sealed" => node.sealed = true,
+                _ => node.initialised = false,
+            }
+        }
+        let probe = watching_primary(cluster);
+        let report = probe.run().await.expect("probe");
+        assert_eq!(
+            primary_reachable(&probe.metrics),
+            vec![(0.0, primary_dimension())],
+            "{state}"
+        );
+        let primary = report.primary.expect("the primary is reported");
+        assert_eq!(primary.health.map(|h| h.code), Some(code), "{state}");
+        assert_eq!(primary.error, None, "it answered: {state}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_primary_nothing_is_said_of_one() {
+    let cluster = standby_and_primary();
+    let fleet = FakeFleet::of(&cluster, &NODES);
+    let probe = probe(cluster, fleet);
+    let report = probe.run().await.expect("probe");
+    assert_eq!(probe.metrics.count("PrimaryReachable"), 0);
+    assert!(report.primary.is_none());
+    assert_eq!(
+        serde_json::to_value(&report).expect("json")["primary"],
+        serde_json::Value::Null
+    );
 }

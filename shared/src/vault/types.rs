@@ -47,6 +47,12 @@ impl Health {
     pub fn is_active(&self) -> bool {
         self.code == 200
     }
+
+    /// The node serves its cluster: initialised, unsealed, and active (200) or a standby
+    /// (429, or Vault's performance standby, 473) of a cluster that has an active node.
+    pub fn is_serving(&self) -> bool {
+        self.initialized && !self.sealed && matches!(self.code, 200 | 429 | 473)
+    }
 }
 
 #[derive(Deserialize)]

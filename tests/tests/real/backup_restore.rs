@@ -502,6 +502,7 @@ async fn concurrent_deliveries_of_one_tick_store_one_snapshot() -> Result<()> {
         ),
         metrics: FakeMetrics::default(),
         catalog: Some(Box::new(catalog(&bed))),
+        primary: None,
     };
     let report = probe.run().await?;
     let age = report

@@ -1,23 +1,27 @@
 //! health-probe against a real 3-node OpenBao cluster and moto: what it publishes is read
-//! back from moto's CloudWatch, through the API the alarms use.
+//! back from moto's CloudWatch, through the API the alarms use. Then in the DR region:
+//! the probe of a standby cluster watching a second, primary cluster.
 
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use serde_json::json;
 use shared::{
     aws::{AsgFleet, CloudWatchMetrics, SsmParameters},
     cluster::{auth::VaultLogin, policies},
     config::{AuthSettings, CaSource, ClusterSettings, Env, VaultSettings},
-    probe::HealthProbe,
+    probe::{HealthProbe, ProbeConfig},
     vault::VaultClient,
 };
 use testbed::{
     lambda::{Invocation, LambdaEmulator},
     moto::{Moto, RegionFixture},
     openbao::{BaoCluster, Seal},
-    poll_until, unique_name,
+    poll_until,
+    snapshots::SnapshotBed,
+    unique_name,
 };
 
 const REGION: &str = "eu-west-1";
@@ -95,6 +99,7 @@ impl Bed {
             api: VaultClient::new(&settings)?,
             metrics: CloudWatchMetrics::from_sdk(&self.aws.sdk, NAMESPACE.into()),
             catalog: None,
+            primary: None,
         })
     }
 
@@ -118,32 +123,7 @@ impl Bed {
         metric: &str,
         node: Option<&str>,
     ) -> Result<Option<(u32, f64, f64)>> {
-        let mut dimensions = vec![Dimension::builder().name("Cluster").value(label).build()];
-        if let Some(node) = node {
-            dimensions.push(Dimension::builder().name("Node").value(node).build());
-        }
-        let out = aws_sdk_cloudwatch::Client::new(&self.aws.sdk)
-            .get_metric_statistics()
-            .namespace(NAMESPACE)
-            .metric_name(metric)
-            .set_dimensions(Some(dimensions))
-            .start_time((SystemTime::now() - Duration::from_secs(3600)).into())
-            .end_time((SystemTime::now() + Duration::from_secs(5)).into())
-            .period(3600)
-            .statistics(Statistic::Maximum)
-            .statistics(Statistic::Minimum)
-            .statistics(Statistic::SampleCount)
-            .send()
-            .await?;
-        match out.datapoints() {
-            [] => Ok(None),
-            [point] => Ok(Some((
-                point.sample_count().context("no count")? as u32,
-                point.minimum().context("no minimum")?,
-                point.maximum().context("no maximum")?,
-            ))),
-            points => anyhow::bail!("{metric} {node:?}: expected one period, got {points:?}"),
-        }
+        stats(&self.aws.sdk, label, metric, node).await
     }
 
     /// Waits until autopilot, asked directly, judges `unhealthy` unhealthy and every other
@@ -161,6 +141,42 @@ impl Bed {
             },
         )
         .await
+    }
+}
+
+/// Count, minimum and maximum of the data points of `metric` under `Cluster=<label>` in
+/// the last hour, as CloudWatch in `sdk`'s region holds them.
+async fn stats(
+    sdk: &SdkConfig,
+    label: &str,
+    metric: &str,
+    node: Option<&str>,
+) -> Result<Option<(u32, f64, f64)>> {
+    let mut dimensions = vec![Dimension::builder().name("Cluster").value(label).build()];
+    if let Some(node) = node {
+        dimensions.push(Dimension::builder().name("Node").value(node).build());
+    }
+    let out = aws_sdk_cloudwatch::Client::new(sdk)
+        .get_metric_statistics()
+        .namespace(NAMESPACE)
+        .metric_name(metric)
+        .set_dimensions(Some(dimensions))
+        .start_time((SystemTime::now() - Duration::from_secs(3600)).into())
+        .end_time((SystemTime::now() + Duration::from_secs(5)).into())
+        .period(3600)
+        .statistics(Statistic::Maximum)
+        .statistics(Statistic::Minimum)
+        .statistics(Statistic::SampleCount)
+        .send()
+        .await?;
+    match out.datapoints() {
+        [] => Ok(None),
+        [point] => Ok(Some((
+            point.sample_count().context("no count")? as u32,
+            point.minimum().context("no minimum")?,
+            point.maximum().context("no maximum")?,
+        ))),
+        points => anyhow::bail!("{metric} {node:?}: expected one period, got {points:?}"),
     }
 }
 
@@ -391,5 +407,72 @@ async fn health_probe_runs_under_the_lambda_emulator_with_its_sample_events() ->
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("ASG_NAME"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_dr_region_health_probe_publishes_whether_the_primary_answers() -> Result<()> {
+    let (mut primary, standby) = tokio::try_join!(SnapshotBed::start(1), SnapshotBed::start(1))?;
+    let primary_addr = primary.bed.bao.node_addrs()?.remove(0);
+    // The standby's stack in the DR region: its CA bundle trusts the primary's
+    // certificate too, as the DR stack's must.
+    let bundle = format!("{}{}", standby.bed.bao.ca.ca_pem, primary.bed.bao.ca.ca_pem);
+    let mut env = standby.bed.env();
+    env.retain(|(name, _)| name != "VAULT_CACERT");
+    env.extend(
+        [
+            ("VAULT_CACERT_PEM", bundle.as_str()),
+            ("PRIMARY_CLUSTER", primary.bed.cluster.as_str()),
+            ("PRIMARY_API_ADDR", primary_addr.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let config = ProbeConfig::from(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))?;
+    let probe = shared::probe::from_sdk(&standby.bed.region.sdk, config)?;
+    let sdk = &standby.bed.region.sdk;
+    let reachable = || stats(sdk, &primary.bed.cluster, "PrimaryReachable", None);
+
+    // The primary serves: 1, under its own cluster name, beside the standby's metrics.
+    let report = probe.run().await?;
+    let answer = report.primary.as_ref().context("the primary is reported")?;
+    assert!(answer.reachable, "{answer:?}");
+    assert_eq!(answer.health.as_ref().map(|h| h.code), Some(200));
+    assert_eq!(reachable().await?, Some((1, 1.0, 1.0)));
+    assert_eq!(
+        stats(sdk, &standby.bed.cluster, "LeaderPresent", None).await?,
+        Some((1, 1.0, 1.0)),
+        "the standby's own metrics are published in the same run"
+    );
+
+    // The primary's node is killed: 0, and the probe still succeeds, without waiting on it.
+    primary.bed.bao.kill(0);
+    let started = std::time::Instant::now();
+    let report = probe
+        .run()
+        .await
+        .context("an unreachable primary is a metric, not a failed probe")?;
+    let took = started.elapsed();
+    let answer = report.primary.as_ref().context("the primary is reported")?;
+    assert!(!answer.reachable && answer.health.is_none(), "{answer:?}");
+    assert!(
+        answer
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains(primary_addr.as_str())),
+        "{answer:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the primary held the probe for {took:?}"
+    );
+    // Two data points: the 1 before, the 0 now.
+    assert_eq!(reachable().await?, Some((2, 0.0, 1.0)));
+
+    let json = serde_json::to_string(&report)?;
+    let mut secrets = standby.bed.stored_secret_values().await?;
+    secrets.extend(primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&json]);
     Ok(())
 }
