@@ -90,7 +90,7 @@ pub struct DrFailover<N, P> {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FailoverOutcome {
     /// `plan`: what a failover would do now; nothing was changed.
-    Planned(FailoverPlan),
+    Planned(Box<FailoverPlan>),
     /// An alarm that does not ask for a failover (OK, insufficient data).
     Ignored {
         /// The alarm.
@@ -140,7 +140,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         deadline: Instant,
     ) -> Result<FailoverOutcome, FailoverError> {
         match FailoverRequest::parse(request)? {
-            FailoverRequest::Plan => Ok(FailoverOutcome::Planned(self.plan().await?)),
+            FailoverRequest::Plan => Ok(FailoverOutcome::Planned(Box::new(self.plan().await?))),
             FailoverRequest::Failover { reason, force } => {
                 let trigger = Trigger {
                     text: format!(

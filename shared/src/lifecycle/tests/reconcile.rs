@@ -186,7 +186,7 @@ async fn the_functions_approle_credentials_are_copied_to_the_dr_region_and_kept_
     bed.ssm.put(&secret_id, "a newer secret id");
     assert_eq!(
         bed.reconcile().await.dr_approles_copied,
-        [secret_id.clone()]
+        std::slice::from_ref(&secret_id)
     );
     assert_eq!(
         bed.dr_ssm.value(&secret_id).as_deref(),
