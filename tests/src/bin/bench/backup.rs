@@ -76,14 +76,7 @@ struct Measured {
 }
 
 pub async fn run(size_mib: usize, rounds: usize) -> Result<()> {
-    if rounds == 0 {
-        bail!("--rounds needs at least 1");
-    }
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = crate::measure::BUILD;
     let part_mib = std::env::var("SNAPSHOT_PART_SIZE_MIB").unwrap_or_else(|_| "8".into());
     println!("bench backup: {size_mib} MiB of values, {rounds} rounds, each bringing the same snapshot into S3 (moto) four ways, order rotating; snapshot-backup is this {build} build, {part_mib} MiB parts, no DR copy");
     let bed = SnapshotBed::start(1).await?;
@@ -130,7 +123,7 @@ pub async fn run(size_mib: usize, rounds: usize) -> Result<()> {
 /// Writes values of random text (random bytes in base64's alphabet) until they add up to
 /// `size_mib` MiB; returns how many. Vault encrypts what it stores, so the snapshot is
 /// about as large as the values, and nothing along the way can compress them.
-async fn fill(bed: &SnapshotBed, size_mib: usize) -> Result<usize> {
+pub(crate) async fn fill(bed: &SnapshotBed, size_mib: usize) -> Result<usize> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let count = (size_mib << 20).div_ceil(VALUE_BYTES);
     for first in (0..count).step_by(WRITES_IN_FLIGHT) {
@@ -187,13 +180,7 @@ fn report(snapshot_mib: f64, rounds: usize, measured: &[Vec<Measured>; 4]) {
             median(&measured[way as usize], |m| m.cpu),
         );
     }
-    println!();
-    println!("| goal | measured | result |");
-    println!("|---|---|---|");
-    let goal = |what: &str, measured: String, met: bool| {
-        let result = if met { "goal met" } else { "goal missed" };
-        println!("| {what} | {measured} | {result} |");
-    };
+    let goal = crate::measure::goals();
     let (s, b) = (seconds(Way::Script), seconds(Way::Function));
     goal(
         "snapshot-backup ≤ 1.15 × the slower floor",
@@ -218,11 +205,9 @@ fn report(snapshot_mib: f64, rounds: usize, measured: &[Vec<Measured>; 4]) {
     );
 }
 
-/// The median of `figure` over `runs` (the upper one of an even count).
+/// The median of `figure` over `runs`.
 fn median(runs: &[Measured], figure: fn(&Measured) -> f64) -> f64 {
-    let mut figures: Vec<f64> = runs.iter().map(figure).collect();
-    figures.sort_by(f64::total_cmp);
-    figures[figures.len() / 2]
+    crate::measure::median(runs.iter().map(figure).collect())
 }
 
 fn mib(bytes: u64) -> f64 {

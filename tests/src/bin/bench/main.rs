@@ -5,28 +5,38 @@
 //! - [`backup`]: a snapshot brought into S3 by snapshot-backup beside the usual script
 //!   and the floor; its ways are run by `backup::ways`.
 //! - [`rotation`]: each credential-rotation action beside the raw API calls.
-//! - [`measure`]: a child process under GNU time: wall time, CPU time, peak RSS.
+//! - [`failover`]: dr-failover from the alarm to the DR cluster serving, by phase, beside
+//!   the raw API steps of a restore into a standby.
+//! - [`measure`]: a child process under GNU time: wall time, CPU time, peak RSS; medians.
+//!
+//! With `RUST_LOG` set (for example `RUST_LOG=shared=info`), the functions' log lines go
+//! to stderr with their times: where a step spends its time.
 
 mod backup;
+mod failover;
 mod lifecycle;
 mod measure;
 mod rotation;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Every table reports medians: at least one round.
+    let rounds = option(&args, "--rounds", 3)?;
+    ensure!(rounds >= 1, "--rounds needs at least 1");
     match args.first().map(String::as_str) {
-        Some("lifecycle") => lifecycle::run(option(&args, "--rounds", 3)?).await,
-        Some("backup") => {
-            backup::run(
-                option(&args, "--size-mb", 100)?,
-                option(&args, "--rounds", 3)?,
-            )
-            .await
-        }
-        Some("rotation") => rotation::run(option(&args, "--rounds", 3)?).await,
+        Some("lifecycle") => lifecycle::run(rounds).await,
+        Some("backup") => backup::run(option(&args, "--size-mb", 100)?, rounds).await,
+        Some("rotation") => rotation::run(rounds).await,
+        Some("failover") => failover::run(option(&args, "--size-mb", 100)?, rounds).await,
         // Not in the usage: `backup` runs it as snapshot-backup's stand-in.
         Some("backup-child") => backup::child().await,
         _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N]"),

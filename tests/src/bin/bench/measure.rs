@@ -1,4 +1,5 @@
-//! A benchmarked child process under GNU time: its wall time, CPU time and peak RSS.
+//! A benchmarked child process under GNU time: its wall time, CPU time and peak RSS; and
+//! the median every table reports.
 
 use std::{
     ffi::OsStr,
@@ -8,6 +9,13 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use tokio::process::Command;
+
+/// The build measured: the functions ship optimised, `--release` measures that.
+pub const BUILD: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
 
 /// A child process that ended well.
 pub struct Finished {
@@ -57,4 +65,22 @@ pub async fn measure(what: &str, command: &mut Command) -> Result<Finished> {
         peak_kib: peak_kib as u64,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     })
+}
+
+/// The median of `figures` (the upper one of an even count). There is at least one.
+pub fn median(mut figures: Vec<f64>) -> f64 {
+    figures.sort_by(f64::total_cmp);
+    figures[figures.len() / 2]
+}
+
+/// Prints the head of the table of goals; the row printer it returns takes what a goal
+/// asks, what was measured, and whether it was met.
+pub fn goals() -> impl Fn(&str, String, bool) {
+    println!();
+    println!("| goal | measured | result |");
+    println!("|---|---|---|");
+    |what, measured, met| {
+        let result = if met { "goal met" } else { "goal missed" };
+        println!("| {what} | {measured} | {result} |");
+    }
 }
