@@ -33,8 +33,13 @@ pub fn from_sdk(
     let standby_group = backup.cluster.asg.clone();
     let vault = VaultClient::new(&backup.vault)?;
     Ok(DrFailover {
+        // Each probe is one attempt: the probes are the retries, and a dead primary
+        // must not cost the client's backoff three times over.
         primary: Box::new(PrimaryAt {
-            vault: vault.clone(),
+            vault: VaultClient::new(&crate::config::VaultSettings {
+                max_retries: 0,
+                ..backup.vault.clone()
+            })?,
             addr: settings.primary_api.clone(),
         }),
         vault,

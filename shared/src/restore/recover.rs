@@ -25,7 +25,10 @@ use crate::{
     },
 };
 
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the restored cluster is asked whether it is healthy: a health call costs a
+/// few milliseconds, and a failover waits on this (measured: 500 ms left 0.4 s of the
+/// 2.3 s a failover spent beyond the raw API steps).
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     /// Waits for an active, unsealed node; unseals sealed Shamir nodes with `shares`
