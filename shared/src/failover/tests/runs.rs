@@ -318,3 +318,27 @@ async fn a_primary_whose_certificate_is_not_trusted_is_never_taken_for_down() {
     assert!(plan.primary.untrusted && !plan.primary.healthy);
     assert_eq!(plan.blocking.len(), 1, "{:?}", plan.blocking);
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_delivery_form_of_the_sample_alarms_fails_over() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/dr-failover/");
+    for sample in [
+        "alarm-action-composite.json",
+        "eventbridge-composite.json",
+        "sns-metric.json",
+    ] {
+        let mut bed = Bed::down();
+        bed.failover.settings.alarms = vec![
+            "prod-vault-primary-down".into(),
+            "prod-vault-cluster-unhealthy".into(),
+        ];
+        let text = std::fs::read_to_string(format!("{root}{sample}")).expect("a sample");
+        let event: Value = serde_json::from_str(&text).expect("JSON");
+        let outcome = bed.send(event).await.expect(sample);
+        assert!(
+            matches!(outcome, FailoverOutcome::FailedOver(_)),
+            "{sample}: {outcome:?}"
+        );
+        assert!(bed.dns_points_at_dr(), "{sample}");
+    }
+}
