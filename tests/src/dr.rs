@@ -63,11 +63,20 @@ impl DrBed {
         let (primary, standby) = tokio::try_join!(SnapshotBed::start(1), SnapshotBed::start(1))?;
         let dr_key = primary.dr.kms_key.clone();
         // The primary's shares and AppRole credentials in the DR region (reconcile).
-        let lifecycle = primary
-            .bed
-            .function(&[("DR_REGION", DR_REGION), ("DR_KMS_KEY_ID", dr_key.as_str())])?;
+        let lifecycle = primary.bed.function(&[
+            ("DR_REGION", DR_REGION),
+            ("DR_KMS_KEY_ID", dr_key.as_str()),
+            // As the stack sets it with a DR region: dr-failover's AppRole too.
+            ("APPROLE_FUNCTIONS", crate::snapshots::APPROLE_FUNCTIONS),
+        ])?;
         let reconciled = lifecycle.reconcile(deadline()).await?;
-        assert!(!reconciled.dr_approles_copied.is_empty(), "{reconciled:?}");
+        assert!(
+            reconciled
+                .dr_approles_copied
+                .iter()
+                .any(|name| name.contains("/approle/dr-failover/")),
+            "{reconciled:?}"
+        );
         // The standby's own parameters, as its stack in the DR region holds them.
         let dr_ssm = SsmParameters::from_sdk(&primary.dr.sdk);
         for (name, value) in standby.bed.stored_secrets().await? {
@@ -117,8 +126,11 @@ impl DrBed {
         let standby_sdk = &self.standby.bed.region.sdk;
         let mut restorer = shared::restore::from_sdk(&primary.dr.sdk, config.restore.clone())?;
         restorer.fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster.clone()));
+        let mut backup = shared::backup::from_sdk(&primary.dr.sdk, config.restore.backup.clone())?;
+        backup.fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster.clone()));
         let mut failover = shared::failover::from_sdk(&primary.dr.sdk, config)?;
         failover.restorer = Box::new(restorer);
+        failover.standby_backup = Box::new(backup);
         failover.standby_fleet = Box::new(AsgFleet::from_sdk(standby_sdk, standby_cluster));
         failover.standby_group = Box::new(AsgCapacity::from_sdk(
             standby_sdk,
@@ -135,6 +147,7 @@ impl DrBed {
         let dr_key = primary.dr.kms_key.as_str();
         let primary_addr = primary.bed.bao.node_addrs()?.remove(0);
         let zone = self.records.zone().to_owned();
+        let primary_port = primary.bed.bao.port().unwrap_or_default().to_string();
         let mut env = self.standby.env();
         for (name, value) in [
             ("SNAPSHOT_BUCKET", primary.dr.bucket.as_str()),
@@ -149,12 +162,14 @@ impl DrBed {
             ("PRIMARY_API_ADDR", primary_addr.as_str()),
             ("PRIMARY_REGION", primary.bed.region.region.as_str()),
             ("PRIMARY_ASG_NAME", primary.bed.region.asg.as_str()),
+            ("PRIMARY_VAULT_PORT", primary_port.as_str()),
             ("PRIMARY_PROBE_INTERVAL_SECS", "0"),
             ("FAILOVER_ALARMS", ALARMS),
             ("STANDBY_SIZE", "1"),
             ("DNS_ZONE_ID", zone.as_str()),
             ("DNS_RECORD_NAME", RECORD),
             ("DNS_FAILOVER_TARGET", "vault-dr.example.com"),
+            ("DNS_PRIMARY_TARGET", "vault-primary.example.com"),
             ("NOTIFY_TOPIC_ARN", self.topic.as_str()),
         ] {
             env.retain(|(k, _)| k != name);
@@ -184,6 +199,27 @@ impl DrBed {
             &self.primary.bed.region.sdk,
             self.primary.bed.region.asg.clone(),
         )
+    }
+
+    /// Writes `kv/app` on the standby with the primary's root token (after a failover,
+    /// the standby serves the primary's data and tokens).
+    pub async fn standby_write(&self, value: &str) -> Result<()> {
+        let (status, body) = self
+            .standby
+            .bed
+            .bao
+            .api(
+                0,
+                reqwest::Method::PUT,
+                "kv/app",
+                Some(self.primary.root.expose()),
+                Some(json!({ "value": value })),
+            )
+            .await?;
+        if status >= 300 {
+            bail!("writing kv/app on the standby: {status} {body}");
+        }
+        Ok(())
     }
 
     /// What the standby holds at `kv/app`, read with the primary's root token (after a

@@ -38,6 +38,11 @@ pub struct SnapshotBed {
     pub root: Secret,
 }
 
+/// The functions a bed's bootstrap makes AppRoles for: every function, as a stack with a
+/// DR region deploys them.
+pub const APPROLE_FUNCTIONS: &str =
+    "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation,dr-failover";
+
 impl SnapshotBed {
     /// A cluster of `size` nodes, initialised, unsealed and bootstrapped by
     /// node-lifecycle, with a `kv` mount (version 1).
@@ -58,10 +63,7 @@ impl SnapshotBed {
                     // credential-rotation's AppRole too, for the tests of backups
                     // across a rotation, and dr-failover's, for a bed that is a
                     // failover's standby.
-                    (
-                        "APPROLE_FUNCTIONS",
-                        "node-lifecycle,health-probe,snapshot-backup,snapshot-restore,credential-rotation,dr-failover",
-                    ),
+                    ("APPROLE_FUNCTIONS", APPROLE_FUNCTIONS),
                 ])
             })
             .collect::<Result<Vec<_>>>()?;

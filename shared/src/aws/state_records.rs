@@ -295,4 +295,34 @@ impl crate::failover::record::FailoverRecords for DynamoStateRecords {
         ]);
         DynamoStateRecords::put(self, item, &what).await
     }
+
+    async fn archive(
+        &self,
+        record: &crate::failover::record::FailoverRecord,
+    ) -> Result<(), RecordError> {
+        let what = format!("the failover record of {}", self.cluster);
+        let json =
+            serde_json::to_string(record).map_err(|e| self.error("write", &what, e.to_string()))?;
+        let pk = format!("failover#{}", self.cluster);
+        // History first: a run cut off between the two leaves the current record, and
+        // its next failback finds it complete and archives it again.
+        let item = Item::from([
+            ("pk".to_owned(), s(pk.clone())),
+            (
+                "sk".to_owned(),
+                s(format!("history#{}", record.started_at.to_rfc3339())),
+            ),
+            ("record".to_owned(), s(json)),
+        ]);
+        DynamoStateRecords::put(self, item, &what).await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s("current"))
+            .send()
+            .await
+            .map_err(|e| self.error("delete", &what, describe(e)))?;
+        Ok(())
+    }
 }

@@ -32,6 +32,7 @@ pub fn from_sdk(
     let table = backup.table.clone();
     let standby_group = backup.cluster.asg.clone();
     let vault = VaultClient::new(&backup.vault)?;
+    let primary_sdk = crate::aws::in_region(sdk, &settings.primary_region);
     Ok(DrFailover {
         // Each probe is one attempt: the probes are the retries, and a dead primary
         // must not cost the client's backoff three times over.
@@ -73,6 +74,21 @@ pub fn from_sdk(
             sdk,
             backup.metrics_namespace.clone(),
         )),
+        standby_backup: Box::new(crate::backup::from_sdk(sdk, config.restore.backup.clone())?),
+        primary_fleet: Box::new(AsgFleet::from_sdk(
+            &primary_sdk,
+            config.primary_restore.backup.cluster.clone(),
+        )),
+        primary_restorer: {
+            // The primary's nodes, found in its region; everything else (bucket, table,
+            // SSM) is this region's.
+            let mut restorer = crate::restore::from_sdk(sdk, config.primary_restore.clone())?;
+            restorer.fleet = Box::new(AsgFleet::from_sdk(
+                &primary_sdk,
+                config.primary_restore.backup.cluster,
+            ));
+            Box::new(restorer)
+        },
         restorer: Box::new(crate::restore::from_sdk(sdk, config.restore)?),
         settings,
     })

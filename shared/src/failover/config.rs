@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{
     cluster::dr_ports::DnsTarget,
-    config::{invalid, ssm_cluster_path, ConfigError, Env, PrimaryCluster},
+    config::{invalid, ssm_cluster_path, AuthSettings, ConfigError, Env, PrimaryCluster},
     ids::{ClusterName, NodeAddr},
     keys::KeyLayout,
     restore::RestoreConfig,
@@ -22,6 +22,8 @@ pub struct DnsSettings {
     /// `DNS_FAILOVER_TARGET` (a host name: CNAME) and `DNS_TTL` (default 60): what the
     /// record answers after a failover.
     pub target: DnsTarget,
+    /// `DNS_PRIMARY_TARGET` (optional, a host name): what a failback points it back at.
+    pub primary_target: Option<DnsTarget>,
 }
 
 /// What dr-failover does, beyond where things are.
@@ -71,6 +73,10 @@ pub struct FailoverConfig {
     /// The restore's settings (bucket, table, standby cluster), read for dr-failover's
     /// own AppRole.
     pub restore: RestoreConfig,
+    /// The same for a failback's restore into the primary: the primary's cluster, group
+    /// (in `PRIMARY_REGION`) and dr-failover's AppRole in the primary's data (its
+    /// credentials copied to this region under the primary's path).
+    pub primary_restore: RestoreConfig,
     /// The rest.
     pub failover: FailoverSettings,
 }
@@ -83,7 +89,10 @@ impl FailoverConfig {
 
     /// Reads the given variables.
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
-        let restore = RestoreConfig::for_function(env, "dr-failover")?;
+        let mut restore = RestoreConfig::for_function(env, "dr-failover")?;
+        // A failback's snapshot of the DR cluster deletes nothing: retention is the
+        // standby's own snapshot-backup's (and its permissions).
+        restore.backup.backup.retention.last = usize::MAX;
         let standby = restore.backup.cluster.cluster.clone();
         let PrimaryCluster {
             name: primary,
@@ -126,14 +135,39 @@ impl FailoverConfig {
                 let ttl: u32 = env.parsed_or("DNS_TTL", 60, "a whole number of seconds")?;
                 let target = DnsTarget::cname(target_text, ttl)
                     .map_err(|e| invalid("DNS_FAILOVER_TARGET", target_text, e.to_string()))?;
+                let primary_target = match env.optional("DNS_PRIMARY_TARGET") {
+                    None => None,
+                    Some(text) => Some(
+                        DnsTarget::cname(text, ttl)
+                            .map_err(|e| invalid("DNS_PRIMARY_TARGET", text, e.to_string()))?,
+                    ),
+                };
                 Some(DnsSettings {
                     zone_id: zone.to_owned(),
                     record_name,
                     target,
+                    primary_target,
                 })
             }
         };
         let prefix_path = ssm_cluster_path(env, &primary)?;
+        let primary_group = env
+            .required(
+                "PRIMARY_ASG_NAME",
+                "the primary cluster's Auto Scaling group",
+            )?
+            .to_owned();
+        let mut primary_restore = restore.clone();
+        primary_restore.backup.cluster.cluster = primary.clone();
+        primary_restore.backup.cluster.asg = primary_group.clone();
+        primary_restore.backup.cluster.port = env.parsed_or(
+            "PRIMARY_VAULT_PORT",
+            restore.backup.cluster.port,
+            "a port from 1 to 65535",
+        )?;
+        primary_restore.backup.auth = AuthSettings::from_env(env, &primary, "dr-failover")?;
+        primary_restore.backup.backup.cluster = primary.clone();
+        primary_restore.backup.backup.keys = KeyLayout::from_root(&prefix_path);
         Ok(Self {
             failover: FailoverSettings {
                 primary_keys: KeyLayout::from_root(&prefix_path),
@@ -143,12 +177,7 @@ impl FailoverConfig {
                 primary_region: env
                     .required("PRIMARY_REGION", "the primary cluster's AWS region")?
                     .to_owned(),
-                primary_group: env
-                    .required(
-                        "PRIMARY_ASG_NAME",
-                        "the primary cluster's Auto Scaling group",
-                    )?
-                    .to_owned(),
+                primary_group,
                 probes,
                 probe_interval: env
                     .seconds_or("PRIMARY_PROBE_INTERVAL_SECS", Duration::from_secs(2))?,
@@ -167,6 +196,7 @@ impl FailoverConfig {
                     .to_owned(),
             },
             restore,
+            primary_restore,
         })
     }
 }

@@ -104,9 +104,28 @@ pub enum FailoverError {
     /// The notification could not be sent.
     #[error(transparent)]
     Notify(#[from] NotifyError),
-    /// Failback is not offered by this version.
-    #[error("failback is not available in this version: the fenced primary has no node left to restore into; re-protect instead (the DR cluster becomes the primary, a new standby in the old primary region: see the failover runbook); nothing was changed")]
-    FailbackNotAvailable,
+    /// A failback was asked for with no completed failover recorded.
+    #[error("there is nothing to fail back from: {state}; nothing was changed")]
+    NoFailoverToReturnFrom {
+        /// What the record says.
+        state: String,
+    },
+    /// The primary has no active, unsealed node to restore into.
+    #[error("the primary has no active, unsealed node ({asked} in its group); nothing was changed: a primary whose group the fence emptied cannot take a restore, re-protect instead (see the failover runbook)")]
+    PrimaryNotServing {
+        /// How many members of the primary's group were asked.
+        asked: usize,
+    },
+    /// A failback phase failed; the record names it.
+    #[error("failback phase {phase} failed: {reason}")]
+    FailbackPhase {
+        /// The phase.
+        phase: String,
+        /// The error chain.
+        reason: String,
+        /// Whether a retry can help.
+        retry_helps: bool,
+    },
 }
 
 impl Classify for FailoverError {
@@ -121,13 +140,16 @@ impl Classify for FailoverError {
             Self::Capacity(e) => e.retry_helps(),
             Self::Dns(e) => e.retry_helps(),
             Self::Notify(e) => e.retry_helps(),
-            Self::Phase { retry_helps, .. } => *retry_helps,
+            Self::Phase { retry_helps, .. } | Self::FailbackPhase { retry_helps, .. } => {
+                *retry_helps
+            }
+            Self::PrimaryNotServing { .. } => true,
             Self::UnknownAlarm { .. }
             | Self::PrimaryHealthy { .. }
             | Self::PrimaryUnverifiable { .. }
             | Self::NoSnapshot { .. }
             | Self::SharesMissing { .. }
-            | Self::FailbackNotAvailable => false,
+            | Self::NoFailoverToReturnFrom { .. } => false,
         }
     }
     fn name(&self) -> &'static str {
@@ -147,7 +169,9 @@ impl Classify for FailoverError {
             Self::NoSnapshot { .. } => "NoSnapshot",
             Self::SharesMissing { .. } => "FailoverSharesMissing",
             Self::Phase { .. } => "FailoverPhaseFailed",
-            Self::FailbackNotAvailable => "FailbackNotAvailable",
+            Self::NoFailoverToReturnFrom { .. } => "NoFailoverToReturnFrom",
+            Self::PrimaryNotServing { .. } => "PrimaryNotServing",
+            Self::FailbackPhase { .. } => "FailbackPhaseFailed",
         }
     }
 }

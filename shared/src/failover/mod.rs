@@ -9,13 +9,15 @@
 //! the end finds the record done and changes nothing. A phase that fails before the DR
 //! cluster serves gives the primary's group its size back and rewinds the record to its
 //! confirmation, so the next run fences again; from verification on, the primary stays
-//! fenced.
+//! fenced. The return ([`failback`]) and the restore drill ([`drill`]) run under the same
+//! lock.
 
 mod adopt;
 mod assembly;
 mod config;
 mod drill;
 mod error;
+mod failback;
 mod phases;
 mod plan;
 mod ports;
@@ -33,7 +35,7 @@ pub use self::{
     drill::DrillReport,
     error::FailoverError,
     plan::{ChosenSnapshot, FailoverPlan, PrimaryView},
-    ports::{PrimaryApi, PrimaryAt, ProbeFailure, StandbyRestore, StandbyRestored},
+    ports::{PrimaryApi, PrimaryAt, ProbeFailure, StandbyBackup, StandbyRestore, StandbyRestored},
 };
 use crate::{
     cluster::{
@@ -68,6 +70,13 @@ pub struct DrFailover<N, P> {
     pub primary: Box<dyn PrimaryApi>,
     /// The restore into the standby.
     pub restorer: Box<dyn StandbyRestore>,
+    /// The primary's group (its members), in the primary region: a failback restores
+    /// into it.
+    pub primary_fleet: Box<dyn Fleet>,
+    /// The restore of the DR cluster's snapshot into the primary (a failback).
+    pub primary_restorer: Box<dyn StandbyRestore>,
+    /// A snapshot of the DR cluster (a failback).
+    pub standby_backup: Box<dyn StandbyBackup>,
     /// The DR region's catalog (the DR copies of the primary's snapshots).
     pub catalog: Box<dyn Catalog>,
     /// The failover record.
@@ -102,6 +111,8 @@ pub enum FailoverOutcome {
     FailedOver(FailoverRecord),
     /// The failover had already run to its end: nothing was changed.
     AlreadyFailedOver(FailoverRecord),
+    /// The primary serves again with the DR cluster's data; the record is archived.
+    FailedBack(FailoverRecord),
     /// `drill`: the newest DR copy restored into the standby and checked.
     Drilled(DrillReport),
     /// `drill` while a failover is recorded: nothing was changed.
@@ -152,7 +163,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 };
                 self.failover(trigger, request_id, deadline).await
             }
-            FailoverRequest::Failback => Err(FailoverError::FailbackNotAvailable),
+            FailoverRequest::Failback => self.failback(request_id, deadline).await,
             FailoverRequest::Drill => self.drill(request_id, deadline).await,
             FailoverRequest::Alarm(notice) => {
                 self.on_alarms(vec![notice], request_id, deadline).await

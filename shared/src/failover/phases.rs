@@ -36,7 +36,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         match phase {
             Phase::Confirmed => Ok("confirmed".into()),
             Phase::Fenced => self.ensure_primary_fenced(record).await,
-            Phase::StandbyUp => self.wait_until_standby_active(deadline).await,
+            Phase::StandbyUp => {
+                // Its size first, so a failback gives it back (a pilot light: 0).
+                if record.standby_group_was.is_none() {
+                    record.standby_group_was = Some(self.standby_group.capacity().await?);
+                    self.records.put(record).await?;
+                }
+                self.wait_until_standby_active(deadline).await
+            }
             Phase::Restored => self.ensure_restored(record, request_id, deadline).await,
             Phase::Adopted => self.ensure_adopted(record, deadline).await,
             Phase::Scaled => self.ensure_standby_scaled().await,

@@ -234,6 +234,8 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             snapshot_cluster_id: entry.cluster_id.clone(),
             share_generation: entry.share_generation.unwrap_or(1),
             primary_group_was: None,
+            standby_group_was: None,
+            failback: None,
             phases: vec![PhaseDone {
                 phase: Phase::Confirmed,
                 at: Utc::now(),

@@ -110,3 +110,39 @@ impl<N: NodeApi, P: ParameterStore> StandbyRestore for SnapshotRestore<N, P> {
         }
     }
 }
+
+/// Takes a snapshot of the standby (the DR cluster, once it serves) into the DR bucket,
+/// catalogued in the DR region: what a failback restores into the primary.
+#[async_trait]
+pub trait StandbyBackup: Send + Sync {
+    /// One backup with `reason`; a redelivery of `request_id` gives the same snapshot.
+    async fn back_up(
+        &self,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<crate::snapshots::catalog::CatalogEntry, FunctionError>;
+}
+
+/// snapshot-backup's steps, configured for the standby (the DR region's bucket and
+/// table, dr-failover's own AppRole).
+#[async_trait]
+impl<N: NodeApi, P: ParameterStore> StandbyBackup for crate::backup::SnapshotBackup<N, P> {
+    async fn back_up(
+        &self,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<crate::snapshots::catalog::CatalogEntry, FunctionError> {
+        match self
+            .handle(&json!({ "reason": reason }), request_id, deadline)
+            .await?
+        {
+            crate::backup::BackupOutcome::BackedUp(report) => Ok(report.snapshot),
+            crate::backup::BackupOutcome::Busy { owner, .. } => Err(FunctionError {
+                error_type: "Transient.BackupBusy".into(),
+                message: format!("the standby's backup lock is held by {owner}"),
+            }),
+        }
+    }
+}

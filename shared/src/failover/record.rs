@@ -125,11 +125,85 @@ pub struct FailoverRecord {
     /// and it was recorded fenced only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_group_was: Option<Capacity>,
+    /// The standby group's size before the failover raised it (given back by a
+    /// failback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_group_was: Option<Capacity>,
     /// The phases completed, in order.
     pub phases: Vec<PhaseDone>,
     /// Set when the last run failed; cleared when a run goes on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<PhaseFailed>,
+    /// The return to the primary, once asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback: Option<Failback>,
+}
+
+/// The phases of a failback, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailbackPhase {
+    /// The primary has an active, unsealed node again.
+    PrimaryServing,
+    /// A snapshot of the DR cluster was taken and catalogued in the DR region.
+    DrSnapshot,
+    /// It was restored into the primary (forced: another cluster's snapshot).
+    RestoredIntoPrimary,
+    /// The primary's active node applied at least that snapshot's Raft index.
+    PrimaryVerified,
+    /// The DNS record points at the primary again.
+    SwitchedBack,
+    /// The primary's group has its size from before the fence.
+    Unfenced,
+    /// The standby group has its size from before the failover.
+    StandbyIdle,
+    /// The operators were told.
+    Notified,
+}
+
+impl FailbackPhase {
+    /// Every phase, in order.
+    pub const ALL: [FailbackPhase; 8] = [
+        FailbackPhase::PrimaryServing,
+        FailbackPhase::DrSnapshot,
+        FailbackPhase::RestoredIntoPrimary,
+        FailbackPhase::PrimaryVerified,
+        FailbackPhase::SwitchedBack,
+        FailbackPhase::Unfenced,
+        FailbackPhase::StandbyIdle,
+        FailbackPhase::Notified,
+    ];
+}
+
+/// One completed failback phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailbackDone {
+    /// Which.
+    pub phase: FailbackPhase,
+    /// When it completed.
+    pub at: DateTime<Utc>,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+    /// What it found or did.
+    pub detail: String,
+}
+
+/// A failback's progress, kept in the failover's record until it ends (then the record
+/// is archived and the next alarm may fail over again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failback {
+    /// The request that started it.
+    pub id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// The snapshot of the DR cluster restored into the primary, once taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<crate::snapshots::catalog::CatalogEntry>,
+    /// The phases completed, in order.
+    pub phases: Vec<FailbackDone>,
+    /// Why the last run stopped, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 impl FailoverRecord {
@@ -146,8 +220,10 @@ impl FailoverRecord {
             snapshot_cluster_id: entry.cluster_id.clone(),
             share_generation: entry.share_generation.unwrap_or(1),
             primary_group_was: None,
+            standby_group_was: None,
             phases: Vec::new(),
             failed: None,
+            failback: None,
         }
     }
 
@@ -188,4 +264,7 @@ pub trait FailoverRecords: Send + Sync {
     async fn current(&self) -> Result<Option<FailoverRecord>, RecordError>;
     /// Writes (replaces) it. Runs hold the failover lock while they write.
     async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError>;
+    /// Keeps it as history (under its start time) and clears the current one: the next
+    /// alarm may fail over again.
+    async fn archive(&self, record: &FailoverRecord) -> Result<(), RecordError>;
 }

@@ -18,11 +18,11 @@ use crate::{
     cluster::node::Health,
     failover::{
         record::{FailoverRecord, FailoverRecords},
-        PrimaryApi, ProbeFailure, StandbyRestore, StandbyRestored,
+        PrimaryApi, ProbeFailure, StandbyBackup, StandbyRestore, StandbyRestored,
     },
     lambda::FunctionError,
     lifecycle::records::RecordError,
-    snapshots::store::Location,
+    snapshots::{catalog::CatalogEntry, store::Location},
 };
 
 /// The failover record, in memory.
@@ -32,6 +32,8 @@ pub struct FakeFailoverRecords {
     pub record: Mutex<Option<FailoverRecord>>,
     /// How many writes were made.
     pub writes: AtomicUsize,
+    /// Records archived, oldest first.
+    pub history: Mutex<Vec<FailoverRecord>>,
 }
 
 #[async_trait]
@@ -46,6 +48,14 @@ impl FailoverRecords for FakeFailoverRecords {
     async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         *self.record.lock().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
+        Ok(())
+    }
+    async fn archive(&self, record: &FailoverRecord) -> Result<(), RecordError> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record.clone());
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 }
@@ -114,6 +124,8 @@ pub struct FakeStandbyRestore {
     pub fail_next: AtomicUsize,
     /// The error type those failures give (default `Transient.SendFailed`).
     pub fail_as: Mutex<String>,
+    /// The Raft index the cluster reports applied after a restore (`None`: unchanged).
+    pub applied_index: Option<u64>,
 }
 
 #[async_trait]
@@ -144,7 +156,13 @@ impl StandbyRestore for FakeStandbyRestore {
                 message: "the standby refused the snapshot".into(),
             });
         }
-        self.standby.state().cluster_id = self.cluster_id.clone();
+        {
+            let mut state = self.standby.state();
+            state.cluster_id = self.cluster_id.clone();
+            if self.applied_index.is_some() {
+                state.applied_index = self.applied_index;
+            }
+        }
         self.restored
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -167,6 +185,9 @@ impl<T: FailoverRecords> FailoverRecords for std::sync::Arc<T> {
     async fn put(&self, record: &FailoverRecord) -> Result<(), RecordError> {
         (**self).put(record).await
     }
+    async fn archive(&self, record: &FailoverRecord) -> Result<(), RecordError> {
+        (**self).archive(record).await
+    }
 }
 
 /// Shared, as a test keeps a handle on it.
@@ -182,5 +203,43 @@ impl<T: StandbyRestore> StandbyRestore for std::sync::Arc<T> {
         (**self)
             .restore(snapshot, reason, request_id, deadline)
             .await
+    }
+}
+
+/// A snapshot of the standby: each call returns `entry` (a fresh object version per
+/// request id) and counts.
+pub struct FakeStandbyBackup {
+    /// What a backup returns.
+    pub entry: CatalogEntry,
+    /// The request ids backed up, in order.
+    pub requests: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl StandbyBackup for FakeStandbyBackup {
+    async fn back_up(
+        &self,
+        _reason: &str,
+        request_id: &str,
+        _deadline: Instant,
+    ) -> Result<CatalogEntry, FunctionError> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request_id.to_owned());
+        Ok(self.entry.clone())
+    }
+}
+
+/// Shared, as a test keeps a handle on it.
+#[async_trait]
+impl<T: StandbyBackup> StandbyBackup for std::sync::Arc<T> {
+    async fn back_up(
+        &self,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<CatalogEntry, FunctionError> {
+        (**self).back_up(reason, request_id, deadline).await
     }
 }

@@ -140,6 +140,8 @@ pub struct ClusterState {
     pub snapshot_breaks_after: Option<usize>,
     /// The barrier keyring's term (0 is reported as 1, a new cluster's).
     pub keyring_term: u64,
+    /// The Raft index `sys/leader` reports applied (`None`: 100).
+    pub applied_index: Option<u64>,
     /// When the keyring's current key was installed.
     pub keyring_installed: chrono::DateTime<chrono::Utc>,
     /// The automatic rotation policy set; `None`: the server's default.
@@ -1117,8 +1119,8 @@ impl NodeApi for FakeCluster {
         let id = s.answering(node, "sys/leader")?;
         Ok(LeaderStatus {
             is_self: s.is_active(&id),
-            raft_committed_index: 100,
-            raft_applied_index: 100,
+            raft_committed_index: s.applied_index.unwrap_or(100),
+            raft_applied_index: s.applied_index.unwrap_or(100),
         })
     }
 

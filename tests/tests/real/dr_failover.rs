@@ -169,7 +169,8 @@ async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_bef
 
 /// The dr-failover binary under the Lambda runtime emulator, configured from its
 /// environment as the standby's stack sets it: the plan sample answers with the DR copy,
-/// failback is refused, and an alarm it is not configured for changes nothing.
+/// a failback with no failover to return from is refused, and an alarm it is not
+/// configured for changes nothing.
 #[tokio::test]
 async fn the_binary_under_the_emulator_plans_and_refuses_what_it_must() -> Result<()> {
     let dr = DrBed::start().await?;
@@ -196,7 +197,7 @@ async fn the_binary_under_the_emulator_plans_and_refuses_what_it_must() -> Resul
     for (sample, error_type) in [
         (
             "dr-failover/failback.json",
-            "Permanent.FailbackNotAvailable",
+            "Permanent.NoFailoverToReturnFrom",
         ),
         (
             "dr-failover/alarm-action-anomaly.json",
@@ -218,5 +219,76 @@ async fn the_binary_under_the_emulator_plans_and_refuses_what_it_must() -> Resul
     let mut secrets = dr.standby.bed.stored_secret_values().await?;
     secrets.extend(dr.primary.bed.stored_secret_values().await?);
     testbed::assert_no_secret(&secrets, &[&printed]);
+    Ok(())
+}
+
+/// A region outage whose fence can only be recorded (the primary region's Auto Scaling
+/// API does not answer), a failover, data written in the DR region, the primary's node
+/// back (sealed, unsealed by its node-lifecycle's reconcile), then a failback: the DR
+/// cluster's data in the primary, DNS pointed back, the record archived.
+#[tokio::test]
+async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result<()> {
+    let mut dr = DrBed::start().await?;
+    dr.backed_up("before the outage").await?;
+    let mut failover = dr.failover()?;
+    let unreachable = dr
+        .primary
+        .bed
+        .region
+        .sdk
+        .to_builder()
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    failover.primary_group = Box::new(shared::aws::AsgCapacity::from_sdk(
+        &unreachable,
+        dr.primary.bed.region.asg.clone(),
+    ));
+    dr.primary.bed.bao.kill(0);
+    let FailoverOutcome::FailedOver(record) = send(&failover, sample("sns-metric.json")?).await?
+    else {
+        bail!("expected a failover");
+    };
+    let fenced = &record.phases[1];
+    assert!(
+        fenced.detail.contains("recorded fenced only"),
+        "{}",
+        fenced.detail
+    );
+    dr.standby_write("written in the DR region").await?;
+
+    // The primary region is back: its node restarts sealed, and its reconcile unseals it.
+    dr.primary.bed.bao.restart(0).await?;
+    let lifecycle = dr.primary.bed.function(&[])?;
+    testbed::poll_until("the primary unsealed", Duration::from_secs(60), || async {
+        lifecycle.reconcile(deadline()).await?;
+        Ok((dr.primary.bed.bao.health_code(0).await? == 200).then_some(()))
+    })
+    .await?;
+
+    let outcome = send(&failover, json!({"action": "failback"})).await?;
+    let FailoverOutcome::FailedBack(record) = outcome else {
+        bail!("expected a failback, got {outcome:?}");
+    };
+    for phase in record.failback.iter().flat_map(|f| f.phases.iter()) {
+        eprintln!("  {:?} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    assert_eq!(
+        dr.primary.kv("app").await?.as_deref(),
+        Some("written in the DR region"),
+        "the primary holds what was written in the DR region"
+    );
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-primary.example.com", 60)?)
+    );
+    // Archived: the same alarm now starts a new failover instead of answering
+    // already_failed_over (its probes find the primary healthy and refuse).
+    let again = send(&failover, sample("sns-metric.json")?).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PrimaryHealthy")),
+        "{again:?}"
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! catalog and its shares in the DR region's SSM.
 
 mod drills;
+mod failbacks;
 mod runs;
 
 use std::{sync::Arc, time::Duration};
@@ -21,7 +22,8 @@ use crate::{
     },
     testing::{
         FailingNode, FakeCatalog, FakeCluster, FakeDns, FakeFailoverRecords, FakeFleet, FakeGroup,
-        FakeLocks, FakeMetrics, FakeNotifier, FakeParameters, FakePrimary, FakeStandbyRestore,
+        FakeLocks, FakeMetrics, FakeNotifier, FakeParameters, FakePrimary, FakeStandbyBackup,
+        FakeStandbyRestore,
     },
 };
 
@@ -41,6 +43,10 @@ struct Bed {
     restores: Arc<FakeStandbyRestore>,
     catalog: FakeCatalog,
     metrics: Arc<FakeMetrics>,
+    /// Restores into the primary (a failback).
+    primary_restores: Arc<FakeStandbyRestore>,
+    /// Snapshots of the DR cluster (a failback).
+    backups: Arc<FakeStandbyBackup>,
 }
 
 fn settings() -> FailoverSettings {
@@ -61,12 +67,17 @@ fn settings() -> FailoverSettings {
             zone_id: "Z1".into(),
             record_name: "vault.example.com".into(),
             target: dr_target(),
+            primary_target: Some(primary_target()),
         }),
         topic: Some("arn:aws:sns:eu-central-1:1:ops".into()),
         standby_keys: KeyLayout::new("/vault-lifecycle", "prod-dr"),
         primary_keys: KeyLayout::new("/vault-lifecycle", "prod"),
         kms_key: "dr-key".into(),
     }
+}
+
+fn primary_target() -> DnsTarget {
+    DnsTarget::cname("vault-primary.example.com", 60).expect("a host name")
 }
 
 fn dr_target() -> DnsTarget {
@@ -144,9 +155,7 @@ impl Bed {
             .collect();
         let primary_group = Arc::new(FakeGroup::new("prod-vault", 3, 5, 3));
         let standby_group = Arc::new(FakeGroup::new("prod-dr-vault", 0, 5, 1));
-        let dns = Arc::new(FakeDns::pointing_at(
-            DnsTarget::cname("vault-primary.example.com", 60).expect("name"),
-        ));
+        let dns = Arc::new(FakeDns::pointing_at(primary_target()));
         let notifier = Arc::new(FakeNotifier::default());
         let records = Arc::new(FakeFailoverRecords::default());
         let metrics = Arc::new(FakeMetrics::default());
@@ -156,8 +165,33 @@ impl Bed {
             restored: Default::default(),
             fail_next: Default::default(),
             fail_as: Default::default(),
+            applied_index: None,
+        });
+        // The fake's one cluster plays the primary too once it serves again: what a
+        // failback needs of it is an active node that has applied the DR snapshot.
+        let primary_restores = Arc::new(FakeStandbyRestore {
+            standby: standby.clone(),
+            cluster_id: "c-primary".into(),
+            restored: Default::default(),
+            fail_next: Default::default(),
+            fail_as: Default::default(),
+            applied_index: Some(150),
+        });
+        let backups = Arc::new(FakeStandbyBackup {
+            entry: CatalogEntry {
+                cluster: "prod-dr".into(),
+                object: Location {
+                    key: "vault-lifecycle/prod-dr/failback.snap".into(),
+                    ..dr_copy(0, 80).object
+                },
+                ..dr_copy(0, 120)
+            },
+            requests: Default::default(),
         });
         let failover = DrFailover {
+            primary_fleet: Box::new(FakeFleet::of(&standby, &["d-1"])),
+            primary_restorer: Box::new(primary_restores.clone()),
+            standby_backup: Box::new(backups.clone()),
             settings: settings(),
             standby_fleet: Box::new(FakeFleet::of(&standby, &["d-1"])),
             vault: FailingNode::shared(standby.clone()),
@@ -184,6 +218,8 @@ impl Bed {
             restores,
             catalog,
             metrics,
+            primary_restores,
+            backups,
         }
     }
 

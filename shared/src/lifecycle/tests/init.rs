@@ -293,11 +293,13 @@ async fn the_init_lock_lasts_until_the_invocations_deadline() {
     bed.ssm.fail_writes_of(&bed.share(1), usize::MAX);
     let deadline = Instant::now() + Duration::from_secs(400);
     let run = bed.launch_until("i-1", "t-1", deadline);
-    // The run dies while it retries the share (a crash): it never releases the lock.
-    let crash = deadline - Duration::from_secs(10);
+    // The run dies while it retries the share (a crash): it never releases the lock. It
+    // retries until a pause (jittered, at most 10 s) would end within 2 s of the
+    // deadline, so it may stop as early as 12 s before: the crash comes before that.
+    let crash = deadline - Duration::from_secs(20);
     let cut = tokio::time::timeout_at(crash, run).await;
     assert!(cut.is_err(), "the run was still storing: {cut:?}");
-    let the_deadline = bed.locks.now() + Duration::from_secs(10);
+    let the_deadline = bed.locks.now() + Duration::from_secs(20);
     let held = bed.locks.held.lock().map(|h| h.get("init").cloned());
     let (owner, until) = held.ok().flatten().expect("the lock is held");
     assert!(owner.starts_with("launch/t-1/run-"), "{owner}");

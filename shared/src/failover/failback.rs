@@ -1,0 +1,317 @@
+//! The return to the primary region, once it serves again: a snapshot of the DR cluster
+//! restored into the primary (forced: another cluster's snapshot, unsealed with the
+//! shares the DR cluster holds, which are the primary's own adopted by the failover),
+//! verified, the DNS record pointed back, the primary's group and the standby group
+//! given their sizes from before, the operators told, and the failover record archived
+//! so the next alarm may fail over again.
+//!
+//! It needs a primary cluster that serves: after a region outage whose fence could only
+//! be recorded, the primary's nodes come back with their old data and its node-lifecycle
+//! unseals them. A primary whose group the fence emptied has no node to restore into:
+//! refused (`PrimaryNotServing`), nothing changed; re-protect instead (see the runbook).
+//! Like a failover, every phase is recorded and a run cut off resumes at the next one.
+
+use chrono::Utc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{
+    record::{Failback, FailbackDone, FailbackPhase, FailoverRecord, Phase},
+    DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
+};
+use crate::{
+    cluster::{find_active, locks::Claim, node::NodeApi, ports::ParameterStore},
+    error_chain,
+    errors::Classify,
+};
+
+impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
+    /// Runs (or resumes) the failback.
+    pub(super) async fn failback(
+        &self,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<FailoverOutcome, FailoverError> {
+        let owner = format!("failback {request_id}");
+        if let Claim::HeldBy { owner, .. } = self
+            .locks
+            .claim(FAILOVER_LOCK, &owner, self.settings.lock_ttl)
+            .await?
+        {
+            return Ok(FailoverOutcome::Busy { owner });
+        }
+        let result = self.locked_failback(request_id, deadline).await;
+        if let Err(e) = self.locks.release(FAILOVER_LOCK, &owner).await {
+            warn!(error = %error_chain(&e), "releasing the failover lock failed; it lapses by itself");
+        }
+        result
+    }
+
+    async fn locked_failback(
+        &self,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<FailoverOutcome, FailoverError> {
+        let mut record = match self.records.current().await? {
+            Some(record) if record.is_done() => record,
+            Some(record) => {
+                return Err(FailoverError::NoFailoverToReturnFrom {
+                    state: format!(
+                        "a failover is recorded and not complete (last phase {})",
+                        record.last_phase().map_or("none", Phase::as_str)
+                    ),
+                })
+            }
+            None => {
+                return Err(FailoverError::NoFailoverToReturnFrom {
+                    state: "no failover is recorded".into(),
+                })
+            }
+        };
+        if record.failback.is_none() {
+            // Nothing changes before the primary is found serving.
+            let detail = self.primary_serving(deadline).await?;
+            record.failback = Some(Failback {
+                id: request_id.to_owned(),
+                started_at: Utc::now(),
+                snapshot: None,
+                phases: vec![FailbackDone {
+                    phase: FailbackPhase::PrimaryServing,
+                    at: Utc::now(),
+                    took_ms: 0,
+                    detail,
+                }],
+                failed: None,
+            });
+            self.records.put(&record).await?;
+        }
+        let done: Vec<FailbackPhase> = record
+            .failback
+            .iter()
+            .flat_map(|f| f.phases.iter().map(|p| p.phase))
+            .collect();
+        for phase in FailbackPhase::ALL.into_iter().filter(|p| !done.contains(p)) {
+            let started = Instant::now();
+            match self
+                .run_failback_phase(phase, &mut record, request_id, deadline)
+                .await
+            {
+                Ok(detail) => {
+                    info!(phase = ?phase, detail = %detail, "failback phase done");
+                    if let Some(f) = record.failback.as_mut() {
+                        f.failed = None;
+                        f.phases.push(FailbackDone {
+                            phase,
+                            at: Utc::now(),
+                            took_ms: started.elapsed().as_millis() as u64,
+                            detail,
+                        });
+                    }
+                    self.records.put(&record).await?;
+                }
+                Err(e) => {
+                    let retry_helps = e.retry_helps();
+                    let reason = match e {
+                        FailoverError::FailbackPhase { reason, .. } => reason,
+                        other => error_chain(&other),
+                    };
+                    warn!(phase = ?phase, error = %reason, "failback phase failed; the next run resumes here");
+                    if let Some(f) = record.failback.as_mut() {
+                        f.failed = Some(format!("{phase:?}: {reason}"));
+                    }
+                    if let Err(e) = self.records.put(&record).await {
+                        warn!(error = %error_chain(&e), "the failed failback phase could not be recorded");
+                    }
+                    return Err(FailoverError::FailbackPhase {
+                        phase: format!("{phase:?}"),
+                        reason,
+                        retry_helps,
+                    });
+                }
+            }
+        }
+        self.records.archive(&record).await?;
+        info!("failback done: the primary serves; the failover record is archived");
+        Ok(FailoverOutcome::FailedBack(record))
+    }
+
+    /// An active, unsealed primary node, or the refusal that changes nothing.
+    async fn primary_serving(&self, deadline: Instant) -> Result<String, FailoverError> {
+        let _ = deadline;
+        let members = self.primary_fleet.members().await?;
+        let asked = members.len();
+        match find_active(&self.vault, members).await {
+            Some((node, health)) => Ok(format!(
+                "node {} active (cluster {})",
+                node.instance,
+                health.cluster_id.unwrap_or_default()
+            )),
+            None => Err(FailoverError::PrimaryNotServing { asked }),
+        }
+    }
+
+    async fn run_failback_phase(
+        &self,
+        phase: FailbackPhase,
+        record: &mut FailoverRecord,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<String, FailoverError> {
+        let failed = |reason: String, retry_helps: bool| FailoverError::FailbackPhase {
+            phase: format!("{phase:?}"),
+            reason,
+            retry_helps,
+        };
+        match phase {
+            FailbackPhase::PrimaryServing => self.primary_serving(deadline).await,
+            FailbackPhase::DrSnapshot => {
+                let reason = format!("failback of {} to the primary", self.settings.primary);
+                let entry = self
+                    .standby_backup
+                    .back_up(
+                        &reason,
+                        &format!("failback-{}", record.started_at.timestamp()),
+                        deadline,
+                    )
+                    .await
+                    .map_err(|e| {
+                        failed(
+                            format!("{}: {}", e.error_type, e.message),
+                            e.error_type.starts_with("Transient"),
+                        )
+                    })?;
+                let detail = format!("{} at index {}", entry.object, entry.index);
+                if let Some(f) = record.failback.as_mut() {
+                    f.snapshot = Some(entry);
+                }
+                Ok(detail)
+            }
+            FailbackPhase::RestoredIntoPrimary => {
+                let entry = self.failback_snapshot(record)?;
+                if let Some(held) = self.primary_holds(entry.index).await? {
+                    return Ok(format!("already restored: {held}"));
+                }
+                let restored = self
+                    .primary_restorer
+                    .restore(
+                        &entry.object,
+                        "failback from the DR region",
+                        request_id,
+                        deadline,
+                    )
+                    .await
+                    .map_err(|e| {
+                        failed(
+                            format!("{}: {}", e.error_type, e.message),
+                            e.error_type.starts_with("Transient"),
+                        )
+                    })?;
+                Ok(format!(
+                    "{} restored into {} (applied index {}; the primary's safety snapshot {})",
+                    entry.object,
+                    restored.active_node,
+                    restored.applied_index,
+                    restored.safety_snapshot
+                ))
+            }
+            FailbackPhase::PrimaryVerified => {
+                let entry = self.failback_snapshot(record)?;
+                self.primary_holds(entry.index).await?.ok_or_else(|| {
+                    failed(
+                        format!(
+                            "no active primary node has applied index {} or later",
+                            entry.index
+                        ),
+                        true,
+                    )
+                })
+            }
+            FailbackPhase::SwitchedBack => {
+                let (Some(dns), Some(target)) = (
+                    &self.dns,
+                    self.settings
+                        .dns
+                        .as_ref()
+                        .and_then(|d| d.primary_target.as_ref()),
+                ) else {
+                    return Ok("no primary DNS target configured (DNS_PRIMARY_TARGET): point the record back by hand".into());
+                };
+                if dns.current().await?.as_ref() == Some(target) {
+                    return Ok("the record points at the primary already".into());
+                }
+                dns.point_at(target).await?;
+                Ok(format!("the record points at {target:?} again"))
+            }
+            FailbackPhase::Unfenced => match record.primary_group_was {
+                Some(was) => {
+                    self.primary_group.resize(was.min, was.desired).await?;
+                    Ok(format!(
+                        "the primary's group has min {} and desired {} again",
+                        was.min, was.desired
+                    ))
+                }
+                None => Ok("the fence was only recorded: nothing to give back".into()),
+            },
+            FailbackPhase::StandbyIdle => match record.standby_group_was {
+                Some(was) => {
+                    self.standby_group.set_desired(was.desired).await?;
+                    Ok(format!(
+                        "the standby group wants {} instances again",
+                        was.desired
+                    ))
+                }
+                None => {
+                    Ok("the standby group's earlier size is not recorded: left as it is".into())
+                }
+            },
+            FailbackPhase::Notified => {
+                let Some(notifier) = &self.notifier else {
+                    return Ok("no topic configured (NOTIFY_TOPIC_ARN)".into());
+                };
+                let subject = format!(
+                    "Vault failback: {} served by the primary again",
+                    self.settings.primary
+                );
+                let mut message = String::from("Failback phases:\n");
+                for p in record.failback.iter().flat_map(|f| f.phases.iter()) {
+                    message.push_str(&format!(
+                        "- {:?} ({} ms): {}\n",
+                        p.phase, p.took_ms, p.detail
+                    ));
+                }
+                notifier.notify(&subject, &message).await?;
+                Ok("the operators' topic was told".into())
+            }
+        }
+    }
+
+    fn failback_snapshot(
+        &self,
+        record: &FailoverRecord,
+    ) -> Result<crate::snapshots::catalog::CatalogEntry, FailoverError> {
+        record
+            .failback
+            .as_ref()
+            .and_then(|f| f.snapshot.clone())
+            .ok_or_else(|| FailoverError::FailbackPhase {
+                phase: "DrSnapshot".into(),
+                reason: "no snapshot of the DR cluster is recorded".into(),
+                retry_helps: true,
+            })
+    }
+
+    /// An active primary node that has applied at least `index`.
+    async fn primary_holds(&self, index: u64) -> Result<Option<String>, FailoverError> {
+        let members = self.primary_fleet.members().await?;
+        let Some((node, _)) = find_active(&self.vault, members).await else {
+            return Ok(None);
+        };
+        Ok(match self.vault.leader(&node.addr).await {
+            Ok(leader) if leader.raft_applied_index >= index => Some(format!(
+                "node {} at index {}",
+                node.instance, leader.raft_applied_index
+            )),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Failbacks: after a completed failover, the DR cluster's snapshot restored into the
+//! primary, DNS pointed back, both groups given their sizes back, the record archived so
+//! the next alarm fails over again; refusals that change nothing.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::failover::record::FailbackPhase;
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_returns_to_the_primary_and_the_next_alarm_may_fail_over_again() {
+    let bed = Bed::down();
+    bed.standby_group.capacity.lock().expect("lock").desired = 0;
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    assert_eq!(bed.standby_group.now().desired, 3);
+    assert!(bed.dns_points_at_dr());
+
+    let outcome = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect("failed back");
+    let FailoverOutcome::FailedBack(record) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let failback = record.failback.expect("its progress");
+    assert_eq!(
+        failback.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
+        FailbackPhase::ALL
+    );
+    assert_eq!(bed.backups.requests.lock().expect("lock").len(), 1);
+    assert_eq!(
+        *bed.primary_restores.restored.lock().expect("lock"),
+        std::slice::from_ref(&bed.backups.entry.object),
+        "the DR cluster's snapshot restored into the primary"
+    );
+    assert_eq!(
+        bed.dns.record.lock().expect("lock").as_ref(),
+        Some(&primary_target())
+    );
+    assert_eq!(
+        (bed.primary_group.now().min, bed.primary_group.now().desired),
+        (3, 3),
+        "the primary's group has its size back"
+    );
+    assert_eq!(
+        bed.standby_group.now().desired,
+        0,
+        "the pilot light is out again"
+    );
+    assert_eq!(bed.record(), None, "archived");
+    assert_eq!(bed.records.history.lock().expect("lock").len(), 1);
+    assert_eq!(
+        bed.notifier.sent().len(),
+        2,
+        "told of the failover and the failback"
+    );
+
+    // A later outage fails over again: the archived record does not stop it.
+    let outcome = bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    assert!(
+        matches!(outcome, FailoverOutcome::FailedOver(_)),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_without_a_completed_failover_or_a_serving_primary_changes_nothing() {
+    let mut bed = Bed::down();
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("nothing to return from");
+    assert_eq!(error.error_type, "Permanent.NoFailoverToReturnFrom");
+
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &[]));
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("no primary node");
+    assert_eq!(error.error_type, "Transient.PrimaryNotServing");
+    assert!(error.message.contains("re-protect"), "{}", error.message);
+    assert!(bed.dns_points_at_dr(), "nothing changed");
+    assert_eq!(bed.primary_group.now().desired, 0, "still fenced");
+    assert!(bed.backups.requests.lock().expect("lock").is_empty());
+    assert!(bed.record().expect("kept").failback.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_cut_off_resumes_without_a_second_snapshot_or_restore() {
+    let bed = Bed::down();
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    bed.dns.fail_next.store(true, Ordering::SeqCst);
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("the DNS change fails");
+    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
+    assert!(error.message.contains("SwitchedBack"), "{}", error.message);
+    let outcome = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect("resumed");
+    assert!(
+        matches!(outcome, FailoverOutcome::FailedBack(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(bed.backups.requests.lock().expect("lock").len(), 1);
+    assert_eq!(bed.primary_restores.restored.lock().expect("lock").len(), 1);
+}
