@@ -56,7 +56,9 @@ async fn route53_records_keep_the_dns_contract() -> Result<()> {
 
 #[tokio::test]
 async fn sns_notifier_keeps_the_notifier_contract() -> Result<()> {
-    let moto = Moto::shared().await?;
+    // A moto of its own: what a topic received is read back from moto's state dump,
+    // which fails once another test's S3 state is in it (measured: MissingBucket).
+    let moto = &Moto::start().await?;
     let name = unique_name("sns");
     // The function runs in the DR region; the topic's ARN decides where it publishes.
     let home = RegionFixture::create(moto, "eu-west-1", &name).await?;
