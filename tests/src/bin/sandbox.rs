@@ -417,7 +417,21 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         ),
         start,
     );
-    let failover = dr.failover()?;
+    let mut failover = dr.failover()?;
+    // A region outage: the primary region's Auto Scaling API does not answer either, so
+    // the fence is only recorded, and the primary's node comes back when the region does.
+    let unreachable = dr
+        .primary
+        .bed
+        .region
+        .sdk
+        .to_builder()
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    failover.primary_group = Box::new(shared::aws::AsgCapacity::from_sdk(
+        &unreachable,
+        dr.primary.bed.region.asg.clone(),
+    ));
     let send = |event: Value| {
         let failover = &failover;
         async move {
@@ -469,8 +483,46 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         ),
         start,
     );
+    dr.standby_write("written in the DR region").await?;
     say(
-        "failback is not automated in this version: see docs/runbooks/failover.md",
+        "operator: kv/app = \"written in the DR region\" on the DR cluster",
+        start,
+    );
+    dr.primary.bed.bao.restart(0).await?;
+    let lifecycle = dr.primary.bed.function(&[])?;
+    testbed::poll_until("the primary unsealed", Duration::from_secs(60), || async {
+        lifecycle
+            .reconcile(tokio::time::Instant::now() + Duration::from_secs(60))
+            .await?;
+        Ok((dr.primary.bed.bao.health_code(0).await? == 200).then_some(()))
+    })
+    .await?;
+    say(
+        "the primary region is back: its node restarted sealed, node-lifecycle's reconcile unsealed it",
+        start,
+    );
+    let outcome = serde_json::to_value(send(json!({"action": "failback"})).await?)?;
+    say(
+        &format!("dr-failover, failback: {}", outcome["outcome"]),
+        start,
+    );
+    for phase in outcome["failback"]["phases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "           {:<22} {:>6} ms  {}",
+            phase["phase"].as_str().unwrap_or_default(),
+            phase["took_ms"],
+            phase["detail"].as_str().unwrap_or_default()
+        );
+    }
+    say(
+        &format!(
+            "the primary serves the DR region's writes: kv/app = {:?}",
+            dr.primary.kv("app").await?
+        ),
         start,
     );
     Ok(dr)

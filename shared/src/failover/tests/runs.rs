@@ -342,3 +342,46 @@ async fn each_delivery_form_of_the_sample_alarms_fails_over() {
         assert!(bed.dns_points_at_dr(), "{sample}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cut_off_after_any_phase_converges_on_the_next_delivery() {
+    for kept in 1..Phase::ALL.len() {
+        let bed = Bed::down();
+        bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+        // As if the run had stopped right after phase `kept`, its later phases done or
+        // half done but not recorded.
+        let mut record = bed.record().expect("recorded");
+        record.phases.truncate(kept);
+        *bed.records.record.lock().expect("lock") = Some(record);
+        let outcome = bed.send(alarm(ALARM, "ALARM")).await.expect("resumed");
+        let FailoverOutcome::FailedOver(record) = outcome else {
+            panic!("after {kept} phases: {outcome:?}");
+        };
+        let last = Phase::ALL[kept - 1];
+        assert_eq!(
+            record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
+            Phase::ALL,
+            "after {last}"
+        );
+        assert_eq!(bed.restored().len(), 1, "after {last}: restored once");
+        assert!(bed.dns_points_at_dr(), "after {last}");
+        assert_eq!(bed.primary_group.now().desired, 0, "after {last}: fenced");
+        assert_eq!(
+            record.primary_group_was.map(|c| c.desired),
+            Some(3),
+            "after {last}: the size to give back is the one before the fence"
+        );
+        assert_eq!(bed.standby_group.now().desired, 3, "after {last}");
+        let standby_keys = KeyLayout::new("/vault-lifecycle", "prod-dr");
+        let generations =
+            crate::keys::generations(&bed.failover.parameters, &standby_keys, ShareKind::Unseal)
+                .await
+                .expect("read");
+        assert_eq!(
+            (generations.in_force, generations.pending),
+            (2, None),
+            "after {last}: the primary's shares adopted once"
+        );
+        assert!(bed.notifier.sent().len() <= 2, "after {last}");
+    }
+}
