@@ -193,6 +193,39 @@ impl DrBed {
         Ok(env)
     }
 
+    /// dr-failover as [`Self::failover`] builds it, in a region outage: the primary
+    /// region's Auto Scaling API does not answer either, so the fence is only recorded
+    /// and the primary's nodes survive it.
+    pub fn failover_in_an_outage(&self) -> Result<DeployedFailover> {
+        let mut failover = self.failover()?;
+        let unreachable = self
+            .primary
+            .bed
+            .region
+            .sdk
+            .to_builder()
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        failover.primary_group = Box::new(AsgCapacity::from_sdk(
+            &unreachable,
+            self.primary.bed.region.asg.clone(),
+        ));
+        Ok(failover)
+    }
+
+    /// The primary region is back: its node restarts sealed, and its node-lifecycle's
+    /// reconcile unseals it.
+    pub async fn primary_back(&mut self) -> Result<()> {
+        self.primary.bed.bao.restart(0).await?;
+        let lifecycle = self.primary.bed.function(&[])?;
+        let bao = &self.primary.bed.bao;
+        crate::poll_until("the primary unsealed", Duration::from_secs(60), || async {
+            lifecycle.reconcile(deadline()).await?;
+            Ok((bao.health_code(0).await? == 200).then_some(()))
+        })
+        .await
+    }
+
     /// The primary's group.
     pub fn primary_group(&self) -> AsgCapacity {
         AsgCapacity::from_sdk(

@@ -157,10 +157,11 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         request_id: &str,
         deadline: Instant,
     ) -> Result<String, FailoverError> {
-        let failed = |reason: String, retry_helps: bool| FailoverError::FailbackPhase {
+        // A function's failure (the backup's, the restore's) as this phase's.
+        let failed = |e: &crate::lambda::FunctionError| FailoverError::FailbackPhase {
             phase: format!("{phase:?}"),
-            reason,
-            retry_helps,
+            reason: format!("{}: {}", e.error_type, e.message),
+            retry_helps: e.error_type.starts_with("Transient"),
         };
         match phase {
             FailbackPhase::PrimaryServing => self.primary_serving(deadline).await,
@@ -174,12 +175,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                         deadline,
                     )
                     .await
-                    .map_err(|e| {
-                        failed(
-                            format!("{}: {}", e.error_type, e.message),
-                            e.error_type.starts_with("Transient"),
-                        )
-                    })?;
+                    .map_err(|e| failed(&e))?;
                 let detail = format!("{} at index {}", entry.object, entry.index);
                 if let Some(f) = record.failback.as_mut() {
                     f.snapshot = Some(entry);
@@ -200,12 +196,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                         deadline,
                     )
                     .await
-                    .map_err(|e| {
-                        failed(
-                            format!("{}: {}", e.error_type, e.message),
-                            e.error_type.starts_with("Transient"),
-                        )
-                    })?;
+                    .map_err(|e| failed(&e))?;
                 Ok(format!(
                     "{} restored into {} (applied index {}; the primary's safety snapshot {})",
                     entry.object,
@@ -216,15 +207,16 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
             FailbackPhase::PrimaryVerified => {
                 let entry = self.failback_snapshot(record)?;
-                self.primary_holds(entry.index).await?.ok_or_else(|| {
-                    failed(
-                        format!(
+                self.primary_holds(entry.index)
+                    .await?
+                    .ok_or_else(|| FailoverError::FailbackPhase {
+                        phase: format!("{phase:?}"),
+                        reason: format!(
                             "no active primary node has applied index {} or later",
                             entry.index
                         ),
-                        true,
-                    )
-                })
+                        retry_helps: true,
+                    })
             }
             FailbackPhase::SwitchedBack => {
                 let (Some(dns), Some(target)) = (

@@ -417,21 +417,9 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         ),
         start,
     );
-    let mut failover = dr.failover()?;
     // A region outage: the primary region's Auto Scaling API does not answer either, so
     // the fence is only recorded, and the primary's node comes back when the region does.
-    let unreachable = dr
-        .primary
-        .bed
-        .region
-        .sdk
-        .to_builder()
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
-    failover.primary_group = Box::new(shared::aws::AsgCapacity::from_sdk(
-        &unreachable,
-        dr.primary.bed.region.asg.clone(),
-    ));
+    let failover = dr.failover_in_an_outage()?;
     let send = |event: Value| {
         let failover = &failover;
         async move {
@@ -488,15 +476,7 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         "operator: kv/app = \"written in the DR region\" on the DR cluster",
         start,
     );
-    dr.primary.bed.bao.restart(0).await?;
-    let lifecycle = dr.primary.bed.function(&[])?;
-    testbed::poll_until("the primary unsealed", Duration::from_secs(60), || async {
-        lifecycle
-            .reconcile(tokio::time::Instant::now() + Duration::from_secs(60))
-            .await?;
-        Ok((dr.primary.bed.bao.health_code(0).await? == 200).then_some(()))
-    })
-    .await?;
+    dr.primary_back().await?;
     say(
         "the primary region is back: its node restarted sealed, node-lifecycle's reconcile unsealed it",
         start,

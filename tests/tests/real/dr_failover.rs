@@ -230,19 +230,7 @@ async fn the_binary_under_the_emulator_plans_and_refuses_what_it_must() -> Resul
 async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result<()> {
     let mut dr = DrBed::start().await?;
     dr.backed_up("before the outage").await?;
-    let mut failover = dr.failover()?;
-    let unreachable = dr
-        .primary
-        .bed
-        .region
-        .sdk
-        .to_builder()
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
-    failover.primary_group = Box::new(shared::aws::AsgCapacity::from_sdk(
-        &unreachable,
-        dr.primary.bed.region.asg.clone(),
-    ));
+    let failover = dr.failover_in_an_outage()?;
     dr.primary.bed.bao.kill(0);
     let FailoverOutcome::FailedOver(record) = send(&failover, sample("sns-metric.json")?).await?
     else {
@@ -256,14 +244,7 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     );
     dr.standby_write("written in the DR region").await?;
 
-    // The primary region is back: its node restarts sealed, and its reconcile unseals it.
-    dr.primary.bed.bao.restart(0).await?;
-    let lifecycle = dr.primary.bed.function(&[])?;
-    testbed::poll_until("the primary unsealed", Duration::from_secs(60), || async {
-        lifecycle.reconcile(deadline()).await?;
-        Ok((dr.primary.bed.bao.health_code(0).await? == 200).then_some(()))
-    })
-    .await?;
+    dr.primary_back().await?;
 
     let outcome = send(&failover, json!({"action": "failback"})).await?;
     let FailoverOutcome::FailedBack(record) = outcome else {
