@@ -47,6 +47,10 @@ pub struct FailoverSettings {
     /// `FAILOVER_ALARMS`: the alarm names that may start a failover (comma-separated;
     /// any other alarm is refused, nothing changed).
     pub alarms: Vec<String>,
+    /// `FAILOVER_REQUIRE_PROVEN` (default false): restore only a copy a drill proved,
+    /// instead of the newest that no drill failed (a daily drill and hourly backups make
+    /// the proven one up to a day older: a larger RPO for the proof).
+    pub require_proven: bool,
     /// `STANDBY_SIZE` (default 3, at least 1): the DR group's size once it serves.
     pub standby_size: u32,
     /// `FAILOVER_LOCK_TTL_SECS` (default 900): how long the lock holds if its run dies.
@@ -179,6 +183,7 @@ impl FailoverConfig {
                     .to_owned(),
                 primary_group,
                 probes,
+                require_proven: env.parsed_or("FAILOVER_REQUIRE_PROVEN", false, "true or false")?,
                 probe_interval: env
                     .seconds_or("PRIMARY_PROBE_INTERVAL_SECS", Duration::from_secs(2))?,
                 alarms,

@@ -48,7 +48,7 @@ pub enum FailoverError {
     },
     /// No DR copy of the primary's snapshots is catalogued in the DR region, or every one
     /// failed its drill.
-    #[error("no usable DR copy of cluster {primary}'s snapshots is catalogued in the DR region ({catalogued} catalogued, {failed} failed their drill); nothing was changed")]
+    #[error("no usable DR copy of cluster {primary}'s snapshots is catalogued in the DR region ({catalogued} catalogued, {failed} failed their drill; with FAILOVER_REQUIRE_PROVEN only proven ones count); nothing was changed")]
     NoSnapshot {
         /// The primary cluster.
         primary: String,

@@ -169,12 +169,18 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         ))
     }
 
-    /// The newest DR copy of the primary's snapshots that no drill failed; a proven one
-    /// is preferred only when it is the newest (a failover wants the least data loss).
+    /// The newest DR copy of the primary's snapshots that no drill failed (a failover
+    /// wants the least data loss; the copy's whole object is checked against its catalog
+    /// entry before anything is sent); with `FAILOVER_REQUIRE_PROVEN`, the newest a drill
+    /// proved.
     async fn choose_snapshot(&self) -> Result<CatalogEntry, FailoverError> {
         let entries = self.catalog.entries(&self.settings.primary).await?;
         let catalogued = entries.len();
-        let usable: Vec<&CatalogEntry> = entries.iter().filter(|e| !e.drill_failed()).collect();
+        let usable: Vec<&CatalogEntry> = entries
+            .iter()
+            .filter(|e| !e.drill_failed())
+            .filter(|e| !self.settings.require_proven || e.drill_proven())
+            .collect();
         let failed = catalogued - usable.len();
         usable
             .into_iter()

@@ -121,3 +121,30 @@ async fn a_pilot_light_group_is_returned_to_zero_and_no_drill_runs_during_a_fail
         "the failover found the standby holding the copy the drill restored"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_proof_required_a_failover_restores_only_a_proven_copy() {
+    let mut bed = Bed::down();
+    bed.failover.settings.require_proven = true;
+    let error = bed
+        .send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("nothing proven yet");
+    assert_eq!(error.error_type, "Permanent.NoSnapshot");
+    assert_eq!(bed.primary_group.now().desired, 3, "nothing changed");
+    // The older copy proven (the newer never drilled): it is the one restored.
+    let mut older = dr_copy(5, 40);
+    older.drill = Some(DrillResult {
+        at: Utc::now(),
+        passed: true,
+        detail: "proven".into(),
+    });
+    crate::snapshots::catalog::Catalog::put(&bed.catalog, &older)
+        .await
+        .expect("put");
+    let outcome = bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    let FailoverOutcome::FailedOver(record) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(record.snapshot, older.object);
+}

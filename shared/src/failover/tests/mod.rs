@@ -58,6 +58,7 @@ fn settings() -> FailoverSettings {
         primary_region: "eu-west-1".into(),
         primary_group: "prod-vault".into(),
         probes: 3,
+        require_proven: false,
         probe_interval: Duration::from_secs(2),
         alarms: vec![ALARM.into()],
         standby_size: 3,
