@@ -31,6 +31,10 @@ async fn send(failover: &DeployedFailover, event: Value) -> Result<FailoverOutco
         .map_err(|e| anyhow::anyhow!("{}: {}", e.error_type, e.message))
 }
 
+/// Before the outage, the dr-failover binary under the Lambda runtime emulator,
+/// configured from its environment as the standby's stack sets it, answers the plan
+/// sample with the DR copy (the primary healthy), refuses a failback with no failover to
+/// return from and an alarm it is not configured for; nothing changes. Then the outage.
 #[tokio::test]
 async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()> {
     let logs = capture_logs();
@@ -40,6 +44,7 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         .await?
         .dr_copy
         .context("a DR copy")?;
+    let printed = under_the_emulator(&dr, &copy).await?;
     let failover = dr.failover()?;
     dr.primary.bed.bao.kill(0);
 
@@ -94,8 +99,55 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
 
     let mut secrets = dr.standby.bed.stored_secret_values().await?;
     secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    testbed::assert_no_secret(
+        &secrets,
+        &[&logs.contents(), &format!("{outcome:?}"), &printed],
+    );
     Ok(())
+}
+
+/// The binary's checks before the outage; what it printed.
+async fn under_the_emulator(
+    dr: &DrBed,
+    copy: &shared::snapshots::store::Location,
+) -> Result<String> {
+    let mut emulator = testbed::lambda::LambdaEmulator::start(&dr.failover_env()?).await?;
+    let timeout = Duration::from_secs(120);
+    let testbed::lambda::Invocation::Ok(plan) = emulator
+        .invoke("dr-failover", "dr-failover/plan.json", timeout)
+        .await?
+    else {
+        bail!("plan.json failed; emulator output:\n{}", emulator.output());
+    };
+    assert_eq!(plan["outcome"], "planned", "{plan}");
+    assert_eq!(
+        plan["snapshot"]["object"]["key"],
+        copy.key.as_str(),
+        "{plan}"
+    );
+    assert_eq!(plan["primary"]["healthy"], true, "the primary runs: {plan}");
+    for (sample, error_type) in [
+        (
+            "dr-failover/failback.json",
+            "Permanent.NoFailoverToReturnFrom",
+        ),
+        (
+            "dr-failover/alarm-action-anomaly.json",
+            "Permanent.UnknownAlarm",
+        ),
+    ] {
+        let answer = emulator.invoke("dr-failover", sample, timeout).await?;
+        let testbed::lambda::Invocation::Err(text) = &answer else {
+            bail!("{sample}: expected an error, got {answer:?}");
+        };
+        assert!(text.contains(error_type), "{sample}: {text}");
+    }
+    assert_eq!(
+        dr.primary_group().capacity().await?.desired,
+        1,
+        "nothing fenced"
+    );
+    Ok(emulator.output())
 }
 
 #[tokio::test]
@@ -164,61 +216,6 @@ async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_bef
     };
     assert_eq!(record.snapshot, older);
     assert_eq!(dr.standby_kv().await?.as_deref(), Some("older"));
-    Ok(())
-}
-
-/// The dr-failover binary under the Lambda runtime emulator, configured from its
-/// environment as the standby's stack sets it: the plan sample answers with the DR copy,
-/// a failback with no failover to return from is refused, and an alarm it is not
-/// configured for changes nothing.
-#[tokio::test]
-async fn the_binary_under_the_emulator_plans_and_refuses_what_it_must() -> Result<()> {
-    let dr = DrBed::start().await?;
-    let copy = dr
-        .backed_up("from-primary")
-        .await?
-        .dr_copy
-        .context("a DR copy")?;
-    let mut emulator = testbed::lambda::LambdaEmulator::start(&dr.failover_env()?).await?;
-    let timeout = Duration::from_secs(120);
-    let testbed::lambda::Invocation::Ok(plan) = emulator
-        .invoke("dr-failover", "dr-failover/plan.json", timeout)
-        .await?
-    else {
-        bail!("plan.json failed; emulator output:\n{}", emulator.output());
-    };
-    assert_eq!(plan["outcome"], "planned", "{plan}");
-    assert_eq!(
-        plan["snapshot"]["object"]["key"],
-        copy.key.as_str(),
-        "{plan}"
-    );
-    assert_eq!(plan["primary"]["healthy"], true, "the primary runs: {plan}");
-    for (sample, error_type) in [
-        (
-            "dr-failover/failback.json",
-            "Permanent.NoFailoverToReturnFrom",
-        ),
-        (
-            "dr-failover/alarm-action-anomaly.json",
-            "Permanent.UnknownAlarm",
-        ),
-    ] {
-        let answer = emulator.invoke("dr-failover", sample, timeout).await?;
-        let testbed::lambda::Invocation::Err(text) = &answer else {
-            bail!("{sample}: expected an error, got {answer:?}");
-        };
-        assert!(text.contains(error_type), "{sample}: {text}");
-    }
-    assert_eq!(
-        dr.primary_group().capacity().await?.desired,
-        1,
-        "nothing fenced"
-    );
-    let printed = emulator.output();
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&printed]);
     Ok(())
 }
 
