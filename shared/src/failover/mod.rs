@@ -8,9 +8,9 @@
 //! a run cut off in any phase resumes at the next one, and an alarm delivered again after
 //! the end finds the record done and changes nothing. A phase that fails before the DR
 //! cluster serves gives the primary's group its size back and rewinds the record to its
-//! confirmation, so the next run fences again; from verification on, the primary stays
-//! fenced. The return ([`failback`]) and the restore drill ([`drill`]) run under the same
-//! lock.
+//! confirmation, so the next run probes the primary again and fences again; from
+//! verification on, the primary stays fenced. The return ([`failback`]) and the restore
+//! drill ([`drill`]) run under the same lock.
 
 mod adopt;
 mod assembly;
@@ -218,9 +218,11 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             info!(started_at = %done.started_at, "the failover already ran to its end; nothing was changed");
             return Ok(FailoverOutcome::AlreadyFailedOver(done.clone()));
         }
-        // A run resuming a confirmed failover does not ask again: the primary is fenced
-        // or about to be, and a fenced primary cannot answer healthy.
-        let confirmed = if record.is_some() || trigger.force {
+        // A run resuming a failover past its fence does not ask again: a fenced primary
+        // cannot answer healthy. A record rewound to its confirmation (a failed run gave
+        // the primary its size back) is confirmed again: the primary may serve by now.
+        let fenced = record.as_ref().is_some_and(|r| r.completed(Phase::Fenced));
+        let confirmed = if fenced || trigger.force {
             None
         } else {
             Some(self.confirm_primary_down().await?)
@@ -291,7 +293,8 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     }
 
     /// Records the failure; before the DR side serves, gives the primary its size back
-    /// and rewinds the record to its confirmation (the next run fences again).
+    /// and rewinds the record to its confirmation (the next run probes the primary and
+    /// fences again).
     async fn phase_failed(
         &self,
         record: &mut FailoverRecord,

@@ -385,3 +385,26 @@ async fn a_run_cut_off_after_any_phase_converges_on_the_next_delivery() {
         assert!(bed.notifier.sent().len() <= 2, "after {last}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_that_serves_again_after_a_failed_run_is_not_fenced_by_the_next_alarm() {
+    let healthy = FakePrimary::healthy().answers.lock().expect("lock").clone();
+    let mut answers: Vec<_> = (0..3)
+        .map(|_| Err(crate::failover::ProbeFailure::NoAnswer("refused".into())))
+        .collect();
+    answers.extend(healthy);
+    let bed = Bed::with(FakePrimary::answering(answers));
+    bed.restores.fail_next.store(1, Ordering::SeqCst);
+    bed.send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("the restore fails");
+    assert_eq!(bed.primary_group.now().desired, 3, "given its size back");
+    // The primary serves again; the alarm comes once more.
+    let error = bed
+        .send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("confirmed again");
+    assert_eq!(error.error_type, "Permanent.PrimaryHealthy");
+    assert_eq!(bed.primary_group.now().desired, 3, "not fenced again");
+    assert!(bed.restored().is_empty());
+}
