@@ -9,8 +9,8 @@
 //! the end finds the record done and changes nothing. A phase that fails before the DR
 //! cluster serves gives the primary's group its size back and rewinds the record to its
 //! confirmation, so the next run probes the primary again and fences again; from
-//! verification on, the primary stays fenced. The return ([`failback`]) and the restore
-//! drill ([`drill`]) run under the same lock.
+//! verification on, the primary stays fenced. The return (`failback`) and the restore
+//! drill (`drill`) run under the same lock.
 
 mod adopt;
 mod assembly;
