@@ -70,7 +70,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         };
         if record.failback.is_none() {
             // Nothing changes before the primary is found serving.
-            let detail = self.primary_serving(deadline).await?;
+            let detail = self.primary_serving().await?;
             record.failback = Some(Failback {
                 id: request_id.to_owned(),
                 started_at: Utc::now(),
@@ -136,8 +136,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     }
 
     /// An active, unsealed primary node, or the refusal that changes nothing.
-    async fn primary_serving(&self, deadline: Instant) -> Result<String, FailoverError> {
-        let _ = deadline;
+    async fn primary_serving(&self) -> Result<String, FailoverError> {
         let members = self.primary_fleet.members().await?;
         let asked = members.len();
         match find_active(&self.vault, members).await {
@@ -164,7 +163,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             retry_helps: e.error_type.starts_with("Transient"),
         };
         match phase {
-            FailbackPhase::PrimaryServing => self.primary_serving(deadline).await,
+            FailbackPhase::PrimaryServing => self.primary_serving().await,
             FailbackPhase::DrSnapshot => {
                 let reason = format!("failback of {} to the primary", self.settings.primary);
                 let entry = self

@@ -35,7 +35,7 @@ pub use self::{
     drill::DrillReport,
     error::FailoverError,
     plan::{ChosenSnapshot, FailoverPlan, PrimaryView},
-    ports::{PrimaryApi, PrimaryAt, ProbeFailure, StandbyBackup, StandbyRestore, StandbyRestored},
+    ports::{ClusterRestore, ClusterRestored, PrimaryApi, PrimaryAt, ProbeFailure, StandbyBackup},
 };
 use crate::{
     cluster::{
@@ -69,12 +69,12 @@ pub struct DrFailover<N, P> {
     /// The primary's API.
     pub primary: Box<dyn PrimaryApi>,
     /// The restore into the standby.
-    pub restorer: Box<dyn StandbyRestore>,
+    pub restorer: Box<dyn ClusterRestore>,
     /// The primary's group (its members), in the primary region: a failback restores
     /// into it.
     pub primary_fleet: Box<dyn Fleet>,
     /// The restore of the DR cluster's snapshot into the primary (a failback).
-    pub primary_restorer: Box<dyn StandbyRestore>,
+    pub primary_restorer: Box<dyn ClusterRestore>,
     /// A snapshot of the DR cluster (a failback).
     pub standby_backup: Box<dyn StandbyBackup>,
     /// The DR region's catalog (the DR copies of the primary's snapshots).

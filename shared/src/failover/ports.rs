@@ -54,51 +54,52 @@ impl<N: NodeApi> PrimaryApi for PrimaryAt<N> {
     }
 }
 
-/// What a restore into the standby left.
+/// What a restore into a cluster left.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StandbyRestored {
+pub struct ClusterRestored {
     /// The node active after it.
     pub active_node: String,
     /// The Raft index it applied.
     pub applied_index: u64,
-    /// The safety snapshot of the standby taken first.
+    /// The safety snapshot of that cluster taken first.
     pub safety_snapshot: Location,
 }
 
-/// Restores another cluster's snapshot into the standby cluster.
+/// Restores another cluster's snapshot into one cluster: the standby (a failover, a
+/// drill) or the primary (a failback), each its own instance.
 #[async_trait]
-pub trait StandbyRestore: Send + Sync {
-    /// Restores `snapshot` (a DR copy of the primary's, catalogued in the DR region) with
-    /// `force`, unsealing the standby with the primary's shares of the snapshot's
-    /// generation; returns when an active node is healthy, or fails naming why.
+pub trait ClusterRestore: Send + Sync {
+    /// Restores `snapshot` (catalogued in the DR region) with `force`, unsealing the
+    /// cluster with the source's shares of the snapshot's generation; returns when an
+    /// active node is healthy, or fails naming why.
     async fn restore(
         &self,
         snapshot: &Location,
         reason: &str,
         request_id: &str,
         deadline: Instant,
-    ) -> Result<StandbyRestored, FunctionError>;
+    ) -> Result<ClusterRestored, FunctionError>;
 }
 
 /// snapshot-restore's steps (check the whole object against the catalog, safety
 /// snapshot, send with `force`, unseal with the source's shares, wait until healthy),
 /// configured for the DR region's bucket, table and the standby's group.
 #[async_trait]
-impl<N: NodeApi, P: ParameterStore> StandbyRestore for SnapshotRestore<N, P> {
+impl<N: NodeApi, P: ParameterStore> ClusterRestore for SnapshotRestore<N, P> {
     async fn restore(
         &self,
         snapshot: &Location,
         reason: &str,
         request_id: &str,
         deadline: Instant,
-    ) -> Result<StandbyRestored, FunctionError> {
+    ) -> Result<ClusterRestored, FunctionError> {
         let request = json!({
             "snapshot": {"key": snapshot.key, "version_id": snapshot.version_id},
             "force": true,
             "reason": reason,
         });
         match self.handle(&request, request_id, deadline).await? {
-            RestoreOutcome::Restored(report) => Ok(StandbyRestored {
+            RestoreOutcome::Restored(report) => Ok(ClusterRestored {
                 active_node: report.active_node,
                 applied_index: report.applied_index,
                 safety_snapshot: report.safety_snapshot,

@@ -18,7 +18,7 @@ use crate::{
     cluster::node::Health,
     failover::{
         record::{FailoverRecord, FailoverRecords},
-        PrimaryApi, ProbeFailure, StandbyBackup, StandbyRestore, StandbyRestored,
+        ClusterRestore, ClusterRestored, PrimaryApi, ProbeFailure, StandbyBackup,
     },
     lambda::FunctionError,
     lifecycle::records::RecordError,
@@ -113,7 +113,7 @@ impl PrimaryApi for FakePrimary {
 
 /// The restore into the standby: the fake standby cluster takes the snapshot's cluster
 /// id; `fail_next` makes the next restore fail as a transient error.
-pub struct FakeStandbyRestore {
+pub struct FakeClusterRestore {
     /// The standby (shared with the failover's node port, a `FailingNode`).
     pub standby: std::sync::Arc<FakeCluster>,
     /// The cluster id a restore brings (the primary's).
@@ -129,14 +129,14 @@ pub struct FakeStandbyRestore {
 }
 
 #[async_trait]
-impl StandbyRestore for FakeStandbyRestore {
+impl ClusterRestore for FakeClusterRestore {
     async fn restore(
         &self,
         snapshot: &Location,
         _reason: &str,
         _request_id: &str,
         _deadline: Instant,
-    ) -> Result<StandbyRestored, FunctionError> {
+    ) -> Result<ClusterRestored, FunctionError> {
         if self
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -168,7 +168,7 @@ impl StandbyRestore for FakeStandbyRestore {
             .unwrap_or_else(|p| p.into_inner())
             .push(snapshot.clone());
         let active = self.standby.active().unwrap_or_default();
-        Ok(StandbyRestored {
+        Ok(ClusterRestored {
             active_node: self.standby.addr(&active).to_string(),
             applied_index: 0,
             safety_snapshot: snapshot.clone(),
@@ -192,14 +192,14 @@ impl<T: FailoverRecords> FailoverRecords for std::sync::Arc<T> {
 
 /// Shared, as a test keeps a handle on it.
 #[async_trait]
-impl<T: StandbyRestore> StandbyRestore for std::sync::Arc<T> {
+impl<T: ClusterRestore> ClusterRestore for std::sync::Arc<T> {
     async fn restore(
         &self,
         snapshot: &Location,
         reason: &str,
         request_id: &str,
         deadline: Instant,
-    ) -> Result<StandbyRestored, FunctionError> {
+    ) -> Result<ClusterRestored, FunctionError> {
         (**self)
             .restore(snapshot, reason, request_id, deadline)
             .await

@@ -45,6 +45,7 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         .dr_copy
         .context("a DR copy")?;
     let printed = under_the_emulator(&dr, &copy).await?;
+    untrusted_primary_is_not_down(&dr).await?;
     let failover = dr.failover()?;
     dr.primary.bed.bao.kill(0);
 
@@ -102,6 +103,49 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
     testbed::assert_no_secret(
         &secrets,
         &[&logs.contents(), &format!("{outcome:?}"), &printed],
+    );
+    Ok(())
+}
+
+/// With a CA bundle that trusts only the standby, the running primary's certificate is
+/// untrusted: never taken for "down". The plan says so, an alarm is refused, nothing is
+/// fenced.
+async fn untrusted_primary_is_not_down(dr: &DrBed) -> Result<()> {
+    let mut env = dr.failover_env()?;
+    env.retain(|(k, _)| k != "VAULT_CACERT_PEM");
+    env.push((
+        "VAULT_CACERT_PEM".to_owned(),
+        dr.standby.bed.bao.ca.ca_pem.clone(),
+    ));
+    let env = shared::config::Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let failover = shared::failover::from_sdk(
+        &dr.primary.dr.sdk,
+        shared::failover::FailoverConfig::from(&env)?,
+    )?;
+    let FailoverOutcome::Planned(plan) = send(&failover, sample("plan.json")?).await? else {
+        bail!("expected a plan");
+    };
+    assert!(
+        plan.primary.untrusted && !plan.primary.healthy,
+        "{:?}",
+        plan.primary
+    );
+    assert!(
+        plan.blocking.iter().any(|b| b.contains("VAULT_CACERT_PEM")),
+        "{:?}",
+        plan.blocking
+    );
+    let refused = send(&failover, sample("eventbridge-composite.json")?).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PrimaryUnverifiable")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        dr.primary_group().capacity().await?.desired,
+        1,
+        "nothing fenced"
     );
     Ok(())
 }

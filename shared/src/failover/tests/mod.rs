@@ -21,9 +21,9 @@ use crate::{
         store::Location,
     },
     testing::{
-        FailingNode, FakeCatalog, FakeCluster, FakeDns, FakeFailoverRecords, FakeFleet, FakeGroup,
-        FakeLocks, FakeMetrics, FakeNotifier, FakeParameters, FakePrimary, FakeStandbyBackup,
-        FakeStandbyRestore,
+        FailingNode, FakeCatalog, FakeCluster, FakeClusterRestore, FakeDns, FakeFailoverRecords,
+        FakeFleet, FakeGroup, FakeLocks, FakeMetrics, FakeNotifier, FakeParameters, FakePrimary,
+        FakeStandbyBackup,
     },
 };
 
@@ -40,11 +40,11 @@ struct Bed {
     dns: Arc<FakeDns>,
     notifier: Arc<FakeNotifier>,
     records: Arc<FakeFailoverRecords>,
-    restores: Arc<FakeStandbyRestore>,
+    restores: Arc<FakeClusterRestore>,
     catalog: FakeCatalog,
     metrics: Arc<FakeMetrics>,
     /// Restores into the primary (a failback).
-    primary_restores: Arc<FakeStandbyRestore>,
+    primary_restores: Arc<FakeClusterRestore>,
     /// Snapshots of the DR cluster (a failback).
     backups: Arc<FakeStandbyBackup>,
 }
@@ -160,7 +160,7 @@ impl Bed {
         let notifier = Arc::new(FakeNotifier::default());
         let records = Arc::new(FakeFailoverRecords::default());
         let metrics = Arc::new(FakeMetrics::default());
-        let restores = Arc::new(FakeStandbyRestore {
+        let restores = Arc::new(FakeClusterRestore {
             standby: standby.clone(),
             cluster_id: "c-primary".into(),
             restored: Default::default(),
@@ -170,7 +170,7 @@ impl Bed {
         });
         // The fake's one cluster plays the primary too once it serves again: what a
         // failback needs of it is an active node that has applied the DR snapshot.
-        let primary_restores = Arc::new(FakeStandbyRestore {
+        let primary_restores = Arc::new(FakeClusterRestore {
             standby: standby.clone(),
             cluster_id: "c-primary".into(),
             restored: Default::default(),
