@@ -3,6 +3,14 @@
 //! cluster; the functions not built yet get theirs then too, so adding one later needs
 //! no root token.
 
+/// The KV (version 1) mount of the product's own, made by bootstrap: it holds the canary.
+pub const CANARY_MOUNT: &str = "vault-lifecycle";
+
+/// The canary: written by every snapshot just before it is taken (its value recorded in
+/// the snapshot's catalog entry), read after a restore to prove the data is the
+/// snapshot's.
+pub const CANARY_PATH: &str = "vault-lifecycle/canary";
+
 /// health-probe reads autopilot's view of the cluster; it changes nothing.
 pub const HEALTH_PROBE: &str = r#"path "sys/storage/raft/autopilot/state" {
   capabilities = ["read"]
@@ -25,15 +33,22 @@ path "sys/step-down" {
 }
 "#;
 
-/// snapshot-backup takes snapshots.
+/// snapshot-backup writes the canary and takes snapshots.
 pub const SNAPSHOT_BACKUP: &str = r#"path "sys/storage/raft/snapshot" {
   capabilities = ["read"]
 }
+path "vault-lifecycle/canary" {
+  capabilities = ["create", "update"]
+}
 "#;
 
-/// snapshot-restore takes the safety snapshot, restores, and watches the cluster recover.
+/// snapshot-restore takes the safety snapshot (its canary first), restores, and watches
+/// the cluster recover.
 pub const SNAPSHOT_RESTORE: &str = r#"path "sys/storage/raft/snapshot" {
   capabilities = ["read", "update"]
+}
+path "vault-lifecycle/canary" {
+  capabilities = ["create", "update", "read"]
 }
 path "sys/storage/raft/snapshot-force" {
   capabilities = ["update", "sudo"]
@@ -95,9 +110,13 @@ path "sys/rekey-recovery-key/*" {
 }
 "#;
 
-/// dr-failover checks the standby cluster and restores the latest snapshot into it.
+/// dr-failover checks the standby cluster, restores the latest snapshot into it and reads
+/// its canary; for a failback it snapshots the DR cluster (its canary first).
 pub const DR_FAILOVER: &str = r#"path "sys/storage/raft/autopilot/state" {
   capabilities = ["read"]
+}
+path "vault-lifecycle/canary" {
+  capabilities = ["create", "update", "read"]
 }
 path "sys/storage/raft/snapshot" {
   capabilities = ["read"]

@@ -1,6 +1,7 @@
 //! The restore drill: the newest DR copy of the primary's snapshots restored into the
 //! idle standby, checked (the whole object against its catalog entry before sending; the
-//! primary's cluster id and at least the snapshot's Raft index after), and its catalog
+//! primary's cluster id and the snapshot's canary after, or for a snapshot without one
+//! at least its Raft index), and its catalog
 //! entry marked proven or failed. A failover never chooses a failed one. The age of the
 //! newest proven copy is published as `LastProvenRestorableAgeSeconds` (dimension
 //! `Cluster` = the primary), which an alarm watches.
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
+    phases::Holding,
     record::{FailoverRecord, Phase},
     DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
 };
@@ -171,19 +173,19 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             });
         }
         let record = FailoverRecord::for_drill(entry);
-        let Some(held) = self.holds_snapshot(&record).await? else {
-            return Ok((
-                false,
-                format!(
-                    "restored, but no active standby node holds cluster {} at index {} or later",
-                    entry.cluster_id, entry.index
-                ),
-            ));
-        };
         // The standby now holds the primary's data: it unseals and logs in with the
-        // primary's shares and credentials from here on.
+        // primary's shares and credentials from here on, and its canary is read with
+        // them.
         let adopted = self.ensure_adopted(&record, deadline).await?;
-        Ok((true, format!("{held}; {adopted}")))
+        match self.holds_snapshot(&record).await? {
+            Holding::Held(held) => Ok((true, format!("{held}; {adopted}"))),
+            Holding::NotHeld(why) => Ok((false, format!("restored, but {why}"))),
+            Holding::Unknown(why) => Err(FailoverError::Phase {
+                phase: Phase::Verified,
+                reason: format!("the drill restored the snapshot but could not check it: {why}"),
+                retry_helps: true,
+            }),
+        }
     }
 
     /// Publishes the age of the newest proven copy; `None` (nothing published) when no

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
+    phases::{Holding, SnapshotIdentity},
     record::{Failback, FailbackDone, FailbackPhase, FailoverRecord, Phase},
     DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
 };
@@ -23,6 +24,7 @@ use crate::{
     cluster::{find_active, locks::Claim, node::NodeApi, ports::ParameterStore},
     error_chain,
     errors::Classify,
+    snapshots::catalog::CatalogEntry,
 };
 
 impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
@@ -183,8 +185,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
             FailbackPhase::RestoredIntoPrimary => {
                 let entry = self.failback_snapshot(record)?;
-                if let Some(held) = self.primary_holds(entry.index).await? {
-                    return Ok(format!("already restored: {held}"));
+                // Only the canary tells: the primary's own index, from its writes before
+                // the outage, may well be past the DR snapshot's.
+                if entry.canary.is_some() {
+                    if let Holding::Held(held) = self.primary_holds(&entry).await? {
+                        return Ok(format!("already restored: {held}"));
+                    }
                 }
                 let restored = self
                     .primary_restorer
@@ -206,16 +212,16 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
             FailbackPhase::PrimaryVerified => {
                 let entry = self.failback_snapshot(record)?;
-                self.primary_holds(entry.index)
-                    .await?
-                    .ok_or_else(|| FailoverError::FailbackPhase {
-                        phase: format!("{phase:?}"),
-                        reason: format!(
-                            "no active primary node has applied index {} or later",
-                            entry.index
-                        ),
-                        retry_helps: true,
-                    })
+                match self.primary_holds(&entry).await? {
+                    Holding::Held(held) => Ok(held),
+                    Holding::NotHeld(why) | Holding::Unknown(why) => {
+                        Err(FailoverError::FailbackPhase {
+                            phase: format!("{phase:?}"),
+                            reason: format!("the primary does not hold {}: {why}", entry.object),
+                            retry_helps: true,
+                        })
+                    }
+                }
             }
             FailbackPhase::SwitchedBack => {
                 let (Some(dns), Some(target)) = (
@@ -276,10 +282,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         }
     }
 
-    fn failback_snapshot(
-        &self,
-        record: &FailoverRecord,
-    ) -> Result<crate::snapshots::catalog::CatalogEntry, FailoverError> {
+    fn failback_snapshot(&self, record: &FailoverRecord) -> Result<CatalogEntry, FailoverError> {
         record
             .failback
             .as_ref()
@@ -291,18 +294,17 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             })
     }
 
-    /// An active primary node that has applied at least `index`.
-    async fn primary_holds(&self, index: u64) -> Result<Option<String>, FailoverError> {
-        let members = self.primary_fleet.members().await?;
-        let Some((node, _)) = find_active(&self.vault, members).await else {
-            return Ok(None);
-        };
-        Ok(match self.vault.leader(&node.addr).await {
-            Ok(leader) if leader.raft_applied_index >= index => Some(format!(
-                "node {} at index {}",
-                node.instance, leader.raft_applied_index
-            )),
-            _ => None,
-        })
+    /// Whether the primary holds the DR cluster's snapshot `entry`.
+    async fn primary_holds(&self, entry: &CatalogEntry) -> Result<Holding, FailoverError> {
+        self.cluster_holds(
+            self.primary_fleet.as_ref(),
+            self.primary_restorer.as_ref(),
+            &SnapshotIdentity {
+                cluster_id: &entry.cluster_id,
+                index: entry.index,
+                canary: entry.canary.as_deref(),
+            },
+        )
+        .await
     }
 }

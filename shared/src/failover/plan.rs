@@ -238,6 +238,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             snapshot_taken_at: entry.taken_at,
             snapshot_index: entry.index,
             snapshot_cluster_id: entry.cluster_id.clone(),
+            snapshot_canary: entry.canary.clone(),
             share_generation: entry.share_generation.unwrap_or(1),
             primary_group_was: None,
             standby_group_was: None,

@@ -7,7 +7,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::{
-    cluster::{node::Health, node::NodeApi, ports::ParameterStore},
+    cluster::{
+        find_active, node::Health, node::NodeApi, policies::CANARY_PATH, ports::ParameterStore,
+    },
     error_chain,
     ids::NodeAddr,
     lambda::FunctionError,
@@ -79,6 +81,11 @@ pub trait ClusterRestore: Send + Sync {
         request_id: &str,
         deadline: Instant,
     ) -> Result<ClusterRestored, FunctionError>;
+
+    /// The canary the cluster's active node holds now (`None`: none was ever written),
+    /// read with a fresh login: the credentials in force now (after a failover's
+    /// adoption, the primary's). An error when no node is active or the read fails.
+    async fn canary(&self) -> Result<Option<String>, FunctionError>;
 }
 
 /// snapshot-restore's steps (check the whole object against the catalog, safety
@@ -109,6 +116,33 @@ impl<N: NodeApi, P: ParameterStore> ClusterRestore for SnapshotRestore<N, P> {
                 message: format!("the standby's restore did not run: {other:?}"),
             }),
         }
+    }
+
+    async fn canary(&self) -> Result<Option<String>, FunctionError> {
+        let transient = |message: String| FunctionError {
+            error_type: "Transient.CanaryUnread".into(),
+            message,
+        };
+        let members = self
+            .fleet
+            .members()
+            .await
+            .map_err(|e| transient(format!("the group's members: {}", error_chain(&e))))?;
+        let asked = members.len();
+        let Some((active, _)) = find_active(&self.vault, members).await else {
+            return Err(transient(format!("no active node ({asked} asked)")));
+        };
+        // A token cached before a restore names data that no longer exists.
+        self.login.forget();
+        let token = self
+            .login
+            .token(&self.vault, &active.addr)
+            .await
+            .map_err(|e| transient(format!("logging in: {}", error_chain(&e))))?;
+        self.vault
+            .read_canary(&active.addr, &token)
+            .await
+            .map_err(|e| transient(format!("reading {CANARY_PATH}: {}", error_chain(&e))))
     }
 }
 

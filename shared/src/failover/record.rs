@@ -119,6 +119,9 @@ pub struct FailoverRecord {
     pub snapshot_index: u64,
     /// The primary's cluster id in it.
     pub snapshot_cluster_id: String,
+    /// The canary written just before it was taken (`None`: it carries none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_canary: Option<String>,
     /// The share generation it needs.
     pub share_generation: Generation,
     /// The primary group's size before it was fenced (`None`: its region did not answer,
@@ -218,6 +221,7 @@ impl FailoverRecord {
             snapshot_taken_at: entry.taken_at,
             snapshot_index: entry.index,
             snapshot_cluster_id: entry.cluster_id.clone(),
+            snapshot_canary: entry.canary.clone(),
             share_generation: entry.share_generation.unwrap_or(1),
             primary_group_was: None,
             standby_group_was: None,

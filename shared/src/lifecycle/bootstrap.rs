@@ -103,6 +103,13 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             .ensure_auth_enabled(addr, &root, mount, "approle")
             .await
             .map_err(vault_step(format!("enabling approle at {mount}")))?;
+        self.vault
+            .ensure_canary_mount(addr, &root)
+            .await
+            .map_err(vault_step(format!(
+                "mounting {}/ for the snapshots' canary",
+                crate::cluster::policies::CANARY_MOUNT
+            )))?;
         let deployed = FUNCTIONS
             .iter()
             .filter(|(function, _)| self.settings.approle_functions.contains(function));

@@ -70,6 +70,12 @@ pub struct CatalogEntry {
     /// for entries written before it was recorded, or when SSM could not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_generation: Option<crate::keys::Generation>,
+    /// The canary written just before the snapshot was taken (`vault-lifecycle/canary`):
+    /// a restore of it must bring that value back. `None` for entries written before
+    /// canaries, or when the write was refused (a cluster bootstrapped without the mount
+    /// or an older policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
     /// The last restore drill of this snapshot (a DR copy's entry, in the DR region):
     /// a failover never chooses one that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{
     catalog::{BackupKind, Catalog, CatalogEntry, CatalogError},
@@ -15,6 +15,7 @@ use super::{
 use crate::{
     cluster::{
         node::{Health, NodeApi, VaultError},
+        policies::CANARY_PATH,
         ports::FleetNode,
     },
     errors::Classify,
@@ -97,6 +98,7 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
         let cluster_id = health.cluster_id.clone().unwrap_or_default();
         let taken_at = Utc::now();
         let unique = fastrand::u32(..);
+        let canary = self.write_canary(active, token, &taken_at, unique).await;
         info!(node = %active.addr, kind = kind.as_str(), "taking a snapshot from the active node");
         let mut body = self
             .vault
@@ -143,11 +145,35 @@ impl<N: NodeApi + ?Sized> Taker<'_, N> {
             reason,
             share_generation: self.generations.share,
             database_generation: self.generations.database,
+            canary,
             drill: None,
         };
         self.catalog.put(&entry).await?;
         info!(object = %entry.object, index = entry.index, term = entry.term, bytes = entry.bytes, sha256 = %entry.sha256, "snapshot catalogued");
         Ok(entry)
+    }
+}
+
+impl<N: NodeApi + ?Sized> Taker<'_, N> {
+    /// Writes the canary the snapshot about to be taken carries; its value, or `None`
+    /// when the cluster refused it (bootstrapped without the mount, or an older policy):
+    /// the snapshot is taken all the same, and a restore of it is checked by cluster id
+    /// and Raft index alone.
+    async fn write_canary(
+        &self,
+        active: &FleetNode,
+        token: &Secret,
+        taken_at: &DateTime<Utc>,
+        unique: u32,
+    ) -> Option<String> {
+        let value = format!("{}-{unique:08x}", taken_at.format("%Y%m%dT%H%M%SZ"));
+        match self.vault.write_canary(&active.addr, token, &value).await {
+            Ok(()) => Some(value),
+            Err(e) => {
+                warn!(node = %active.addr, path = CANARY_PATH, error = %crate::error_chain(&e), "the canary was not written; this snapshot carries none, and a restore of it is checked by cluster id and Raft index alone");
+                None
+            }
+        }
     }
 }
 

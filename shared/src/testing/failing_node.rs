@@ -571,6 +571,37 @@ impl<N: NodeApi> NodeApi for FailingNode<N> {
             .await;
         self.answer("database_credential", node, answer)
     }
+    async fn ensure_canary_mount(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<bool, VaultError> {
+        self.inject("ensure_canary_mount", node)?;
+        let answer = self.inner.ensure_canary_mount(node, token).await;
+        self.answer("ensure_canary_mount", node, answer)
+    }
+
+    async fn write_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        value: &str,
+    ) -> Result<(), VaultError> {
+        self.inject("write_canary", node)?;
+        let answer = self.inner.write_canary(node, token, value).await;
+        self.answer("write_canary", node, answer)
+    }
+
+    async fn read_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<Option<String>, VaultError> {
+        self.inject("read_canary", node)?;
+        let answer = self.inner.read_canary(node, token).await;
+        self.answer("read_canary", node, answer)
+    }
+
     async fn revoke_lease(
         &self,
         node: &NodeAddr,

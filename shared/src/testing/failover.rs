@@ -126,6 +126,9 @@ pub struct FakeClusterRestore {
     pub fail_as: Mutex<String>,
     /// The Raft index the cluster reports applied after a restore (`None`: unchanged).
     pub applied_index: Option<u64>,
+    /// The canary each snapshot (by key) brings; a snapshot not named here leaves the
+    /// cluster's canary as it was.
+    pub canaries: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 #[async_trait]
@@ -162,6 +165,10 @@ impl ClusterRestore for FakeClusterRestore {
             if self.applied_index.is_some() {
                 state.applied_index = self.applied_index;
             }
+            let canaries = self.canaries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(canary) = canaries.get(&snapshot.key) {
+                state.canary = Some(canary.clone());
+            }
         }
         self.restored
             .lock()
@@ -173,6 +180,17 @@ impl ClusterRestore for FakeClusterRestore {
             applied_index: 0,
             safety_snapshot: snapshot.clone(),
         })
+    }
+
+    async fn canary(&self) -> Result<Option<String>, FunctionError> {
+        let state = self.standby.state();
+        if state.leader.is_none() {
+            return Err(FunctionError {
+                error_type: "Transient.CanaryUnread".into(),
+                message: "no active node".into(),
+            });
+        }
+        Ok(state.canary.clone())
     }
 }
 
@@ -203,6 +221,9 @@ impl<T: ClusterRestore> ClusterRestore for std::sync::Arc<T> {
         (**self)
             .restore(snapshot, reason, request_id, deadline)
             .await
+    }
+    async fn canary(&self) -> Result<Option<String>, FunctionError> {
+        (**self).canary().await
     }
 }
 

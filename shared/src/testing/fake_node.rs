@@ -38,6 +38,7 @@ use crate::{
         OutgoingBody, RaftConfiguration, RaftServer, RotationStep, SealStatus, SecretIdInfo,
         ShareKind, ShareRotation, SnapshotStream, VaultError, VerifyStep,
     },
+    cluster::policies::CANARY_PATH,
     ids::NodeAddr,
     secret::Secret,
     snapshots::archive::SnapshotCheck,
@@ -167,6 +168,12 @@ pub struct ClusterState {
     pub destroyed_secret_ids: BTreeSet<String>,
     /// When each secret ID was made.
     pub secret_id_created: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    /// The canary's KV mount exists (bootstrap made it; a cluster built as already
+    /// running has it).
+    pub canary_mount: bool,
+    /// The canary's value. A restore leaves it as it is: the fake's snapshots do not
+    /// carry it (a test sets what a restore brings).
+    pub canary: Option<String>,
 }
 
 /// A database connection of the database secrets engine.
@@ -316,6 +323,7 @@ impl FakeCluster {
                 s.peers.insert(id.to_string(), true);
             }
             s.leader = instances.first().map(|i| i.to_string());
+            s.canary_mount = true;
         }
         cluster
     }
@@ -1528,6 +1536,56 @@ impl NodeApi for FakeCluster {
             lease_id,
             username: format!("v-{role}-{}", s.leases_issued),
         })
+    }
+
+    async fn ensure_canary_mount(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<bool, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "POST", "sys/mounts", token)?;
+        Ok(!std::mem::replace(&mut s.canary_mount, true))
+    }
+
+    async fn write_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        value: &str,
+    ) -> Result<(), VaultError> {
+        let mut s = self.state();
+        s.serving(node, "PUT", CANARY_PATH, token)?;
+        if !s.canary_mount {
+            return Err(status_error(
+                node,
+                "PUT",
+                CANARY_PATH,
+                404,
+                "no handler for route",
+            ));
+        }
+        s.canary = Some(value.to_owned());
+        Ok(())
+    }
+
+    async fn read_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<Option<String>, VaultError> {
+        let mut s = self.state();
+        s.serving(node, "GET", CANARY_PATH, token)?;
+        if !s.canary_mount {
+            return Err(status_error(
+                node,
+                "GET",
+                CANARY_PATH,
+                404,
+                "no handler for route",
+            ));
+        }
+        Ok(s.canary.clone())
     }
 
     async fn revoke_lease(

@@ -311,6 +311,25 @@ pub async fn node_contract<N: NodeApi>(
     let valid = answered(step, node.token_is_valid(a0, &login.token).await)?;
     ensure(!valid, step, valid)?;
 
+    // The canary: its mount made once; nothing to read before the first write; what was
+    // written read back.
+    let step = "mount the canary's engine";
+    let mounted = answered(step, node.ensure_canary_mount(a0, root).await)?;
+    ensure(mounted, step, mounted)?;
+    let step = "mount it again";
+    let again = answered(step, node.ensure_canary_mount(a0, root).await)?;
+    ensure(!again, step, again)?;
+    let step = "a canary never written";
+    let none = answered(step, node.read_canary(a0, root).await)?;
+    ensure(none.is_none(), step, &none)?;
+    answered(
+        "write the canary",
+        node.write_canary(a0, root, "contract-canary").await,
+    )?;
+    let step = "read the canary";
+    let read = answered(step, node.read_canary(a0, root).await)?;
+    ensure(read.as_deref() == Some("contract-canary"), step, &read)?;
+
     // A secret ID looked up names its accessor and age; destroyed by the accessor, it
     // no longer logs in nor is known; a second destroy finds nothing.
     let step = "look up a secret ID";

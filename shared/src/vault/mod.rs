@@ -6,6 +6,7 @@
 //! Redirects are not followed, so a token is only ever sent to the node we chose.
 
 mod bootstrap;
+mod canary;
 mod database;
 mod duration;
 mod operations;

@@ -569,6 +569,7 @@ async fn retention_over_1500_snapshots_keeps_exactly_the_policy() -> Result<()> 
         reason: None,
         share_generation: Some(1),
         database_generation: None,
+        canary: None,
         drill: None,
     };
     let catalog = catalog(&bed);

@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 use shared::{
     aws::DynamoCatalog,
     cluster::dr_ports::{DnsRecords, DnsTarget, GroupCapacity},
-    failover::{record::Phase, DeployedFailover, FailoverOutcome},
+    failover::{
+        record::{FailbackPhase, Phase},
+        DeployedFailover, FailoverOutcome,
+    },
     snapshots::catalog::Catalog,
     testing::capture_logs,
 };
@@ -39,11 +42,9 @@ async fn send(failover: &DeployedFailover, event: Value) -> Result<FailoverOutco
 async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()> {
     let logs = capture_logs();
     let mut dr = DrBed::start().await?;
-    let copy = dr
-        .backed_up("from-primary")
-        .await?
-        .dr_copy
-        .context("a DR copy")?;
+    let entry = dr.backed_up("from-primary").await?;
+    let canary = entry.canary.clone().context("the backup wrote a canary")?;
+    let copy = entry.dr_copy.context("a DR copy")?;
     let printed = under_the_emulator(&dr, &copy).await?;
     untrusted_primary_is_not_down(&dr).await?;
     let failover = dr.failover()?;
@@ -74,6 +75,16 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
     );
     assert_eq!(record.snapshot, copy);
     assert_eq!(dr.standby_kv().await?.as_deref(), Some("from-primary"));
+    let verified = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Verified)
+        .context("verified")?;
+    assert!(
+        verified.detail.contains(&canary),
+        "the standby holds the snapshot's canary: {}",
+        verified.detail
+    );
     assert_eq!(
         dr.records.current().await?,
         Some(DnsTarget::cname("vault-dr.example.com", 60)?)
@@ -271,6 +282,14 @@ async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_bef
 async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result<()> {
     let mut dr = DrBed::start().await?;
     dr.backed_up("before the outage").await?;
+    // Writes after the last backup, lost with the primary region: they put the
+    // primary's own Raft index past the snapshot of the DR cluster a failback takes,
+    // which must not pass for the primary already holding it.
+    for n in 0..200 {
+        dr.primary
+            .write("kv/after-the-backup", json!({ "value": n }))
+            .await?;
+    }
     let failover = dr.failover_in_an_outage()?;
     dr.primary.bed.bao.kill(0);
     let FailoverOutcome::FailedOver(record) = send(&failover, sample("sns-metric.json")?).await?
@@ -291,9 +310,27 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     let FailoverOutcome::FailedBack(record) = outcome else {
         bail!("expected a failback, got {outcome:?}");
     };
-    for phase in record.failback.iter().flat_map(|f| f.phases.iter()) {
+    let failback = record.failback.as_ref().context("the failback's record")?;
+    for phase in &failback.phases {
         eprintln!("  {:?} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
     }
+    let snapshot_canary = failback
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.canary.clone())
+        .context("the DR cluster's snapshot carries a canary")?;
+    let detail = |phase: FailbackPhase| {
+        failback
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.clone())
+            .unwrap_or_default()
+    };
+    let restored = detail(FailbackPhase::RestoredIntoPrimary);
+    assert!(!restored.starts_with("already"), "{restored}");
+    let verified = detail(FailbackPhase::PrimaryVerified);
+    assert!(verified.contains(&snapshot_canary), "{verified}");
     assert_eq!(
         dr.primary.kv("app").await?.as_deref(),
         Some("written in the DR region"),

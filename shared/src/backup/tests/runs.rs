@@ -232,3 +232,32 @@ async fn each_entry_records_the_share_and_database_generations_in_force() {
         "as the catalog keeps them"
     );
 }
+
+#[tokio::test]
+async fn each_snapshot_carries_a_canary_of_its_own_written_just_before_it() {
+    let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
+    let first = bed.backed_up(&tick("tick-1"), "req-1").await;
+    let canary = first.snapshot.canary.clone().expect("a canary");
+    assert_eq!(bed.cluster().state().canary.as_ref(), Some(&canary));
+    let second = bed.backed_up(&tick("tick-2"), "req-2").await;
+    let next = second.snapshot.canary.clone().expect("a canary");
+    assert_ne!(canary, next, "each snapshot its own");
+    assert_eq!(
+        bed.entries()
+            .iter()
+            .map(|e| e.canary.clone())
+            .collect::<Vec<_>>(),
+        [Some(canary), Some(next)],
+        "as the catalog keeps them"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_without_the_canary_mount_is_backed_up_without_a_canary() {
+    let cluster = FakeCluster::healthy(&["i-1"]);
+    cluster.state().canary_mount = false;
+    let bed = Bed::over(cluster, &["i-1"]);
+    let report = bed.backed_up(&tick("tick-1"), "req-1").await;
+    assert_eq!(report.snapshot.canary, None);
+    assert_eq!(bed.entries().len(), 1, "the snapshot taken all the same");
+}

@@ -281,6 +281,26 @@ pub trait NodeApi: Send + Sync {
         mount: &str,
         role: &str,
     ) -> Result<IssuedCredential, VaultError>;
+    /// Mounts the canary's KV engine (`vault-lifecycle/`, version 1) unless something is
+    /// mounted there; whether it mounted it now.
+    async fn ensure_canary_mount(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<bool, VaultError>;
+    /// Writes the canary (`vault-lifecycle/canary`).
+    async fn write_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        value: &str,
+    ) -> Result<(), VaultError>;
+    /// The canary; `None` when none was ever written.
+    async fn read_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<Option<String>, VaultError>;
     /// Revokes a lease.
     async fn revoke_lease(
         &self,

@@ -296,6 +296,28 @@ impl NodeApi for VaultClient {
     ) -> Result<IssuedCredential, VaultError> {
         VaultClient::database_credential(self, node, token, mount, role).await
     }
+    async fn ensure_canary_mount(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<bool, VaultError> {
+        VaultClient::ensure_canary_mount(self, node, token).await
+    }
+    async fn write_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+        value: &str,
+    ) -> Result<(), VaultError> {
+        VaultClient::write_canary(self, node, token, value).await
+    }
+    async fn read_canary(
+        &self,
+        node: &NodeAddr,
+        token: &Secret,
+    ) -> Result<Option<String>, VaultError> {
+        VaultClient::read_canary(self, node, token).await
+    }
     async fn revoke_lease(
         &self,
         node: &NodeAddr,

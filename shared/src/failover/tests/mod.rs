@@ -1,11 +1,16 @@
 //! dr-failover on fakes: a warm standby of one node, the primary's DR copies in the DR
 //! catalog and its shares in the DR region's SSM.
 
+mod canaries;
 mod drills;
 mod failbacks;
 mod runs;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -113,9 +118,28 @@ fn dr_copy(hours_ago: i64, index: u64) -> CatalogEntry {
         reason: None,
         share_generation: Some(1),
         database_generation: None,
+        canary: Some(canary_of(hours_ago)),
         drill: None,
     }
 }
+
+/// The canary of the snapshot taken `hours_ago`.
+fn canary_of(hours_ago: i64) -> String {
+    format!("canary-{hours_ago}h")
+}
+
+/// What restoring each of the bed's snapshots brings: its canary.
+fn canaries() -> Mutex<BTreeMap<String, String>> {
+    let mut canaries: BTreeMap<String, String> = [5, 1, 0]
+        .into_iter()
+        .map(|hours| (dr_copy(hours, 1).object.key, canary_of(hours)))
+        .collect();
+    canaries.insert(FAILBACK_KEY.into(), canary_of(0));
+    Mutex::new(canaries)
+}
+
+/// The key of the DR cluster's snapshot a failback takes.
+const FAILBACK_KEY: &str = "vault-lifecycle/prod-dr/failback.snap";
 
 impl Bed {
     fn with(primary: FakePrimary) -> Self {
@@ -167,6 +191,7 @@ impl Bed {
             fail_next: Default::default(),
             fail_as: Default::default(),
             applied_index: None,
+            canaries: canaries(),
         });
         // The fake's one cluster plays the primary too once it serves again: what a
         // failback needs of it is an active node that has applied the DR snapshot.
@@ -177,12 +202,13 @@ impl Bed {
             fail_next: Default::default(),
             fail_as: Default::default(),
             applied_index: Some(150),
+            canaries: canaries(),
         });
         let backups = Arc::new(FakeStandbyBackup {
             entry: CatalogEntry {
                 cluster: "prod-dr".into(),
                 object: Location {
-                    key: "vault-lifecycle/prod-dr/failback.snap".into(),
+                    key: FAILBACK_KEY.into(),
                     ..dr_copy(0, 80).object
                 },
                 ..dr_copy(0, 120)

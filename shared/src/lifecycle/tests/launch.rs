@@ -42,6 +42,7 @@ async fn the_first_node_initialises_the_cluster_and_becomes_its_voter() {
         ],
         "no AppRole for a function that is not deployed"
     );
+    assert!(state.canary_mount, "the snapshots' canary has its mount");
     assert!(
         state
             .approle_limits

@@ -126,6 +126,7 @@ impl Bed {
             reason: None,
             share_generation: None,
             database_generation: None,
+            canary: None,
             drill: None,
         };
         futures::executor::block_on(self.catalog.put(&entry)).expect("put");
