@@ -1,5 +1,5 @@
 //! Restore drills: a proven copy, a failed one never chosen by a failover, a pilot-light
-//! group returned to 0, and no drill while a failover is recorded.
+//! group kept at one node, and no drill while a failover is recorded.
 
 use std::sync::atomic::Ordering;
 
@@ -94,7 +94,7 @@ async fn a_standby_that_cannot_restore_says_nothing_about_the_snapshot() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pilot_light_group_is_returned_to_zero_and_no_drill_runs_during_a_failover() {
+async fn a_pilot_light_group_keeps_its_node_after_a_drill_and_no_drill_runs_during_a_failover() {
     let bed = Bed::down();
     bed.standby_group.capacity.lock().expect("lock").desired = 0;
     // The fake standby node answers at once, as a warm one would once booted.
@@ -102,8 +102,8 @@ async fn a_pilot_light_group_is_returned_to_zero_and_no_drill_runs_during_a_fail
     assert!(report.passed);
     assert_eq!(
         bed.standby_group.now().desired,
-        0,
-        "back to 0 after the drill"
+        1,
+        "kept at one node: an emptied group could not be raised again"
     );
 
     bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
