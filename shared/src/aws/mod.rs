@@ -168,6 +168,17 @@ impl DynamoStateRecords {
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: String, cluster: ClusterName) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(sdk), table, cluster)
     }
+
+    /// Records in `table` of `region` (the DR region's, for a primary's failover
+    /// record) for `cluster`.
+    pub fn in_region(
+        sdk: &aws_config::SdkConfig,
+        region: &str,
+        table: String,
+        cluster: ClusterName,
+    ) -> Self {
+        Self::from_sdk(&in_region(sdk, region), table, cluster)
+    }
 }
 
 impl AsgLifecycleActions {

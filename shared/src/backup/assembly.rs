@@ -4,7 +4,7 @@ use super::{BackupConfig, SnapshotBackup};
 use crate::{
     aws::{
         sdk_config, vault_login, AsgFleet, CloudWatchMetrics, DynamoCatalog, DynamoLocks,
-        S3SnapshotStore, SsmParameters,
+        DynamoStateRecords, S3SnapshotStore, SsmParameters,
     },
     lambda::StartupError,
     snapshots::store::SnapshotObjects,
@@ -56,6 +56,16 @@ pub fn from_sdk(
             dr.table.clone().map(|table| {
                 Box::new(DynamoCatalog::in_region(sdk, &dr.region, table))
                     as Box<dyn crate::snapshots::catalog::Catalog>
+            })
+        }),
+        fence: config.dr.as_ref().and_then(|dr| {
+            dr.table.clone().map(|table| {
+                Box::new(DynamoStateRecords::in_region(
+                    sdk,
+                    &dr.region,
+                    table,
+                    config.cluster.cluster.clone(),
+                )) as Box<dyn crate::failover::record::FailoverRecords>
             })
         }),
         catalog: Box::new(DynamoCatalog::from_sdk(sdk, config.table)),

@@ -49,7 +49,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
             Unit::Seconds,
         )];
         match result {
-            Ok(BackupOutcome::Busy { .. }) => return,
+            Ok(BackupOutcome::Busy { .. } | BackupOutcome::Fenced(_)) => return,
             Ok(BackupOutcome::BackedUp(_)) => {}
             // The snapshot is good; only its DR copy is missing.
             Err(BackupError::DrCopy { .. }) => {

@@ -67,6 +67,9 @@ pub struct SnapshotBackup<N, P> {
     /// The DR region's catalog (`DR_STATE_TABLE`), where each DR copy is recorded as a
     /// snapshot of its own.
     pub dr_catalog: Option<Box<dyn Catalog>>,
+    /// This cluster's failover record in the DR region's table (`None`: no DR table):
+    /// a cluster that dr-failover fenced takes no snapshot.
+    pub fence: Option<Box<dyn crate::failover::record::FailoverRecords>>,
     /// Where duration, size, result and age go.
     pub metrics: Box<dyn MetricsSink>,
 }
@@ -85,6 +88,9 @@ pub enum BackupOutcome {
         /// Until when, at the latest.
         until: DateTime<Utc>,
     },
+    /// The DR region's dr-failover fenced this cluster (it failed over): no snapshot is
+    /// taken, and none copied to the DR region, until a failback ends the failover.
+    Fenced(crate::failover::record::Fence),
 }
 
 /// A backup run's report.
@@ -141,6 +147,12 @@ impl<N: NodeApi, P: ParameterStore> SnapshotBackup<N, P> {
         stored: &std::sync::atomic::AtomicBool,
     ) -> Result<BackupOutcome, BackupError> {
         let request = BackupRequest::parse(event)?;
+        if let Some(records) = &self.fence {
+            if let Some(fence) = crate::failover::record::fence_of(records.as_ref()).await {
+                warn!(since = %fence.since, trigger = %fence.trigger, last_phase = %fence.last_phase, "the DR region failed this cluster over and fenced it; no snapshot is taken until the failback");
+                return Ok(BackupOutcome::Fenced(fence));
+            }
+        }
         let delivery = request
             .event_id
             .clone()

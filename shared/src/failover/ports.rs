@@ -178,6 +178,13 @@ impl<N: NodeApi, P: ParameterStore> StandbyBackup for crate::backup::SnapshotBac
                 error_type: "Transient.BackupBusy".into(),
                 message: format!("the standby's backup lock is held by {owner}"),
             }),
+            crate::backup::BackupOutcome::Fenced(fence) => Err(FunctionError {
+                error_type: "Permanent.StandbyFenced".into(),
+                message: format!(
+                    "the standby's own backup reads a failover record fencing it, since {}",
+                    fence.since
+                ),
+            }),
         }
     }
 }

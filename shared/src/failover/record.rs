@@ -252,12 +252,50 @@ impl FailoverRecord {
         self.completed(Phase::Verified)
     }
 
+    /// A failed run gave the primary's group its size back (and rewound the record).
+    pub fn unfenced_after_failure(&self) -> bool {
+        self.failed.as_ref().is_some_and(|f| f.unfenced)
+    }
+
     /// The seconds from the first phase to the last completed.
     pub fn seconds_so_far(&self) -> f64 {
         self.phases
             .last()
             .map(|p| (p.at - self.started_at).num_milliseconds() as f64 / 1000.0)
             .unwrap_or_default()
+    }
+}
+
+/// A failover that fenced a primary, as the primary's own functions see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fence {
+    /// When the failover started.
+    pub since: DateTime<Utc>,
+    /// What started it.
+    pub trigger: String,
+    /// Its last phase completed.
+    pub last_phase: String,
+}
+
+/// Whether the DR region's dr-failover has fenced this cluster: a failover of it is
+/// recorded there (not yet archived by a failback) and its `fenced` phase completed. A
+/// failover that failed before and gave the primary its size back fences nothing. The
+/// record cannot be read: `None`, with a warning, as a primary whose DR region is
+/// unreachable goes on as usual.
+pub async fn fence_of(records: &dyn FailoverRecords) -> Option<Fence> {
+    match records.current().await {
+        Ok(Some(record)) if record.completed(Phase::Fenced) && !record.unfenced_after_failure() => {
+            Some(Fence {
+                since: record.started_at,
+                trigger: record.trigger.clone(),
+                last_phase: record.last_phase().map_or("none", Phase::as_str).to_owned(),
+            })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "the DR region's failover record could not be read; going on as a primary that is not fenced");
+            None
+        }
     }
 }
 

@@ -3,7 +3,10 @@
 
 use super::{CredentialRotation, RotationConfig, ShareStore};
 use crate::{
-    aws::{sdk_config, vault_login, AsgFleet, DynamoLocks, LambdaBackupTrigger, SsmParameters},
+    aws::{
+        sdk_config, vault_login, AsgFleet, DynamoLocks, DynamoStateRecords, LambdaBackupTrigger,
+        SsmParameters,
+    },
     keys::{DrKeys, KeyLayout},
     lambda::StartupError,
     vault::{VaultClient, VaultError},
@@ -40,12 +43,22 @@ pub fn from_sdk(
             max_age: config.shares_max_age,
             layout: KeyLayout::from_root(&config.ssm_path),
             kms_key: config.kms_key,
-            dr: config.dr_keys.map(|(region, kms_key)| DrKeys {
+            dr: config.dr_keys.clone().map(|(region, kms_key)| DrKeys {
                 parameters: SsmParameters::in_region(sdk, &region),
                 kms_key,
             }),
         },
         on_schedule: config.on_schedule,
+        fence: match (&config.dr_state_table, &config.dr_keys) {
+            (Some(table), Some((region, _))) => Some(Box::new(DynamoStateRecords::in_region(
+                sdk,
+                region,
+                table.clone(),
+                config.cluster.cluster.clone(),
+            ))
+                as Box<dyn crate::failover::record::FailoverRecords>),
+            _ => None,
+        },
         secret_ids: config.secret_ids,
         root_key_max_age: config.root_key_max_age,
         backup: config.backup_function.map(|function| {

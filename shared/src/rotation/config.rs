@@ -127,6 +127,9 @@ pub struct RotationConfig {
     /// `DR_REGION` and `DR_KMS_KEY_ID`: where each new generation is copied before it
     /// is verified.
     pub dr_keys: Option<(String, String)>,
+    /// `DR_STATE_TABLE` (with `DR_REGION`): the DR region's table, where dr-failover
+    /// records a failover of this cluster; a cluster it fenced rotates nothing.
+    pub dr_state_table: Option<String>,
 }
 
 const MAX_OPERATIONS: std::ops::RangeInclusive<u64> = 1_000_000..=3_865_470_566;
@@ -235,6 +238,16 @@ impl RotationConfig {
                 )?
                 .to_owned(),
             dr_keys: dr_keys(env)?,
+            dr_state_table: match (env.optional("DR_STATE_TABLE"), env.optional("DR_REGION")) {
+                (Some(_), None) => {
+                    return Err(ConfigError::Missing {
+                        name: "DR_REGION",
+                        hint:
+                            "DR_STATE_TABLE is set: name the DR region its table is in, or unset it",
+                    })
+                }
+                (table, _) => table.map(str::to_owned),
+            },
             keyring: KeyringSettings {
                 max_age: Duration::from_secs(days * 86_400),
                 policy: KeyringPolicy {

@@ -73,6 +73,10 @@ pub struct RotationReport {
     /// The snapshot asked of the backup path after this run's rotations, with why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupAsked>,
+    /// The DR region's dr-failover fenced this cluster: nothing was rotated until a
+    /// failback ends the failover.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fenced: Option<crate::failover::record::Fence>,
     /// The targets another run was rotating: this run left them alone (one rotation of a
     /// kind at a time; a held lock is an answer, not an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -137,6 +141,10 @@ pub struct CredentialRotation<F, N, P> {
     pub locks: Box<dyn Locks>,
     /// What a schedule tick rotates.
     pub on_schedule: Vec<RotationTarget>,
+    /// This cluster's failover record in the DR region's table (`None`: none
+    /// configured): a cluster that dr-failover fenced rotates nothing, as its shares and
+    /// credentials are the ones the DR cluster adopted.
+    pub fence: Option<Box<dyn crate::failover::record::FailoverRecords>>,
     /// The `keyring` action's aims.
     pub keyring: KeyringSettings,
 }
@@ -180,6 +188,13 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
             return Err(RotationError::NoDatabaseConnections);
         }
         let mut report = RotationReport::default();
+        if let Some(records) = &self.fence {
+            if let Some(fence) = crate::failover::record::fence_of(records.as_ref()).await {
+                warn!(since = %fence.since, trigger = %fence.trigger, last_phase = %fence.last_phase, "the DR region failed this cluster over and fenced it; nothing is rotated until the failback (the DR cluster holds these shares and credentials)");
+                report.fenced = Some(fence);
+                return Ok(report);
+            }
+        }
         for target in targets {
             let done = self
                 .under_lock(*target, run, deadline, || self.on_active(*target, force))

@@ -17,7 +17,7 @@ use super::FakeCluster;
 use crate::{
     cluster::node::Health,
     failover::{
-        record::{FailoverRecord, FailoverRecords},
+        record::{FailoverRecord, FailoverRecords, Phase, PhaseDone},
         ClusterRestore, ClusterRestored, PrimaryApi, ProbeFailure, StandbyBackup,
     },
     lambda::FunctionError,
@@ -34,6 +34,52 @@ pub struct FakeFailoverRecords {
     pub writes: AtomicUsize,
     /// Records archived, oldest first.
     pub history: Mutex<Vec<FailoverRecord>>,
+}
+
+impl FakeFailoverRecords {
+    /// Holds a failover of the primary that has fenced it (every phase through
+    /// `fenced`), as the DR region records it.
+    pub fn fencing() -> Self {
+        let entry = CatalogEntry {
+            cluster: "prod".into(),
+            taken_at: chrono::Utc::now(),
+            object: Location {
+                region: "eu-central-1".into(),
+                bucket: "dr-snapshots".into(),
+                key: "vault-lifecycle/prod/1h.snap".into(),
+                version_id: None,
+            },
+            dr_copy: None,
+            sha256: "00".into(),
+            bytes: 1,
+            index: 1,
+            term: 1,
+            state_size: 1,
+            cluster_id: "c-primary".into(),
+            server_version: "2.7.2".into(),
+            kind: crate::snapshots::catalog::BackupKind::Scheduled,
+            reason: None,
+            share_generation: Some(1),
+            database_generation: None,
+            canary: None,
+            drill: None,
+        };
+        let mut record = FailoverRecord::for_drill(&entry);
+        record.trigger = "alarm prod-vault-down".into();
+        record.phases = [Phase::Confirmed, Phase::Fenced]
+            .into_iter()
+            .map(|phase| PhaseDone {
+                phase,
+                at: chrono::Utc::now(),
+                took_ms: 1,
+                detail: String::new(),
+            })
+            .collect();
+        Self {
+            record: Mutex::new(Some(record)),
+            ..Self::default()
+        }
+    }
 }
 
 #[async_trait]

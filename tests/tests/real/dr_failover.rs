@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use shared::{
     aws::DynamoCatalog,
+    backup::BackupOutcome,
     cluster::dr_ports::{DnsRecords, DnsTarget, GroupCapacity},
     failover::{
         record::{FailbackPhase, Phase},
@@ -305,6 +306,34 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     dr.standby_write("written in the DR region").await?;
 
     dr.primary_back().await?;
+    // The primary serves again, but the DR region fenced it: its own functions neither
+    // back it up (nor copy to the DR region) nor rotate its credentials until the
+    // failback.
+    let backup = dr
+        .primary
+        .backup(&[])?
+        .handle(
+            &json!({"reason": "while fenced"}),
+            "while-fenced",
+            deadline(),
+        )
+        .await;
+    assert!(matches!(backup, Ok(BackupOutcome::Fenced(_))), "{backup:?}");
+    let rotation = dr
+        .primary
+        .rotation(&[])?
+        .handle(
+            &json!({"rotate": ["keyring"], "force": true}),
+            "while-fenced",
+            deadline(),
+        )
+        .await;
+    assert!(
+        rotation
+            .as_ref()
+            .is_ok_and(|r| r.fenced.is_some() && r.keyring.is_none()),
+        "{rotation:?}"
+    );
 
     let outcome = send(&failover, json!({"action": "failback"})).await?;
     let FailoverOutcome::FailedBack(record) = outcome else {
@@ -339,6 +368,20 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     assert_eq!(
         dr.records.current().await?,
         Some(DnsTarget::cname("vault-primary.example.com", 60)?)
+    );
+    // The failback archived the record: the primary backs itself up again.
+    let backup = dr
+        .primary
+        .backup(&[])?
+        .handle(
+            &json!({"reason": "after the failback"}),
+            "after",
+            deadline(),
+        )
+        .await;
+    assert!(
+        matches!(backup, Ok(BackupOutcome::BackedUp(_))),
+        "{backup:?}"
     );
     // Archived: the same alarm now starts a new failover instead of answering
     // already_failed_over (its probes find the primary healthy and refuse).

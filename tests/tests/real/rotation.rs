@@ -273,6 +273,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         parameters: deployed.parameters,
         shares: deployed.shares,
         on_schedule: deployed.on_schedule,
+        fence: deployed.fence,
         keyring: deployed.keyring,
         secret_ids: deployed.secret_ids,
         root_key_max_age: deployed.root_key_max_age,

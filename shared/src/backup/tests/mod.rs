@@ -44,6 +44,8 @@ struct Bed {
     dr_catalog: FakeCatalog,
     locks: Arc<FakeLocks>,
     metrics: Arc<FakeMetrics>,
+    /// This cluster's failover record in the DR region.
+    fence: Arc<crate::testing::FakeFailoverRecords>,
 }
 
 impl Bed {
@@ -54,6 +56,7 @@ impl Bed {
         let dr_catalog = FakeCatalog::default();
         let locks = Arc::new(FakeLocks::default());
         let metrics = Arc::new(FakeMetrics::default());
+        let fence = Arc::new(crate::testing::FakeFailoverRecords::default());
         let function = SnapshotBackup {
             settings: BackupConfig::from(&env(&[]), "snapshot-backup")
                 .expect("config")
@@ -73,10 +76,12 @@ impl Bed {
             store: Box::new(s3.bucket("eu-west-1", PRIMARY)),
             dr: Some(Box::new(s3.bucket("eu-central-1", DR))),
             dr_catalog: Some(Box::new(dr_catalog.clone())),
+            fence: Some(Box::new(fence.clone())),
             metrics: Box::new(metrics.clone()),
         };
         Self {
             function,
+            fence,
             s3,
             catalog,
             dr_catalog,

@@ -57,6 +57,7 @@ fn rotation_over<N: NodeApi>(
             }),
         },
         on_schedule: vec![RotationTarget::Keyring],
+        fence: None,
         root_key_max_age: Duration::from_secs(90 * 86_400),
         backup: None,
         databases: Vec::new(),
@@ -116,6 +117,31 @@ async fn a_key_older_than_the_maximum_age_is_rotated_once_and_a_rerun_changes_no
     let logged = logs.contents();
     assert!(logged.contains("keyring rotated"), "{logged}");
     assert!(shared_secrets_absent(&logged), "no credential is logged");
+}
+
+#[tokio::test]
+async fn a_cluster_the_dr_region_fenced_rotates_nothing() {
+    let cluster = FakeCluster::healthy(&NODES);
+    aged(&cluster, 31);
+    let mut rotation = rotation(cluster, FakeLocks::default());
+    rotation.fence = Some(Box::new(crate::testing::FakeFailoverRecords::fencing()));
+    let report = rotation
+        .handle(
+            &json!({"rotate": ["keyring", "unseal-shares", "root-key"], "force": true}),
+            "req-1",
+            deadline(),
+        )
+        .await
+        .expect("an answer, not an error");
+    let fence = report.fenced.expect("fenced");
+    assert_eq!(fence.last_phase, "fenced");
+    assert!(
+        report.keyring.is_none() && report.unseal_shares.is_none() && report.root_key.is_none()
+    );
+    let state = rotation.vault.state();
+    assert_eq!(state.keyring_term, 4, "the old key kept");
+    assert_eq!(state.root_key_rotations, 0);
+    assert_eq!(state.share_rotations_started, 0);
 }
 
 fn shared_secrets_absent(text: &str) -> bool {
