@@ -233,11 +233,12 @@ async fn story(once: bool, start: Instant) -> Result<()> {
     let snapshot = &outcome["snapshot"];
     say(
         &format!(
-            "snapshot-backup: {} ({} bytes, raft index {}, sha256 {}…), copied to {} and checked",
+            "snapshot-backup: {} ({} bytes, raft index {}, sha256 {}…, canary {}), copied to {} and checked",
             snapshot["object"]["key"].as_str().unwrap_or("?"),
             snapshot["bytes"],
             snapshot["index"],
             &snapshot["sha256"].as_str().unwrap_or("?")[..12],
+            snapshot["canary"].as_str().unwrap_or("none"),
             snapshot["dr_copy"]["bucket"].as_str().unwrap_or("?"),
         ),
         start,
@@ -479,6 +480,23 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
     dr.primary_back().await?;
     say(
         "the primary region is back: its node restarted sealed, node-lifecycle's reconcile unsealed it",
+        start,
+    );
+    let fenced = dr
+        .primary
+        .backup(&[])?
+        .handle(
+            &json!({"reason": "while fenced"}),
+            "sandbox-fenced",
+            tokio::time::Instant::now() + Duration::from_secs(600),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.error_type, e.message))?;
+    say(
+        &format!(
+            "snapshot-backup on the primary while the failover is recorded: {} (the fence: no snapshot, no DR copy)",
+            serde_json::to_value(&fenced)?["outcome"]
+        ),
         start,
     );
     let outcome = serde_json::to_value(send(json!({"action": "failback"})).await?)?;
