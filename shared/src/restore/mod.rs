@@ -288,7 +288,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         let (node, unsealed) = self
             .wait_healthy(shares.as_deref(), &safety.object, deadline)
             .await?;
-        let (autopilot_healthy, failure_tolerance) = self.wait_autopilot(&node, deadline).await;
+        let foreign = plan.source_cluster != self.snapshots.cluster.as_str();
+        let (autopilot_healthy, failure_tolerance) =
+            self.wait_autopilot(&node, foreign, deadline).await;
         let applied_index = self
             .vault
             .leader(&node.addr)

@@ -83,10 +83,13 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
 
     /// Waits (within the healthy timeout) until autopilot judges every server healthy
     /// again; returns what it saw last. The snapshot is in force whatever this finds, so
-    /// a follower still catching up is reported, not an error.
+    /// a follower still catching up is reported, not an error. After another cluster's
+    /// snapshot (`foreign`), a refused login is expected: the restored data knows that
+    /// cluster's credentials, which this function holds only once they are adopted.
     pub(super) async fn wait_autopilot(
         &self,
         node: &FleetNode,
+        foreign: bool,
         deadline: Instant,
     ) -> (bool, Option<u32>) {
         let last = std::sync::Mutex::new(None);
@@ -126,6 +129,10 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             Ok(Ok(())) => (true, tolerance),
             Ok(Err(expired)) => {
                 warn!(error = %expired, "the snapshot is in force; autopilot does not judge every server healthy yet");
+                (false, tolerance)
+            }
+            Err(crate::cluster::auth::LoginError::Refused { .. }) if foreign => {
+                info!("the snapshot is in force; autopilot not read: the restored data is another cluster's, whose credentials this function does not hold until they are adopted");
                 (false, tolerance)
             }
             Err(e) => {
