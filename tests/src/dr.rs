@@ -165,7 +165,9 @@ impl DrBed {
     /// the standby's node-lifecycle the launch event (its first node ever: it
     /// initialises the cluster, stores the shares, bootstraps, completes CONTINUE), then
     /// copies the standby's new shares and dr-failover's AppRole credentials to the DR
-    /// region's SSM. What it launched and copied.
+    /// region's SSM. (In AWS the standby's node-lifecycle writes them there itself,
+    /// before its CONTINUE; here the copy follows it by a few SSM calls.) What it
+    /// launched and copied.
     pub async fn launch_standby(&mut self, timeout: Duration) -> Result<StandbyLaunched> {
         let bed = &self.standby.bed;
         let instances = crate::poll_until(
