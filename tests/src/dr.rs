@@ -1,6 +1,6 @@
-//! A primary cluster with its DR region and a warm standby of one node, and dr-failover
-//! as the DR region's stack deploys it: what the failover tests and `bench failover`
-//! share.
+//! A primary cluster with its DR region and a standby, warm (one node) or pilot light (a
+//! group at 0, launched when dr-failover raises it), and dr-failover as the DR region's
+//! stack deploys it: what the failover tests and `bench failover` share.
 
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use shared::{
     backup::BackupOutcome,
     cluster::{
         dr_ports::{DnsRecords, DnsTarget},
-        ports::ParameterStore,
+        ports::{ParameterStore, Stored},
     },
     config::{ClusterSettings, Env},
     failover::{DeployedFailover, FailoverConfig},
+    lifecycle::launch::LaunchReport,
     snapshots::catalog::CatalogEntry,
 };
 use tokio::time::Instant;
@@ -41,9 +42,21 @@ pub fn sample(name: &str) -> Result<Value> {
     )?)
 }
 
-/// A primary with its DR region, a warm standby of one node, and dr-failover as the DR
-/// region's stack deploys it (the standby's group in the test bed's first region, where
-/// moto keeps both beds' groups).
+/// How the standby waits for a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standby {
+    /// One node, initialised and bootstrapped by the standby's node-lifecycle: active
+    /// before any failover.
+    Warm,
+    /// A group at 0: no instance, no server, no init record, none of the standby's
+    /// parameters. [`DrBed::launch_standby`] plays Auto Scaling and the standby's
+    /// node-lifecycle when dr-failover raises the group.
+    PilotLight,
+}
+
+/// A primary with its DR region, a standby, and dr-failover as the DR region's stack
+/// deploys it (the standby's group in the test bed's first region, where moto keeps both
+/// beds' groups).
 pub struct DrBed {
     /// The primary, with its DR region's bucket, table and key.
     pub primary: SnapshotBed,
@@ -55,12 +68,40 @@ pub struct DrBed {
     pub topic: String,
 }
 
+/// What [`DrBed::launch_standby`] did, with its times from the instance found waiting.
+#[derive(Debug)]
+pub struct StandbyLaunched {
+    /// The instances it launched.
+    pub instances: Vec<String>,
+    /// node-lifecycle's report of each launch.
+    pub launches: Vec<LaunchReport>,
+    /// The parameters copied to the DR region.
+    pub copied: Vec<String>,
+    /// Until each instance's server answered.
+    pub server_started: Duration,
+    /// Until node-lifecycle completed each launch.
+    pub launched: Duration,
+    /// Until the parameters were in the DR region.
+    pub copied_by: Duration,
+}
+
 impl DrBed {
-    /// Both clusters, the primary's shares and AppRole credentials copied to the DR
-    /// region by its reconcile, the standby's own parameters there, the record and
-    /// the topic.
+    /// Both clusters, the standby warm: see [`DrBed::start_with`].
     pub async fn start() -> Result<Self> {
-        let (primary, standby) = tokio::try_join!(SnapshotBed::start(1), SnapshotBed::start(1))?;
+        Self::start_with(Standby::Warm).await
+    }
+
+    /// Both clusters, the primary's shares and AppRole credentials copied to the DR
+    /// region by its reconcile, the standby's own parameters there (none yet for a
+    /// pilot light), the record and the topic.
+    pub async fn start_with(standby: Standby) -> Result<Self> {
+        let standby = async {
+            match standby {
+                Standby::Warm => SnapshotBed::start(1).await,
+                Standby::PilotLight => SnapshotBed::unlaunched(0).await,
+            }
+        };
+        let (primary, standby) = tokio::try_join!(SnapshotBed::start(1), standby)?;
         let dr_key = primary.dr.kms_key.clone();
         // The primary's shares and AppRole credentials in the DR region (reconcile).
         let lifecycle = primary.bed.function(&[
@@ -77,26 +118,88 @@ impl DrBed {
                 .any(|name| name.contains("/approle/dr-failover/")),
             "{reconciled:?}"
         );
-        // The standby's own parameters, as its stack in the DR region holds them.
-        let dr_ssm = SsmParameters::from_sdk(&primary.dr.sdk);
-        for (name, value) in standby.bed.stored_secrets().await? {
-            if name.contains("/unseal/") || name.contains("/approle/dr-failover/") {
-                dr_ssm
-                    .put_new_secret(&name, &shared::secret::Secret::new(value), &dr_key)
-                    .await?;
-            }
-        }
         let zone = primary.dr.create_hosted_zone("example.com").await?;
         let records = Route53Records::from_sdk(&primary.dr.sdk, zone, RECORD);
         records
             .point_at(&DnsTarget::cname("vault-primary.example.com", 60)?)
             .await?;
         let topic = primary.dr.create_topic(&crate::unique_name("ops")).await?;
-        Ok(Self {
+        let this = Self {
             primary,
             standby,
             records,
             topic,
+        };
+        this.copy_standby_parameters_to_dr().await?;
+        Ok(this)
+    }
+
+    /// The standby's shares and dr-failover's AppRole credentials, as the standby's
+    /// stack in the DR region holds them: the test bed's node-lifecycle stored them in
+    /// the group's region. A parameter already copied is left as it is. The names
+    /// copied now.
+    async fn copy_standby_parameters_to_dr(&self) -> Result<Vec<String>> {
+        let dr_ssm = SsmParameters::from_sdk(&self.primary.dr.sdk);
+        let mut copied = Vec::new();
+        for (name, value) in self.standby.bed.stored_secrets().await? {
+            if name.contains("/unseal/") || name.contains("/approle/dr-failover/") {
+                let stored = dr_ssm
+                    .put_new_secret(
+                        &name,
+                        &shared::secret::Secret::new(value),
+                        &self.primary.dr.kms_key,
+                    )
+                    .await?;
+                if stored == Stored::Written {
+                    copied.push(name);
+                }
+            }
+        }
+        Ok(copied)
+    }
+
+    /// What Auto Scaling and the standby's stack do once dr-failover has raised a
+    /// pilot-light standby's group: waits (up to `timeout`) until an instance of the
+    /// group waits in Pending:Wait for its launch action, starts its OpenBao server on
+    /// the instance's private IP at once (an instance's EC2 boot is not played), hands
+    /// the standby's node-lifecycle the launch event (its first node ever: it
+    /// initialises the cluster, stores the shares, bootstraps, completes CONTINUE), then
+    /// copies the standby's new shares and dr-failover's AppRole credentials to the DR
+    /// region's SSM. (In AWS the standby's node-lifecycle writes them there itself,
+    /// before its CONTINUE; here the copy follows it by a few SSM calls.) What it
+    /// launched and copied.
+    pub async fn launch_standby(&mut self, timeout: Duration) -> Result<StandbyLaunched> {
+        let bed = &self.standby.bed;
+        let instances = crate::poll_until(
+            "an instance of the standby's group waiting for its launch",
+            timeout,
+            || async {
+                let waiting: Vec<String> = bed
+                    .actions()
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
+                    .map(|a| a.instance_id)
+                    .collect();
+                Ok((!waiting.is_empty()).then_some(waiting))
+            },
+        )
+        .await?;
+        let started = Instant::now();
+        for (id, ip) in bed.region.private_ips(&instances).await? {
+            self.standby.bed.bao.add_instance_node(&id, ip).await?;
+        }
+        let server_started = started.elapsed();
+        let launches = self.standby.launch_pending().await?;
+        let launched = started.elapsed();
+        let copied = self.copy_standby_parameters_to_dr().await?;
+        Ok(StandbyLaunched {
+            instances,
+            launches,
+            copied,
+            server_started,
+            launched,
+            copied_by: started.elapsed(),
         })
     }
 

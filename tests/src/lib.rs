@@ -7,7 +7,8 @@
 //!   buckets, the table, SSM, KMS, and an Auto Scaling group whose instances get loopback
 //!   private IPs, where their OpenBao nodes listen; a Route 53 hosted zone and an SNS
 //!   topic, with what was published to it.
-//! - [`dr`]: a primary with its DR region and a warm standby, and dr-failover for them.
+//! - [`dr`]: a primary with its DR region and a standby, warm or pilot light (with the
+//!   launcher that brings up its raised group), and dr-failover for them.
 //! - [`postgres`]: a throw-away PostgreSQL server.
 //! - [`lambda`]: the function binaries under cargo-lambda's Lambda runtime emulator,
 //!   invoked with events/ files.

@@ -14,7 +14,7 @@ use shared::{
     backup::{BackupConfig, SnapshotBackup},
     config::{CaSource, Env, VaultSettings},
     ids::NodeAddr,
-    lifecycle::Outcome,
+    lifecycle::{launch::LaunchReport, Outcome},
     restore::{RestoreConfig, SnapshotRestore},
     secret::Secret,
     vault::VaultClient,
@@ -47,8 +47,39 @@ impl SnapshotBed {
     /// A cluster of `size` nodes, initialised, unsealed and bootstrapped by
     /// node-lifecycle, with a `kv` mount (version 1).
     pub async fn start(size: i32) -> Result<Self> {
+        let mut this = Self::unlaunched(size).await?;
+        this.launch_pending().await?;
+        this.write("sys/mounts/kv", json!({"type": "kv"})).await?;
+        Ok(this)
+    }
+
+    /// A group of `size` instances waiting in Pending:Wait for their launch events, each
+    /// with its server, nothing initialised and nothing in SSM. At 0 it is a pilot
+    /// light: no instance, no server, no init record. The root token is empty until
+    /// [`SnapshotBed::launch_pending`] has bootstrapped the cluster.
+    pub async fn unlaunched(size: i32) -> Result<Self> {
         let bed = LifecycleBed::start(size, Seal::Shamir).await?;
         let dr = RegionFixture::create(bed.moto, DR_REGION, &bed.cluster).await?;
+        let vault = VaultClient::new(&VaultSettings {
+            ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
+        })?;
+        Ok(Self {
+            bed,
+            dr,
+            vault,
+            root: Secret::new(String::new()),
+        })
+    }
+
+    /// node-lifecycle on the event of every launch action pending in the group, all at
+    /// once as Auto Scaling sends them, as the stack deploys it with every function's
+    /// AppRole and the root token kept; then the root token it kept. What each launch
+    /// reported, in the order of the actions.
+    pub async fn launch_pending(&mut self) -> Result<Vec<LaunchReport>> {
+        let bed = &self.bed;
         let waiting: Vec<_> = bed
             .actions()
             .await?
@@ -75,29 +106,19 @@ impl SnapshotBed {
                 .map(|(f, e)| f.handle(e, Instant::now() + Duration::from_secs(600))),
         )
         .await;
-        for outcome in &outcomes {
-            if !matches!(outcome, Ok(Outcome::Launched(_))) {
-                bail!("a launch failed: {outcome:?}");
+        let mut reports = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Launched(report)) => reports.push(report),
+                other => bail!("a launch failed: {other:?}"),
             }
         }
         let root = bed
             .parameter(&format!("{}/root-token", bed.ssm_path()))
             .await?
             .context("KEEP_ROOT_TOKEN keeps the root token")?;
-        let vault = VaultClient::new(&VaultSettings {
-            ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),
-            request_timeout: Duration::from_secs(10),
-            max_retries: 2,
-            init_timeout: shared::config::DEFAULT_INIT_TIMEOUT,
-        })?;
-        let this = Self {
-            bed,
-            dr,
-            vault,
-            root: Secret::new(root),
-        };
-        this.write("sys/mounts/kv", json!({"type": "kv"})).await?;
-        Ok(this)
+        self.root = Secret::new(root);
+        Ok(reports)
     }
 
     /// The functions' environment: the cluster's, plus both buckets.

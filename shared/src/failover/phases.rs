@@ -45,6 +45,15 @@ pub(super) enum Holding {
 /// How often the standby is asked whether a node is active.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Which of the standby group's instances a wait asks.
+#[derive(Clone, Copy)]
+enum Among {
+    /// Launching or in service.
+    Members,
+    /// In service: their launch is complete.
+    InService,
+}
+
 impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// Runs one phase; its answer is the phase's detail for the record.
     pub(super) async fn run_phase(
@@ -131,8 +140,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         }
     }
 
-    /// At least one standby instance, then a node answering active (a warm standby
-    /// already is; a pilot-light one boots, and node-lifecycle initialises it).
+    /// At least one standby instance, then a node answering active whose instance is
+    /// InService. A pilot light's first node answers active in the middle of its
+    /// bootstrap, before the standby's node-lifecycle has made dr-failover's AppRole and
+    /// stored its credentials: the restore's login would fail for good. Its launch
+    /// completes (InService) only once the bootstrap is done. A warm standby's node is
+    /// InService already.
     pub(super) async fn wait_until_standby_active(
         &self,
         deadline: Instant,
@@ -143,7 +156,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             self.standby_group.set_desired(1).await?;
         }
         let until = deadline.min(Instant::now() + self.settings.standby_timeout);
-        let (node, _) = self.wait_for_active(until).await?;
+        let (node, _) = self.wait_for_active_among(Among::InService, until).await?;
         Ok(format!(
             "node {} active ({})",
             node.instance,
@@ -155,22 +168,36 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         ))
     }
 
+    /// A member of the standby's group (launching or in service) that answers active.
     pub(super) async fn wait_for_active(
         &self,
         until: Instant,
     ) -> Result<(FleetNode, Health), FailoverError> {
+        self.wait_for_active_among(Among::Members, until).await
+    }
+
+    async fn wait_for_active_among(
+        &self,
+        among: Among,
+        until: Instant,
+    ) -> Result<(FleetNode, Health), FailoverError> {
         loop {
-            let members = self.standby_fleet.members().await?;
-            let asked = members.len();
-            if let Some(found) = find_active(&self.vault, members).await {
+            let nodes = match among {
+                Among::Members => self.standby_fleet.members().await?,
+                Among::InService => self.standby_fleet.in_service().await?,
+            };
+            let asked = nodes.len();
+            if let Some(found) = find_active(&self.vault, nodes).await {
                 return Ok(found);
             }
             if Instant::now() + POLL > until {
+                let whom = match among {
+                    Among::Members => "in the group",
+                    Among::InService => "in service",
+                };
                 return Err(FailoverError::Phase {
                     phase: Phase::StandbyUp,
-                    reason: format!(
-                        "no standby node answered as active in time ({asked} in the group)"
-                    ),
+                    reason: format!("no standby node answered as active in time ({asked} {whom})"),
                     retry_helps: true,
                 });
             }

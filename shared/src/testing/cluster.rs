@@ -16,12 +16,14 @@ use crate::{
     telemetry::{Metric, MetricsError, MetricsSink},
 };
 
-/// A fleet whose in-service instances a test sets.
+/// A fleet whose instances a test sets: in service unless `states` says otherwise.
 #[derive(Default)]
 pub struct FakeFleet {
-    /// The in-service nodes.
+    /// The group's nodes.
     pub in_service: Mutex<Vec<FleetNode>>,
-    /// Lifecycle states a test sets; an in-service node not named here is `InService`.
+    /// Lifecycle states a test sets; a node not named here is `InService`. A node in a
+    /// `Pending` state (`Pending:Wait`: its launch not completed) is a member, not in
+    /// service.
     pub states: Mutex<BTreeMap<InstanceId, String>>,
     /// Fail the next listing as the AWS API would.
     pub fail_next: AtomicBool,
@@ -43,28 +45,41 @@ impl FakeFleet {
             fail_next: AtomicBool::new(false),
         }
     }
-}
 
-#[async_trait]
-impl Fleet for FakeFleet {
-    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+    /// Every listed node whose state passes `keep` (a node with no state set is
+    /// `InService`), or the injected failure.
+    fn listed(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<FleetNode>, FleetError> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(FleetError::Unavailable {
                 group: "fake".into(),
                 reason: "injected failure".into(),
             });
         }
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         Ok(self
             .in_service
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone())
+            .iter()
+            .filter(|n| keep(states.get(&n.instance).map_or("InService", String::as_str)))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Fleet for FakeFleet {
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.listed(|state| state == "InService")
+    }
+
+    async fn members(&self) -> Result<Vec<FleetNode>, FleetError> {
+        self.listed(|state| state == "InService" || state.starts_with("Pending"))
     }
 
     async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
         Ok(self
-            .in_service()
-            .await?
+            .listed(|_| true)?
             .into_iter()
             .find(|n| &n.instance == instance))
     }
@@ -81,6 +96,29 @@ impl Fleet for FakeFleet {
         }
         let in_service = self.node(instance).await?.is_some();
         Ok(in_service.then(|| "InService".to_owned()))
+    }
+}
+
+#[async_trait]
+impl<T: Fleet> Fleet for std::sync::Arc<T> {
+    async fn in_service(&self) -> Result<Vec<FleetNode>, FleetError> {
+        (**self).in_service().await
+    }
+
+    async fn members(&self) -> Result<Vec<FleetNode>, FleetError> {
+        (**self).members().await
+    }
+
+    async fn instances(&self) -> Result<Vec<FleetNode>, FleetError> {
+        (**self).instances().await
+    }
+
+    async fn node(&self, instance: &InstanceId) -> Result<Option<FleetNode>, FleetError> {
+        (**self).node(instance).await
+    }
+
+    async fn lifecycle_state(&self, instance: &InstanceId) -> Result<Option<String>, FleetError> {
+        (**self).lifecycle_state(instance).await
     }
 }
 

@@ -2,8 +2,9 @@
 //! primary's backups copied to the DR region, the primary down, an alarm delivered, and
 //! the warm standby serving the primary's data with the DNS record switched, the primary
 //! group fenced and the operators notified; the same alarm in the other delivery forms
-//! changes nothing, an OK alarm does nothing. A drill proves a copy, marks a corrupted
-//! one failed, and a failover then restores the copy before it.
+//! changes nothing, an OK alarm does nothing. A pilot-light standby (a group at 0) is
+//! raised, initialised by its node-lifecycle and restored into. A drill proves a copy,
+//! marks a corrupted one failed, and a failover then restores the copy before it.
 
 use std::time::Duration;
 
@@ -17,10 +18,11 @@ use shared::{
         record::{FailbackPhase, Phase},
         DeployedFailover, FailoverOutcome,
     },
+    lifecycle::records::{InitStage, StateRecords},
     snapshots::catalog::Catalog,
     testing::capture_logs,
 };
-use testbed::dr::{sample, DrBed};
+use testbed::dr::{sample, DrBed, Standby};
 use tokio::time::Instant;
 
 fn deadline() -> Instant {
@@ -124,6 +126,85 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         &secrets,
         &[&logs.contents(), &format!("{outcome:?}"), &printed],
     );
+    Ok(())
+}
+
+/// A pilot-light standby: its group at 0, no node, never initialised. The alarm raises
+/// the group to one instance; the test bed starts the instance's server and hands the
+/// standby's node-lifecycle its launch event, as Auto Scaling would; node-lifecycle
+/// initialises and bootstraps the standby; dr-failover restores the primary's copy into
+/// it, and it serves the primary's data with DNS switched.
+#[tokio::test]
+async fn an_alarm_fails_the_primary_over_to_a_pilot_light_standby() -> Result<()> {
+    let logs = capture_logs();
+    let mut dr = DrBed::start_with(Standby::PilotLight).await?;
+    let standby_group = dr.standby.bed.region.instances(None).await?;
+    assert!(standby_group.is_empty(), "{standby_group:?}");
+    let init = testbed::lifecycle::records(&dr.standby.bed)?.init().await?;
+    assert!(init.is_none(), "{init:?}");
+    let copy = dr
+        .backed_up("from-primary")
+        .await?
+        .dr_copy
+        .context("a DR copy")?;
+    let failover = dr.failover()?;
+    dr.primary.bed.bao.kill(0);
+
+    let event = sample("eventbridge-composite.json")?;
+    let (outcome, launched) = tokio::join!(
+        send(&failover, event),
+        dr.launch_standby(Duration::from_secs(120))
+    );
+    let Ok(FailoverOutcome::FailedOver(record)) = &outcome else {
+        bail!("expected a failover, got {outcome:?} (the launcher: {launched:?})");
+    };
+    let launched = launched?;
+    eprintln!("launcher: {launched:?}");
+    for phase in &record.phases {
+        eprintln!("  {} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    assert_eq!(
+        record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
+        Phase::ALL
+    );
+    let [instance] = launched.instances.as_slice() else {
+        bail!("expected one instance launched: {launched:?}");
+    };
+    let [launch] = launched.launches.as_slice() else {
+        bail!("expected one launch: {launched:?}");
+    };
+    assert!(launch.initialised_cluster, "{launch:?}");
+    let standby_up = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::StandbyUp)
+        .context("standby-up")?;
+    assert_eq!(
+        standby_up.detail,
+        format!("node {instance} active (started from 0)")
+    );
+    assert_eq!(
+        record.standby_group_was.map(|c| c.desired),
+        Some(0),
+        "a failback gives the group its 0 back"
+    );
+    let init = testbed::lifecycle::records(&dr.standby.bed)?.init().await?;
+    assert_eq!(
+        init.map(|r| (r.node.to_string(), r.stage)),
+        Some((instance.clone(), InitStage::Bootstrapped))
+    );
+    assert_eq!(record.snapshot, copy);
+    assert_eq!(dr.standby_kv().await?.as_deref(), Some("from-primary"));
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-dr.example.com", 60)?)
+    );
+    let fenced = dr.primary_group().capacity().await?;
+    assert_eq!((fenced.min, fenced.desired), (0, 0));
+
+    let mut secrets = dr.standby.bed.stored_secret_values().await?;
+    secrets.extend(dr.primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
     Ok(())
 }
 

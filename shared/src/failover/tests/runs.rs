@@ -1,5 +1,6 @@
 //! Failover runs: from an alarm to the DR cluster serving, repeated alarms, an OK alarm,
-//! refusals that change nothing, cut-offs resumed, and the plan.
+//! refusals that change nothing, cut-offs resumed, the plan, and a pilot light's node
+//! taken as up only once its launch completed.
 
 use std::sync::atomic::Ordering;
 
@@ -407,4 +408,43 @@ async fn a_primary_that_serves_again_after_a_failed_run_is_not_fenced_by_the_nex
     assert_eq!(error.error_type, "Permanent.PrimaryHealthy");
     assert_eq!(bed.primary_group.now().desired, 3, "not fenced again");
     assert!(bed.restored().is_empty());
+}
+
+/// A pilot light's node answers active while its launch is pending (node-lifecycle
+/// still bootstraps it: dr-failover's AppRole may not exist yet): the standby is up only
+/// once the launch has completed, and nothing is restored before.
+#[tokio::test(start_paused = true)]
+async fn a_pilot_light_node_is_up_only_once_its_launch_completed() {
+    let mut bed = Bed::down();
+    bed.standby_group.capacity.lock().expect("lock").desired = 0;
+    let fleet = Arc::new(FakeFleet::of(&bed.standby, &["d-1"]));
+    fleet
+        .states
+        .lock()
+        .expect("lock")
+        .insert("d-1".into(), "Pending:Wait".into());
+    bed.failover.standby_fleet = Box::new(fleet.clone());
+    let bootstrap = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(bed.restored().is_empty(), "nothing restored while pending");
+        fleet
+            .states
+            .lock()
+            .expect("lock")
+            .remove(&crate::ids::InstanceId::from("d-1"));
+    };
+    let (outcome, ()) = tokio::join!(bed.send(alarm(ALARM, "ALARM")), bootstrap);
+    let Ok(FailoverOutcome::FailedOver(record)) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let up = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::StandbyUp)
+        .expect("standby-up");
+    assert_eq!(up.detail, "node d-1 active (started from 0)");
+    // The launch completed 30 s after the alarm, the primary's probes took the first 4,
+    // and the standby is asked once a second.
+    assert!((26_000..=27_000).contains(&up.took_ms), "{}", up.took_ms);
+    assert_eq!(bed.restored(), [dr_copy(1, 60).object]);
 }
