@@ -203,6 +203,65 @@ impl DrBed {
         })
     }
 
+    /// The standby's node-lifecycle as its stack in the DR region runs it: its shares
+    /// and AppRole credentials read from the DR region's SSM (where a failover adopts
+    /// the primary's), its group, records and lifecycle actions where the test bed
+    /// keeps them.
+    pub fn standby_lifecycle(
+        &self,
+    ) -> Result<shared::lifecycle::NodeLifecycle<shared::vault::VaultClient, SsmParameters>> {
+        let env = self.standby.bed.env();
+        let config = shared::lifecycle::LifecycleConfig::from(&Env::from_pairs(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))?;
+        let mut lifecycle =
+            shared::lifecycle::from_sdk(&self.standby.bed.region.sdk, config.clone())?;
+        let dr_ssm = SsmParameters::from_sdk(&self.primary.dr.sdk);
+        lifecycle.login = shared::cluster::auth::VaultLogin::new(config.auth, dr_ssm.clone());
+        lifecycle.parameters = dr_ssm;
+        Ok(lifecycle)
+    }
+
+    /// Plays Auto Scaling and the standby's node-lifecycle ([`Self::standby_lifecycle`])
+    /// for the instances a failover's `scaled` phase asked for: waits (at most
+    /// `timeout`) until `count` launches are pending, starts each one's server, and runs
+    /// node-lifecycle on each launch event. What each launch reported.
+    pub async fn launch_scaled_standby(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<LaunchReport>> {
+        let bed = &self.standby.bed;
+        let waiting = crate::poll_until(
+            "the scaled standby's launches to be pending",
+            timeout,
+            || async {
+                let waiting: Vec<_> = bed
+                    .actions()
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
+                    .collect();
+                Ok((waiting.len() >= count).then_some(waiting))
+            },
+        )
+        .await?;
+        let instances: Vec<String> = waiting.iter().map(|a| a.instance_id.clone()).collect();
+        for (id, ip) in bed.region.private_ips(&instances).await? {
+            self.standby.bed.bao.add_instance_node(&id, ip).await?;
+        }
+        let lifecycle = self.standby_lifecycle()?;
+        let mut reports = Vec::new();
+        for action in &waiting {
+            let event = crate::lifecycle::LifecycleBed::event(action);
+            match lifecycle.handle(&event, deadline()).await {
+                Ok(shared::lifecycle::Outcome::Launched(report)) => reports.push(report),
+                other => bail!("the launch of {} failed: {other:?}", action.instance_id),
+            }
+        }
+        Ok(reports)
+    }
+
     /// Writes `kv/app` on the primary and backs it up (with its DR copy); the entry.
     pub async fn backed_up(&self, value: &str) -> Result<CatalogEntry> {
         self.primary

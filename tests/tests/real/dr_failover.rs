@@ -18,7 +18,10 @@ use shared::{
         record::{FailbackPhase, Phase},
         DeployedFailover, FailoverOutcome,
     },
-    lifecycle::records::{InitStage, StateRecords},
+    lifecycle::{
+        records::{InitStage, StateRecords},
+        unseal::Unsealed,
+    },
     snapshots::catalog::Catalog,
     testing::capture_logs,
 };
@@ -480,6 +483,78 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
             .as_ref()
             .is_err_and(|e| e.to_string().contains("PrimaryHealthy")),
         "{again:?}"
+    );
+    Ok(())
+}
+
+/// After a failover to a standby of two (`STANDBY_SIZE=2`), the instance `scaled` asked
+/// for is brought in by the standby's node-lifecycle with what the failover adopted: it
+/// joins the restored node, unseals with the primary's shares (the standby's newest
+/// generation now), logs in with the primary's node-lifecycle credentials to wait for
+/// autopilot, and becomes a voter; the primary's data is read through it.
+#[tokio::test]
+async fn the_node_scaled_after_a_failover_joins_with_the_adopted_shares_and_credentials(
+) -> Result<()> {
+    let mut dr = DrBed::start().await?;
+    dr.backed_up("before the outage").await?;
+    let mut failover = dr.failover()?;
+    failover.settings.standby_size = 2;
+    dr.primary.bed.bao.kill(0);
+    let FailoverOutcome::FailedOver(record) =
+        send(&failover, sample("eventbridge-composite.json")?).await?
+    else {
+        bail!("expected a failover");
+    };
+    let scaled = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Scaled)
+        .context("scaled")?;
+    assert!(scaled.detail.contains("1 -> 2"), "{}", scaled.detail);
+
+    let launches = dr.launch_scaled_standby(1, Duration::from_secs(60)).await?;
+    let [report] = launches.as_slice() else {
+        bail!("expected one launch, got {launches:?}");
+    };
+    assert!(report.joined && !report.initialised_cluster, "{report:?}");
+    // Unsealed with shares, which only the primary's (the adopted generation) open.
+    assert_eq!(report.unsealed, Unsealed::WithShares, "{report:?}");
+    assert!(report.completed_now, "{report:?}");
+    // Two voters in the Raft configuration, read with the primary's root token (the
+    // standby holds the primary's data and tokens now).
+    let (status, config) = dr
+        .standby
+        .bed
+        .bao
+        .api(
+            0,
+            reqwest::Method::GET,
+            "sys/storage/raft/configuration",
+            Some(dr.primary.root.expose()),
+            None,
+        )
+        .await?;
+    let voters = config["data"]["config"]["servers"]
+        .as_array()
+        .map(|servers| servers.iter().filter(|s| s["voter"] == true).count());
+    assert_eq!((status, voters), (200, Some(2)), "{config}");
+    // The primary's data, read through the new node (a standby forwards to the active).
+    let (status, body) = dr
+        .standby
+        .bed
+        .bao
+        .api(
+            1,
+            reqwest::Method::GET,
+            "kv/app",
+            Some(dr.primary.root.expose()),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (status, body["data"]["value"].as_str()),
+        (200, Some("before the outage")),
+        "{body}"
     );
     Ok(())
 }
