@@ -47,6 +47,9 @@ pub struct ChosenSnapshot {
     pub index: u64,
     /// Whether a restore drill proved it.
     pub proven: bool,
+    /// The canary it carries, which a restore of it must bring back (`None`: taken
+    /// without one, checked by cluster id and Raft index alone).
+    pub canary: Option<String>,
 }
 
 /// What a failover would do now.
@@ -265,5 +268,6 @@ fn chosen(entry: &CatalogEntry) -> ChosenSnapshot {
         share_generation: entry.share_generation.unwrap_or(1),
         index: entry.index,
         proven: entry.drill_proven(),
+        canary: entry.canary.clone(),
     }
 }

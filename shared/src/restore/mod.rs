@@ -24,7 +24,7 @@ pub use self::{
     assembly::{assemble, from_sdk, DeployedRestore},
     config::{RestoreConfig, RestoreSettings},
     error::RestoreError,
-    plan::{Checked, RestorePlan, RestoreReport, StaleDatabaseCredentials},
+    plan::{CanaryCheck, Checked, RestorePlan, RestoreReport, StaleDatabaseCredentials},
 };
 use crate::{
     backup::{BackupSettings, BACKUP_LOCK},
@@ -78,9 +78,9 @@ pub struct SnapshotRestore<N, P> {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RestoreOutcome {
     /// `dry_run`: the snapshot was found and checked; nothing was changed.
-    WouldRestore(RestorePlan),
+    WouldRestore(Box<RestorePlan>),
     /// The snapshot is in force and an active node is healthy.
-    Restored(RestoreReport),
+    Restored(Box<RestoreReport>),
     /// A backup or another restore holds the backup lock: nothing was changed. Retry
     /// when it is done.
     Busy {
@@ -198,7 +198,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         };
         if request.dry_run {
             info!(object = %plan.snapshot, "dry run: nothing was changed");
-            return Ok(RestoreOutcome::WouldRestore(plan));
+            return Ok(RestoreOutcome::WouldRestore(Box::new(plan)));
         }
         let owner = format!("restore {request_id}");
         if let Claim::HeldBy { owner, expires_at } = self
@@ -297,6 +297,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             .await
             .map(|l| l.raft_applied_index)
             .unwrap_or_default();
+        let canary = self.check_canary(&node, &plan, foreign).await;
         let record = RestoreRecord {
             restored_at: Utc::now(),
             source: plan.snapshot.clone(),
@@ -311,7 +312,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             .put_restore(&self.snapshots.cluster, &record)
             .await?;
         info!(object = %plan.snapshot, index = facts.index, term = facts.term, active = %node.addr, applied_index, "restore done: the snapshot is in force");
-        Ok(RestoreOutcome::Restored(RestoreReport {
+        Ok(RestoreOutcome::Restored(Box::new(RestoreReport {
             plan,
             safety_snapshot: safety.object,
             active_node: node.addr.to_string(),
@@ -319,7 +320,8 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             applied_index,
             autopilot_healthy,
             failure_tolerance,
-        }))
+            canary,
+        })))
     }
 }
 

@@ -84,6 +84,37 @@ pub struct RestoreReport {
     pub autopilot_healthy: bool,
     /// The failure tolerance autopilot reported last.
     pub failure_tolerance: Option<u32>,
+    /// Whether the cluster holds the snapshot's canary after the restore.
+    pub canary: CanaryCheck,
+}
+
+/// The canary read back after a restore, against the one the snapshot's catalog entry
+/// recorded.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CanaryCheck {
+    /// The cluster holds it: its data is that snapshot's.
+    Matched {
+        /// The canary.
+        value: String,
+    },
+    /// The cluster holds another one (or none): its data is not what the catalog says
+    /// this snapshot holds.
+    Different {
+        /// The snapshot's.
+        expected: String,
+        /// The cluster's.
+        found: Option<String>,
+    },
+    /// The snapshot's entry records none (taken before canaries, or its write was
+    /// refused), or the snapshot is not catalogued.
+    NotRecorded,
+    /// It could not be read; why (another cluster's snapshot: this function's login is
+    /// refused until that cluster's credentials are adopted).
+    NotChecked {
+        /// Why.
+        why: String,
+    },
 }
 
 /// A snapshot whose database root credentials are older than those in force.

@@ -142,6 +142,50 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         }
     }
 
+    /// Reads the canary back and compares it with the one the snapshot's entry records.
+    pub(super) async fn check_canary(
+        &self,
+        node: &FleetNode,
+        plan: &super::RestorePlan,
+        foreign: bool,
+    ) -> super::plan::CanaryCheck {
+        use super::plan::CanaryCheck;
+        let Some(expected) = plan.entry.as_ref().and_then(|e| e.canary.clone()) else {
+            return CanaryCheck::NotRecorded;
+        };
+        if foreign {
+            return CanaryCheck::NotChecked {
+                why: "another cluster's snapshot: the restored data refuses this function's login until that cluster's credentials are adopted".into(),
+            };
+        }
+        let found = async {
+            let token = self
+                .login
+                .token(&self.vault, &node.addr)
+                .await
+                .map_err(|e| error_chain(&e))?;
+            self.vault
+                .read_canary(&node.addr, &token)
+                .await
+                .map_err(|e| error_chain(&e))
+        }
+        .await;
+        match found {
+            Ok(Some(found)) if found == expected => {
+                info!(canary = %expected, "the cluster holds the snapshot's canary");
+                CanaryCheck::Matched { value: expected }
+            }
+            Ok(found) => {
+                warn!(expected = %expected, found = ?found, "the cluster does not hold the snapshot's canary: its data is not what the catalog says this snapshot holds");
+                CanaryCheck::Different { expected, found }
+            }
+            Err(why) => {
+                warn!(error = %why, "the snapshot's canary could not be read back");
+                CanaryCheck::NotChecked { why }
+            }
+        }
+    }
+
     async fn unseal(
         &self,
         node: &FleetNode,

@@ -171,9 +171,12 @@ pub struct ClusterState {
     /// The canary's KV mount exists (bootstrap made it; a cluster built as already
     /// running has it).
     pub canary_mount: bool,
-    /// The canary's value. A restore leaves it as it is: the fake's snapshots do not
-    /// carry it (a test sets what a restore brings).
+    /// The canary's value.
     pub canary: Option<String>,
+    /// The canary each snapshot's data holds, by the data's SHA-256: recorded when the
+    /// fake takes a snapshot, or set by a test ([`FakeCluster::holds_canary`]). A restore
+    /// brings the restored data's canary back (none, for data not named here).
+    pub snapshot_canaries: BTreeMap<String, Option<String>>,
 }
 
 /// A database connection of the database secrets engine.
@@ -363,6 +366,14 @@ impl FakeCluster {
         self.state()
             .foreign_snapshots
             .insert(sha256_hex(snapshot), keyring);
+    }
+
+    /// Tells the fake that `snapshot`'s data holds `canary`: restoring it brings that
+    /// canary back.
+    pub fn holds_canary(&self, snapshot: &[u8], canary: &str) {
+        self.state()
+            .snapshot_canaries
+            .insert(sha256_hex(snapshot), Some(canary.to_owned()));
     }
 
     /// Every login is refused with 400, as Vault does for a wrong secret ID.
@@ -1149,6 +1160,8 @@ impl NodeApi for FakeCluster {
                 "not the active node",
             ));
         }
+        let (sha, canary) = (sha256_hex(&s.data), s.canary.clone());
+        s.snapshot_canaries.insert(sha, canary);
         let data = match s.snapshot_breaks_after {
             Some(bytes) => &s.data[..bytes.min(s.data.len())],
             None => &s.data[..],
@@ -1211,6 +1224,11 @@ impl NodeApi for FakeCluster {
             ));
         }
         s.restores.push((data.clone(), force));
+        s.canary = s
+            .snapshot_canaries
+            .get(&sha256_hex(&data))
+            .cloned()
+            .flatten();
         s.data = data;
         // The restored data holds none of the tokens issued since it was taken.
         s.tokens.clear();

@@ -268,6 +268,13 @@ async fn backed_up_data_comes_back_latest_as_of_and_by_exact_version() -> Result
         "the followers caught up: {report:?}"
     );
     assert_eq!(report.failure_tolerance, Some(1), "{report:?}");
+    // The canary written just before the snapshot was taken is back.
+    let canary = entry2.canary.clone().context("the backup wrote a canary")?;
+    assert_eq!(
+        report.canary,
+        shared::restore::CanaryCheck::Matched { value: canary },
+        "{report:?}"
+    );
     assert_eq!(bed.kv("app").await?.as_deref(), Some("v2"));
     assert_eq!(bed.kv("later").await?, None);
     // The safety snapshot holds v3: it is catalogued as pre-restore.

@@ -221,6 +221,7 @@ async fn the_plan_names_the_snapshot_its_age_and_what_blocks_and_changes_nothing
     };
     let snapshot = plan.snapshot.expect("a snapshot");
     assert_eq!(snapshot.object, dr_copy(1, 60).object);
+    assert_eq!(snapshot.canary, Some(canary_of(1)));
     assert!(
         (3590..=3610).contains(&snapshot.age_seconds),
         "{}",

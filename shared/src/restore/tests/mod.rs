@@ -212,7 +212,7 @@ fn deadline() -> Instant {
 /// The report of a restore, or a panic naming what came instead.
 fn restored(outcome: Result<RestoreOutcome, FunctionError>) -> RestoreReport {
     match outcome {
-        Ok(RestoreOutcome::Restored(report)) => report,
+        Ok(RestoreOutcome::Restored(report)) => *report,
         other => panic!("expected a restore, got {other:?}"),
     }
 }

@@ -389,3 +389,61 @@ async fn a_snapshot_from_before_a_database_root_rotation_is_restored_and_its_sta
     );
     assert_eq!(bed.cluster().state().data, good_snapshot(60, 2000));
 }
+
+/// The newest of the three snapshots, its entry recording `canary`, and its data
+/// holding `holds`.
+fn newest_with_canary(bed: &Bed, canary: &str, holds: &str) -> CatalogEntry {
+    let snapshots = bed.three_snapshots();
+    let (newest, bytes) = &snapshots[2];
+    let mut entry = newest.clone();
+    entry.canary = Some(canary.into());
+    futures::executor::block_on(bed.catalog.put(&entry)).expect("put");
+    bed.cluster().holds_canary(bytes, holds);
+    entry
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restore_reads_the_snapshots_canary_back() {
+    let bed = Bed::healthy();
+    let entry = newest_with_canary(&bed, "canary-30", "canary-30");
+    let report = restored(bed.restore(json!({"snapshot": exact(&entry.object)})).await);
+    assert_eq!(
+        report.canary,
+        crate::restore::CanaryCheck::Matched {
+            value: "canary-30".into()
+        }
+    );
+    assert_eq!(bed.cluster().state().canary.as_deref(), Some("canary-30"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restore_whose_data_holds_another_canary_says_so() {
+    let logs = capture_logs();
+    let bed = Bed::healthy();
+    let entry = newest_with_canary(&bed, "canary-30", "something-else");
+    let report = restored(bed.restore(json!({"snapshot": exact(&entry.object)})).await);
+    assert_eq!(
+        report.canary,
+        crate::restore::CanaryCheck::Different {
+            expected: "canary-30".into(),
+            found: Some("something-else".into()),
+        }
+    );
+    assert!(
+        logs.contents()
+            .contains("does not hold the snapshot's canary"),
+        "{}",
+        logs.contents()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restore_of_a_snapshot_without_a_canary_says_none_was_recorded() {
+    let bed = Bed::healthy();
+    let snapshots = bed.three_snapshots();
+    let report = restored(
+        bed.restore(json!({"snapshot": exact(&snapshots[2].0.object)}))
+            .await,
+    );
+    assert_eq!(report.canary, crate::restore::CanaryCheck::NotRecorded);
+}
