@@ -15,14 +15,14 @@ use shared::{
     backup::BackupOutcome,
     cluster::dr_ports::{DnsRecords, DnsTarget, GroupCapacity},
     failover::{
-        record::{FailbackPhase, Phase},
+        record::{FailbackPhase, FailoverRecord, Phase},
         DeployedFailover, FailoverOutcome,
     },
     lifecycle::{
         records::{InitStage, StateRecords},
         unseal::Unsealed,
     },
-    snapshots::catalog::Catalog,
+    snapshots::{catalog::Catalog, store::Location},
     testing::capture_logs,
 };
 use testbed::dr::{sample, DrBed, Standby};
@@ -72,15 +72,7 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         bail!("expected a failover, got {outcome:?}");
     };
     eprintln!("failover from the alarm to DNS switched: {took:?}");
-    for phase in &record.phases {
-        eprintln!("  {} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
-    }
-    assert_eq!(
-        record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
-        Phase::ALL
-    );
-    assert_eq!(record.snapshot, copy);
-    assert_eq!(dr.standby_kv().await?.as_deref(), Some("from-primary"));
+    assert_failed_over(&dr, record, &copy, "from-primary").await?;
     let verified = record
         .phases
         .iter()
@@ -91,12 +83,6 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         "the standby holds the snapshot's canary: {}",
         verified.detail
     );
-    assert_eq!(
-        dr.records.current().await?,
-        Some(DnsTarget::cname("vault-dr.example.com", 60)?)
-    );
-    let fenced = dr.primary_group().capacity().await?;
-    assert_eq!((fenced.min, fenced.desired), (0, 0));
     // SNS took the notification (what a topic receives is read back in the notifier's
     // contract test: moto's state dump fails once a test's buckets hold snapshots).
     assert_eq!(
@@ -163,13 +149,7 @@ async fn an_alarm_fails_the_primary_over_to_a_pilot_light_standby() -> Result<()
     };
     let launched = launched?;
     eprintln!("launcher: {launched:?}");
-    for phase in &record.phases {
-        eprintln!("  {} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
-    }
-    assert_eq!(
-        record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
-        Phase::ALL
-    );
+    assert_failed_over(&dr, record, &copy, "from-primary").await?;
     let [instance] = launched.instances.as_slice() else {
         bail!("expected one instance launched: {launched:?}");
     };
@@ -196,18 +176,37 @@ async fn an_alarm_fails_the_primary_over_to_a_pilot_light_standby() -> Result<()
         init.map(|r| (r.node.to_string(), r.stage)),
         Some((instance.clone(), InitStage::Bootstrapped))
     );
-    assert_eq!(record.snapshot, copy);
-    assert_eq!(dr.standby_kv().await?.as_deref(), Some("from-primary"));
+
+    let mut secrets = dr.standby.bed.stored_secret_values().await?;
+    secrets.extend(dr.primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    Ok(())
+}
+
+/// What a failover run to its end leaves: every phase recorded, in order; `copy`
+/// restored; the standby serving `value` at `kv/app`; the record pointing at the DR
+/// cluster; the primary's group fenced at 0.
+async fn assert_failed_over(
+    dr: &DrBed,
+    record: &FailoverRecord,
+    copy: &Location,
+    value: &str,
+) -> Result<()> {
+    for phase in &record.phases {
+        eprintln!("  {} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    assert_eq!(
+        record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
+        Phase::ALL
+    );
+    assert_eq!(&record.snapshot, copy);
+    assert_eq!(dr.standby_kv().await?.as_deref(), Some(value));
     assert_eq!(
         dr.records.current().await?,
         Some(DnsTarget::cname("vault-dr.example.com", 60)?)
     );
     let fenced = dr.primary_group().capacity().await?;
     assert_eq!((fenced.min, fenced.desired), (0, 0));
-
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
     Ok(())
 }
 
@@ -255,10 +254,7 @@ async fn untrusted_primary_is_not_down(dr: &DrBed) -> Result<()> {
 }
 
 /// The binary's checks before the outage; what it printed.
-async fn under_the_emulator(
-    dr: &DrBed,
-    copy: &shared::snapshots::store::Location,
-) -> Result<String> {
+async fn under_the_emulator(dr: &DrBed, copy: &Location) -> Result<String> {
     let mut emulator = testbed::lambda::LambdaEmulator::start(&dr.failover_env()?).await?;
     let timeout = Duration::from_secs(120);
     let testbed::lambda::Invocation::Ok(plan) = emulator

@@ -6,7 +6,8 @@
 //!   and the floor; its ways are run by `backup::ways`.
 //! - [`rotation`]: each credential-rotation action beside the raw API calls.
 //! - [`failover`]: dr-failover from the alarm to the DR cluster serving, by phase, beside
-//!   the raw API steps of a restore into a standby.
+//!   the raw API steps of a restore into a standby; its standby warm, or with
+//!   `--pilot-light` a group at 0.
 //! - [`measure`]: a child process under GNU time: wall time, CPU time, peak RSS; medians.
 //!
 //! With `RUST_LOG` set (for example `RUST_LOG=shared=info`), the functions' log lines go
@@ -36,10 +37,17 @@ async fn main() -> Result<()> {
         Some("lifecycle") => lifecycle::run(rounds).await,
         Some("backup") => backup::run(option(&args, "--size-mb", 100)?, rounds).await,
         Some("rotation") => rotation::run(rounds).await,
-        Some("failover") => failover::run(option(&args, "--size-mb", 100)?, rounds).await,
+        Some("failover") => {
+            let standby = if args.iter().any(|a| a == "--pilot-light") {
+                testbed::dr::Standby::PilotLight
+            } else {
+                testbed::dr::Standby::Warm
+            };
+            failover::run(option(&args, "--size-mb", 100)?, rounds, standby).await
+        }
         // Not in the usage: `backup` runs it as snapshot-backup's stand-in.
         Some("backup-child") => backup::child().await,
-        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N]"),
+        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N] | bench failover [--size-mb N] [--rounds N] [--pilot-light]"),
     }
 }
 
