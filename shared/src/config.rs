@@ -374,5 +374,17 @@ pub fn dr_keys(env: &Env) -> Result<Option<(String, String)>, ConfigError> {
     }
 }
 
+/// `DR_STATE_TABLE`, which needs `DR_REGION`: the DR region's table, where dr-failover
+/// records a failover (the fence) of this cluster.
+pub fn dr_state_table(env: &Env) -> Result<Option<String>, ConfigError> {
+    match (env.optional("DR_STATE_TABLE"), env.optional("DR_REGION")) {
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: "DR_REGION",
+            hint: "DR_STATE_TABLE is set: name the DR region its table is in, or unset it",
+        }),
+        (table, _) => Ok(table.map(str::to_owned)),
+    }
+}
+
 #[cfg(test)]
 mod tests;

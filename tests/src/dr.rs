@@ -375,11 +375,32 @@ impl DrBed {
         Ok(failover)
     }
 
+    /// The primary's node-lifecycle as its stack runs it with a DR region: its shares
+    /// copied there, and its failover record (the fence) read from the DR table.
+    pub fn primary_lifecycle(
+        &self,
+    ) -> Result<shared::lifecycle::NodeLifecycle<shared::vault::VaultClient, SsmParameters>> {
+        let primary = &self.primary;
+        self.primary.bed.function(&[
+            ("DR_REGION", DR_REGION),
+            ("DR_KMS_KEY_ID", primary.dr.kms_key.as_str()),
+            ("DR_STATE_TABLE", primary.dr.table.as_str()),
+            ("APPROLE_FUNCTIONS", crate::snapshots::APPROLE_FUNCTIONS),
+        ])
+    }
+
     /// The primary region is back: its node restarts sealed, and its node-lifecycle's
-    /// reconcile unseals it.
-    pub async fn primary_back(&mut self) -> Result<()> {
+    /// reconcile runs once. What the reconcile reported (while a failover has the
+    /// primary fenced and no failback is asked for, it leaves the node sealed).
+    pub async fn primary_back(&mut self) -> Result<shared::lifecycle::reconcile::ReconcileReport> {
         self.primary.bed.bao.restart(0).await?;
-        let lifecycle = self.primary.bed.function(&[])?;
+        Ok(self.primary_lifecycle()?.reconcile(deadline()).await?)
+    }
+
+    /// The primary's node-lifecycle reconciles until the primary's node is unsealed and
+    /// active.
+    pub async fn primary_unsealed(&self) -> Result<()> {
+        let lifecycle = self.primary_lifecycle()?;
         let bao = &self.primary.bed.bao;
         crate::poll_until("the primary unsealed", Duration::from_secs(60), || async {
             lifecycle.reconcile(deadline()).await?;

@@ -110,8 +110,8 @@ pub enum FailoverError {
         /// What the record says.
         state: String,
     },
-    /// The primary has no active, unsealed node to restore into.
-    #[error("the primary has no active, unsealed node ({asked} in its group); nothing was changed: a primary whose group the fence emptied cannot take a restore, re-protect instead (see the failover runbook)")]
+    /// The primary has no initialised node to restore into.
+    #[error("the primary has no initialised node ({asked} in its group answered as one); nothing was changed: a primary whose group the fence emptied cannot take a restore, re-protect instead (see the failover runbook)")]
     PrimaryNotServing {
         /// How many members of the primary's group were asked.
         asked: usize,

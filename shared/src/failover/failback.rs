@@ -71,18 +71,15 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
         };
         if record.failback.is_none() {
-            // Nothing changes before the primary is found serving.
-            let detail = self.primary_serving().await?;
+            // Nothing changes unless the primary has a node to restore into. Recorded
+            // then: the primary's node-lifecycle, which leaves a fenced primary sealed,
+            // unseals it once a failback is asked for.
+            self.primary_initialised().await?;
             record.failback = Some(Failback {
                 id: request_id.to_owned(),
                 started_at: Utc::now(),
                 snapshot: None,
-                phases: vec![FailbackDone {
-                    phase: FailbackPhase::PrimaryServing,
-                    at: Utc::now(),
-                    took_ms: 0,
-                    detail,
-                }],
+                phases: Vec::new(),
                 failed: None,
             });
             self.records.put(&record).await?;
@@ -137,7 +134,24 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         Ok(FailoverOutcome::FailedBack(record))
     }
 
-    /// An active, unsealed primary node, or the refusal that changes nothing.
+    /// A primary node that reports itself initialised (sealed or not), or the refusal
+    /// that changes nothing: a primary whose group the fence emptied has none.
+    async fn primary_initialised(&self) -> Result<(), FailoverError> {
+        let members = self.primary_fleet.members().await?;
+        let asked = members.len();
+        let healths =
+            futures::future::join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
+        if healths
+            .iter()
+            .any(|h| h.as_ref().is_ok_and(|h| h.initialized))
+        {
+            Ok(())
+        } else {
+            Err(FailoverError::PrimaryNotServing { asked })
+        }
+    }
+
+    /// An active, unsealed primary node.
     async fn primary_serving(&self) -> Result<String, FailoverError> {
         let members = self.primary_fleet.members().await?;
         let asked = members.len();
@@ -147,7 +161,11 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 node.instance,
                 health.cluster_id.unwrap_or_default()
             )),
-            None => Err(FailoverError::PrimaryNotServing { asked }),
+            None => Err(FailoverError::FailbackPhase {
+                phase: "PrimaryServing".into(),
+                reason: format!("no primary node is active yet ({asked} in the group): a fenced primary stays sealed until a failback is asked for, and its node-lifecycle unseals it at its next reconcile now that this one is recorded (or invoke its reconcile); run failback again then"),
+                retry_helps: true,
+            }),
         }
     }
 

@@ -275,6 +275,9 @@ pub struct Fence {
     pub trigger: String,
     /// Its last phase completed.
     pub last_phase: String,
+    /// An operator asked for the failback: the primary may serve again (the failback
+    /// restores into it), though its backups and rotations wait for the end.
+    pub failback_started: bool,
 }
 
 /// Whether the DR region's dr-failover has fenced this cluster: a failover of it is
@@ -289,6 +292,7 @@ pub async fn fence_of(records: &dyn FailoverRecords) -> Option<Fence> {
                 since: record.started_at,
                 trigger: record.trigger.clone(),
                 last_phase: record.last_phase().map_or("none", Phase::as_str).to_owned(),
+                failback_started: record.failback.is_some(),
             })
         }
         Ok(_) => None,

@@ -42,16 +42,31 @@ pub fn from_sdk(
             config.table.clone(),
             cluster.clone(),
         )),
-        records: Box::new(DynamoStateRecords::from_sdk(sdk, config.table, cluster)),
+        records: Box::new(DynamoStateRecords::from_sdk(
+            sdk,
+            config.table,
+            cluster.clone(),
+        )),
         actions: Box::new(AsgLifecycleActions::from_sdk(sdk)),
         metrics: Box::new(CloudWatchMetrics::from_sdk(sdk, config.metrics_namespace)),
         fleet: Box::new(AsgFleet::from_sdk(sdk, config.cluster)),
         dr_keys: config
             .dr_keys
+            .clone()
             .map(|(region, kms_key)| super::dr_keys::DrKeys {
                 parameters: SsmParameters::in_region(sdk, &region),
                 kms_key,
             }),
+        fence: match (&config.dr_state_table, &config.dr_keys) {
+            (Some(table), Some((region, _))) => Some(Box::new(DynamoStateRecords::in_region(
+                sdk,
+                region,
+                table.clone(),
+                cluster.clone(),
+            ))
+                as Box<dyn crate::failover::record::FailoverRecords>),
+            _ => None,
+        },
         settings: config.lifecycle,
     })
 }

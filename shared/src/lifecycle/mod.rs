@@ -98,6 +98,10 @@ pub struct NodeLifecycle<N, P> {
     pub metrics: Box<dyn MetricsSink>,
     /// The DR region's SSM and key, where every share is copied (`DR_REGION`).
     pub dr_keys: Option<dr_keys::DrKeys<P>>,
+    /// This cluster's failover record in the DR region's table (`DR_STATE_TABLE`;
+    /// `None`: not configured): while dr-failover has the cluster fenced and no failback
+    /// is asked for, reconcile leaves its sealed nodes sealed.
+    pub fence: Option<Box<dyn crate::failover::record::FailoverRecords>>,
 }
 
 /// What an invocation did, returned to the caller as JSON.

@@ -40,6 +40,11 @@ pub struct ReconcileReport {
     pub dr_shares_copied: Vec<String>,
     /// AppRole credential parameters copied to the DR region now (names, never values).
     pub dr_approles_copied: Vec<String>,
+    /// The DR region's dr-failover has this cluster fenced and no failback is asked for:
+    /// sealed nodes were left sealed (an unsealed primary would take writes that the
+    /// failback then replaces with the DR cluster's data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fenced: Option<crate::failover::record::Fence>,
 }
 
 /// What to do about the peers that map to no member instance.
@@ -140,10 +145,22 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
                 ));
             }
         }
+        if let Some(records) = &self.fence {
+            report.fenced = crate::failover::record::fence_of(records.as_ref())
+                .await
+                .filter(|fence| !fence.failback_started);
+        }
         let in_service = self.fleet.in_service().await?;
         let healths = join_all(in_service.iter().map(|n| self.vault.health(&n.addr))).await;
         for (node, health) in in_service.iter().zip(healths) {
             match health {
+                Ok(h) if h.initialized && h.sealed && report.fenced.is_some() => {
+                    warn!(instance = %node.instance, "the DR region failed this cluster over and fenced it: the node is left sealed until a failback is asked for");
+                    report.refused.push(format!(
+                        "unseal {}: the cluster is fenced by the DR region's failover; left sealed until a failback is asked for",
+                        node.instance
+                    ));
+                }
                 Ok(h) if h.initialized && h.sealed => {
                     match self.ensure_unsealed(&node.addr, deadline).await {
                         Ok(_) => {

@@ -136,6 +136,10 @@ pub struct LifecycleConfig {
     pub lifecycle: LifecycleSettings,
     /// `DR_REGION` and `DR_KMS_KEY_ID` (both or neither): where the shares are copied.
     pub dr_keys: Option<(String, String)>,
+    /// `DR_STATE_TABLE` (with `DR_REGION`): the DR region's table, where dr-failover
+    /// records a failover of this cluster; a cluster it fenced is not unsealed by
+    /// reconcile until a failback is asked for.
+    pub dr_state_table: Option<String>,
 }
 
 impl LifecycleConfig {
@@ -231,6 +235,7 @@ impl LifecycleConfig {
         let dr_keys = crate::config::dr_keys(env)?;
         Ok(Self {
             dr_keys,
+            dr_state_table: crate::config::dr_state_table(env)?,
             table: env
                 .required("STATE_TABLE", "the DynamoDB table for locks and records")?
                 .to_owned(),

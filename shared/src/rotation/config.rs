@@ -238,16 +238,7 @@ impl RotationConfig {
                 )?
                 .to_owned(),
             dr_keys: dr_keys(env)?,
-            dr_state_table: match (env.optional("DR_STATE_TABLE"), env.optional("DR_REGION")) {
-                (Some(_), None) => {
-                    return Err(ConfigError::Missing {
-                        name: "DR_REGION",
-                        hint:
-                            "DR_STATE_TABLE is set: name the DR region its table is in, or unset it",
-                    })
-                }
-                (table, _) => table.map(str::to_owned),
-            },
+            dr_state_table: crate::config::dr_state_table(env)?,
             keyring: KeyringSettings {
                 max_age: Duration::from_secs(days * 86_400),
                 policy: KeyringPolicy {

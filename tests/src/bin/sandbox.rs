@@ -477,9 +477,16 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         "operator: kv/app = \"written in the DR region\" on the DR cluster",
         start,
     );
-    dr.primary_back().await?;
+    let reconciled = dr.primary_back().await?;
     say(
-        "the primary region is back: its node restarted sealed, node-lifecycle's reconcile unsealed it",
+        &format!(
+            "the primary region is back: its node restarted sealed; node-lifecycle's reconcile left it sealed ({})",
+            if reconciled.fenced.is_some() {
+                "fenced by the DR region's failover"
+            } else {
+                "not fenced?"
+            }
+        ),
         start,
     );
     let fenced = dr
@@ -499,9 +506,25 @@ async fn disaster_recovery(start: Instant) -> Result<testbed::dr::DrBed> {
         ),
         start,
     );
+    let first = send(json!({"action": "failback"})).await;
+    say(
+        &format!(
+            "dr-failover, failback: recorded; {}",
+            match &first {
+                Ok(outcome) => format!("{outcome:?}"),
+                Err(e) => e.to_string(),
+            }
+        ),
+        start,
+    );
+    dr.primary_unsealed().await?;
+    say(
+        "the primary's node-lifecycle reconcile: a failback is asked for, the node unsealed",
+        start,
+    );
     let outcome = serde_json::to_value(send(json!({"action": "failback"})).await?)?;
     say(
-        &format!("dr-failover, failback: {}", outcome["outcome"]),
+        &format!("dr-failover, failback again: {}", outcome["outcome"]),
         start,
     );
     for phase in outcome["failback"]["phases"]

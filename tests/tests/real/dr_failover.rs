@@ -393,10 +393,20 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     );
     dr.standby_write("written in the DR region").await?;
 
-    dr.primary_back().await?;
-    // The primary serves again, but the DR region fenced it: its own functions neither
-    // back it up (nor copy to the DR region) nor rotate its credentials until the
-    // failback.
+    // The primary region is back, its node restarted sealed. The DR region fenced it:
+    // its node-lifecycle leaves it sealed (it would take writes the failback replaces),
+    // and its other functions neither back it up (nor copy to the DR region) nor rotate
+    // its credentials until the failback.
+    let reconciled = dr.primary_back().await?;
+    assert!(
+        reconciled.fenced.is_some() && reconciled.unsealed.is_empty(),
+        "{reconciled:?}"
+    );
+    assert_eq!(
+        dr.primary.bed.bao.health_code(0).await?,
+        503,
+        "still sealed"
+    );
     let backup = dr
         .primary
         .backup(&[])?
@@ -423,6 +433,16 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
         "{rotation:?}"
     );
 
+    // The failback is asked for: recorded, and refused until the primary serves.
+    let first = send(&failover, json!({"action": "failback"})).await;
+    assert!(
+        first
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PrimaryServing")),
+        "{first:?}"
+    );
+    // Its node-lifecycle reads that and unseals it at the next reconcile.
+    dr.primary_unsealed().await?;
     let outcome = send(&failover, json!({"action": "failback"})).await?;
     let FailoverOutcome::FailedBack(record) = outcome else {
         bail!("expected a failback, got {outcome:?}");

@@ -1158,6 +1158,7 @@ async fn a_join_failing_with_500_or_losing_its_answer_is_tried_again_and_sent_on
         records: plain.records,
         metrics: plain.metrics,
         dr_keys: plain.dr_keys,
+        fence: plain.fence,
     };
     function.vault.fail("join", Failure::Status(500), 2);
     function.vault.fail_after("join", Failure::Unreachable, 1);

@@ -108,3 +108,43 @@ async fn a_failback_cut_off_resumes_without_a_second_snapshot_or_restore() {
     assert_eq!(bed.backups.requests.lock().expect("lock").len(), 1);
     assert_eq!(bed.primary_restores.restored.lock().expect("lock").len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_into_a_primary_kept_sealed_by_the_fence_is_recorded_then_resumed() {
+    let bed = Bed::down();
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    // The primary region is back, its node sealed: its node-lifecycle leaves a fenced
+    // primary sealed until a failback is asked for.
+    bed.standby.seal("d-1");
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("the primary is not serving yet");
+    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
+    assert!(
+        error.message.contains("PrimaryServing") && error.message.contains("reconcile"),
+        "{}",
+        error.message
+    );
+    // Asked for, and nothing else done: the primary's reconcile reads this and unseals.
+    let failback = bed.record().expect("kept").failback.expect("asked for");
+    assert!(failback.phases.is_empty(), "{failback:?}");
+    assert!(bed.backups.requests.lock().expect("lock").is_empty());
+    assert!(bed.dns_points_at_dr());
+
+    bed.standby
+        .state()
+        .nodes
+        .get_mut("d-1")
+        .expect("node")
+        .sealed = false;
+    let outcome = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect("resumed");
+    assert!(
+        matches!(outcome, FailoverOutcome::FailedBack(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(bed.backups.requests.lock().expect("lock").len(), 1);
+}

@@ -90,6 +90,7 @@ impl Bed {
                     parameters: dr_ssm.clone(),
                     kms_key: "alias/vault-dr".into(),
                 }),
+                fence: None,
             },
             fleet,
             ssm,

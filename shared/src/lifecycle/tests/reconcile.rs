@@ -24,6 +24,47 @@ async fn every_sealed_member_is_unsealed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cluster_the_dr_region_fenced_stays_sealed_until_a_failback_is_asked_for() {
+    use crate::failover::record::{Failback, FailoverRecords};
+    let mut bed = Bed::running(&["i-1", "i-2", "i-3"]);
+    let records = std::sync::Arc::new(crate::testing::FakeFailoverRecords::fencing());
+    bed.function.fence = Some(Box::new(records.clone()));
+    for node in ["i-1", "i-2", "i-3"] {
+        bed.cluster().seal(node);
+    }
+    let report = bed.reconcile().await;
+    assert!(report.unsealed.is_empty(), "{report:?}");
+    assert_eq!(
+        report.fenced.as_ref().map(|f| f.last_phase.as_str()),
+        Some("fenced")
+    );
+    assert_eq!(
+        report
+            .refused
+            .iter()
+            .filter(|r| r.contains("fenced by the DR region's failover"))
+            .count(),
+        3,
+        "{report:?}"
+    );
+    assert_eq!(bed.cluster().calls("unseal i-1"), 0, "no share sent");
+    // An operator asks for the failback: the failover record says so, and the next
+    // reconcile unseals the nodes the failback restores into.
+    let mut record = records.current().await.expect("read").expect("recorded");
+    record.failback = Some(Failback {
+        id: "failback".into(),
+        started_at: chrono::Utc::now(),
+        snapshot: None,
+        phases: Vec::new(),
+        failed: None,
+    });
+    records.put(&record).await.expect("put");
+    let report = bed.reconcile().await;
+    assert_eq!(report.fenced, None);
+    assert_eq!(report.unsealed.len(), 3, "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_departed_peer_is_removed_once_past_its_grace() {
     let bed = Bed::running(&["i-1", "i-2", "i-3"]);
     bed.cluster().kill("i-3");
