@@ -151,7 +151,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         request_id: &str,
         deadline: Instant,
     ) -> Result<(bool, String), FailoverError> {
-        self.wait_until_standby_active(deadline).await?;
+        self.wait_until_standby_active(None, deadline).await?;
         let reason = format!("restore drill of {}", self.settings.primary);
         if let Err(e) = self
             .restorer

@@ -72,7 +72,8 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     record.standby_group_was = Some(self.standby_group.capacity().await?);
                     self.records.put(record).await?;
                 }
-                self.wait_until_standby_active(deadline).await
+                self.wait_until_standby_active(record.standby_group_was, deadline)
+                    .await
             }
             Phase::Restored => self.ensure_restored(record, request_id, deadline).await,
             Phase::Adopted => self.ensure_adopted(record, deadline).await,
@@ -148,13 +149,16 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// InService already.
     pub(super) async fn wait_until_standby_active(
         &self,
+        was: Option<crate::cluster::dr_ports::Capacity>,
         deadline: Instant,
     ) -> Result<String, FailoverError> {
         let capacity = self.standby_group.capacity().await?;
-        let warm = capacity.desired >= 1;
-        if !warm {
+        if capacity.desired < 1 {
             self.standby_group.set_desired(1).await?;
         }
+        // The size before any run raised it: a run resumed after the raise still knows
+        // it started from 0.
+        let warm = was.unwrap_or(capacity).desired >= 1;
         let until = deadline.min(Instant::now() + self.settings.standby_timeout);
         let (node, _) = self.wait_for_active_among(Among::InService, until).await?;
         Ok(format!(

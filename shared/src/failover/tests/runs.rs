@@ -449,3 +449,27 @@ async fn a_pilot_light_node_is_up_only_once_its_launch_completed() {
     assert!((26_000..=27_000).contains(&up.took_ms), "{}", up.took_ms);
     assert_eq!(bed.restored(), [dr_copy(1, 60).object]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cut_off_after_raising_a_pilot_light_still_says_it_started_from_0() {
+    let bed = Bed::down();
+    bed.standby_group.capacity.lock().expect("lock").desired = 0;
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    // As if the run had stopped in standby-up, after raising the group to 1.
+    let mut record = bed.record().expect("recorded");
+    record.phases.truncate(2);
+    *bed.records.record.lock().expect("lock") = Some(record);
+    bed.standby_group.capacity.lock().expect("lock").desired = 1;
+    let FailoverOutcome::FailedOver(record) =
+        bed.send(alarm(ALARM, "ALARM")).await.expect("resumed")
+    else {
+        panic!("a failover");
+    };
+    let up = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::StandbyUp)
+        .expect("standby-up");
+    assert!(up.detail.ends_with("(started from 0)"), "{}", up.detail);
+    assert_eq!(record.standby_group_was.map(|c| c.desired), Some(0));
+}
