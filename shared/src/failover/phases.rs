@@ -42,8 +42,9 @@ pub(super) enum Holding {
     Unknown(String),
 }
 
-/// How often the standby is asked whether a node is active.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the standby is asked whether a node is active (node-lifecycle polls as
+/// often: a pilot light's node is ready at no particular second).
+const POLL: Duration = Duration::from_millis(250);
 
 /// Which of the standby group's instances a wait asks.
 #[derive(Clone, Copy)]
