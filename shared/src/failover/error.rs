@@ -70,6 +70,13 @@ pub enum FailoverError {
         /// How many the standby needs.
         needed: usize,
     },
+    /// The DR region holds the primary's recovery shares, not unseal shares: the primary
+    /// unseals itself (auto-unseal), which dr-failover does not fail over.
+    #[error("the primary uses auto-unseal (the DR region holds its recovery shares under {folder}, no unseal shares); dr-failover adopts only unseal (Shamir) shares, and the standby would need a seal that opens the primary's root key: nothing was changed, fail over by hand (see the failover runbook)")]
+    AutoUnsealPrimary {
+        /// Where the recovery shares were found.
+        folder: String,
+    },
     /// A phase failed; the record names it and whether the primary was unfenced.
     #[error("failover phase {phase} failed: {reason}")]
     Phase {
@@ -149,6 +156,7 @@ impl Classify for FailoverError {
             | Self::PrimaryUnverifiable { .. }
             | Self::NoSnapshot { .. }
             | Self::SharesMissing { .. }
+            | Self::AutoUnsealPrimary { .. }
             | Self::NoFailoverToReturnFrom { .. } => false,
         }
     }
@@ -168,6 +176,7 @@ impl Classify for FailoverError {
             Self::PrimaryUnverifiable { .. } => "PrimaryUnverifiable",
             Self::NoSnapshot { .. } => "NoSnapshot",
             Self::SharesMissing { .. } => "FailoverSharesMissing",
+            Self::AutoUnsealPrimary { .. } => "AutoUnsealPrimary",
             Self::Phase { .. } => "FailoverPhaseFailed",
             Self::NoFailoverToReturnFrom { .. } => "NoFailoverToReturnFrom",
             Self::PrimaryNotServing { .. } => "PrimaryNotServing",

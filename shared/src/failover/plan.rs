@@ -212,6 +212,17 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             found = n;
         }
         if found == 0 {
+            // Recovery shares instead: the primary unseals by itself (auto-unseal), and
+            // its standby would need the same seal, not shares.
+            if self
+                .parameters
+                .exists(&keys.generation_share(ShareKind::Recovery, generation, 1))
+                .await?
+            {
+                return Err(FailoverError::AutoUnsealPrimary {
+                    folder: keys.generation(ShareKind::Recovery, generation),
+                });
+            }
             return Err(FailoverError::SharesMissing {
                 generation,
                 folder: keys.generation(ShareKind::Unseal, generation),

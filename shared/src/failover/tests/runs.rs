@@ -277,6 +277,35 @@ async fn missing_shares_in_the_dr_region_refuse_before_anything_changes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_auto_unseal_primary_is_refused_by_name_before_anything_changes() {
+    let bed = Bed::down();
+    {
+        let mut values = bed.failover.parameters.values.lock().expect("lock");
+        let unseal: Vec<(String, String)> = values
+            .iter()
+            .filter(|(name, _)| name.starts_with("/vault-lifecycle/prod/unseal/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, value) in unseal {
+            values.remove(&name);
+            values.insert(name.replace("/unseal/", "/recovery/"), value);
+        }
+    }
+    let error = bed
+        .send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("auto-unseal");
+    assert_eq!(error.error_type, "Permanent.AutoUnsealPrimary");
+    assert!(
+        error.message.contains("/vault-lifecycle/prod/recovery"),
+        "{}",
+        error.message
+    );
+    assert_eq!(bed.record(), None);
+    assert_eq!(bed.primary_group.now().desired, 3, "not fenced");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_run_finding_the_lock_held_changes_nothing() {
     let bed = Bed::down();
     crate::cluster::locks::Locks::claim(
