@@ -40,46 +40,53 @@ impl FakeFailoverRecords {
     /// Holds a failover of the primary that has fenced it (every phase through
     /// `fenced`), as the DR region records it.
     pub fn fencing() -> Self {
-        let entry = CatalogEntry {
-            cluster: "prod".into(),
-            taken_at: chrono::Utc::now(),
-            object: Location {
-                region: "eu-central-1".into(),
-                bucket: "dr-snapshots".into(),
-                key: "vault-lifecycle/prod/1h.snap".into(),
-                version_id: None,
-            },
-            dr_copy: None,
-            sha256: "00".into(),
-            bytes: 1,
-            index: 1,
-            term: 1,
-            state_size: 1,
-            cluster_id: "c-primary".into(),
-            server_version: "2.7.2".into(),
-            kind: crate::snapshots::catalog::BackupKind::Scheduled,
-            reason: None,
-            share_generation: Some(1),
-            database_generation: None,
-            canary: None,
-            drill: None,
-        };
-        let mut record = FailoverRecord::for_drill(&entry);
-        record.trigger = "alarm prod-vault-down".into();
-        record.phases = [Phase::Confirmed, Phase::Fenced]
-            .into_iter()
-            .map(|phase| PhaseDone {
-                phase,
-                at: chrono::Utc::now(),
-                took_ms: 1,
-                detail: String::new(),
-            })
-            .collect();
         Self {
-            record: Mutex::new(Some(record)),
+            record: Mutex::new(Some(failover_through(Phase::Fenced))),
             ..Self::default()
         }
     }
+}
+
+/// A failover of the primary `prod` as the DR region records it, every phase through
+/// `last` completed.
+pub fn failover_through(last: Phase) -> FailoverRecord {
+    let entry = CatalogEntry {
+        cluster: "prod".into(),
+        taken_at: chrono::Utc::now(),
+        object: Location {
+            region: "eu-central-1".into(),
+            bucket: "dr-snapshots".into(),
+            key: "vault-lifecycle/prod/1h.snap".into(),
+            version_id: None,
+        },
+        dr_copy: None,
+        sha256: "00".into(),
+        bytes: 1,
+        index: 1,
+        term: 1,
+        state_size: 1,
+        cluster_id: "c-primary".into(),
+        server_version: "2.7.2".into(),
+        kind: crate::snapshots::catalog::BackupKind::Scheduled,
+        reason: None,
+        share_generation: Some(1),
+        database_generation: None,
+        canary: None,
+        drill: None,
+    };
+    let mut record = FailoverRecord::for_drill(&entry);
+    record.trigger = "alarm prod-vault-down".into();
+    record.phases = Phase::ALL
+        .into_iter()
+        .take_while(|p| *p <= last)
+        .map(|phase| PhaseDone {
+            phase,
+            at: chrono::Utc::now(),
+            took_ms: 1,
+            detail: String::new(),
+        })
+        .collect();
+    record
 }
 
 #[async_trait]

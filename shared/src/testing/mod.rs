@@ -15,7 +15,9 @@ pub use cluster::{FakeBackups, FakeFleet, FakeMetrics, FakeParameters};
 pub use dr::{FakeDns, FakeGroup, FakeNotifier};
 pub use dr_contract::{dns_contract, group_contract, notifier_contract};
 pub use failing_node::{FailingNode, Failure};
-pub use failover::{FakeClusterRestore, FakeFailoverRecords, FakePrimary, FakeStandbyBackup};
+pub use failover::{
+    failover_through, FakeClusterRestore, FakeFailoverRecords, FakePrimary, FakeStandbyBackup,
+};
 pub use fake_node::{
     default_keyring_policy, ClusterState, FakeCluster, FakeDatabase, FakeNode, Keyring,
 };

@@ -2,10 +2,7 @@
 //! earlier run missed, retention.
 
 use super::*;
-use crate::{
-    failover::record::{FailoverRecord, PhaseDone},
-    testing::capture_logs,
-};
+use crate::testing::{capture_logs, failover_through};
 
 #[tokio::test]
 async fn a_held_lock_is_answered_busy_and_nothing_is_taken() {
@@ -265,30 +262,13 @@ async fn a_cluster_without_the_canary_mount_is_backed_up_without_a_canary() {
     assert_eq!(bed.entries().len(), 1, "the snapshot taken all the same");
 }
 
-/// A failover of the cluster recorded in the DR region, through `last` (every phase
-/// before it completed).
-fn failover_through(bed: &Bed, last: crate::failover::record::Phase) -> FailoverRecord {
-    let mut record = FailoverRecord::for_drill(&bed.catalogued(1));
-    record.phases = crate::failover::record::Phase::ALL
-        .into_iter()
-        .take_while(|p| *p <= last)
-        .map(|phase| PhaseDone {
-            phase,
-            at: chrono::Utc::now(),
-            took_ms: 1,
-            detail: String::new(),
-        })
-        .collect();
-    record
-}
-
 #[tokio::test]
 async fn a_cluster_the_dr_region_fenced_takes_no_snapshot_until_the_failback() {
     use crate::failover::record::{FailoverRecords, Phase};
     let bed = Bed::over(FakeCluster::healthy(&["i-1"]), &["i-1"]);
     let (confirmed, verified) = (
-        failover_through(&bed, Phase::Confirmed),
-        failover_through(&bed, Phase::Verified),
+        failover_through(Phase::Confirmed),
+        failover_through(Phase::Verified),
     );
     // Confirmed only: the primary is not fenced yet.
     bed.fence.put(&confirmed).await.expect("put");
