@@ -48,6 +48,13 @@ pub fn from_sdk(
                 kms_key,
             }),
         },
+        serving_for: config.primary_cluster.clone().map(|primary| {
+            Box::new(DynamoStateRecords::from_sdk(
+                sdk,
+                config.table.clone(),
+                primary,
+            )) as Box<dyn crate::failover::record::FailoverRecords>
+        }),
         on_schedule: config.on_schedule,
         fence: match (&config.dr_state_table, &config.dr_keys) {
             (Some(table), Some((region, _))) => Some(Box::new(DynamoStateRecords::in_region(

@@ -130,6 +130,9 @@ pub struct RotationConfig {
     /// `DR_STATE_TABLE` (with `DR_REGION`): the DR region's table, where dr-failover
     /// records a failover of this cluster; a cluster it fenced rotates nothing.
     pub dr_state_table: Option<String>,
+    /// `PRIMARY_CLUSTER`: set in a DR standby, the cluster it stands by for; its
+    /// failover record is read from `STATE_TABLE`.
+    pub primary_cluster: Option<crate::ids::ClusterName>,
 }
 
 const MAX_OPERATIONS: std::ops::RangeInclusive<u64> = 1_000_000..=3_865_470_566;
@@ -239,6 +242,13 @@ impl RotationConfig {
                 .to_owned(),
             dr_keys: dr_keys(env)?,
             dr_state_table: crate::config::dr_state_table(env)?,
+            primary_cluster: env
+                .optional("PRIMARY_CLUSTER")
+                .map(|name| {
+                    name.parse()
+                        .map_err(|e| crate::config::invalid("PRIMARY_CLUSTER", name, e))
+                })
+                .transpose()?,
             keyring: KeyringSettings {
                 max_age: Duration::from_secs(days * 86_400),
                 policy: KeyringPolicy {

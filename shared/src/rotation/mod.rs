@@ -77,6 +77,11 @@ pub struct RotationReport {
     /// failback ends the failover.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fenced: Option<crate::failover::record::Fence>,
+    /// In a DR standby serving the primary's data after a failover: the targets left
+    /// for after the failback (the primary's shares and secret IDs, which the failback
+    /// does not carry back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_for_failback: Vec<RotationTarget>,
     /// The targets another run was rotating: this run left them alone (one rotation of a
     /// kind at a time; a held lock is an answer, not an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -145,6 +150,11 @@ pub struct CredentialRotation<F, N, P> {
     /// configured): a cluster that dr-failover fenced rotates nothing, as its shares and
     /// credentials are the ones the DR cluster adopted.
     pub fence: Option<Box<dyn crate::failover::record::FailoverRecords>>,
+    /// In a DR standby (`PRIMARY_CLUSTER`): the primary's failover record in this
+    /// stack's table. While a failover is recorded, the standby serves the primary's
+    /// data, and the shares and secret IDs a rotation would make there are ones the
+    /// failback does not carry back to the primary: those targets wait.
+    pub serving_for: Option<Box<dyn crate::failover::record::FailoverRecords>>,
     /// The `keyring` action's aims.
     pub keyring: KeyringSettings,
 }
@@ -195,7 +205,20 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
                 return Ok(report);
             }
         }
+        let held = self.failover_recorded().await;
         for target in targets {
+            if held
+                && matches!(
+                    target,
+                    RotationTarget::UnsealShares
+                        | RotationTarget::RecoveryShares
+                        | RotationTarget::ApproleSecretIds
+                )
+            {
+                warn!(target = target.as_str(), "a failover of the primary is recorded: this standby serves the primary's data, and what this rotation would make the failback does not carry back; left for after the failback");
+                report.held_for_failback.push(*target);
+                continue;
+            }
             let done = self
                 .under_lock(*target, run, deadline, || self.on_active(*target, force))
                 .await?;
@@ -213,6 +236,21 @@ impl<F: Fleet, N: NodeApi, P: ParameterStore> CredentialRotation<F, N, P> {
         }
         report.backup = self.backup_after(&report).await;
         Ok(report)
+    }
+
+    /// In a DR standby: whether a failover of the primary is recorded (a record that
+    /// cannot be read counts as one: those rotations can wait, a lost key cannot).
+    async fn failover_recorded(&self) -> bool {
+        let Some(records) = &self.serving_for else {
+            return false;
+        };
+        match records.current().await {
+            Ok(record) => record.is_some(),
+            Err(e) => {
+                warn!(error = %crate::error_chain(&e), "the primary's failover record could not be read; the shares and secret IDs wait");
+                true
+            }
+        }
     }
 
     /// Asks the backup path for a snapshot when this run changed what an older

@@ -274,6 +274,7 @@ async fn unseal_shares_rotate_through_cut_offs_and_restarted_nodes_unseal_with_t
         shares: deployed.shares,
         on_schedule: deployed.on_schedule,
         fence: deployed.fence,
+        serving_for: deployed.serving_for,
         keyring: deployed.keyring,
         secret_ids: deployed.secret_ids,
         root_key_max_age: deployed.root_key_max_age,

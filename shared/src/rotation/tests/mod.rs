@@ -58,6 +58,7 @@ fn rotation_over<N: NodeApi>(
         },
         on_schedule: vec![RotationTarget::Keyring],
         fence: None,
+        serving_for: None,
         root_key_max_age: Duration::from_secs(90 * 86_400),
         backup: None,
         databases: Vec::new(),

@@ -215,3 +215,38 @@ async fn a_new_secret_id_that_does_not_log_in_is_never_stored() {
     );
     assert_eq!(stored(&rotation, "health-probe", "retiring"), None);
 }
+
+#[tokio::test]
+async fn a_standby_serving_after_a_failover_leaves_shares_and_secret_ids_for_after_the_failback() {
+    let mut rotation = with_approles(30).await;
+    aged(&rotation.vault.inner, 31);
+    let before = stored(&rotation, "health-probe", "secret-id");
+    rotation.serving_for = Some(Box::new(crate::testing::FakeFailoverRecords::fencing()));
+    let report = rotation
+        .rotate_as(
+            &[
+                RotationTarget::Keyring,
+                RotationTarget::UnsealShares,
+                RotationTarget::ApproleSecretIds,
+            ],
+            true,
+            "req-1",
+            deadline(),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(
+        report.held_for_failback,
+        [
+            RotationTarget::UnsealShares,
+            RotationTarget::ApproleSecretIds
+        ]
+    );
+    assert!(
+        report.keyring.is_some_and(|k| k.rotated),
+        "the keyring rotates"
+    );
+    assert!(report.unseal_shares.is_none() && report.approle_secret_ids.is_none());
+    assert_eq!(stored(&rotation, "health-probe", "secret-id"), before);
+    assert_eq!(rotation.vault.inner.state().share_rotations_started, 0);
+}
