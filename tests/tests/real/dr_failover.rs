@@ -101,6 +101,25 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
     let ok = send(&failover, sample("sns-ok.json")?).await?;
     assert!(matches!(ok, FailoverOutcome::Ignored { .. }), "{ok:?}");
 
+    // The standby's credential-rotation, reading the primary's failover record where
+    // the standby's stack keeps it: the shares and secret IDs wait for the failback.
+    let mut rotation = dr.standby.rotation(&[])?;
+    rotation.serving_for = Some(Box::new(shared::aws::DynamoStateRecords::from_sdk(
+        &dr.primary.dr.sdk,
+        dr.primary.dr.table.clone(),
+        dr.primary.bed.cluster.parse().map_err(anyhow::Error::msg)?,
+    )));
+    let held = rotation
+        .handle(
+            &json!({"rotate": ["unseal-shares", "approle-secret-ids"], "force": true}),
+            "standby-rotation",
+            deadline(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.error_type, e.message))?;
+    assert_eq!(held.held_for_failback.len(), 2, "{held:?}");
+    assert!(held.unseal_shares.is_none() && held.approle_secret_ids.is_none());
+
     // After the forced restore, the standby's own login is refused by the primary's
     // data until the credentials are adopted: expected, said as such, not warned about.
     let logged = logs.contents();
