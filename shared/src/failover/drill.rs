@@ -158,7 +158,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             .restore(&entry.object, &reason, request_id, deadline)
             .await
         {
-            let name = e.error_type.rsplit('.').next().unwrap_or_default();
+            let name = super::phases::fault_name(&e.error_type);
             if SNAPSHOT_FAULTS.contains(&name) {
                 return Ok((false, format!("{}: {}", e.error_type, e.message)));
             }

@@ -42,6 +42,15 @@ pub(super) enum Holding {
     Unknown(String),
 }
 
+/// The restore errors that say the copy itself is unusable, found before anything is
+/// sent to the standby: its bytes do not match its catalog entry, or its version is gone.
+const UNSENT_SNAPSHOT_FAULTS: [&str; 2] = ["ChecksumMismatch", "NoSuchVersion"];
+
+/// The name in an error type (`Permanent.ChecksumMismatch` -> `ChecksumMismatch`).
+pub(super) fn fault_name(error_type: &str) -> &str {
+    error_type.rsplit('.').next().unwrap_or_default()
+}
+
 /// How often the standby is asked whether a node is active (node-lifecycle polls as
 /// often: a pilot light's node is ready at no particular second).
 const POLL: Duration = Duration::from_millis(250);
@@ -292,9 +301,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         })
     }
 
+    /// Restores the record's snapshot into the standby. A copy found corrupted or gone
+    /// before anything was sent (its bytes no longer match its catalog entry, or its
+    /// version is missing) is marked failed in the catalog, as a drill would, and the
+    /// next usable copy takes its place in the record: the standby is untouched, and a
+    /// next run would only meet the same copy again.
     async fn ensure_restored(
         &self,
-        record: &FailoverRecord,
+        record: &mut FailoverRecord,
         request_id: &str,
         deadline: Instant,
     ) -> Result<String, FailoverError> {
@@ -307,19 +321,73 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
         }
         let reason = format!("failover of {}: {}", self.settings.primary, record.trigger);
-        let restored = self
-            .restorer
-            .restore(&record.snapshot, &reason, request_id, deadline)
-            .await
-            .map_err(|e| FailoverError::Phase {
-                phase: Phase::Restored,
-                reason: format!("{}: {}", e.error_type, e.message),
-                retry_helps: e.error_type.starts_with("Transient"),
-            })?;
-        Ok(format!(
+        let mut set_aside = Vec::new();
+        let restored = loop {
+            match self
+                .restorer
+                .restore(&record.snapshot, &reason, request_id, deadline)
+                .await
+            {
+                Ok(restored) => break restored,
+                Err(e) if UNSENT_SNAPSHOT_FAULTS.contains(&fault_name(&e.error_type)) => {
+                    let why = format!("{}: {}", e.error_type, e.message);
+                    warn!(snapshot = %record.snapshot, error = %why, "the chosen copy is unusable and was not sent; marked failed, the next usable copy takes its place");
+                    self.mark_copy_failed(&record.snapshot, &why).await?;
+                    set_aside.push(format!("{} ({why})", record.snapshot));
+                    let entry = self
+                        .choose_snapshot()
+                        .await
+                        .map_err(|e| FailoverError::Phase {
+                            phase: Phase::Restored,
+                            reason: format!(
+                                "every usable copy was set aside ({}): {}",
+                                set_aside.join("; "),
+                                error_chain(&e)
+                            ),
+                            retry_helps: false,
+                        })?;
+                    self.check_shares(&entry).await?;
+                    record.choose(&entry);
+                    self.records.put(record).await?;
+                }
+                Err(e) => {
+                    return Err(FailoverError::Phase {
+                        phase: Phase::Restored,
+                        reason: format!("{}: {}", e.error_type, e.message),
+                        retry_helps: e.error_type.starts_with("Transient"),
+                    })
+                }
+            }
+        };
+        let mut detail = format!(
             "{} restored into {} (applied index {}; the standby's safety snapshot {})",
             record.snapshot, restored.active_node, restored.applied_index, restored.safety_snapshot
-        ))
+        );
+        if !set_aside.is_empty() {
+            detail.push_str(&format!(
+                "; set aside and marked failed first: {}",
+                set_aside.join("; ")
+            ));
+        }
+        Ok(detail)
+    }
+
+    /// Marks the catalog entry of `copy` failed (never chosen again, never drilled).
+    pub(super) async fn mark_copy_failed(
+        &self,
+        copy: &crate::snapshots::store::Location,
+        why: &str,
+    ) -> Result<(), FailoverError> {
+        let entries = self.catalog.entries(&self.settings.primary).await?;
+        if let Some(mut entry) = entries.into_iter().find(|e| e.object == *copy) {
+            entry.drill = Some(crate::snapshots::catalog::DrillResult {
+                at: chrono::Utc::now(),
+                passed: false,
+                detail: format!("a failover could not use it: {why}"),
+            });
+            self.catalog.put(&entry).await?;
+        }
+        Ok(())
     }
 
     async fn ensure_standby_scaled(&self) -> Result<String, FailoverError> {

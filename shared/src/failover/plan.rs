@@ -176,7 +176,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// wants the least data loss; the copy's whole object is checked against its catalog
     /// entry before anything is sent); with `FAILOVER_REQUIRE_PROVEN`, the newest a drill
     /// proved.
-    async fn choose_snapshot(&self) -> Result<CatalogEntry, FailoverError> {
+    pub(super) async fn choose_snapshot(&self) -> Result<CatalogEntry, FailoverError> {
         let entries = self.catalog.entries(&self.settings.primary).await?;
         let catalogued = entries.len();
         let usable: Vec<&CatalogEntry> = entries
@@ -197,7 +197,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     }
 
     /// The DR region must hold the primary's shares of the snapshot's generation.
-    async fn check_shares(&self, entry: &CatalogEntry) -> Result<(), FailoverError> {
+    pub(super) async fn check_shares(&self, entry: &CatalogEntry) -> Result<(), FailoverError> {
         let generation = entry.share_generation.unwrap_or(1);
         let keys = &self.settings.primary_keys;
         let mut found = 0;

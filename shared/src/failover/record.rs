@@ -231,6 +231,17 @@ impl FailoverRecord {
         }
     }
 
+    /// Takes `entry` as the snapshot to restore (its identity and the share generation
+    /// it needs).
+    pub(crate) fn choose(&mut self, entry: &crate::snapshots::catalog::CatalogEntry) {
+        self.snapshot = entry.object.clone();
+        self.snapshot_taken_at = entry.taken_at;
+        self.snapshot_index = entry.index;
+        self.snapshot_cluster_id = entry.cluster_id.clone();
+        self.snapshot_canary = entry.canary.clone();
+        self.share_generation = entry.share_generation.unwrap_or(1);
+    }
+
     /// The last phase completed.
     pub fn last_phase(&self) -> Option<Phase> {
         self.phases.last().map(|p| p.phase)

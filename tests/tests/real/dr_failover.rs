@@ -382,10 +382,63 @@ async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_bef
     Ok(())
 }
 
+/// A copy corrupted since it was catalogued, never drilled: the failover finds it
+/// before sending anything, marks it failed and restores the copy before it, in the
+/// same run.
+#[tokio::test]
+async fn a_failover_sets_a_corrupted_undrilled_copy_aside_and_restores_the_one_before() -> Result<()>
+{
+    let mut dr = DrBed::start().await?;
+    let older = dr.backed_up("older").await?.dr_copy.context("a DR copy")?;
+    let newer = dr.backed_up("newer").await?.dr_copy.context("a DR copy")?;
+    let failover = dr.failover()?;
+    let catalog = DynamoCatalog::from_sdk(&dr.primary.dr.sdk, dr.primary.dr.table.clone());
+    let cluster: shared::ids::ClusterName = dr
+        .primary
+        .bed
+        .cluster
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let mut entry = catalog
+        .entries(&cluster)
+        .await?
+        .into_iter()
+        .find(|e| e.object == newer)
+        .context("the newer copy's entry")?;
+    entry.sha256 = "0".repeat(64);
+    catalog.put(&entry).await?;
+
+    dr.primary.bed.bao.kill(0);
+    let outcome = send(&failover, sample("sns-metric.json")?).await?;
+    let FailoverOutcome::FailedOver(record) = outcome else {
+        bail!("expected a failover, got {outcome:?}");
+    };
+    assert_eq!(record.snapshot, older);
+    assert_eq!(dr.standby_kv().await?.as_deref(), Some("older"));
+    let restored = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Restored)
+        .context("restored")?;
+    assert!(
+        restored.detail.contains("set aside") && restored.detail.contains("ChecksumMismatch"),
+        "{}",
+        restored.detail
+    );
+    let newer_entry = catalog
+        .entries(&cluster)
+        .await?
+        .into_iter()
+        .find(|e| e.object == newer)
+        .context("the newer copy's entry")?;
+    assert!(newer_entry.drill_failed(), "{newer_entry:?}");
+    Ok(())
+}
+
 /// A region outage whose fence can only be recorded (the primary region's Auto Scaling
 /// API does not answer), a failover, data written in the DR region, the primary's node
-/// back (sealed, unsealed by its node-lifecycle's reconcile), then a failback: the DR
-/// cluster's data in the primary, DNS pointed back, the record archived.
+/// back (sealed, and left sealed by its node-lifecycle while fenced), then a failback:
+/// the DR cluster's data in the primary, DNS pointed back, the record archived.
 #[tokio::test]
 async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result<()> {
     let mut dr = DrBed::start().await?;

@@ -502,3 +502,55 @@ async fn a_run_cut_off_after_raising_a_pilot_light_still_says_it_started_from_0(
     assert!(up.detail.ends_with("(started from 0)"), "{}", up.detail);
     assert_eq!(record.standby_group_was.map(|c| c.desired), Some(0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_corrupted_copy_met_by_a_failover_is_set_aside_and_the_one_before_restored() {
+    let bed = Bed::down();
+    // The newest copy no longer matches its catalog entry: found before anything is sent.
+    bed.restores.fail_next.store(1, Ordering::SeqCst);
+    *bed.restores.fail_as.lock().expect("lock") = "Permanent.ChecksumMismatch".into();
+    let FailoverOutcome::FailedOver(record) =
+        bed.send(alarm(ALARM, "ALARM")).await.expect("failed over")
+    else {
+        panic!("a failover");
+    };
+    assert_eq!(record.snapshot, dr_copy(5, 40).object, "the copy before it");
+    assert_eq!(record.snapshot_canary, Some(canary_of(5)));
+    assert_eq!(bed.restored(), [dr_copy(5, 40).object]);
+    let restored = record
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Restored)
+        .expect("restored");
+    assert!(
+        restored.detail.contains("set aside") && restored.detail.contains("ChecksumMismatch"),
+        "{}",
+        restored.detail
+    );
+    let entries = bed.catalog.entries.lock().expect("lock").clone();
+    let newest = entries
+        .iter()
+        .find(|e| e.object == dr_copy(1, 60).object)
+        .expect("catalogued");
+    assert!(newest.drill_failed(), "never chosen again: {newest:?}");
+    assert!(bed.dns_points_at_dr());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_every_copy_is_corrupted_says_so_and_gives_the_primary_back() {
+    let bed = Bed::down();
+    bed.restores.fail_next.store(2, Ordering::SeqCst);
+    *bed.restores.fail_as.lock().expect("lock") = "Permanent.ChecksumMismatch".into();
+    let error = bed
+        .send(alarm(ALARM, "ALARM"))
+        .await
+        .expect_err("no usable copy");
+    assert!(
+        error.message.contains("every usable copy was set aside"),
+        "{}",
+        error.message
+    );
+    assert!(bed.restored().is_empty());
+    assert_eq!(bed.primary_group.now().desired, 3, "unfenced");
+    assert!(!bed.dns_points_at_dr());
+}
