@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
-    phases::Holding,
     record::{FailoverRecord, Phase},
+    verify::Holding,
     DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
 };
 use crate::{

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
-    phases::{Holding, SnapshotIdentity},
     record::{Failback, FailbackDone, FailbackPhase, FailoverRecord, Phase},
+    verify::{Holding, SnapshotIdentity},
     DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
 };
 use crate::{

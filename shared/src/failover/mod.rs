@@ -22,6 +22,7 @@ mod phases;
 mod plan;
 mod ports;
 pub mod record;
+mod verify;
 
 use chrono::Utc;
 use serde::Serialize;

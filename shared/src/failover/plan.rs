@@ -244,27 +244,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         let started_at = Utc::now();
         let entry = self.choose_snapshot().await?;
         self.check_shares(&entry).await?;
-        let record = FailoverRecord {
-            id: request_id.to_owned(),
-            started_at,
-            trigger: trigger.to_owned(),
-            snapshot: entry.object.clone(),
-            snapshot_taken_at: entry.taken_at,
-            snapshot_index: entry.index,
-            snapshot_cluster_id: entry.cluster_id.clone(),
-            snapshot_canary: entry.canary.clone(),
-            share_generation: entry.share_generation.unwrap_or(1),
-            primary_group_was: None,
-            standby_group_was: None,
-            failback: None,
-            phases: vec![PhaseDone {
-                phase: Phase::Confirmed,
-                at: Utc::now(),
-                took_ms: (Utc::now() - started_at).num_milliseconds().max(0) as u64,
-                detail: confirmation,
-            }],
-            failed: None,
-        };
+        let mut record = FailoverRecord::new(request_id, trigger, &entry);
+        record.started_at = started_at;
+        record.phases.push(PhaseDone {
+            phase: Phase::Confirmed,
+            at: Utc::now(),
+            took_ms: (Utc::now() - started_at).num_milliseconds().max(0) as u64,
+            detail: confirmation,
+        });
         info!(snapshot = %record.snapshot, taken_at = %record.snapshot_taken_at, generation = record.share_generation, "failover started: snapshot chosen");
         self.records.put(&record).await?;
         Ok(record)

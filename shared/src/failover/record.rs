@@ -210,13 +210,16 @@ pub struct Failback {
 }
 
 impl FailoverRecord {
-    /// A record for a drill's checks of `entry` (never stored): the snapshot's identity
-    /// and the share generation it needs.
-    pub(crate) fn for_drill(entry: &crate::snapshots::catalog::CatalogEntry) -> Self {
+    /// A record of `id`, started now by `trigger`, to restore `entry`, no phase done yet.
+    pub(crate) fn new(
+        id: &str,
+        trigger: &str,
+        entry: &crate::snapshots::catalog::CatalogEntry,
+    ) -> Self {
         Self {
-            id: "drill".into(),
+            id: id.to_owned(),
             started_at: chrono::Utc::now(),
-            trigger: "restore drill".into(),
+            trigger: trigger.to_owned(),
             snapshot: entry.object.clone(),
             snapshot_taken_at: entry.taken_at,
             snapshot_index: entry.index,
@@ -231,15 +234,22 @@ impl FailoverRecord {
         }
     }
 
+    /// A record for a drill's checks of `entry` (never stored): the snapshot's identity
+    /// and the share generation it needs.
+    pub(crate) fn for_drill(entry: &crate::snapshots::catalog::CatalogEntry) -> Self {
+        Self::new("drill", "restore drill", entry)
+    }
+
     /// Takes `entry` as the snapshot to restore (its identity and the share generation
     /// it needs).
     pub(crate) fn choose(&mut self, entry: &crate::snapshots::catalog::CatalogEntry) {
-        self.snapshot = entry.object.clone();
-        self.snapshot_taken_at = entry.taken_at;
-        self.snapshot_index = entry.index;
-        self.snapshot_cluster_id = entry.cluster_id.clone();
-        self.snapshot_canary = entry.canary.clone();
-        self.share_generation = entry.share_generation.unwrap_or(1);
+        let chosen = Self::new(&self.id, &self.trigger, entry);
+        self.snapshot = chosen.snapshot;
+        self.snapshot_taken_at = chosen.snapshot_taken_at;
+        self.snapshot_index = chosen.snapshot_index;
+        self.snapshot_cluster_id = chosen.snapshot_cluster_id;
+        self.snapshot_canary = chosen.snapshot_canary;
+        self.share_generation = chosen.share_generation;
     }
 
     /// The last phase completed.

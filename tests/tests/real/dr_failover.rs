@@ -313,16 +313,12 @@ async fn under_the_emulator(dr: &DrBed, copy: &Location) -> Result<String> {
     Ok(emulator.output())
 }
 
-#[tokio::test]
-async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_before_it(
-) -> Result<()> {
-    let mut dr = DrBed::start().await?;
-    let older = dr.backed_up("older").await?.dr_copy.context("a DR copy")?;
-    let newer = dr.backed_up("newer").await?.dr_copy.context("a DR copy")?;
-    let failover = dr.failover()?;
-
-    // The newer copy's bytes no longer match its catalog entry (as if the object had
-    // rotted): its drill fails, and it is marked so.
+/// Makes `copy`'s bytes no longer match its DR catalog entry (as if the object had
+/// rotted); the DR catalog and the primary's name, to read the entries back.
+async fn corrupt_in_dr_catalog(
+    dr: &DrBed,
+    copy: &Location,
+) -> Result<(DynamoCatalog, shared::ids::ClusterName)> {
     let catalog = DynamoCatalog::from_sdk(&dr.primary.dr.sdk, dr.primary.dr.table.clone());
     let cluster: shared::ids::ClusterName = dr
         .primary
@@ -334,10 +330,24 @@ async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_bef
         .entries(&cluster)
         .await?
         .into_iter()
-        .find(|e| e.object == newer)
-        .context("the newer copy's entry")?;
+        .find(|e| e.object == *copy)
+        .context("the copy's entry")?;
     entry.sha256 = "0".repeat(64);
     catalog.put(&entry).await?;
+    Ok((catalog, cluster))
+}
+
+#[tokio::test]
+async fn a_corrupted_copy_fails_its_drill_and_the_failover_restores_the_copy_before_it(
+) -> Result<()> {
+    let mut dr = DrBed::start().await?;
+    let older = dr.backed_up("older").await?.dr_copy.context("a DR copy")?;
+    let newer = dr.backed_up("newer").await?.dr_copy.context("a DR copy")?;
+    let failover = dr.failover()?;
+
+    // The newer copy's bytes no longer match its catalog entry (as if the object had
+    // rotted): its drill fails, and it is marked so.
+    let (catalog, cluster) = corrupt_in_dr_catalog(&dr, &newer).await?;
     let FailoverOutcome::Drilled(drilled) = send(&failover, json!({"action": "drill"})).await?
     else {
         bail!("expected a drill");
@@ -392,21 +402,7 @@ async fn a_failover_sets_a_corrupted_undrilled_copy_aside_and_restores_the_one_b
     let older = dr.backed_up("older").await?.dr_copy.context("a DR copy")?;
     let newer = dr.backed_up("newer").await?.dr_copy.context("a DR copy")?;
     let failover = dr.failover()?;
-    let catalog = DynamoCatalog::from_sdk(&dr.primary.dr.sdk, dr.primary.dr.table.clone());
-    let cluster: shared::ids::ClusterName = dr
-        .primary
-        .bed
-        .cluster
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
-    let mut entry = catalog
-        .entries(&cluster)
-        .await?
-        .into_iter()
-        .find(|e| e.object == newer)
-        .context("the newer copy's entry")?;
-    entry.sha256 = "0".repeat(64);
-    catalog.put(&entry).await?;
+    let (catalog, cluster) = corrupt_in_dr_catalog(&dr, &newer).await?;
 
     dr.primary.bed.bao.kill(0);
     let outcome = send(&failover, sample("sns-metric.json")?).await?;
