@@ -417,18 +417,29 @@ impl DrBed {
         )
     }
 
-    /// Writes `kv/app` on the standby with the primary's root token (after a failover,
-    /// the standby serves the primary's data and tokens).
-    pub async fn standby_write(&self, value: &str) -> Result<()> {
-        let (status, body) = self
-            .standby
+    /// One call to standby node `index` with the primary's root token: after a restore
+    /// the standby holds the primary's data and tokens. Its status and body.
+    pub async fn standby_api(
+        &self,
+        index: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        self.standby
             .bed
             .bao
-            .api(
+            .api(index, method, path, Some(self.primary.root.expose()), body)
+            .await
+    }
+
+    /// Writes `kv/app` on the standby (after a failover, it serves the primary's data).
+    pub async fn standby_write(&self, value: &str) -> Result<()> {
+        let (status, body) = self
+            .standby_api(
                 0,
                 reqwest::Method::PUT,
                 "kv/app",
-                Some(self.primary.root.expose()),
                 Some(json!({ "value": value })),
             )
             .await?;
@@ -438,20 +449,10 @@ impl DrBed {
         Ok(())
     }
 
-    /// What the standby holds at `kv/app`, read with the primary's root token (after a
-    /// restore the standby holds the primary's data and tokens).
+    /// What the standby holds at `kv/app`.
     pub async fn standby_kv(&self) -> Result<Option<String>> {
         let (status, body) = self
-            .standby
-            .bed
-            .bao
-            .api(
-                0,
-                reqwest::Method::GET,
-                "kv/app",
-                Some(self.primary.root.expose()),
-                None,
-            )
+            .standby_api(0, reqwest::Method::GET, "kv/app", None)
             .await?;
         Ok((status == 200).then(|| {
             body["data"]["value"]

@@ -607,14 +607,10 @@ async fn the_node_scaled_after_a_failover_joins_with_the_adopted_shares_and_cred
     // Two voters in the Raft configuration, read with the primary's root token (the
     // standby holds the primary's data and tokens now).
     let (status, config) = dr
-        .standby
-        .bed
-        .bao
-        .api(
+        .standby_api(
             0,
             reqwest::Method::GET,
             "sys/storage/raft/configuration",
-            Some(dr.primary.root.expose()),
             None,
         )
         .await?;
@@ -624,16 +620,7 @@ async fn the_node_scaled_after_a_failover_joins_with_the_adopted_shares_and_cred
     assert_eq!((status, voters), (200, Some(2)), "{config}");
     // The primary's data, read through the new node (a standby forwards to the active).
     let (status, body) = dr
-        .standby
-        .bed
-        .bao
-        .api(
-            1,
-            reqwest::Method::GET,
-            "kv/app",
-            Some(dr.primary.root.expose()),
-            None,
-        )
+        .standby_api(1, reqwest::Method::GET, "kv/app", None)
         .await?;
     assert_eq!(
         (status, body["data"]["value"].as_str()),
