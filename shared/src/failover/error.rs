@@ -117,8 +117,9 @@ pub enum FailoverError {
         /// What the record says.
         state: String,
     },
-    /// The primary has no initialised node to restore into.
-    #[error("the primary has no initialised node ({asked} in its group answered as one); nothing was changed: a primary whose group the fence emptied cannot take a restore, re-protect instead (see the failover runbook)")]
+    /// The primary has no initialised node to restore into, and its group was not emptied
+    /// by the fence (or some nodes do not answer).
+    #[error("the primary has no initialised node ({asked} in its group asked, some without an answer, or its group was not emptied by this failover's fence); nothing was changed: ask again once its nodes answer (if they are gone for good, re-protect instead, see the failover runbook)")]
     PrimaryNotServing {
         /// How many members of the primary's group were asked.
         asked: usize,

@@ -5,10 +5,14 @@
 //! given their sizes from before, the operators told, and the failover record archived
 //! so the next alarm may fail over again.
 //!
-//! It needs a primary cluster that serves: after a region outage whose fence could only
-//! be recorded, the primary's nodes come back with their old data and its node-lifecycle
-//! unseals them. A primary whose group the fence emptied has no node to restore into:
-//! refused (`PrimaryNotServing`), nothing changed; re-protect instead (see the runbook).
+//! After a region outage whose fence could only be recorded, the primary's nodes come
+//! back with their old data and its node-lifecycle unseals them once the failback is
+//! asked for; the DR snapshot is restored into them. A primary whose group the fence
+//! emptied has no data left: its group is given one node, which its node-lifecycle
+//! leaves uninitialised, and the cluster is rebuilt in it from the DR snapshot (throwaway
+//! keys, the snapshot forced, the DR cluster's shares, which are the primary's own); the
+//! other nodes join it once the group has its size back (`Unfenced`). A primary whose
+//! nodes do not answer is refused (`PrimaryNotServing`), nothing changed.
 //! Like a failover, every phase is recorded and a run cut off resumes at the next one.
 
 use chrono::Utc;
@@ -71,14 +75,28 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             }
         };
         if record.failback.is_none() {
-            // Nothing changes unless the primary has a node to restore into. Recorded
-            // then: the primary's node-lifecycle, which leaves a fenced primary sealed,
-            // unseals it once a failback is asked for.
-            self.primary_initialised().await?;
+            // Nothing changes unless the primary has a node to restore into, or its
+            // group was emptied by the fence: then the cluster is rebuilt in a new
+            // node. Recorded then: the primary's node-lifecycle, which leaves a fenced
+            // primary sealed, unseals it (or leaves a new node uninitialised for the
+            // rebuild) once a failback is asked for.
+            let rebuild = match self.primary_nodes().await? {
+                PrimaryNodes::Initialised => false,
+                PrimaryNodes::NoneInitialised if record.primary_group_was.is_some() => {
+                    info!("the fence emptied the primary's group and none of its nodes is initialised: the primary's cluster is rebuilt from the DR snapshot in a new node");
+                    true
+                }
+                PrimaryNodes::NoneInitialised | PrimaryNodes::Unanswered => {
+                    return Err(FailoverError::PrimaryNotServing {
+                        asked: self.primary_fleet.members().await?.len(),
+                    })
+                }
+            };
             record.failback = Some(Failback {
                 id: request_id.to_owned(),
                 started_at: Utc::now(),
                 snapshot: None,
+                rebuild,
                 phases: Vec::new(),
                 failed: None,
             });
@@ -134,20 +152,52 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         Ok(FailoverOutcome::FailedBack(record))
     }
 
-    /// A primary node that reports itself initialised (sealed or not), or the refusal
-    /// that changes nothing: a primary whose group the fence emptied has none.
-    async fn primary_initialised(&self) -> Result<(), FailoverError> {
+    /// How the primary's nodes stand: one reports itself initialised (sealed or not),
+    /// every one answers uninitialised (none at all included: the fence emptied the
+    /// group), or some do not answer.
+    async fn primary_nodes(&self) -> Result<PrimaryNodes, FailoverError> {
         let members = self.primary_fleet.members().await?;
-        let asked = members.len();
         let healths =
             futures::future::join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
-        if healths
-            .iter()
-            .any(|h| h.as_ref().is_ok_and(|h| h.initialized))
-        {
-            Ok(())
-        } else {
-            Err(FailoverError::PrimaryNotServing { asked })
+        Ok(
+            if healths
+                .iter()
+                .any(|h| h.as_ref().is_ok_and(|h| h.initialized))
+            {
+                PrimaryNodes::Initialised
+            } else if healths.iter().all(|h| h.is_ok()) {
+                PrimaryNodes::NoneInitialised
+            } else {
+                PrimaryNodes::Unanswered
+            },
+        )
+    }
+
+    /// A rebuild's first phase: the emptied primary group wants one node again (only
+    /// one: its node-lifecycle leaves a node uninitialised while no node is, and the
+    /// others join the rebuilt one once the group has its size back), and an instance
+    /// of it is in service.
+    async fn primary_node_for_rebuild(&self) -> Result<String, FailoverError> {
+        let capacity = self.primary_group.capacity().await?;
+        let raised = capacity.desired == 0;
+        if raised {
+            self.primary_group.resize(1, 1).await?;
+            info!("the primary's group wants one node again, to rebuild the cluster in");
+        }
+        let in_service = self.primary_fleet.in_service().await?;
+        match in_service.first() {
+            Some(node) => Ok(format!(
+                "node {} in service in the primary's group, to rebuild the cluster in",
+                node.instance
+            )),
+            None => Err(FailoverError::FailbackPhase {
+                phase: "PrimaryServing".into(),
+                reason: format!(
+                    "the fence emptied the primary's group; it {} one node to rebuild the cluster in, and none is in service yet (its node-lifecycle completes the launch and leaves the node uninitialised for the rebuild): run failback again then",
+                    if raised { "now wants" } else { "wants" }
+                ),
+                retry_helps: true,
+            }),
         }
     }
 
@@ -182,7 +232,9 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             reason: format!("{}: {}", e.error_type, e.message),
             retry_helps: e.error_type.starts_with("Transient"),
         };
+        let rebuild = record.failback.as_ref().is_some_and(|f| f.rebuild);
         match phase {
+            FailbackPhase::PrimaryServing if rebuild => self.primary_node_for_rebuild().await,
             FailbackPhase::PrimaryServing => self.primary_serving().await,
             FailbackPhase::DrSnapshot => {
                 let reason = format!("failback of {} to the primary", self.settings.primary);
@@ -209,6 +261,20 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     if let Holding::Held(held) = self.primary_holds(&entry).await? {
                         return Ok(format!("already restored: {held}"));
                     }
+                }
+                if rebuild {
+                    let rebuilt = self
+                        .primary_restorer
+                        .rebuild(&entry.object, deadline)
+                        .await
+                        .map_err(|e| failed(&e))?;
+                    return Ok(format!(
+                        "{} restored into {}, a new node of the emptied primary, {} (applied index {}; no safety snapshot: the primary had no data left)",
+                        entry.object,
+                        rebuilt.node,
+                        if rebuilt.sent_now { "initialised with throwaway keys, then unsealed with the DR cluster's shares" } else { "where an earlier run had sent it" },
+                        rebuilt.applied_index
+                    ));
                 }
                 let restored = self
                     .primary_restorer
@@ -329,4 +395,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         )
         .await
     }
+}
+
+/// How the primary's nodes answered before a failback is recorded.
+enum PrimaryNodes {
+    /// One is initialised (sealed or not): restore into it.
+    Initialised,
+    /// Every member answered, none initialised (or there is none).
+    NoneInitialised,
+    /// Some did not answer.
+    Unanswered,
 }

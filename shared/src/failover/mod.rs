@@ -36,7 +36,10 @@ pub use self::{
     drill::DrillReport,
     error::FailoverError,
     plan::{ChosenSnapshot, FailoverPlan, PrimaryView},
-    ports::{ClusterRestore, ClusterRestored, PrimaryApi, PrimaryAt, ProbeFailure, StandbyBackup},
+    ports::{
+        ClusterRebuilt, ClusterRestore, ClusterRestored, PrimaryApi, PrimaryAt, ProbeFailure,
+        StandbyBackup,
+    },
 };
 use crate::{
     cluster::{

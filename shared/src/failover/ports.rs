@@ -67,6 +67,17 @@ pub struct ClusterRestored {
     pub safety_snapshot: Location,
 }
 
+/// What a rebuild left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRebuilt {
+    /// The node the cluster was rebuilt in, active now.
+    pub node: String,
+    /// The Raft index it applied.
+    pub applied_index: u64,
+    /// This run sent the snapshot (false: an earlier, cut-off run had).
+    pub sent_now: bool,
+}
+
 /// Restores another cluster's snapshot into one cluster: the standby (a failover, a
 /// drill) or the primary (a failback), each its own instance.
 #[async_trait]
@@ -81,6 +92,16 @@ pub trait ClusterRestore: Send + Sync {
         request_id: &str,
         deadline: Instant,
     ) -> Result<ClusterRestored, FunctionError>;
+
+    /// Rebuilds the cluster from `snapshot` (catalogued in the DR region) in a new node
+    /// of its group, when none of its nodes is initialised: throwaway keys, the snapshot
+    /// sent with `force`, the node unsealed with the source's shares of the snapshot's
+    /// generation. Resumes a rebuild an earlier run left half-way.
+    async fn rebuild(
+        &self,
+        snapshot: &Location,
+        deadline: Instant,
+    ) -> Result<ClusterRebuilt, FunctionError>;
 
     /// The canary the cluster's active node holds now (`None`: none was ever written),
     /// read with a fresh login: the credentials in force now (after a failover's
@@ -116,6 +137,21 @@ impl<N: NodeApi, P: ParameterStore> ClusterRestore for SnapshotRestore<N, P> {
                 message: format!("the standby's restore did not run: {other:?}"),
             }),
         }
+    }
+
+    async fn rebuild(
+        &self,
+        snapshot: &Location,
+        deadline: Instant,
+    ) -> Result<ClusterRebuilt, FunctionError> {
+        let rebuilt = SnapshotRestore::rebuild(self, snapshot, deadline)
+            .await
+            .map_err(FunctionError::from)?;
+        Ok(ClusterRebuilt {
+            node: rebuilt.node.instance.to_string(),
+            applied_index: rebuilt.applied_index,
+            sent_now: rebuilt.initialised_now,
+        })
     }
 
     async fn canary(&self) -> Result<Option<String>, FunctionError> {

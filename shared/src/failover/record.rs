@@ -202,6 +202,11 @@ pub struct Failback {
     /// The snapshot of the DR cluster restored into the primary, once taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<crate::snapshots::catalog::CatalogEntry>,
+    /// The fence emptied the primary's group and no node of it was initialised when the
+    /// failback was asked for: the primary's cluster is rebuilt from the DR snapshot in
+    /// a new node (see `PrimaryServing` and `RestoredIntoPrimary`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuild: bool,
     /// The phases completed, in order.
     pub phases: Vec<FailbackDone>,
     /// Why the last run stopped, if it failed.

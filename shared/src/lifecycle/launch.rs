@@ -135,6 +135,15 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         let initialised = self
             .ensure_initialised_once(&node, &owner, deadline)
             .await?;
+        if initialised == Initialised::Elsewhere && self.left_for_failback(&node).await? {
+            return Ok(LaunchReport {
+                instance: node.instance,
+                initialised_cluster: false,
+                joined: false,
+                unsealed: Unsealed::LeftForFailback,
+                completed_now: false,
+            });
+        }
         let joined = match initialised {
             Initialised::Here => false,
             Initialised::Elsewhere => self.ensure_joined(action, &node, deadline).await?,
@@ -148,6 +157,34 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
             unsealed,
             completed_now: false,
         })
+    }
+
+    /// Whether `node` is to be left uninitialised for the DR region's failback: the
+    /// cluster exists (its init record says so) but has no initialised node left (the
+    /// failover's fence emptied its group), and a failback is asked for, which restores
+    /// the DR cluster's snapshot into this node (see dr-failover). Nothing to join
+    /// otherwise; and a node this function initialised would be a new cluster with new
+    /// keys.
+    async fn left_for_failback(&self, node: &FleetNode) -> Result<bool, LifecycleError> {
+        let Some(records) = &self.fence else {
+            return Ok(false);
+        };
+        let Some(fence) = crate::failover::record::fence_of(records.as_ref()).await else {
+            return Ok(false);
+        };
+        if !fence.failback_started {
+            return Ok(false);
+        }
+        let health = self
+            .vault
+            .health(&node.addr)
+            .await
+            .map_err(vault_step(format!("reading the health of {}", node.addr)))?;
+        if health.initialized || self.initialised_member().await?.is_some() {
+            return Ok(false);
+        }
+        warn!(instance = %node.instance, since = %fence.since, "no node of the cluster is initialised and the DR region's failback is under way: the node is left uninitialised for the failback to rebuild the cluster in it");
+        Ok(true)
     }
 
     /// Resolves the instance's address and waits until its API answers `sys/health`.

@@ -28,6 +28,9 @@ pub enum Unsealed {
     WithShares,
     /// Auto-unseal did it; this run checked.
     ByAutoUnseal,
+    /// Not unsealed, nor initialised: the cluster lost every node to the DR region's
+    /// fence, and its failback rebuilds the cluster in this node.
+    LeftForFailback,
 }
 
 impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {

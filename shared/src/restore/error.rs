@@ -21,6 +21,29 @@ use crate::{
     },
 };
 
+/// The way back from a restore that failed after it changed something, named in its
+/// error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// The safety snapshot taken just before: restore it to undo.
+    Safety(Location),
+    /// A cluster rebuilt in a new node: it held nothing to save, and the snapshot's
+    /// source still holds the data.
+    NewCluster,
+}
+
+impl std::fmt::Display for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Safety(location) => write!(f, "the safety snapshot is {location}"),
+            Self::NewCluster => write!(
+                f,
+                "a cluster rebuilt in a new node: no safety snapshot, the snapshot's source still holds the data"
+            ),
+        }
+    }
+}
+
 /// Why a restore was refused or failed. Nothing here holds a share or token.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -141,23 +164,23 @@ pub enum RestoreError {
         asked: usize,
     },
     /// The node refused the snapshot or the transfer failed.
-    #[error("sending {object} to {node} failed (the safety snapshot is {safety})")]
+    #[error("sending {object} to {node} failed ({undo})")]
     Send {
         /// The object.
         object: Location,
         /// The node.
         node: String,
-        /// The safety snapshot.
-        safety: Location,
+        /// The way back.
+        undo: Undo,
         /// Vault's answer.
         #[source]
         source: VaultError,
     },
     /// The cluster did not come back healthy in time.
-    #[error("the snapshot was sent, and the cluster has no healthy active node yet (the safety snapshot is {safety})")]
+    #[error("the snapshot was sent, and the cluster has no healthy active node yet ({undo})")]
     NotHealthy {
-        /// The safety snapshot.
-        safety: Location,
+        /// The way back.
+        undo: Undo,
         /// The wait.
         #[source]
         source: WaitExpired,
@@ -172,22 +195,55 @@ pub enum RestoreError {
         source: VaultError,
     },
     /// The source cluster's shares did not unseal a node after a forced restore.
-    #[error("node {node} refused the {tried} shares of the source cluster after the restore: they are not the shares of the snapshot's cluster (the safety snapshot is {safety})")]
+    #[error("node {node} refused the {tried} shares of the source cluster after the restore: they are not the shares of the snapshot's cluster ({undo})")]
     SharesRejected {
         /// The node.
         node: String,
         /// How many were entered.
         tried: usize,
-        /// The safety snapshot.
-        safety: Location,
+        /// The way back.
+        undo: Undo,
+    },
+    /// A rebuild found no node of the group in service to rebuild the cluster in.
+    #[error("no node of the group is in service to rebuild the cluster in (asked {asked}); nothing was changed")]
+    NoNodeToRebuild {
+        /// How many in-service instances were asked.
+        asked: usize,
+    },
+    /// A rebuild was left too little of the invocation to initialise a node and send it
+    /// the snapshot.
+    #[error("{left_s} s of the invocation are left and a rebuild needs {needed_s} s (the send and healthy timeouts): nothing was sent")]
+    NoTimeToRebuild {
+        /// Seconds left.
+        left_s: u64,
+        /// Seconds needed.
+        needed_s: u64,
+    },
+    /// `sys/init` of the node a rebuild chose failed.
+    #[error("initialising {node} to rebuild the cluster in it failed")]
+    RebuildInit {
+        /// The node.
+        node: String,
+        /// Vault's answer.
+        #[source]
+        source: VaultError,
+    },
+    /// A node initialised by an earlier rebuild that was cut off before its snapshot was
+    /// in force: its throwaway keys were held in memory only.
+    #[error("node {node} was initialised by an earlier rebuild cut off before the snapshot replaced its throwaway keys, which are gone ({why}); nothing was changed: terminate the instance (its group launches another, left uninitialised for the rebuild) and ask again")]
+    RebuildKeysLost {
+        /// The node.
+        node: String,
+        /// What was found.
+        why: String,
     },
     /// A sealed node refused the shares.
-    #[error("unsealing {node} after the restore failed (the safety snapshot is {safety})")]
+    #[error("unsealing {node} after the restore failed ({undo})")]
     Unseal {
         /// The node.
         node: String,
-        /// The safety snapshot.
-        safety: Location,
+        /// The way back.
+        undo: Undo,
         /// Vault's answer.
         #[source]
         source: VaultError,
@@ -206,7 +262,11 @@ impl Classify for RestoreError {
             Self::SafetySnapshot(e) => e.retry_helps(),
             Self::Verify(e) => e.retry_helps(),
             Self::Parameter(e) => e.retry_helps(),
-            Self::NoActiveNode { .. } => true,
+            Self::NoActiveNode { .. }
+            | Self::NoNodeToRebuild { .. }
+            | Self::NoTimeToRebuild { .. } => true,
+            Self::RebuildInit { source, .. } => source.retry_helps(),
+            Self::RebuildKeysLost { .. } => false,
             Self::SealStatus { source, .. } => source.retry_helps(),
             // The snapshot was sent or refused: a blind retry would restore again.
             Self::Send { .. }
@@ -244,6 +304,10 @@ impl Classify for RestoreError {
             Self::SourceSharesMissing { .. } => "SourceSharesMissing",
             Self::GenerationSharesMissing { .. } => "GenerationSharesMissing",
             Self::NoActiveNode { .. } => "NoActiveNode",
+            Self::NoNodeToRebuild { .. } => "NoNodeToRebuild",
+            Self::NoTimeToRebuild { .. } => "NoTimeToRebuild",
+            Self::RebuildInit { .. } => "RebuildInitFailed",
+            Self::RebuildKeysLost { .. } => "RebuildKeysLost",
             Self::SealStatus { source, .. } => source.name(),
             Self::Send { source, .. } if source.status() == Some(crate::errors::DENIED) => {
                 "PolicyDenied"

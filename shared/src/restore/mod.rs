@@ -12,6 +12,7 @@ mod choose;
 mod config;
 mod error;
 mod plan;
+mod rebuild;
 mod recover;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +24,9 @@ use self::recover::checked_stream;
 pub use self::{
     assembly::{assemble, from_sdk, DeployedRestore},
     config::{RestoreConfig, RestoreSettings},
-    error::RestoreError,
+    error::{RestoreError, Undo},
     plan::{CanaryCheck, Checked, RestorePlan, RestoreReport, StaleDatabaseCredentials},
+    rebuild::Rebuilt,
 };
 use crate::{
     backup::{BackupSettings, BACKUP_LOCK},
@@ -280,13 +282,17 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             .map_err(|source| RestoreError::Send {
                 object: plan.snapshot.clone(),
                 node: active.addr.to_string(),
-                safety: safety.object.clone(),
+                undo: Undo::Safety(safety.object.clone()),
                 source,
             })?;
         // The token may not exist in the restored data.
         self.login.forget();
         let (node, unsealed) = self
-            .wait_healthy(shares.as_deref(), &safety.object, deadline)
+            .wait_healthy(
+                shares.as_deref(),
+                &Undo::Safety(safety.object.clone()),
+                deadline,
+            )
             .await?;
         let foreign = plan.source_cluster != self.snapshots.cluster.as_str();
         let (autopilot_healthy, failure_tolerance) =

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{RestoreError, SnapshotRestore};
+use super::{error::Undo, RestoreError, SnapshotRestore};
 use crate::{
     cluster::{
         find_active,
@@ -21,7 +21,7 @@ use crate::{
     secret::Secret,
     snapshots::{
         archive::{ArchiveError, SnapshotCheck},
-        store::{Location, ObjectBody},
+        store::ObjectBody,
     },
 };
 
@@ -36,7 +36,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     pub(super) async fn wait_healthy(
         &self,
         shares: Option<&[Secret]>,
-        safety: &Location,
+        undo: &Undo,
         deadline: Instant,
     ) -> Result<(FleetNode, Vec<String>), RestoreError> {
         let unsealed = std::sync::Mutex::new(Vec::new());
@@ -57,7 +57,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                         };
                         if status.sealed && SealKind::of(&status) == SealKind::Shamir {
                             if let Some(shares) = shares {
-                                self.unseal(node, shares, safety).await?;
+                                self.unseal(node, shares, undo).await?;
                                 if let Ok(mut list) = unsealed.lock() {
                                     list.push(node.addr.to_string());
                                 }
@@ -75,7 +75,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         )
         .await?;
         let node = waited.map_err(|source| RestoreError::NotHealthy {
-            safety: safety.clone(),
+            undo: undo.clone(),
             source,
         })?;
         Ok((node, unsealed.into_inner().unwrap_or_default()))
@@ -186,11 +186,11 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         }
     }
 
-    async fn unseal(
+    pub(super) async fn unseal(
         &self,
         node: &FleetNode,
         shares: &[Secret],
-        safety: &Location,
+        undo: &Undo,
     ) -> Result<(), RestoreError> {
         unseal_with(&self.vault, &node.addr, shares)
             .await
@@ -198,12 +198,12 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                 UnsealError::Rejected { node, tried } => RestoreError::SharesRejected {
                     node: node.to_string(),
                     tried,
-                    safety: safety.clone(),
+                    undo: undo.clone(),
                 },
                 UnsealError::Vault { node, source } => RestoreError::Unseal {
                     node: node.to_string(),
                     source,
-                    safety: safety.clone(),
+                    undo: undo.clone(),
                 },
             })?;
         info!(node = %node.addr, "unsealed with the source cluster's shares");

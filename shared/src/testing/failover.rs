@@ -18,7 +18,7 @@ use crate::{
     cluster::node::Health,
     failover::{
         record::{FailoverRecord, FailoverRecords, Phase, PhaseDone},
-        ClusterRestore, ClusterRestored, PrimaryApi, ProbeFailure, StandbyBackup,
+        ClusterRebuilt, ClusterRestore, ClusterRestored, PrimaryApi, ProbeFailure, StandbyBackup,
     },
     lambda::FunctionError,
     lifecycle::records::RecordError,
@@ -235,6 +235,20 @@ impl ClusterRestore for FakeClusterRestore {
         })
     }
 
+    /// The fake's one cluster plays the rebuilt cluster as it plays a restored one.
+    async fn rebuild(
+        &self,
+        snapshot: &Location,
+        deadline: Instant,
+    ) -> Result<ClusterRebuilt, FunctionError> {
+        let restored = self.restore(snapshot, "", "", deadline).await?;
+        Ok(ClusterRebuilt {
+            node: restored.active_node,
+            applied_index: restored.applied_index,
+            sent_now: true,
+        })
+    }
+
     async fn canary(&self) -> Result<Option<String>, FunctionError> {
         let state = self.standby.state();
         if state.leader.is_none() {
@@ -274,6 +288,13 @@ impl<T: ClusterRestore> ClusterRestore for std::sync::Arc<T> {
         (**self)
             .restore(snapshot, reason, request_id, deadline)
             .await
+    }
+    async fn rebuild(
+        &self,
+        snapshot: &Location,
+        deadline: Instant,
+    ) -> Result<ClusterRebuilt, FunctionError> {
+        (**self).rebuild(snapshot, deadline).await
     }
     async fn canary(&self) -> Result<Option<String>, FunctionError> {
         (**self).canary().await

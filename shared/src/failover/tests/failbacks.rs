@@ -73,17 +73,91 @@ async fn a_failback_without_a_completed_failover_or_a_serving_primary_changes_no
     assert_eq!(error.error_type, "Permanent.NoFailoverToReturnFrom");
 
     bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
-    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &[]));
+    // Its one node does not answer (the fake cluster knows no such node).
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &["i-gone"]));
     let error = bed
         .send(json!({"action": "failback"}))
         .await
-        .expect_err("no primary node");
+        .expect_err("no primary node answers");
     assert_eq!(error.error_type, "Transient.PrimaryNotServing");
     assert!(error.message.contains("re-protect"), "{}", error.message);
     assert!(bed.dns_points_at_dr(), "nothing changed");
     assert_eq!(bed.primary_group.now().desired, 0, "still fenced");
     assert!(bed.backups.requests.lock().expect("lock").is_empty());
     assert!(bed.record().expect("kept").failback.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failback_into_a_primary_the_fence_emptied_rebuilds_its_cluster_in_one_new_node() {
+    let mut bed = Bed::down();
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    assert_eq!(bed.primary_group.now().desired, 0, "the fence emptied it");
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &[]));
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("no node in service yet");
+    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
+    assert!(
+        error.message.contains("PrimaryServing") && error.message.contains("one node"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        (bed.primary_group.now().min, bed.primary_group.now().desired),
+        (1, 1),
+        "one node asked for, to rebuild the cluster in"
+    );
+    assert!(
+        bed.record()
+            .expect("kept")
+            .failback
+            .expect("recorded")
+            .rebuild
+    );
+    assert!(bed.dns_points_at_dr(), "the DR cluster serves meanwhile");
+    assert!(bed
+        .primary_restores
+        .restored
+        .lock()
+        .expect("lock")
+        .is_empty());
+
+    // Asked again once the new node is in service (the fake's one cluster plays it).
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &["d-1"]));
+    let outcome = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect("failed back");
+    let FailoverOutcome::FailedBack(record) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let failback = record.failback.expect("its progress");
+    let detail = |phase| {
+        failback
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        detail(FailbackPhase::RestoredIntoPrimary).contains("a new node of the emptied primary"),
+        "{}",
+        detail(FailbackPhase::RestoredIntoPrimary)
+    );
+    assert_eq!(
+        *bed.primary_restores.restored.lock().expect("lock"),
+        std::slice::from_ref(&bed.backups.entry.object),
+        "the DR cluster's snapshot rebuilt the primary"
+    );
+    assert_eq!(
+        (bed.primary_group.now().min, bed.primary_group.now().desired),
+        (3, 3),
+        "the others join the rebuilt node once the group has its size back"
+    );
+    assert!(!bed.dns_points_at_dr());
+    assert_eq!(bed.record(), None, "archived");
 }
 
 #[tokio::test(start_paused = true)]

@@ -408,3 +408,50 @@ async fn a_launch_whose_cached_token_a_restore_revoked_logs_in_again_and_is_not_
     assert_eq!(bed.verdict("t-3"), Some(Verdict::Continue));
     assert_eq!(bed.metrics.0.value("LaunchAbandoned", None), None);
 }
+
+/// The DR region's fence emptied the group and a failback is asked for: the cluster's
+/// init record says it exists, no node of it is initialised, and the failback rebuilds
+/// the cluster in the next node. Its launch completes with the node left uninitialised
+/// (no join, no new cluster with new keys); without the failback it would wait for a
+/// node to join.
+#[tokio::test(start_paused = true)]
+async fn a_node_launched_into_a_group_the_fence_emptied_is_left_for_the_failback() {
+    use crate::failover::record::{Failback, FailoverRecords};
+    use crate::lifecycle::records::{InitRecord, InitStage};
+    let mut bed = Bed::fresh(&["i-4"]);
+    if let Ok(mut init) = bed.records.table.init.lock() {
+        *init = Some(InitRecord {
+            stage: InitStage::Bootstrapped,
+            node: "i-1".into(),
+            cluster_id: Some("c-1".into()),
+            recovery: false,
+        });
+    }
+    let records = std::sync::Arc::new(crate::testing::FakeFailoverRecords::fencing());
+    let mut record = records.current().await.expect("read").expect("recorded");
+    record.failback = Some(Failback {
+        id: "failback".into(),
+        started_at: chrono::Utc::now(),
+        snapshot: None,
+        rebuild: true,
+        phases: Vec::new(),
+        failed: None,
+    });
+    records.put(&record).await.expect("put");
+    bed.function.fence = Some(Box::new(records));
+    let report = bed.launched("i-4").await;
+    assert_eq!(
+        report,
+        LaunchReport {
+            instance: "i-4".into(),
+            initialised_cluster: false,
+            joined: false,
+            unsealed: Unsealed::LeftForFailback,
+            completed_now: true,
+        }
+    );
+    assert_eq!(bed.verdict("t-i-4"), Some(Verdict::Continue));
+    assert_eq!(bed.cluster().calls("init"), 0, "no cluster of its own");
+    assert_eq!(bed.cluster().calls("join"), 0);
+    assert!(bed.stored_shares().is_empty(), "no share written");
+}

@@ -55,6 +55,7 @@ async fn a_cluster_the_dr_region_fenced_stays_sealed_until_a_failback_is_asked_f
         id: "failback".into(),
         started_at: chrono::Utc::now(),
         snapshot: None,
+        rebuild: false,
         phases: Vec::new(),
         failed: None,
     });
