@@ -409,6 +409,37 @@ impl DrBed {
         .await
     }
 
+    /// What Auto Scaling and the primary's node-lifecycle do once a failback has given
+    /// the primary's emptied group a node again: waits (up to `timeout`) until an
+    /// instance waits in Pending:Wait for its launch, starts its server (fresh data) on
+    /// the instance's private IP, and hands the primary's node-lifecycle
+    /// ([`Self::primary_lifecycle`], which reads the fence) the launch event. What it
+    /// reported.
+    pub async fn launch_primary(&mut self, timeout: Duration) -> Result<LaunchReport> {
+        let bed = &self.primary.bed;
+        let waiting = crate::poll_until(
+            "an instance of the primary's group waiting for its launch",
+            timeout,
+            || async {
+                Ok(bed
+                    .actions()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.transition.contains("LAUNCHING") && a.state == "pending"))
+            },
+        )
+        .await?;
+        let instances = [waiting.instance_id.clone()];
+        for (id, ip) in bed.region.private_ips(&instances).await? {
+            self.primary.bed.bao.add_instance_node(&id, ip).await?;
+        }
+        let event = crate::lifecycle::LifecycleBed::event(&waiting);
+        match self.primary_lifecycle()?.handle(&event, deadline()).await {
+            Ok(shared::lifecycle::Outcome::Launched(report)) => Ok(report),
+            other => bail!("the launch of {} failed: {other:?}", waiting.instance_id),
+        }
+    }
+
     /// The primary's group.
     pub fn primary_group(&self) -> AsgCapacity {
         AsgCapacity::from_sdk(

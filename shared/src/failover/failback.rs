@@ -201,6 +201,38 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         }
     }
 
+    /// The DR cluster's share count and threshold, read from its active node: the
+    /// primary's (a standby is initialised with them, and serves with the primary's
+    /// keys), which a rebuilt primary is initialised with.
+    async fn standby_seal_config(&self) -> Result<(u8, u8), FailoverError> {
+        let members = self.standby_fleet.members().await?;
+        let asked = members.len();
+        let unread = |why: String| {
+            FailoverError::FailbackPhase {
+            phase: "RestoredIntoPrimary".into(),
+            reason: format!("the DR cluster's seal configuration, which the rebuilt primary is initialised with, could not be read: {why}"),
+            retry_helps: true,
+        }
+        };
+        let Some((active, _)) = find_active(&self.vault, members).await else {
+            return Err(unread(format!("no active node ({asked} asked)")));
+        };
+        let status = self
+            .vault
+            .seal_status(&active.addr)
+            .await
+            .map_err(|e| unread(error_chain(&e)))?;
+        match (u8::try_from(status.shares), u8::try_from(status.threshold)) {
+            (Ok(shares), Ok(threshold)) if threshold >= 1 && threshold <= shares => {
+                Ok((shares, threshold))
+            }
+            _ => Err(unread(format!(
+                "it reports {} shares and a threshold of {}",
+                status.shares, status.threshold
+            ))),
+        }
+    }
+
     /// An active, unsealed primary node.
     async fn primary_serving(&self) -> Result<String, FailoverError> {
         let members = self.primary_fleet.members().await?;
@@ -263,9 +295,10 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     }
                 }
                 if rebuild {
+                    let seal = self.standby_seal_config().await?;
                     let rebuilt = self
                         .primary_restorer
-                        .rebuild(&entry.object, deadline)
+                        .rebuild(&entry.object, seal, deadline)
                         .await
                         .map_err(|e| failed(&e))?;
                     return Ok(format!(

@@ -97,9 +97,11 @@ pub trait ClusterRestore: Send + Sync {
     /// of its group, when none of its nodes is initialised: throwaway keys, the snapshot
     /// sent with `force`, the node unsealed with the source's shares of the snapshot's
     /// generation. Resumes a rebuild an earlier run left half-way.
+    /// `seal`: the source cluster's share count and threshold.
     async fn rebuild(
         &self,
         snapshot: &Location,
+        seal: (u8, u8),
         deadline: Instant,
     ) -> Result<ClusterRebuilt, FunctionError>;
 
@@ -142,9 +144,10 @@ impl<N: NodeApi, P: ParameterStore> ClusterRestore for SnapshotRestore<N, P> {
     async fn rebuild(
         &self,
         snapshot: &Location,
+        seal: (u8, u8),
         deadline: Instant,
     ) -> Result<ClusterRebuilt, FunctionError> {
-        let rebuilt = SnapshotRestore::rebuild(self, snapshot, deadline)
+        let rebuilt = SnapshotRestore::rebuild(self, snapshot, seal, deadline)
             .await
             .map_err(FunctionError::from)?;
         Ok(ClusterRebuilt {

@@ -212,7 +212,7 @@ pub enum RestoreError {
     },
     /// A rebuild was left too little of the invocation to initialise a node and send it
     /// the snapshot.
-    #[error("{left_s} s of the invocation are left and a rebuild needs {needed_s} s (the send and healthy timeouts): nothing was sent")]
+    #[error("{left_s} s of the invocation are left and a rebuild needs {needed_s} s (a minute for the send and the healthy timeout): nothing was sent")]
     NoTimeToRebuild {
         /// Seconds left.
         left_s: u64,

@@ -1,7 +1,8 @@
 //! A cluster rebuilt from another cluster's snapshot when it has no initialised node
 //! left: dr-failover's failback into a primary whose group its fence emptied. A new node
 //! (its node-lifecycle leaves it uninitialised while that failback is asked for) is
-//! initialised with throwaway keys (one share, held in this run's memory only),
+//! initialised with throwaway keys (the source's share count and threshold, held in this
+//! run's memory only),
 //! unsealed, and sent the snapshot with `force`; it seals itself with the snapshot's
 //! keyring and is unsealed with the source's shares of the snapshot's generation. There
 //! is nothing to take a safety snapshot of: the source still holds the data.
@@ -11,7 +12,7 @@
 //! rebuilt once this function's login works in it (the restored data knows the adopted
 //! credentials; the throwaway cluster knows none). A node initialised by a run cut off
 //! before its send holds throwaway data whose keys are gone: refused by name, nothing
-//! changed. `sys/init` is sent only with time left for the send and the wait after it.
+//! changed. `sys/init` is sent only with time left for a send and the wait after it.
 
 use std::time::Duration;
 
@@ -43,6 +44,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// about 5 s after it) before taking its keys for lost.
 const RESUMED_SEAL_WAIT: Duration = Duration::from_secs(30);
 
+/// Time kept for the send, at the least, before `sys/init` is sent: a snapshot of 100 MB
+/// is sent in about a second here, and a run cut off between the init and the end of the
+/// send leaves a node whose throwaway keys are gone (its instance is then replaced; the
+/// data is safe in the source).
+const SEND_RESERVE: Duration = Duration::from_secs(60);
+
 /// What a rebuild left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -59,9 +66,16 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
     /// in-service node that is not initialised, when none of the group's nodes is. The
     /// snapshot is read back whole and checked, and the source's shares looked up,
     /// before anything is sent.
+    ///
+    /// `(shares, threshold)` are the source cluster's: the throwaway keys are made with
+    /// the same counts, because a node keeps the seal configuration it was initialised
+    /// with until it restarts, and unseals after the restore only with the source's
+    /// shares entered under it (measured: a 1-of-1 throwaway refused the source's
+    /// shares).
     pub async fn rebuild(
         &self,
         snapshot: &Location,
+        (shares, threshold): (u8, u8),
         deadline: Instant,
     ) -> Result<Rebuilt, RestoreError> {
         let selector = SnapshotSelector::Exact {
@@ -113,7 +127,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         // there (as many as its threshold, which only the restored node tells).
         self.source_share_exists(&source, generation).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        let needed = self.settings.send_timeout + self.settings.healthy_timeout;
+        let needed = SEND_RESERVE.min(self.settings.send_timeout) + self.settings.healthy_timeout;
         if left < needed {
             return Err(RestoreError::NoTimeToRebuild {
                 left_s: left.as_secs(),
@@ -122,7 +136,7 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         }
         let init = self
             .vault
-            .init(&node.addr, 1, 1, false)
+            .init(&node.addr, shares, threshold, false)
             .await
             .map_err(|source| RestoreError::RebuildInit {
                 node: node.addr.to_string(),

@@ -239,6 +239,7 @@ impl ClusterRestore for FakeClusterRestore {
     async fn rebuild(
         &self,
         snapshot: &Location,
+        _seal: (u8, u8),
         deadline: Instant,
     ) -> Result<ClusterRebuilt, FunctionError> {
         let restored = self.restore(snapshot, "", "", deadline).await?;
@@ -292,9 +293,10 @@ impl<T: ClusterRestore> ClusterRestore for std::sync::Arc<T> {
     async fn rebuild(
         &self,
         snapshot: &Location,
+        seal: (u8, u8),
         deadline: Instant,
     ) -> Result<ClusterRebuilt, FunctionError> {
-        (**self).rebuild(snapshot, deadline).await
+        (**self).rebuild(snapshot, seal, deadline).await
     }
     async fn canary(&self) -> Result<Option<String>, FunctionError> {
         (**self).canary().await

@@ -571,6 +571,92 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
     Ok(())
 }
 
+/// A failover whose fence emptied the primary's group (its Auto Scaling API answered),
+/// then a failback: recorded as a rebuild, the group given one node, which the primary's
+/// node-lifecycle leaves uninitialised (the fence and the failback read from the DR
+/// table); the next failback initialises it with throwaway keys, forces the DR
+/// cluster's snapshot into it and unseals it with the DR cluster's shares (the
+/// primary's own): the primary serves the DR region's writes with its own root token
+/// and credentials, DNS points back, and the logs hold no share or token.
+#[tokio::test]
+async fn a_failback_rebuilds_the_primary_whose_group_the_fence_emptied() -> Result<()> {
+    let logs = capture_logs();
+    let mut dr = DrBed::start().await?;
+    dr.backed_up("before the outage").await?;
+    let failover = dr.failover()?;
+    dr.primary.bed.bao.kill(0);
+    let FailoverOutcome::FailedOver(record) = send(&failover, sample("sns-metric.json")?).await?
+    else {
+        bail!("expected a failover");
+    };
+    let fenced = &record.phases[1];
+    assert!(fenced.detail.contains("scaled to 0"), "{}", fenced.detail);
+    dr.standby_write("written in the DR region").await?;
+
+    // Asked for: recorded as a rebuild, the group given one node, refused until that
+    // node is in service.
+    let first = send(&failover, json!({"action": "failback"})).await;
+    assert!(
+        first.as_ref().is_err_and(
+            |e| e.to_string().contains("PrimaryServing") && e.to_string().contains("one node")
+        ),
+        "{first:?}"
+    );
+    assert_eq!(dr.primary_group().capacity().await?.desired, 1);
+    let launched = dr.launch_primary(Duration::from_secs(60)).await?;
+    assert_eq!(launched.unsealed, Unsealed::LeftForFailback, "{launched:?}");
+    assert!(!launched.initialised_cluster && !launched.joined);
+    let started = Instant::now();
+    let outcome = send(&failover, json!({"action": "failback"})).await;
+    eprintln!("failback with a rebuild: {:?}", started.elapsed());
+    let FailoverOutcome::FailedBack(record) = outcome? else {
+        bail!("expected a failback");
+    };
+    let failback = record.failback.as_ref().context("the failback's record")?;
+    assert!(failback.rebuild);
+    for phase in &failback.phases {
+        eprintln!("  {:?} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    let detail = |phase: FailbackPhase| {
+        failback
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.clone())
+            .unwrap_or_default()
+    };
+    let restored = detail(FailbackPhase::RestoredIntoPrimary);
+    assert!(
+        restored.contains("a new node of the emptied primary"),
+        "{restored}"
+    );
+    let snapshot_canary = failback
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.canary.clone())
+        .context("the DR cluster's snapshot carries a canary")?;
+    let verified = detail(FailbackPhase::PrimaryVerified);
+    assert!(verified.contains(&snapshot_canary), "{verified}");
+    // The primary's root token is valid again: the data is its own, back from the DR
+    // region with what was written there.
+    assert_eq!(
+        dr.primary.kv("app").await?.as_deref(),
+        Some("written in the DR region")
+    );
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-primary.example.com", 60)?)
+    );
+    // Its own node-lifecycle reconciles it as before the outage.
+    let reconciled = dr.primary_lifecycle()?.reconcile(deadline()).await?;
+    assert!(reconciled.fenced.is_none(), "{reconciled:?}");
+    assert!(reconciled.not_peers.is_empty(), "{reconciled:?}");
+    let mut secrets = dr.standby.bed.stored_secret_values().await?;
+    secrets.extend(dr.primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{record:?}")]);
+    Ok(())
+}
+
 /// After a failover to a standby of two (`STANDBY_SIZE=2`), the instance `scaled` asked
 /// for is brought in by the standby's node-lifecycle with what the failover adopted: it
 /// joins the restored node, unseals with the primary's shares (the standby's newest
