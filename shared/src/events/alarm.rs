@@ -103,7 +103,12 @@ pub enum FailoverRequest {
         force: bool,
     },
     /// Return to the primary region.
-    Failback,
+    Failback {
+        /// The operator says the primary's nodes and their data are gone (a region that
+        /// lost them while its Auto Scaling API did not answer the fence): rebuild its
+        /// cluster in a new node when none of its nodes is initialised.
+        rebuild: bool,
+    },
     /// Restore the newest DR copy into the idle standby and mark it proven or failed.
     Drill,
 }
@@ -148,7 +153,8 @@ impl FailoverRequest {
 
 fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventError> {
     let allowed: &[&str] = match action {
-        "plan" | "failback" | "drill" => &["action"],
+        "plan" | "drill" => &["action"],
+        "failback" => &["action", "rebuild"],
         "failover" => &["action", "reason", "force"],
         other => {
             return Err(EventError::Invalid {
@@ -170,26 +176,31 @@ fn direct_action(value: &Value, action: &str) -> Result<FailoverRequest, EventEr
     }
     Ok(match action {
         "plan" => FailoverRequest::Plan,
-        "failback" => FailoverRequest::Failback,
+        "failback" => FailoverRequest::Failback {
+            rebuild: flag(value, "rebuild")?,
+        },
         "drill" => FailoverRequest::Drill,
         _ => FailoverRequest::Failover {
             reason: value
                 .get("reason")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            force: match value.get("force") {
-                None => false,
-                Some(Value::Bool(force)) => *force,
-                Some(_) => {
-                    return Err(EventError::Invalid {
-                        function: FUNCTION,
-                        field: "force".into(),
-                        reason: "is not true or false".into(),
-                    })
-                }
-            },
+            force: flag(value, "force")?,
         },
     })
+}
+
+/// An optional `true`/`false` field, false when absent.
+fn flag(value: &Value, field: &str) -> Result<bool, EventError> {
+    match value.get(field) {
+        None => Ok(false),
+        Some(Value::Bool(set)) => Ok(*set),
+        Some(_) => Err(EventError::Invalid {
+            function: FUNCTION,
+            field: field.into(),
+            reason: "is not true or false".into(),
+        }),
+    }
 }
 
 /// The alarm-action `alarmData` and the EventBridge `detail` share one shape.

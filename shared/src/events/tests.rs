@@ -157,7 +157,11 @@ fn samples_parse_to_what_they_stand_for() {
         ("dr-failover/sns-ok.json", "Sns Metric Ok"),
         ("dr-failover/plan.json", "Plan"),
         ("dr-failover/failover.json", "Failover { reason: Some("),
-        ("dr-failover/failback.json", "Failback"),
+        ("dr-failover/failback.json", "Failback { rebuild: false }"),
+        (
+            "dr-failover/failback-rebuild.json",
+            "Failback { rebuild: true }",
+        ),
         ("dr-failover/drill.json", "Drill"),
     ];
     for (path, expected) in cases {

@@ -119,7 +119,7 @@ pub enum FailoverError {
     },
     /// The primary has no initialised node to restore into, and its group was not emptied
     /// by the fence (or some nodes do not answer).
-    #[error("the primary has no initialised node ({asked} in its group asked, some without an answer, or its group was not emptied by this failover's fence); nothing was changed: ask again once its nodes answer (if they are gone for good, re-protect instead, see the failover runbook)")]
+    #[error("the primary has no initialised node ({asked} in its group asked, some without an answer, or its group was not emptied by this failover's fence); nothing was changed: ask again once its nodes answer; if they are gone for good, ask with \"rebuild\": true once every member answers uninitialised (see the failover runbook)")]
     PrimaryNotServing {
         /// How many members of the primary's group were asked.
         asked: usize,

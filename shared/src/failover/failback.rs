@@ -33,9 +33,12 @@ use crate::{
 
 impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// Runs (or resumes) the failback.
+    /// `rebuild_asked`: the operator says the primary's nodes are gone (see
+    /// [`FailoverRequest::Failback`](crate::events::FailoverRequest)).
     pub(super) async fn failback(
         &self,
         request_id: &str,
+        rebuild_asked: bool,
         deadline: Instant,
     ) -> Result<FailoverOutcome, FailoverError> {
         let owner = format!("failback {request_id}");
@@ -46,7 +49,9 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         {
             return Ok(FailoverOutcome::Busy { owner });
         }
-        let result = self.locked_failback(request_id, deadline).await;
+        let result = self
+            .locked_failback(request_id, rebuild_asked, deadline)
+            .await;
         if let Err(e) = self.locks.release(FAILOVER_LOCK, &owner).await {
             warn!(error = %error_chain(&e), "releasing the failover lock failed; it lapses by itself");
         }
@@ -56,6 +61,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     async fn locked_failback(
         &self,
         request_id: &str,
+        rebuild_asked: bool,
         deadline: Instant,
     ) -> Result<FailoverOutcome, FailoverError> {
         let mut record = match self.records.current().await? {
@@ -84,6 +90,17 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 PrimaryNodes::Initialised => false,
                 PrimaryNodes::NoneInitialised if record.primary_group_was.is_some() => {
                     info!("the fence emptied the primary's group and none of its nodes is initialised: the primary's cluster is rebuilt from the DR snapshot in a new node");
+                    true
+                }
+                PrimaryNodes::NoneInitialised if rebuild_asked => {
+                    // The fence could only be recorded: the group's size now is what
+                    // `unfenced` gives back once the rebuild is done (unless it is 0,
+                    // which would remove the rebuilt node).
+                    let now = self.primary_group.capacity().await?;
+                    if now.desired > 0 {
+                        record.primary_group_was = Some(now);
+                    }
+                    info!(desired = now.desired, "asked to rebuild: none of the primary's nodes is initialised; its cluster is rebuilt from the DR snapshot in a new node");
                     true
                 }
                 PrimaryNodes::NoneInitialised | PrimaryNodes::Unanswered => {
@@ -179,10 +196,13 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// of it is in service.
     async fn primary_node_for_rebuild(&self) -> Result<String, FailoverError> {
         let capacity = self.primary_group.capacity().await?;
-        let raised = capacity.desired == 0;
+        let raised = capacity.desired != 1;
         if raised {
             self.primary_group.resize(1, 1).await?;
-            info!("the primary's group wants one node again, to rebuild the cluster in");
+            info!(
+                was = capacity.desired,
+                "the primary's group wants one node, to rebuild the cluster in"
+            );
         }
         let in_service = self.primary_fleet.in_service().await?;
         match in_service.first() {
@@ -364,6 +384,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                         was.min, was.desired
                     ))
                 }
+                None if rebuild => Ok("the group's earlier size is not recorded (the fence was only recorded, and the group was empty when the rebuild was asked for): it keeps the one node it was given for the rebuild; give it its size by hand".into()),
                 None => Ok("the fence was only recorded: nothing to give back".into()),
             },
             FailbackPhase::StandbyIdle => match record.standby_group_was {

@@ -167,7 +167,9 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 };
                 self.failover(trigger, request_id, deadline).await
             }
-            FailoverRequest::Failback => self.failback(request_id, deadline).await,
+            FailoverRequest::Failback { rebuild } => {
+                self.failback(request_id, rebuild, deadline).await
+            }
             FailoverRequest::Drill => self.drill(request_id, deadline).await,
             FailoverRequest::Alarm(notice) => {
                 self.on_alarms(vec![notice], request_id, deadline).await

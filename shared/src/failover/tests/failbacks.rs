@@ -80,7 +80,11 @@ async fn a_failback_without_a_completed_failover_or_a_serving_primary_changes_no
         .await
         .expect_err("no primary node answers");
     assert_eq!(error.error_type, "Transient.PrimaryNotServing");
-    assert!(error.message.contains("re-protect"), "{}", error.message);
+    assert!(
+        error.message.contains("\"rebuild\": true"),
+        "{}",
+        error.message
+    );
     assert!(bed.dns_points_at_dr(), "nothing changed");
     assert_eq!(bed.primary_group.now().desired, 0, "still fenced");
     assert!(bed.backups.requests.lock().expect("lock").is_empty());
@@ -158,6 +162,65 @@ async fn a_failback_into_a_primary_the_fence_emptied_rebuilds_its_cluster_in_one
     );
     assert!(!bed.dns_points_at_dr());
     assert_eq!(bed.record(), None, "archived");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_that_lost_its_nodes_in_an_outage_is_rebuilt_when_the_operator_says_so() {
+    let mut bed = Bed::down();
+    // The primary region's Auto Scaling API does not answer: the fence is only recorded.
+    bed.primary_group.fail_next.store(true, Ordering::SeqCst);
+    bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    assert!(bed.record().expect("kept").primary_group_was.is_none());
+    // The region is back without the primary's nodes.
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &[]));
+    let error = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect_err("not without the operator's word");
+    assert_eq!(error.error_type, "Transient.PrimaryNotServing");
+    assert!(
+        bed.record().expect("kept").failback.is_none(),
+        "nothing recorded"
+    );
+    let error = bed
+        .send(json!({"action": "failback", "rebuild": "yes"}))
+        .await
+        .expect_err("not a flag");
+    assert_eq!(error.error_type, "Permanent.InvalidEvent");
+
+    let error = bed
+        .send(json!({"action": "failback", "rebuild": true}))
+        .await
+        .expect_err("no node in service yet");
+    assert!(error.message.contains("one node"), "{}", error.message);
+    let record = bed.record().expect("kept");
+    assert!(record.failback.expect("recorded").rebuild);
+    assert_eq!(
+        record.primary_group_was.map(|c| (c.min, c.desired)),
+        Some((3, 3)),
+        "its size now, given back once rebuilt"
+    );
+    assert_eq!(
+        (bed.primary_group.now().min, bed.primary_group.now().desired),
+        (1, 1)
+    );
+    bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &["d-1"]));
+    let outcome = bed
+        .send(json!({"action": "failback"}))
+        .await
+        .expect("failed back");
+    assert!(
+        matches!(outcome, FailoverOutcome::FailedBack(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        *bed.primary_restores.restored.lock().expect("lock"),
+        std::slice::from_ref(&bed.backups.entry.object)
+    );
+    assert_eq!(
+        (bed.primary_group.now().min, bed.primary_group.now().desired),
+        (3, 3)
+    );
 }
 
 #[tokio::test(start_paused = true)]

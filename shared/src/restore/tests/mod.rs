@@ -5,6 +5,7 @@
 //! after the send leaves behind (`restored.rs`).
 
 mod choose;
+mod rebuilt;
 mod refusals;
 mod restored;
 
