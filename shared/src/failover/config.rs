@@ -69,6 +69,12 @@ pub struct FailoverSettings {
     /// `KMS_KEY_ID`: the DR region's key the standby's parameters are written under
     /// (the primary's shares it adopts).
     pub kms_key: String,
+    /// `KEY_SHARES` (default 5) and `KEY_THRESHOLD` (default 3): the primary's share
+    /// count and threshold (the standby's too). A standby emptied again after its first
+    /// use is rebuilt in a new node initialised with them, then sent the primary's
+    /// snapshot: a node keeps the seal configuration it was initialised with until it
+    /// restarts, and takes the primary's shares only under the same counts.
+    pub key_counts: (u8, u8),
 }
 
 /// Everything dr-failover reads at cold start.
@@ -199,6 +205,7 @@ impl FailoverConfig {
                         "the DR region's KMS key the standby's SSM parameters are encrypted with",
                     )?
                     .to_owned(),
+                key_counts: crate::config::key_counts(env)?,
             },
             restore,
             primary_restore,

@@ -8,9 +8,11 @@
 //!
 //! A drill never runs while a failover is recorded (the standby serves, or may be about
 //! to), and holds the failover lock, so a failover waits for it or it waits for the
-//! failover. A group at 0 (pilot light) is brought to 1 for the drill and kept there:
-//! the standby's node-lifecycle initialises its cluster once, and a group emptied would
-//! leave a new node nothing to join.
+//! failover. A group at 0 (pilot light) is brought to 1 for the drill and given its 0
+//! back after it: the first time, the standby's node-lifecycle initialises its cluster
+//! in the new node and the copy is restored into it; every later time, node-lifecycle
+//! leaves the new node uninitialised (its cluster has no node left) and the standby's
+//! cluster is rebuilt in it from the copy.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -101,7 +103,15 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         let was = self.standby_group.capacity().await?;
         let verdict = self.drill_entry(&entry, request_id, deadline).await;
         if was.desired == 0 {
-            info!("the pilot light stays at one node: an emptied standby group could not be raised again (its cluster is initialised once; a new node would have nothing to join)");
+            // Back to a pilot light, whatever the verdict: the next raise gets a new
+            // node, which its node-lifecycle leaves uninitialised, and the standby's
+            // cluster is rebuilt in it.
+            match self.standby_group.set_desired(0).await {
+                Ok(()) => info!("the pilot light is back at 0 nodes"),
+                Err(e) => {
+                    warn!(error = %error_chain(&e), "the standby group could not be given its 0 back; set it by hand")
+                }
+            }
         }
         let (passed, detail) = verdict?;
         entry.drill = Some(DrillResult {
@@ -151,11 +161,10 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         request_id: &str,
         deadline: Instant,
     ) -> Result<(bool, String), FailoverError> {
-        self.wait_until_standby_active(None, deadline).await?;
+        let (_, rebuild) = self.wait_until_standby_up(None, deadline).await?;
         let reason = format!("restore drill of {}", self.settings.primary);
         if let Err(e) = self
-            .restorer
-            .restore(&entry.object, &reason, request_id, deadline)
+            .restore_or_rebuild(&entry.object, rebuild, &reason, request_id, deadline)
             .await
         {
             let name = super::phases::fault_name(&e.error_type);

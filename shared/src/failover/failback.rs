@@ -389,15 +389,12 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             },
             FailbackPhase::StandbyIdle => match record.standby_group_was {
                 Some(was) => {
-                    // A pilot light keeps one node: its cluster is initialised once, and
-                    // a group emptied would leave a new node nothing to join.
-                    let idle = was.desired.max(1);
-                    self.standby_group.set_desired(idle).await?;
-                    Ok(if idle == was.desired {
-                        format!("the standby group wants {idle} instances again")
-                    } else {
-                        format!("the standby group wants {idle} instance (it had {}: a pilot light keeps one node once its cluster exists)", was.desired)
-                    })
+                    // A pilot light goes back to 0: its next raise is rebuilt.
+                    self.standby_group.set_desired(was.desired).await?;
+                    Ok(format!(
+                        "the standby group wants {} instances again",
+                        was.desired
+                    ))
                 }
                 None => {
                     Ok("the standby group's earlier size is not recorded: left as it is".into())

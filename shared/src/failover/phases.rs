@@ -35,15 +35,6 @@ pub(super) fn fault_name(error_type: &str) -> &str {
 /// often: a pilot light's node is ready at no particular second).
 const POLL: Duration = Duration::from_millis(250);
 
-/// Which of the standby group's instances a wait asks.
-#[derive(Clone, Copy)]
-enum Among {
-    /// Launching or in service.
-    Members,
-    /// In service: their launch is complete.
-    InService,
-}
-
 impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// Runs one phase; its answer is the phase's detail for the record.
     pub(super) async fn run_phase(
@@ -62,8 +53,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     record.standby_group_was = Some(self.standby_group.capacity().await?);
                     self.records.put(record).await?;
                 }
-                self.wait_until_standby_active(record.standby_group_was, deadline)
-                    .await
+                let (detail, rebuild) = self
+                    .wait_until_standby_up(record.standby_group_was, deadline)
+                    .await?;
+                if rebuild && !record.standby_rebuild {
+                    record.standby_rebuild = true;
+                    self.records.put(record).await?;
+                }
+                Ok(detail)
             }
             Phase::Restored => self.ensure_restored(record, request_id, deadline).await,
             Phase::Adopted => self.ensure_adopted(record, deadline).await,
@@ -136,12 +133,14 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
     /// bootstrap, before the standby's node-lifecycle has made dr-failover's AppRole and
     /// stored its credentials: the restore's login would fail for good. Its launch
     /// completes (InService) only once the bootstrap is done. A warm standby's node is
-    /// InService already.
-    pub(super) async fn wait_until_standby_active(
+    /// InService already. A pilot light emptied again after its first use has no node
+    /// of its cluster left: its new node, in service and left uninitialised by its
+    /// node-lifecycle, is up for a rebuild (`true`).
+    pub(super) async fn wait_until_standby_up(
         &self,
         was: Option<crate::cluster::dr_ports::Capacity>,
         deadline: Instant,
-    ) -> Result<String, FailoverError> {
+    ) -> Result<(String, bool), FailoverError> {
         let capacity = self.standby_group.capacity().await?;
         if capacity.desired < 1 {
             self.standby_group.set_desired(1).await?;
@@ -149,17 +148,57 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         // The size before any run raised it: a run resumed after the raise still knows
         // it started from 0.
         let warm = was.unwrap_or(capacity).desired >= 1;
+        let how = if warm {
+            "warm standby"
+        } else {
+            "started from 0"
+        };
         let until = deadline.min(Instant::now() + self.settings.standby_timeout);
-        let (node, _) = self.wait_for_active_among(Among::InService, until).await?;
-        Ok(format!(
-            "node {} active ({})",
-            node.instance,
-            if warm {
-                "warm standby"
-            } else {
-                "started from 0"
+        loop {
+            let in_service = self.standby_fleet.in_service().await?;
+            let asked = in_service.len();
+            if let Some((node, _)) = find_active(&self.vault, in_service.clone()).await {
+                return Ok((format!("node {} active ({how})", node.instance), false));
             }
-        ))
+            if let Some(node) = self.standby_to_rebuild(&in_service).await? {
+                return Ok((
+                    format!(
+                        "node {} in service, left uninitialised: the standby's cluster is rebuilt in it ({how})",
+                        node.instance
+                    ),
+                    true,
+                ));
+            }
+            if Instant::now() + POLL > until {
+                return Err(FailoverError::Phase {
+                    phase: Phase::StandbyUp,
+                    reason: format!(
+                        "no standby node answered as active in time ({asked} in service)"
+                    ),
+                    retry_helps: true,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The in-service node to rebuild the standby's cluster in, when every member of
+    /// the group answers uninitialised (its node-lifecycle leaves a new node so once its
+    /// cluster has no node left); `None` while any is initialised or does not answer.
+    pub(super) async fn standby_to_rebuild(
+        &self,
+        in_service: &[FleetNode],
+    ) -> Result<Option<FleetNode>, FailoverError> {
+        let Some(first) = in_service.first() else {
+            return Ok(None);
+        };
+        let members = self.standby_fleet.members().await?;
+        let healths =
+            futures::future::join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
+        let empty = healths
+            .iter()
+            .all(|h| h.as_ref().is_ok_and(|h| !h.initialized));
+        Ok(empty.then(|| first.clone()))
     }
 
     /// A member of the standby's group (launching or in service) that answers active.
@@ -167,31 +206,18 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         &self,
         until: Instant,
     ) -> Result<(FleetNode, Health), FailoverError> {
-        self.wait_for_active_among(Among::Members, until).await
-    }
-
-    async fn wait_for_active_among(
-        &self,
-        among: Among,
-        until: Instant,
-    ) -> Result<(FleetNode, Health), FailoverError> {
         loop {
-            let nodes = match among {
-                Among::Members => self.standby_fleet.members().await?,
-                Among::InService => self.standby_fleet.in_service().await?,
-            };
+            let nodes = self.standby_fleet.members().await?;
             let asked = nodes.len();
             if let Some(found) = find_active(&self.vault, nodes).await {
                 return Ok(found);
             }
             if Instant::now() + POLL > until {
-                let whom = match among {
-                    Among::Members => "in the group",
-                    Among::InService => "in service",
-                };
                 return Err(FailoverError::Phase {
                     phase: Phase::StandbyUp,
-                    reason: format!("no standby node answered as active in time ({asked} {whom})"),
+                    reason: format!(
+                        "no standby node answered as active in time ({asked} in the group)"
+                    ),
                     retry_helps: true,
                 });
             }
@@ -220,13 +246,18 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         }
         let reason = format!("failover of {}: {}", self.settings.primary, record.trigger);
         let mut set_aside = Vec::new();
-        let restored = loop {
+        let mut detail = loop {
             match self
-                .restorer
-                .restore(&record.snapshot, &reason, request_id, deadline)
+                .restore_or_rebuild(
+                    &record.snapshot,
+                    record.standby_rebuild,
+                    &reason,
+                    request_id,
+                    deadline,
+                )
                 .await
             {
-                Ok(restored) => break restored,
+                Ok(detail) => break detail,
                 Err(e) if UNSENT_SNAPSHOT_FAULTS.contains(&fault_name(&e.error_type)) => {
                     let why = format!("{}: {}", e.error_type, e.message);
                     warn!(snapshot = %record.snapshot, error = %why, "the chosen copy is unusable and was not sent; marked failed, the next usable copy takes its place");
@@ -257,10 +288,6 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 }
             }
         };
-        let mut detail = format!(
-            "{} restored into {} (applied index {}; the standby's safety snapshot {})",
-            record.snapshot, restored.active_node, restored.applied_index, restored.safety_snapshot
-        );
         if !set_aside.is_empty() {
             detail.push_str(&format!(
                 "; set aside and marked failed first: {}",
@@ -268,6 +295,37 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             ));
         }
         Ok(detail)
+    }
+
+    /// Restores `snapshot` into the standby, or, when its cluster has no node left
+    /// (`rebuild`), rebuilds it in the new node: throwaway keys of the primary's counts,
+    /// the snapshot forced, the primary's shares. What was done, for the record.
+    pub(super) async fn restore_or_rebuild(
+        &self,
+        snapshot: &crate::snapshots::store::Location,
+        rebuild: bool,
+        reason: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<String, crate::lambda::FunctionError> {
+        if rebuild {
+            let rebuilt = self
+                .restorer
+                .rebuild(snapshot, self.settings.key_counts, deadline)
+                .await?;
+            return Ok(format!(
+                "{snapshot} restored into {}, the standby's cluster rebuilt in its new node (applied index {}; throwaway keys, then the primary's shares; no safety snapshot: the node held nothing)",
+                rebuilt.node, rebuilt.applied_index
+            ));
+        }
+        let restored = self
+            .restorer
+            .restore(snapshot, reason, request_id, deadline)
+            .await?;
+        Ok(format!(
+            "{snapshot} restored into {} (applied index {}; the standby's safety snapshot {})",
+            restored.active_node, restored.applied_index, restored.safety_snapshot
+        ))
     }
 
     /// Marks the catalog entry of `copy` failed (never chosen again, never drilled).

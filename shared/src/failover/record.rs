@@ -132,6 +132,11 @@ pub struct FailoverRecord {
     /// failback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_group_was: Option<Capacity>,
+    /// The standby had no initialised node (a pilot light emptied again after its first
+    /// use): the snapshot is restored by a rebuild of the standby's cluster in its new
+    /// node, which its node-lifecycle left uninitialised.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby_rebuild: bool,
     /// The phases completed, in order.
     pub phases: Vec<PhaseDone>,
     /// Set when the last run failed; cleared when a run goes on.
@@ -233,6 +238,7 @@ impl FailoverRecord {
             share_generation: entry.share_generation.unwrap_or(1),
             primary_group_was: None,
             standby_group_was: None,
+            standby_rebuild: false,
             phases: Vec::new(),
             failed: None,
             failback: None,

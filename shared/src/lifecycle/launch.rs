@@ -135,12 +135,12 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         let initialised = self
             .ensure_initialised_once(&node, &owner, deadline)
             .await?;
-        if initialised == Initialised::Elsewhere && self.left_for_failback(&node).await? {
+        if initialised == Initialised::Elsewhere && self.left_for_rebuild(&node).await? {
             return Ok(LaunchReport {
                 instance: node.instance,
                 initialised_cluster: false,
                 joined: false,
-                unsealed: Unsealed::LeftForFailback,
+                unsealed: Unsealed::LeftForRebuild,
                 completed_now: false,
             });
         }
@@ -159,22 +159,32 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         })
     }
 
-    /// Whether `node` is to be left uninitialised for the DR region's failback: the
-    /// cluster exists (its init record says so) but has no initialised node left (the
-    /// failover's fence emptied its group), and a failback is asked for, which restores
-    /// the DR cluster's snapshot into this node (see dr-failover). Nothing to join
-    /// otherwise; and a node this function initialised would be a new cluster with new
-    /// keys.
-    async fn left_for_failback(&self, node: &FleetNode) -> Result<bool, LifecycleError> {
-        let Some(records) = &self.fence else {
-            return Ok(false);
+    /// Whether `node` is to be left uninitialised for dr-failover to rebuild the cluster
+    /// in: the cluster exists (its init record says so) but no node of it is
+    /// initialised, so there is nothing to join, and either
+    /// - the DR region's failback is asked for (the failover's fence emptied this
+    ///   primary's group; the failback restores the DR cluster's snapshot into this
+    ///   node), or
+    /// - this cluster is a DR standby (`PRIMARY_CLUSTER`) whose group dr-failover
+    ///   emptied back to a pilot light and raises again (a failover or a drill restores
+    ///   the primary's snapshot into this node).
+    ///
+    /// A node this function initialised would be a new cluster with new keys, whose data
+    /// the restore replaces anyway.
+    async fn left_for_rebuild(&self, node: &FleetNode) -> Result<bool, LifecycleError> {
+        let why = if self.settings.standby_of.is_some() {
+            "this DR standby's group was emptied to a pilot light: dr-failover restores the primary's snapshot into the node"
+        } else {
+            let Some(records) = &self.fence else {
+                return Ok(false);
+            };
+            match crate::failover::record::fence_of(records.as_ref()).await {
+                Some(fence) if fence.failback_started => {
+                    "the DR region's fence emptied the group and its failback is under way: it rebuilds the cluster in the node"
+                }
+                _ => return Ok(false),
+            }
         };
-        let Some(fence) = crate::failover::record::fence_of(records.as_ref()).await else {
-            return Ok(false);
-        };
-        if !fence.failback_started {
-            return Ok(false);
-        }
         let health = self
             .vault
             .health(&node.addr)
@@ -183,7 +193,7 @@ impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {
         if health.initialized || self.initialised_member().await?.is_some() {
             return Ok(false);
         }
-        warn!(instance = %node.instance, since = %fence.since, "no node of the cluster is initialised and the DR region's failback is under way: the node is left uninitialised for the failback to rebuild the cluster in it");
+        warn!(instance = %node.instance, reason = why, "no node of the cluster is initialised: the node is left uninitialised");
         Ok(true)
     }
 

@@ -54,6 +54,11 @@ pub struct LifecycleSettings {
     /// `VAULT_INIT_TIMEOUT_SECS` (default 120): how long `sys/init` may take; it is sent
     /// only when the invocation has that long left, and time to store the shares.
     pub init_timeout: Duration,
+    /// `PRIMARY_CLUSTER` (optional): set in a DR standby, the cluster it stands by for.
+    /// A standby's group emptied to a pilot light has nothing to join when dr-failover
+    /// raises it again: its new node is left uninitialised for dr-failover to rebuild
+    /// the cluster in from the primary's snapshot.
+    pub standby_of: Option<ClusterName>,
     /// `APPROLE_FUNCTIONS` (default the four functions every stack deploys): the
     /// functions bootstrap makes an AppRole and credentials for. A function that is not
     /// deployed gets none: no credential of its policy exists to leak.
@@ -164,29 +169,7 @@ impl LifecycleConfig {
                 )
             })?),
         };
-        let count = |name: &'static str, default: u8| -> Result<u8, ConfigError> {
-            match env.parsed_or(name, default, "a whole number from 1 to 10")? {
-                n @ 1..=10 => Ok(n),
-                n => Err(invalid(name, &n.to_string(), "a whole number from 1 to 10")),
-            }
-        };
-        let key_shares = count("KEY_SHARES", 5)?;
-        let key_threshold = count("KEY_THRESHOLD", 3)?;
-        if key_threshold > key_shares {
-            return Err(invalid(
-                "KEY_THRESHOLD",
-                &key_threshold.to_string(),
-                format!("at most KEY_SHARES ({key_shares})"),
-            ));
-        }
-        if key_shares > 1 && key_threshold < 2 {
-            // Vault refuses it: one share would unseal what several people hold.
-            return Err(invalid(
-                "KEY_THRESHOLD",
-                "1",
-                "at least 2 when KEY_SHARES is more than 1",
-            ));
-        }
+        let (key_shares, key_threshold) = crate::config::key_counts(env)?;
         // node-lifecycle makes its own credentials at bootstrap, so it always logs in with
         // the AppRole it made; aws auth is for the other functions, whose IAM roles the
         // operator binds in Vault.
@@ -231,6 +214,13 @@ impl LifecycleConfig {
             init_timeout: vault.init_timeout,
             approle_functions: approle_functions(env)?,
             approle_limits: approle_limits(env)?,
+            standby_of: env
+                .optional("PRIMARY_CLUSTER")
+                .map(|name| {
+                    name.parse()
+                        .map_err(|e| crate::config::invalid("PRIMARY_CLUSTER", name, e))
+                })
+                .transpose()?,
         };
         let dr_keys = crate::config::dr_keys(env)?;
         Ok(Self {

@@ -28,9 +28,11 @@ pub enum Unsealed {
     WithShares,
     /// Auto-unseal did it; this run checked.
     ByAutoUnseal,
-    /// Not unsealed, nor initialised: the cluster lost every node to the DR region's
-    /// fence, and its failback rebuilds the cluster in this node.
-    LeftForFailback,
+    /// Not unsealed, nor initialised: the cluster has no initialised node left (the DR
+    /// region's fence emptied this primary's group, or dr-failover emptied this standby's
+    /// to a pilot light), and dr-failover rebuilds the cluster in this node from a
+    /// snapshot.
+    LeftForRebuild,
 }
 
 impl<N: NodeApi, P: ParameterStore> NodeLifecycle<N, P> {

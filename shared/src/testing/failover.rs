@@ -182,6 +182,8 @@ pub struct FakeClusterRestore {
     /// The canary each snapshot (by key) brings; a snapshot not named here leaves the
     /// cluster's canary as it was.
     pub canaries: Mutex<std::collections::BTreeMap<String, String>>,
+    /// How many of the restores were rebuilds.
+    pub rebuilds: AtomicUsize,
 }
 
 #[async_trait]
@@ -235,13 +237,26 @@ impl ClusterRestore for FakeClusterRestore {
         })
     }
 
-    /// The fake's one cluster plays the rebuilt cluster as it plays a restored one.
+    /// The fake's one cluster plays the rebuilt cluster as it plays a restored one; its
+    /// nodes, uninitialised before, are initialised and unsealed, the first one active.
     async fn rebuild(
         &self,
         snapshot: &Location,
         _seal: (u8, u8),
         deadline: Instant,
     ) -> Result<ClusterRebuilt, FunctionError> {
+        {
+            let mut state = self.standby.state();
+            state.initialised = true;
+            for node in state.nodes.values_mut() {
+                node.initialised = true;
+                node.sealed = false;
+            }
+            if state.leader.is_none() {
+                state.leader = state.nodes.keys().next().cloned();
+            }
+        }
+        self.rebuilds.fetch_add(1, Ordering::SeqCst);
         let restored = self.restore(snapshot, "", "", deadline).await?;
         Ok(ClusterRebuilt {
             node: restored.active_node,

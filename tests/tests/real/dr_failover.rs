@@ -604,7 +604,7 @@ async fn a_failback_rebuilds_the_primary_whose_group_the_fence_emptied() -> Resu
     );
     assert_eq!(dr.primary_group().capacity().await?.desired, 1);
     let launched = dr.launch_primary(Duration::from_secs(60)).await?;
-    assert_eq!(launched.unsealed, Unsealed::LeftForFailback, "{launched:?}");
+    assert_eq!(launched.unsealed, Unsealed::LeftForRebuild, "{launched:?}");
     assert!(!launched.initialised_cluster && !launched.joined);
     let started = Instant::now();
     let outcome = send(&failover, json!({"action": "failback"})).await;

@@ -1,5 +1,6 @@
 //! Restore drills: a proven copy, a failed one never chosen by a failover, a pilot-light
-//! group kept at one node, and no drill while a failover is recorded.
+//! group given its 0 back and rebuilt when raised again, and no drill while a failover
+//! is recorded.
 
 use std::sync::atomic::Ordering;
 
@@ -94,16 +95,17 @@ async fn a_standby_that_cannot_restore_says_nothing_about_the_snapshot() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pilot_light_group_keeps_its_node_after_a_drill_and_no_drill_runs_during_a_failover() {
+async fn a_pilot_light_group_gets_its_0_back_after_a_drill_and_no_drill_runs_during_a_failover() {
     let bed = Bed::down();
     bed.standby_group.capacity.lock().expect("lock").desired = 0;
-    // The fake standby node answers at once, as a warm one would once booted.
+    // The fake standby node answers at once, as a warm one would once booted (and stays
+    // once the group is back at 0: the fake's fleet does not follow the group).
     let report = drill(&bed).await;
     assert!(report.passed);
     assert_eq!(
         bed.standby_group.now().desired,
-        1,
-        "kept at one node: an emptied group could not be raised again"
+        0,
+        "a pilot light again: its next raise is rebuilt"
     );
 
     bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
@@ -147,4 +149,46 @@ async fn with_proof_required_a_failover_restores_only_a_proven_copy() {
         panic!("{outcome:?}");
     };
     assert_eq!(record.snapshot, older.object);
+}
+
+/// A pilot light raised again after its first use has no node of its cluster left: the
+/// drill rebuilds the standby's cluster in the new node (left uninitialised by its
+/// node-lifecycle), proves the copy, and gives the group its 0 back; a failover after
+/// it rebuilds again, recorded as such.
+#[tokio::test(start_paused = true)]
+async fn a_pilot_light_emptied_after_its_first_use_is_rebuilt_by_the_drill_and_the_failover() {
+    let bed = Bed::down();
+    bed.standby_group.capacity.lock().expect("lock").desired = 0;
+    bed.standby_emptied();
+    let report = drill(&bed).await;
+    assert!(report.passed, "{report:?}");
+    assert_eq!(bed.restores.rebuilds.load(Ordering::SeqCst), 1);
+    assert_eq!(bed.standby_group.now().desired, 0);
+
+    bed.standby_emptied();
+    let outcome = bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
+    let FailoverOutcome::FailedOver(record) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(record.standby_rebuild);
+    assert_eq!(bed.restores.rebuilds.load(Ordering::SeqCst), 2);
+    let detail = |phase: Phase| {
+        record
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        detail(Phase::StandbyUp).contains("left uninitialised"),
+        "{}",
+        detail(Phase::StandbyUp)
+    );
+    assert!(
+        detail(Phase::Restored).contains("rebuilt in its new node"),
+        "{}",
+        detail(Phase::Restored)
+    );
+    assert!(bed.dns_points_at_dr());
 }

@@ -79,6 +79,7 @@ fn settings() -> FailoverSettings {
         standby_keys: KeyLayout::new("/vault-lifecycle", "prod-dr"),
         primary_keys: KeyLayout::new("/vault-lifecycle", "prod"),
         kms_key: "dr-key".into(),
+        key_counts: (5, 3),
     }
 }
 
@@ -192,6 +193,7 @@ impl Bed {
             fail_as: Default::default(),
             applied_index: None,
             canaries: canaries(),
+            rebuilds: Default::default(),
         });
         // The fake's one cluster plays the primary too once it serves again: what a
         // failback needs of it is an active node that has applied the DR snapshot.
@@ -203,6 +205,7 @@ impl Bed {
             fail_as: Default::default(),
             applied_index: Some(150),
             canaries: canaries(),
+            rebuilds: Default::default(),
         });
         let backups = Arc::new(FakeStandbyBackup {
             entry: CatalogEntry {
@@ -262,6 +265,17 @@ impl Bed {
 
     fn record(&self) -> Option<FailoverRecord> {
         self.records.record.lock().expect("lock").clone()
+    }
+
+    /// The standby as a pilot light raised again after its first use: its one node in
+    /// service, answering uninitialised (its node-lifecycle left it so).
+    fn standby_emptied(&self) {
+        let mut state = self.standby.state();
+        for node in state.nodes.values_mut() {
+            node.initialised = false;
+            node.sealed = true;
+        }
+        state.leader = None;
     }
 
     fn restored(&self) -> Vec<Location> {

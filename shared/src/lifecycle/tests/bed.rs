@@ -49,6 +49,7 @@ fn settings() -> LifecycleSettings {
         init_lock_ttl: Duration::from_secs(900),
         init_timeout: crate::config::DEFAULT_INIT_TIMEOUT,
         approle_functions: crate::lifecycle::settings::DEPLOYED_FUNCTIONS.to_vec(),
+        standby_of: None,
         approle_limits: crate::cluster::node::AppRoleLimits {
             secret_id_ttl: Duration::from_secs(2160 * 3600),
             bound_cidrs: vec!["10.0.1.0/24".into()],

@@ -446,7 +446,7 @@ async fn a_node_launched_into_a_group_the_fence_emptied_is_left_for_the_failback
             instance: "i-4".into(),
             initialised_cluster: false,
             joined: false,
-            unsealed: Unsealed::LeftForFailback,
+            unsealed: Unsealed::LeftForRebuild,
             completed_now: true,
         }
     );
@@ -454,4 +454,28 @@ async fn a_node_launched_into_a_group_the_fence_emptied_is_left_for_the_failback
     assert_eq!(bed.cluster().calls("init"), 0, "no cluster of its own");
     assert_eq!(bed.cluster().calls("join"), 0);
     assert!(bed.stored_shares().is_empty(), "no share written");
+}
+
+/// A DR standby (`PRIMARY_CLUSTER`) whose group dr-failover emptied back to a pilot
+/// light: its cluster was initialised once, no node of it is left, and dr-failover
+/// rebuilds it in the next node from the primary's snapshot. The launch leaves the node
+/// uninitialised; a primary (no `PRIMARY_CLUSTER`, no failback) would not.
+#[tokio::test(start_paused = true)]
+async fn a_node_launched_into_an_emptied_standby_is_left_for_dr_failover() {
+    use crate::lifecycle::records::{InitRecord, InitStage};
+    let mut bed = Bed::fresh(&["i-4"]);
+    if let Ok(mut init) = bed.records.table.init.lock() {
+        *init = Some(InitRecord {
+            stage: InitStage::Bootstrapped,
+            node: "i-1".into(),
+            cluster_id: Some("c-1".into()),
+            recovery: false,
+        });
+    }
+    bed.function.settings.standby_of = Some("prod".parse().expect("name"));
+    let report = bed.launched("i-4").await;
+    assert_eq!(report.unsealed, Unsealed::LeftForRebuild);
+    assert_eq!(bed.verdict("t-i-4"), Some(Verdict::Continue));
+    assert_eq!(bed.cluster().calls("init"), 0);
+    assert_eq!(bed.cluster().calls("join"), 0);
 }
