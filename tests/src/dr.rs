@@ -190,7 +190,13 @@ impl DrBed {
             self.standby.bed.bao.add_instance_node(&id, ip).await?;
         }
         let server_started = started.elapsed();
-        let launches = self.standby.launch_pending().await?;
+        // As the standby's stack deploys it: a DR standby, whose node launched into a
+        // group emptied after its first use is left uninitialised for dr-failover.
+        let primary = self.primary.bed.cluster.to_string();
+        let launches = self
+            .standby
+            .launch_pending_with(&[("PRIMARY_CLUSTER", primary.as_str())])
+            .await?;
         let launched = started.elapsed();
         let copied = self.copy_standby_parameters_to_dr().await?;
         Ok(StandbyLaunched {

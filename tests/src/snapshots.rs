@@ -79,6 +79,14 @@ impl SnapshotBed {
     /// AppRole and the root token kept; then the root token it kept. What each launch
     /// reported, in the order of the actions.
     pub async fn launch_pending(&mut self) -> Result<Vec<LaunchReport>> {
+        self.launch_pending_with(&[]).await
+    }
+
+    /// [`Self::launch_pending`] with node-lifecycle given `extra` variables too.
+    pub async fn launch_pending_with(
+        &mut self,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<LaunchReport>> {
         let bed = &self.bed;
         let waiting: Vec<_> = bed
             .actions()
@@ -89,13 +97,15 @@ impl SnapshotBed {
         let functions = waiting
             .iter()
             .map(|_| {
-                bed.function(&[
+                let mut vars = vec![
                     ("KEEP_ROOT_TOKEN", "true"),
                     // credential-rotation's AppRole too, for the tests of backups
                     // across a rotation, and dr-failover's, for a bed that is a
                     // failover's standby.
                     ("APPROLE_FUNCTIONS", APPROLE_FUNCTIONS),
-                ])
+                ];
+                vars.extend_from_slice(extra);
+                bed.function(&vars)
             })
             .collect::<Result<Vec<_>>>()?;
         let events: Vec<Value> = waiting.iter().map(LifecycleBed::event).collect();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use shared::{
-    aws::DynamoCatalog,
+    aws::{AsgCapacity, DynamoCatalog},
     backup::BackupOutcome,
     cluster::dr_ports::{DnsRecords, DnsTarget, GroupCapacity},
     failover::{
@@ -196,6 +196,102 @@ async fn an_alarm_fails_the_primary_over_to_a_pilot_light_standby() -> Result<()
         Some((instance.clone(), InitStage::Bootstrapped))
     );
 
+    let mut secrets = dr.standby.bed.stored_secret_values().await?;
+    secrets.extend(dr.primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    Ok(())
+}
+
+/// A pilot light used twice: a drill raises it from 0 (the standby's node-lifecycle
+/// initialises its cluster in the new node, the copy is restored and proven) and gives
+/// the group its 0 back; an alarm raises it again, and the new node, left uninitialised
+/// by the standby's node-lifecycle (its cluster has no node left), gets the standby's
+/// cluster rebuilt in it from the primary's copy: it serves the primary's data with DNS
+/// switched.
+#[tokio::test]
+async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> Result<()> {
+    let logs = capture_logs();
+    let mut dr = DrBed::start_with(Standby::PilotLight).await?;
+    let copy = dr
+        .backed_up("from-primary")
+        .await?
+        .dr_copy
+        .context("a DR copy")?;
+    let failover = dr.failover()?;
+    let (drilled, first) = tokio::join!(
+        send(&failover, json!({"action": "drill"})),
+        dr.launch_standby(Duration::from_secs(120))
+    );
+    let Ok(FailoverOutcome::Drilled(drilled)) = &drilled else {
+        bail!("expected a drill, got {drilled:?} (the launcher: {first:?})");
+    };
+    assert!(drilled.passed, "{drilled:?}");
+    let first = first?;
+    assert!(first.launches[0].initialised_cluster, "{first:?}");
+    let standby_group = AsgCapacity::from_sdk(
+        &dr.standby.bed.region.sdk,
+        dr.standby.bed.region.asg.clone(),
+    );
+    assert_eq!(
+        standby_group.capacity().await?.desired,
+        0,
+        "a pilot light again"
+    );
+    // Auto Scaling terminates the drilled instance: its server and data go with it.
+    dr.standby.bed.bao.kill(0);
+
+    dr.primary.bed.bao.kill(0);
+    let (outcome, second) = tokio::join!(
+        send(&failover, sample("eventbridge-composite.json")?),
+        dr.launch_standby(Duration::from_secs(120))
+    );
+    let Ok(FailoverOutcome::FailedOver(record)) = &outcome else {
+        bail!("expected a failover, got {outcome:?} (the launcher: {second:?})");
+    };
+    let second = second?;
+    for phase in &record.phases {
+        eprintln!("  {} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    assert_eq!(
+        second.launches[0].unsealed,
+        Unsealed::LeftForRebuild,
+        "{second:?}"
+    );
+    assert!(record.standby_rebuild);
+    assert_eq!(
+        record.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
+        Phase::ALL
+    );
+    assert_eq!(record.snapshot, copy);
+    let detail = |phase: Phase| {
+        record
+            .phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        detail(Phase::Restored).contains("rebuilt in its new node"),
+        "{}",
+        detail(Phase::Restored)
+    );
+    assert!(
+        detail(Phase::Verified).contains(record.snapshot_canary.as_deref().unwrap_or("?")),
+        "{}",
+        detail(Phase::Verified)
+    );
+    // The new instance's server (the second the test bed started) serves the
+    // primary's data, read with the primary's root token.
+    let (status, body) = dr
+        .standby_api(1, reqwest::Method::GET, "kv/app", None)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["value"], "from-primary");
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-dr.example.com", 60)?)
+    );
     let mut secrets = dr.standby.bed.stored_secret_values().await?;
     secrets.extend(dr.primary.bed.stored_secret_values().await?);
     testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
