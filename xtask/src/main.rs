@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         Some("bench") => run_testbed_binary("bench", &args[1..]),
         Some("tools") => tools::ensure().map(|_| ()),
         _ => bail!(
-            "usage: cargo xtask <test | sandbox [--once] | bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] [--release] | bench rotation [--rounds N] | bench failover [--size-mb N] [--rounds N] [--pilot-light] [--release] | tools>"
+            "usage: cargo xtask <test | sandbox [--once] | bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] [--release] | bench rotation [--rounds N] | bench failover [--size-mb N] [--rounds N] [--pilot-light [--reused]] [--release] | tools>"
         ),
     }
 }

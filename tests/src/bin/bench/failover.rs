@@ -12,7 +12,11 @@
 //!   standby is a group at 0 instead ([`Standby::PilotLight`]): while dr-failover runs,
 //!   [`DrBed::launch_standby`] starts the raised instance's OpenBao server at once (no
 //!   EC2 boot) and runs the standby's node-lifecycle on its launch event (init, shares
-//!   into SSM, bootstrap), so `standby-up` holds all of that;
+//!   into SSM, bootstrap), so `standby-up` holds all of that. With `--reused` too, the
+//!   pilot light has been used once before the clock starts (a drill raised it, its
+//!   node-lifecycle initialised it, the copy was restored, and the group went back to
+//!   0): raised again, its new node is left uninitialised by node-lifecycle and
+//!   dr-failover rebuilds the standby's cluster in it, the steady state of a pilot light;
 //! - **the floor**: the raw API steps in the best order, no function: the DR copy read
 //!   from the DR bucket (GetObject, streamed) straight into the second standby's
 //!   `snapshot-force` with its root token; wait until the node answers sealed; unseal it
@@ -64,6 +68,9 @@ struct Prepared {
     dr: DrBed,
     /// dr-failover's standby: warm, or a pilot light raised during the run.
     standby: Standby,
+    /// A pilot light used once before (drilled and back at 0): rebuilt by the run, its
+    /// node the test bed's second standby server.
+    reused: bool,
     /// The floor's standby.
     floor: SnapshotBed,
     copy: Location,
@@ -91,18 +98,21 @@ impl Floor {
     }
 }
 
-pub async fn run(size_mib: usize, rounds: usize, standby: Standby) -> Result<()> {
+pub async fn run(size_mib: usize, rounds: usize, standby: Standby, reused: bool) -> Result<()> {
     let build = crate::measure::BUILD;
-    let kind = match standby {
-        Standby::Warm => "a warm standby of one node",
-        Standby::PilotLight => "a pilot-light standby (its group at 0, no node)",
+    let kind = match (standby, reused) {
+        (Standby::Warm, _) => "a warm standby of one node",
+        (Standby::PilotLight, false) => "a pilot-light standby (its group at 0, no node)",
+        (Standby::PilotLight, true) => {
+            "a pilot-light standby used once before (drilled, back at 0: rebuilt by the run)"
+        }
     };
     println!("bench failover: {size_mib} MiB of values, {rounds} rounds; each a fresh primary with {kind} for dr-failover ({build} build) and a second, warm standby for the floor, order alternating");
     let (mut through, mut floors) = (Vec::new(), Vec::new());
     let mut snapshot_mib = 0.0;
     for round in 1..=rounds {
         let started = Instant::now();
-        let (mut prepared, bytes) = prepare(size_mib, standby).await?;
+        let (mut prepared, bytes) = prepare(size_mib, standby, reused).await?;
         snapshot_mib = bytes as f64 / f64::from(1 << 20);
         println!(
             "  round {round}: prepared in {:.1} s ({snapshot_mib:.1} MiB snapshot, its DR copy catalogued, primary killed)",
@@ -162,17 +172,36 @@ pub async fn run(size_mib: usize, rounds: usize, standby: Standby) -> Result<()>
 /// A fresh [`DrBed`] and a second standby; the primary filled with `size_mib` MiB, then
 /// `kv/app` written and backed up with its DR copy; the primary killed. Also the
 /// snapshot's size.
-async fn prepare(size_mib: usize, standby: Standby) -> Result<(Prepared, u64)> {
+async fn prepare(size_mib: usize, standby: Standby, reused: bool) -> Result<(Prepared, u64)> {
     let (mut dr, floor) = tokio::try_join!(DrBed::start_with(standby), SnapshotBed::start(1))?;
     backup::fill(&dr.primary, size_mib).await?;
     let value = unique_name("bench");
     let entry = dr.backed_up(&value).await?;
     let copy = entry.dr_copy.context("the backup made no DR copy")?;
+    if reused {
+        // The pilot light's first use: a drill raises it, its node-lifecycle
+        // initialises it, the copy is restored and proven, the group goes back to 0 and
+        // Auto Scaling terminates the instance (its server with it).
+        let failover = dr.failover()?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
+        let drill = serde_json::json!({"action": "drill"});
+        let (drilled, launched) = tokio::join!(
+            failover.handle(&drill, "bench-drill", deadline),
+            dr.launch_standby(WAIT)
+        );
+        launched?;
+        ensure!(
+            matches!(&drilled, Ok(FailoverOutcome::Drilled(report)) if report.passed),
+            "the drill before the clock: {drilled:?}"
+        );
+        dr.standby.bed.bao.kill(0);
+    }
     dr.primary.bed.bao.kill(0);
     Ok((
         Prepared {
             dr,
             standby,
+            reused,
             floor,
             copy,
             value,
@@ -207,9 +236,11 @@ async fn through_function(prepared: &mut Prepared) -> Result<ThroughFunction> {
         bail!("expected a failover");
     };
     let launched = launched.transpose()?;
-    let served = dr.standby_kv().await?;
+    let node = usize::from(prepared.reused);
+    let (_, body) = dr.standby_api(node, Method::GET, "kv/app", None).await?;
+    let served = body["data"]["value"].as_str();
     ensure!(
-        served.as_deref() == Some(prepared.value.as_str()),
+        served == Some(prepared.value.as_str()),
         "after the failover the standby serves {served:?} at kv/app"
     );
     Ok(ThroughFunction {
@@ -392,7 +423,7 @@ fn pilot_light_report(through: &[ThroughFunction]) {
         seconds(|l| l.server_started)
     );
     println!(
-        "| node-lifecycle's launch event: init, shares stored in SSM, bootstrap, healthy voter, CONTINUE | {:.2} s |",
+        "| node-lifecycle's launch event, until CONTINUE (first use: init, shares stored in SSM, bootstrap, healthy voter; reused: the node left uninitialised) | {:.2} s |",
         seconds(|l| l.launched - l.server_started)
     );
     println!(

@@ -7,7 +7,7 @@
 //! - [`rotation`]: each credential-rotation action beside the raw API calls.
 //! - [`failover`]: dr-failover from the alarm to the DR cluster serving, by phase, beside
 //!   the raw API steps of a restore into a standby; its standby warm, or with
-//!   `--pilot-light` a group at 0.
+//!   `--pilot-light` a group at 0, `--reused` one used once before (rebuilt).
 //! - [`measure`]: a child process under GNU time: wall time, CPU time, peak RSS; medians.
 //!
 //! With `RUST_LOG` set (for example `RUST_LOG=shared=info`), the functions' log lines go
@@ -43,11 +43,16 @@ async fn main() -> Result<()> {
             } else {
                 testbed::dr::Standby::Warm
             };
-            failover::run(option(&args, "--size-mb", 100)?, rounds, standby).await
+            let reused = args.iter().any(|a| a == "--reused");
+            ensure!(
+                !reused || standby == testbed::dr::Standby::PilotLight,
+                "--reused is a pilot light's: add --pilot-light"
+            );
+            failover::run(option(&args, "--size-mb", 100)?, rounds, standby, reused).await
         }
         // Not in the usage: `backup` runs it as snapshot-backup's stand-in.
         Some("backup-child") => backup::child().await,
-        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N] | bench failover [--size-mb N] [--rounds N] [--pilot-light]"),
+        _ => bail!("usage: bench lifecycle [--rounds N] | bench backup [--size-mb N] [--rounds N] | bench rotation [--rounds N] | bench failover [--size-mb N] [--rounds N] [--pilot-light [--reused]]"),
     }
 }
 
