@@ -436,7 +436,7 @@ fn pilot_light_report(through: &[ThroughFunction]) {
     );
     println!();
     println!(
-        "EC2's boot is excluded: the launcher starts OpenBao as soon as the instance appears. `standby-up` ({:.2} s) holds OpenBao's start, node-lifecycle's init, the shares stored in SSM and the bootstrap; in AWS, add the instance's boot.",
+        "EC2's boot is excluded: the launcher starts OpenBao as soon as the instance appears. `standby-up` ({:.2} s) holds OpenBao's start and node-lifecycle's launch (on first use: init, shares stored in SSM, bootstrap; reused: the node left uninitialised, and the rebuild is in `restored`); in AWS, add the instance's boot.",
         phase_median(through, Phase::StandbyUp)
     );
 }
