@@ -66,6 +66,9 @@ pub struct DrBed {
     pub records: Route53Records,
     /// The operators' SNS topic.
     pub topic: String,
+    /// The transit seal both clusters auto-unseal with ([`DrBed::start_auto_unseal`]):
+    /// in AWS, a KMS key and its replica in the DR region.
+    pub seal: Option<crate::openbao::SealServer>,
 }
 
 /// What [`DrBed::launch_standby`] did, with its times from the instance found waiting.
@@ -102,6 +105,26 @@ impl DrBed {
             }
         };
         let (primary, standby) = tokio::try_join!(SnapshotBed::start(1), standby)?;
+        Self::over(primary, standby, None).await
+    }
+
+    /// Both clusters auto-unsealed by one transit key (in AWS: a multi-region KMS key,
+    /// the standby's seal its replica in the DR region), the standby warm: the
+    /// primary's DR region holds recovery shares, not unseal shares.
+    pub async fn start_auto_unseal() -> Result<Self> {
+        let seal = crate::openbao::SealServer::start().await?;
+        let (primary, standby) = tokio::try_join!(
+            SnapshotBed::start_sealed(1, seal.seal_for()),
+            SnapshotBed::start_sealed(1, seal.seal_for())
+        )?;
+        Self::over(primary, standby, Some(seal)).await
+    }
+
+    async fn over(
+        primary: SnapshotBed,
+        standby: SnapshotBed,
+        seal: Option<crate::openbao::SealServer>,
+    ) -> Result<Self> {
         let dr_key = primary.dr.kms_key.clone();
         // The primary's shares and AppRole credentials in the DR region (reconcile).
         let lifecycle = primary.bed.function(&[
@@ -129,6 +152,7 @@ impl DrBed {
             standby,
             records,
             topic,
+            seal,
         };
         this.copy_standby_parameters_to_dr().await?;
         Ok(this)
@@ -142,7 +166,10 @@ impl DrBed {
         let dr_ssm = SsmParameters::from_sdk(&self.primary.dr.sdk);
         let mut copied = Vec::new();
         for (name, value) in self.standby.bed.stored_secrets().await? {
-            if name.contains("/unseal/") || name.contains("/approle/dr-failover/") {
+            if name.contains("/unseal/")
+                || name.contains("/recovery/")
+                || name.contains("/approle/dr-failover/")
+            {
                 let stored = dr_ssm
                     .put_new_secret(
                         &name,

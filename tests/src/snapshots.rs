@@ -47,7 +47,12 @@ impl SnapshotBed {
     /// A cluster of `size` nodes, initialised, unsealed and bootstrapped by
     /// node-lifecycle, with a `kv` mount (version 1).
     pub async fn start(size: i32) -> Result<Self> {
-        let mut this = Self::unlaunched(size).await?;
+        Self::start_sealed(size, Seal::Shamir).await
+    }
+
+    /// [`Self::start`] with `seal` (a transit seal: auto-unseal, recovery shares).
+    pub async fn start_sealed(size: i32, seal: Seal) -> Result<Self> {
+        let mut this = Self::unlaunched_sealed(size, seal).await?;
         this.launch_pending().await?;
         this.write("sys/mounts/kv", json!({"type": "kv"})).await?;
         Ok(this)
@@ -58,7 +63,12 @@ impl SnapshotBed {
     /// light: no instance, no server, no init record. The root token is empty until
     /// [`SnapshotBed::launch_pending`] has bootstrapped the cluster.
     pub async fn unlaunched(size: i32) -> Result<Self> {
-        let bed = LifecycleBed::start(size, Seal::Shamir).await?;
+        Self::unlaunched_sealed(size, Seal::Shamir).await
+    }
+
+    /// [`Self::unlaunched`] with `seal`.
+    pub async fn unlaunched_sealed(size: i32, seal: Seal) -> Result<Self> {
+        let bed = LifecycleBed::start(size, seal).await?;
         let dr = RegionFixture::create(bed.moto, DR_REGION, &bed.cluster).await?;
         let vault = VaultClient::new(&VaultSettings {
             ca: CaSource::Pem(bed.bao.ca.ca_pem.clone()),

@@ -19,7 +19,7 @@ use crate::{
         ports::{ParameterError, ParameterStore},
     },
     error_chain,
-    keys::{generations, read_shares, ShareKind},
+    keys::{generations, read_shares, SealKind},
 };
 
 impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
@@ -53,7 +53,8 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                     retry_helps: true,
                 })?;
         let (needed, most) = (status.threshold as usize, status.shares as usize);
-        let kind = ShareKind::Unseal;
+        // An auto-unseal standby (the primary's seal): the primary's recovery shares.
+        let kind = SealKind::of(&status).shares();
         let from = &self.settings.primary_keys;
         let to = &self.settings.standby_keys;
         let shares = read_shares(
@@ -103,7 +104,11 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             )
             .await?;
         Ok(format!(
-            "the primary's {most} shares of generation {} (threshold {needed}) stored as generation {next} of {to}, in force",
+            "the primary's {most} {} shares of generation {} (threshold {needed}) stored as generation {next} of {to}, in force",
+            match kind {
+                crate::keys::ShareKind::Unseal => "unseal",
+                crate::keys::ShareKind::Recovery => "recovery",
+            },
             record.share_generation
         ))
     }

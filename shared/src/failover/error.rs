@@ -70,9 +70,10 @@ pub enum FailoverError {
         /// How many the standby needs.
         needed: usize,
     },
-    /// The DR region holds the primary's recovery shares, not unseal shares: the primary
-    /// unseals itself (auto-unseal), which dr-failover does not fail over.
-    #[error("the primary uses auto-unseal (the DR region holds its recovery shares under {folder}, no unseal shares); dr-failover adopts only unseal (Shamir) shares, and the standby would need a seal that opens the primary's root key: nothing was changed, fail over by hand (see the failover runbook)")]
+    /// The DR region holds the primary's recovery shares, not unseal shares (the primary
+    /// unseals itself), and the standby unseals with Shamir shares: its seal cannot open
+    /// the primary's root key.
+    #[error("the primary uses auto-unseal (the DR region holds its recovery shares under {folder}, no unseal shares) and the standby uses Shamir shares: a restored snapshot of the primary unseals only in a standby whose seal opens the primary's root key (in AWS: the primary's KMS key's replica in this region); nothing was changed: give the standby that seal (see the failover runbook)")]
     AutoUnsealPrimary {
         /// Where the recovery shares were found.
         folder: String,

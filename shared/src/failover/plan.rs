@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     cluster::{node::NodeApi, ports::ParameterStore},
-    keys::{Generation, ShareKind},
+    keys::{Generation, SealKind, ShareKind},
     snapshots::{catalog::CatalogEntry, store::Location},
 };
 
@@ -219,9 +219,18 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                 .exists(&keys.generation_share(ShareKind::Recovery, generation, 1))
                 .await?
             {
-                return Err(FailoverError::AutoUnsealPrimary {
-                    folder: keys.generation(ShareKind::Recovery, generation),
-                });
+                // Recovery shares instead: the primary unseals by itself (auto-unseal).
+                // Its snapshot unseals only in a standby whose own seal opens the
+                // primary's root key (in AWS: the primary's KMS key's replica in this
+                // region). A Shamir standby cannot: refused, nothing changed. A standby
+                // with no node yet (a pilot light) is asked by the restore, which
+                // refuses a Shamir one before sending (it has no unseal shares to use).
+                return match self.standby_seal().await {
+                    Some(SealKind::Shamir) => Err(FailoverError::AutoUnsealPrimary {
+                        folder: keys.generation(ShareKind::Recovery, generation),
+                    }),
+                    _ => Ok(()),
+                };
             }
             return Err(FailoverError::SharesMissing {
                 generation,
@@ -231,6 +240,17 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             });
         }
         Ok(())
+    }
+
+    /// The seal of the first standby node that answers (`None`: none does).
+    async fn standby_seal(&self) -> Option<SealKind> {
+        let members = self.standby_fleet.members().await.ok()?;
+        for member in members {
+            if let Ok(status) = self.vault.seal_status(&member.addr).await {
+                return Some(SealKind::of(&status));
+            }
+        }
+        None
     }
 
     /// The first record: the snapshot chosen and checked, the confirmation as its first

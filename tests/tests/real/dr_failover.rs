@@ -298,6 +298,32 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
     Ok(())
 }
 
+/// An auto-unseal primary (transit seal; recovery shares in the DR region) and a warm
+/// standby that auto-unseals with the same key (in AWS: the primary's KMS key's replica
+/// in the DR region): the alarm fails the primary over, the restored standby unseals by
+/// itself, adopts the primary's recovery shares and credentials, and serves its data.
+#[tokio::test]
+async fn an_auto_unseal_primary_fails_over_to_a_standby_with_its_seal() -> Result<()> {
+    let logs = capture_logs();
+    let mut dr = DrBed::start_auto_unseal().await?;
+    let copy = dr
+        .backed_up("from-primary")
+        .await?
+        .dr_copy
+        .context("a DR copy")?;
+    let failover = dr.failover()?;
+    dr.primary.bed.bao.kill(0);
+    let outcome = send(&failover, sample("sns-metric.json")?).await;
+    let Ok(FailoverOutcome::FailedOver(record)) = &outcome else {
+        bail!("expected a failover, got {outcome:?}");
+    };
+    assert_failed_over(&dr, record, &copy, "from-primary").await?;
+    let mut secrets = dr.standby.bed.stored_secret_values().await?;
+    secrets.extend(dr.primary.bed.stored_secret_values().await?);
+    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    Ok(())
+}
+
 /// What a failover run to its end leaves: every phase recorded, in order; `copy`
 /// restored; the standby serving `value` at `kv/app`; the record pointing at the DR
 /// cluster; the primary's group fenced at 0.
