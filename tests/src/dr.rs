@@ -108,14 +108,20 @@ impl DrBed {
         Self::over(primary, standby, None).await
     }
 
-    /// Both clusters auto-unsealed by one transit key (in AWS: a multi-region KMS key,
-    /// the standby's seal its replica in the DR region), the standby warm: the
-    /// primary's DR region holds recovery shares, not unseal shares.
-    pub async fn start_auto_unseal() -> Result<Self> {
+    /// The primary auto-unsealed by a transit key (its DR region then holds recovery
+    /// shares, not unseal shares) and a warm standby: with `standby_too`, auto-unsealed
+    /// by the same key (in AWS: a multi-region KMS key, the standby's seal its replica in
+    /// the DR region); else Shamir.
+    pub async fn start_auto_unseal(standby_too: bool) -> Result<Self> {
         let seal = crate::openbao::SealServer::start().await?;
+        let standby_seal = if standby_too {
+            seal.seal_for()
+        } else {
+            crate::openbao::Seal::Shamir
+        };
         let (primary, standby) = tokio::try_join!(
             SnapshotBed::start_sealed(1, seal.seal_for()),
-            SnapshotBed::start_sealed(1, seal.seal_for())
+            SnapshotBed::start_sealed(1, standby_seal)
         )?;
         Self::over(primary, standby, Some(seal)).await
     }

@@ -325,7 +325,7 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
                         "{} restored into {}, a new node of the emptied primary, {} (applied index {}; no safety snapshot: the primary had no data left)",
                         entry.object,
                         rebuilt.node,
-                        if rebuilt.sent_now { "initialised with throwaway keys, then unsealed with the DR cluster's shares" } else { "where an earlier run had sent it" },
+                        if rebuilt.sent_now { "initialised with throwaway keys, then given the DR snapshot and unsealed with the DR cluster's shares (or by its own seal, under auto-unseal)" } else { "where an earlier run had sent it" },
                         rebuilt.applied_index
                     ));
                 }

@@ -29,7 +29,7 @@ use crate::{
     },
     error_chain,
     events::SnapshotSelector,
-    keys::{unseal_with, UnsealError},
+    keys::{unseal_with, SealKind, UnsealError},
     snapshots::{
         store::Location,
         verify::{read_and_check, stored, VerifyError},
@@ -123,9 +123,20 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
             Some((entry.sha256.as_str(), entry.bytes)),
         )
         .await?;
+        // An auto-unseal node (the source's seal: its KMS key's replica) is initialised
+        // with recovery shares and opens by itself, now and after the restore.
+        let status = self.vault.seal_status(&node.addr).await.map_err(|source| {
+            RestoreError::SealStatus {
+                node: node.addr.to_string(),
+                source,
+            }
+        })?;
+        let kind = SealKind::of(&status);
+        let shamir = kind == SealKind::Shamir;
         // Before anything is sent: the source's shares of the snapshot's generation are
         // there (as many as its threshold, which only the restored node tells).
-        self.source_share_exists(&source, generation).await?;
+        self.source_share_exists(&source, kind.shares(), generation)
+            .await?;
         let left = deadline.saturating_duration_since(Instant::now());
         let needed = SEND_RESERVE.min(self.settings.send_timeout) + self.settings.healthy_timeout;
         if left < needed {
@@ -136,14 +147,16 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         }
         let init = self
             .vault
-            .init(&node.addr, shares, threshold, false)
+            .init(&node.addr, shares, threshold, !shamir)
             .await
             .map_err(|source| RestoreError::RebuildInit {
                 node: node.addr.to_string(),
                 source,
             })?;
-        info!(node = %node.instance, "initialised with throwaway keys (held in memory only, until the snapshot replaces them)");
-        self.unseal(&node, &init.shares, &Undo::NewCluster).await?;
+        info!(node = %node.instance, shamir, "initialised with throwaway keys (held in memory only, until the snapshot replaces them)");
+        if shamir {
+            self.unseal(&node, &init.shares, &Undo::NewCluster).await?;
+        }
         self.wait_throwaway_active(&node, deadline).await?;
         let body = self
             .store
@@ -188,15 +201,15 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         })
     }
 
-    /// At least one of `source`'s shares of `generation` is stored (its newest
-    /// generation when the entry predates them).
+    /// At least one of `source`'s shares of `kind` and `generation` is stored (its
+    /// newest generation when the entry predates them).
     async fn source_share_exists(
         &self,
         source: &str,
+        kind: crate::keys::ShareKind,
         generation: Option<crate::keys::Generation>,
     ) -> Result<(), RestoreError> {
         let keys = crate::keys::KeyLayout::new(&self.settings.ssm_prefix, source);
-        let kind = crate::keys::ShareKind::Unseal;
         let generation = match generation {
             Some(generation) => generation,
             None => {
@@ -279,6 +292,11 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
                     Ok(status) => status,
                     Err(e) => return Ok(Look::NotYet(format!("no answer: {}", error_chain(&e)))),
                 };
+                if status.sealed && SealKind::of(&status) != SealKind::Shamir {
+                    return Ok(Look::NotYet(
+                        "sealed by the snapshot; its seal opens it by itself".into(),
+                    ));
+                }
                 if status.sealed {
                     let shares = self.source_shares(node, source, generation).await?;
                     return match unseal_with(&self.vault, &node.addr, &shares).await {

@@ -302,10 +302,13 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
 /// standby that auto-unseals with the same key (in AWS: the primary's KMS key's replica
 /// in the DR region): the alarm fails the primary over, the restored standby unseals by
 /// itself, adopts the primary's recovery shares and credentials, and serves its data.
+/// Then the failback rebuilds the primary, whose group the fence emptied, in a new node
+/// that is initialised with recovery shares and opens by itself after the restore: the
+/// DR region's writes are in the primary.
 #[tokio::test]
-async fn an_auto_unseal_primary_fails_over_to_a_standby_with_its_seal() -> Result<()> {
+async fn an_auto_unseal_primary_fails_over_to_a_standby_with_its_seal_and_back() -> Result<()> {
     let logs = capture_logs();
-    let mut dr = DrBed::start_auto_unseal().await?;
+    let mut dr = DrBed::start_auto_unseal(true).await?;
     let copy = dr
         .backed_up("from-primary")
         .await?
@@ -318,9 +321,70 @@ async fn an_auto_unseal_primary_fails_over_to_a_standby_with_its_seal() -> Resul
         bail!("expected a failover, got {outcome:?}");
     };
     assert_failed_over(&dr, record, &copy, "from-primary").await?;
+    let adopted = &record.phases[4];
+    assert!(
+        adopted.detail.contains("recovery shares"),
+        "{}",
+        adopted.detail
+    );
+
+    dr.standby_write("written in the DR region").await?;
+    let first = send(&failover, json!({"action": "failback"})).await;
+    assert!(
+        first
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PrimaryServing")),
+        "{first:?}"
+    );
+    let launched = dr.launch_primary(Duration::from_secs(60)).await?;
+    assert_eq!(launched.unsealed, Unsealed::LeftForRebuild, "{launched:?}");
+    let back = send(&failover, json!({"action": "failback"})).await;
+    let Ok(FailoverOutcome::FailedBack(back_record)) = &back else {
+        bail!("expected a failback, got {back:?}");
+    };
+    for phase in back_record.failback.iter().flat_map(|f| f.phases.iter()) {
+        eprintln!("  {:?} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
+    }
+    assert_eq!(
+        dr.primary.kv("app").await?.as_deref(),
+        Some("written in the DR region")
+    );
     let mut secrets = dr.standby.bed.stored_secret_values().await?;
     secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    testbed::assert_no_secret(
+        &secrets,
+        &[
+            &logs.contents(),
+            &format!("{outcome:?}"),
+            &format!("{back:?}"),
+        ],
+    );
+    Ok(())
+}
+
+/// An auto-unseal primary and a Shamir standby: its snapshot could not be unsealed
+/// there. The alarm is refused by name (`AutoUnsealPrimary`) before anything changes:
+/// no record, the primary's group untouched, DNS as it was.
+#[tokio::test]
+async fn an_auto_unseal_primary_is_not_failed_over_to_a_shamir_standby() -> Result<()> {
+    let mut dr = DrBed::start_auto_unseal(false).await?;
+    dr.backed_up("from-primary").await?;
+    let failover = dr.failover()?;
+    dr.primary.bed.bao.kill(0);
+    let outcome = send(&failover, sample("sns-metric.json")?).await;
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("AutoUnsealPrimary")),
+        "{outcome:?}"
+    );
+    let group = dr.primary_group().capacity().await?;
+    assert_eq!(group.desired, 1, "not fenced");
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-primary.example.com", 60)?)
+    );
+    assert_eq!(dr.standby_kv().await?, None, "nothing restored");
     Ok(())
 }
 
