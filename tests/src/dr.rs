@@ -479,6 +479,15 @@ impl DrBed {
         }
     }
 
+    /// Panics if a secret of either cluster (every SSM parameter both beds hold: shares,
+    /// root tokens, AppRole credentials) appears in any of `texts`.
+    pub async fn assert_no_secret_in(&self, texts: &[&str]) -> Result<()> {
+        let mut secrets = self.standby.bed.stored_secret_values().await?;
+        secrets.extend(self.primary.bed.stored_secret_values().await?);
+        crate::assert_no_secret(&secrets, texts);
+        Ok(())
+    }
+
     /// The primary's group.
     pub fn primary_group(&self) -> AsgCapacity {
         AsgCapacity::from_sdk(

@@ -219,6 +219,16 @@ pub struct Failback {
     pub failed: Option<String>,
 }
 
+impl Failback {
+    /// What `phase` recorded, once completed.
+    pub fn detail(&self, phase: FailbackPhase) -> Option<&str> {
+        self.phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.as_str())
+    }
+}
+
 impl FailoverRecord {
     /// A record of `id`, started now by `trigger`, to restore `entry`, no phase done yet.
     pub(crate) fn new(
@@ -261,6 +271,14 @@ impl FailoverRecord {
         self.snapshot_cluster_id = chosen.snapshot_cluster_id;
         self.snapshot_canary = chosen.snapshot_canary;
         self.share_generation = chosen.share_generation;
+    }
+
+    /// What `phase` recorded, once completed.
+    pub fn detail(&self, phase: Phase) -> Option<&str> {
+        self.phases
+            .iter()
+            .find(|p| p.phase == phase)
+            .map(|p| p.detail.as_str())
     }
 
     /// The last phase completed.

@@ -128,12 +128,8 @@ async fn an_alarm_fails_the_primary_over_to_the_warm_standby_once() -> Result<()
         "{logged}"
     );
     assert!(!logged.contains("autopilot could not be read"), "{logged}");
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(
-        &secrets,
-        &[&logs.contents(), &format!("{outcome:?}"), &printed],
-    );
+    dr.assert_no_secret_in(&[&logs.contents(), &format!("{outcome:?}"), &printed])
+        .await?;
     Ok(())
 }
 
@@ -196,9 +192,8 @@ async fn an_alarm_fails_the_primary_over_to_a_pilot_light_standby() -> Result<()
         Some((instance.clone(), InitStage::Bootstrapped))
     );
 
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    dr.assert_no_secret_in(&[&logs.contents(), &format!("{outcome:?}")])
+        .await?;
     Ok(())
 }
 
@@ -263,14 +258,7 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
         Phase::ALL
     );
     assert_eq!(record.snapshot, copy);
-    let detail = |phase: Phase| {
-        record
-            .phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map(|p| p.detail.clone())
-            .unwrap_or_default()
-    };
+    let detail = |phase: Phase| record.detail(phase).unwrap_or_default().to_owned();
     assert!(
         detail(Phase::Restored).contains("rebuilt in its new node"),
         "{}",
@@ -292,9 +280,8 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
         dr.records.current().await?,
         Some(DnsTarget::cname("vault-dr.example.com", 60)?)
     );
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{outcome:?}")]);
+    dr.assert_no_secret_in(&[&logs.contents(), &format!("{outcome:?}")])
+        .await?;
     Ok(())
 }
 
@@ -349,16 +336,12 @@ async fn an_auto_unseal_primary_fails_over_to_a_standby_with_its_seal_and_back()
         dr.primary.kv("app").await?.as_deref(),
         Some("written in the DR region")
     );
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(
-        &secrets,
-        &[
-            &logs.contents(),
-            &format!("{outcome:?}"),
-            &format!("{back:?}"),
-        ],
-    );
+    dr.assert_no_secret_in(&[
+        &logs.contents(),
+        &format!("{outcome:?}"),
+        &format!("{back:?}"),
+    ])
+    .await?;
     Ok(())
 }
 
@@ -710,14 +693,7 @@ async fn a_failback_brings_the_dr_regions_writes_back_to_the_primary() -> Result
         .as_ref()
         .and_then(|s| s.canary.clone())
         .context("the DR cluster's snapshot carries a canary")?;
-    let detail = |phase: FailbackPhase| {
-        failback
-            .phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map(|p| p.detail.clone())
-            .unwrap_or_default()
-    };
+    let detail = |phase: FailbackPhase| failback.detail(phase).unwrap_or_default().to_owned();
     let restored = detail(FailbackPhase::RestoredIntoPrimary);
     assert!(!restored.starts_with("already"), "{restored}");
     let verified = detail(FailbackPhase::PrimaryVerified);
@@ -803,14 +779,7 @@ async fn a_failback_rebuilds_the_primary_whose_group_the_fence_emptied() -> Resu
     for phase in &failback.phases {
         eprintln!("  {:?} {} ms: {}", phase.phase, phase.took_ms, phase.detail);
     }
-    let detail = |phase: FailbackPhase| {
-        failback
-            .phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map(|p| p.detail.clone())
-            .unwrap_or_default()
-    };
+    let detail = |phase: FailbackPhase| failback.detail(phase).unwrap_or_default().to_owned();
     let restored = detail(FailbackPhase::RestoredIntoPrimary);
     assert!(
         restored.contains("a new node of the emptied primary"),
@@ -837,9 +806,8 @@ async fn a_failback_rebuilds_the_primary_whose_group_the_fence_emptied() -> Resu
     let reconciled = dr.primary_lifecycle()?.reconcile(deadline()).await?;
     assert!(reconciled.fenced.is_none(), "{reconciled:?}");
     assert!(reconciled.not_peers.is_empty(), "{reconciled:?}");
-    let mut secrets = dr.standby.bed.stored_secret_values().await?;
-    secrets.extend(dr.primary.bed.stored_secret_values().await?);
-    testbed::assert_no_secret(&secrets, &[&logs.contents(), &format!("{record:?}")]);
+    dr.assert_no_secret_in(&[&logs.contents(), &format!("{record:?}")])
+        .await?;
     Ok(())
 }
 

@@ -172,14 +172,7 @@ async fn a_pilot_light_emptied_after_its_first_use_is_rebuilt_by_the_drill_and_t
     };
     assert!(record.standby_rebuild);
     assert_eq!(bed.restores.rebuilds.load(Ordering::SeqCst), 2);
-    let detail = |phase: Phase| {
-        record
-            .phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map(|p| p.detail.clone())
-            .unwrap_or_default()
-    };
+    let detail = |phase: Phase| record.detail(phase).unwrap_or_default().to_owned();
     assert!(
         detail(Phase::StandbyUp).contains("left uninitialised"),
         "{}",

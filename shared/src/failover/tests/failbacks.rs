@@ -7,6 +7,17 @@ use std::sync::atomic::Ordering;
 use super::*;
 use crate::failover::record::FailbackPhase;
 
+/// `request` stops at primary-serving, retryably, its message holding `why`.
+async fn waits_at_primary_serving(bed: &Bed, request: Value, why: &str) {
+    let error = bed.send(request).await.expect_err("waits");
+    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
+    assert!(
+        error.message.contains("PrimaryServing") && error.message.contains(why),
+        "{}",
+        error.message
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failback_returns_to_the_primary_and_the_next_alarm_may_fail_over_again() {
     let bed = Bed::down();
@@ -97,16 +108,7 @@ async fn a_failback_into_a_primary_the_fence_emptied_rebuilds_its_cluster_in_one
     bed.send(alarm(ALARM, "ALARM")).await.expect("failed over");
     assert_eq!(bed.primary_group.now().desired, 0, "the fence emptied it");
     bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &[]));
-    let error = bed
-        .send(json!({"action": "failback"}))
-        .await
-        .expect_err("no node in service yet");
-    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
-    assert!(
-        error.message.contains("PrimaryServing") && error.message.contains("one node"),
-        "{}",
-        error.message
-    );
+    waits_at_primary_serving(&bed, json!({"action": "failback"}), "one node").await;
     assert_eq!(
         (bed.primary_group.now().min, bed.primary_group.now().desired),
         (1, 1),
@@ -137,14 +139,7 @@ async fn a_failback_into_a_primary_the_fence_emptied_rebuilds_its_cluster_in_one
         panic!("{outcome:?}");
     };
     let failback = record.failback.expect("its progress");
-    let detail = |phase| {
-        failback
-            .phases
-            .iter()
-            .find(|p| p.phase == phase)
-            .map(|p| p.detail.clone())
-            .unwrap_or_default()
-    };
+    let detail = |phase: FailbackPhase| failback.detail(phase).unwrap_or_default().to_owned();
     assert!(
         detail(FailbackPhase::RestoredIntoPrimary).contains("a new node of the emptied primary"),
         "{}",
@@ -188,11 +183,12 @@ async fn a_primary_that_lost_its_nodes_in_an_outage_is_rebuilt_when_the_operator
         .expect_err("not a flag");
     assert_eq!(error.error_type, "Permanent.InvalidEvent");
 
-    let error = bed
-        .send(json!({"action": "failback", "rebuild": true}))
-        .await
-        .expect_err("no node in service yet");
-    assert!(error.message.contains("one node"), "{}", error.message);
+    waits_at_primary_serving(
+        &bed,
+        json!({"action": "failback", "rebuild": true}),
+        "one node",
+    )
+    .await;
     let record = bed.record().expect("kept");
     assert!(record.failback.expect("recorded").rebuild);
     assert_eq!(
@@ -253,16 +249,7 @@ async fn a_failback_into_a_primary_kept_sealed_by_the_fence_is_recorded_then_res
     // The primary region is back, its node sealed: its node-lifecycle leaves a fenced
     // primary sealed until a failback is asked for.
     bed.standby.seal("d-1");
-    let error = bed
-        .send(json!({"action": "failback"}))
-        .await
-        .expect_err("the primary is not serving yet");
-    assert_eq!(error.error_type, "Transient.FailbackPhaseFailed");
-    assert!(
-        error.message.contains("PrimaryServing") && error.message.contains("reconcile"),
-        "{}",
-        error.message
-    );
+    waits_at_primary_serving(&bed, json!({"action": "failback"}), "reconcile").await;
     // Asked for, and nothing else done: the primary's reconcile reads this and unseals.
     let failback = bed.record().expect("kept").failback.expect("asked for");
     assert!(failback.phases.is_empty(), "{failback:?}");

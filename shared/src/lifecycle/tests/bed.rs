@@ -141,6 +141,20 @@ impl Bed {
         bed
     }
 
+    /// The init record of a cluster bootstrapped on `i-1`, which is no longer there:
+    /// the cluster exists and has no node left.
+    pub(super) fn cluster_exists_without_nodes(&self) {
+        use crate::lifecycle::records::{InitRecord, InitStage};
+        if let Ok(mut init) = self.records.table.init.lock() {
+            *init = Some(InitRecord {
+                stage: InitStage::Bootstrapped,
+                node: "i-1".into(),
+                cluster_id: Some("c-1".into()),
+                recovery: false,
+            });
+        }
+    }
+
     pub(super) fn cluster(&self) -> &FakeCluster {
         &self.function.vault.inner
     }

@@ -417,16 +417,8 @@ async fn a_launch_whose_cached_token_a_restore_revoked_logs_in_again_and_is_not_
 #[tokio::test(start_paused = true)]
 async fn a_node_launched_into_a_group_the_fence_emptied_is_left_for_the_failback() {
     use crate::failover::record::{Failback, FailoverRecords};
-    use crate::lifecycle::records::{InitRecord, InitStage};
     let mut bed = Bed::fresh(&["i-4"]);
-    if let Ok(mut init) = bed.records.table.init.lock() {
-        *init = Some(InitRecord {
-            stage: InitStage::Bootstrapped,
-            node: "i-1".into(),
-            cluster_id: Some("c-1".into()),
-            recovery: false,
-        });
-    }
+    bed.cluster_exists_without_nodes();
     let records = std::sync::Arc::new(crate::testing::FakeFailoverRecords::fencing());
     let mut record = records.current().await.expect("read").expect("recorded");
     record.failback = Some(Failback {
@@ -462,16 +454,8 @@ async fn a_node_launched_into_a_group_the_fence_emptied_is_left_for_the_failback
 /// uninitialised; a primary (no `PRIMARY_CLUSTER`, no failback) would not.
 #[tokio::test(start_paused = true)]
 async fn a_node_launched_into_an_emptied_standby_is_left_for_dr_failover() {
-    use crate::lifecycle::records::{InitRecord, InitStage};
     let mut bed = Bed::fresh(&["i-4"]);
-    if let Ok(mut init) = bed.records.table.init.lock() {
-        *init = Some(InitRecord {
-            stage: InitStage::Bootstrapped,
-            node: "i-1".into(),
-            cluster_id: Some("c-1".into()),
-            recovery: false,
-        });
-    }
+    bed.cluster_exists_without_nodes();
     bed.function.settings.standby_of = Some("prod".parse().expect("name"));
     let report = bed.launched("i-4").await;
     assert_eq!(report.unsealed, Unsealed::LeftForRebuild);
