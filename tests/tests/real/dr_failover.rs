@@ -285,6 +285,66 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
     Ok(())
 }
 
+/// A region outage took the primary's nodes while its Auto Scaling API did not answer:
+/// the fence was only recorded. The failback refuses while a member does not answer
+/// (`PrimaryNotServing`, nothing recorded); once an operator has emptied the group and
+/// asks with `"rebuild": true`, the primary is rebuilt in one new node from the DR
+/// cluster's snapshot, and the group (at 0 when asked) keeps that node, said so.
+#[tokio::test]
+async fn a_failback_rebuilds_a_primary_that_lost_its_nodes_when_the_operator_says_so() -> Result<()>
+{
+    let mut dr = DrBed::start().await?;
+    dr.backed_up("before the outage").await?;
+    let failover = dr.failover_in_an_outage()?;
+    dr.primary.bed.bao.kill(0);
+    let FailoverOutcome::FailedOver(record) = send(&failover, sample("sns-metric.json")?).await?
+    else {
+        bail!("expected a failover");
+    };
+    assert!(
+        record.primary_group_was.is_none(),
+        "fenced by the record only"
+    );
+    dr.standby_write("written in the DR region").await?;
+
+    // The region is back; the primary's instance is still in its group, and answers
+    // nothing: it may come back with its data, so nothing is rebuilt on the
+    // function's own judgement.
+    let failover = dr.failover()?;
+    let refused = send(&failover, json!({"action": "failback"})).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("PrimaryNotServing")),
+        "{refused:?}"
+    );
+    // The operator knows the nodes are gone: the group emptied, the rebuild asked for.
+    dr.primary_group().resize(0, 0).await?;
+    let first = send(&failover, sample("failback-rebuild.json")?).await;
+    assert!(
+        first.as_ref().is_err_and(
+            |e| e.to_string().contains("PrimaryServing") && e.to_string().contains("one node")
+        ),
+        "{first:?}"
+    );
+    let launched = dr.launch_primary(Duration::from_secs(60)).await?;
+    assert_eq!(launched.unsealed, Unsealed::LeftForRebuild, "{launched:?}");
+    let outcome = send(&failover, json!({"action": "failback"})).await?;
+    let FailoverOutcome::FailedBack(record) = outcome else {
+        bail!("expected a failback, got {outcome:?}");
+    };
+    let failback = record.failback.as_ref().context("the failback's record")?;
+    assert!(failback.rebuild);
+    let unfenced = failback.detail(FailbackPhase::Unfenced).unwrap_or_default();
+    assert!(unfenced.contains("by hand"), "{unfenced}");
+    assert_eq!(dr.primary_group().capacity().await?.desired, 1);
+    assert_eq!(
+        dr.primary.kv("app").await?.as_deref(),
+        Some("written in the DR region")
+    );
+    Ok(())
+}
+
 /// An auto-unseal primary (transit seal; recovery shares in the DR region) and a warm
 /// standby that auto-unseals with the same key (in AWS: the primary's KMS key's replica
 /// in the DR region): the alarm fails the primary over, the restored standby unseals by
