@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{
+    rebuild::PrimaryNodes,
     record::{Failback, FailbackDone, FailbackPhase, FailoverRecord, Phase},
     verify::{Holding, SnapshotIdentity},
     DrFailover, FailoverError, FailoverOutcome, FAILOVER_LOCK,
@@ -167,90 +168,6 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         self.records.archive(&record).await?;
         info!("failback done: the primary serves; the failover record is archived");
         Ok(FailoverOutcome::FailedBack(record))
-    }
-
-    /// How the primary's nodes stand: one reports itself initialised (sealed or not),
-    /// every one answers uninitialised (none at all included: the fence emptied the
-    /// group), or some do not answer.
-    async fn primary_nodes(&self) -> Result<PrimaryNodes, FailoverError> {
-        let members = self.primary_fleet.members().await?;
-        let healths =
-            futures::future::join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
-        Ok(
-            if healths
-                .iter()
-                .any(|h| h.as_ref().is_ok_and(|h| h.initialized))
-            {
-                PrimaryNodes::Initialised
-            } else if healths.iter().all(|h| h.is_ok()) {
-                PrimaryNodes::NoneInitialised
-            } else {
-                PrimaryNodes::Unanswered
-            },
-        )
-    }
-
-    /// A rebuild's first phase: the emptied primary group wants one node again (only
-    /// one: its node-lifecycle leaves a node uninitialised while no node is, and the
-    /// others join the rebuilt one once the group has its size back), and an instance
-    /// of it is in service.
-    async fn primary_node_for_rebuild(&self) -> Result<String, FailoverError> {
-        let capacity = self.primary_group.capacity().await?;
-        let raised = capacity.desired != 1;
-        if raised {
-            self.primary_group.resize(1, 1).await?;
-            info!(
-                was = capacity.desired,
-                "the primary's group wants one node, to rebuild the cluster in"
-            );
-        }
-        let in_service = self.primary_fleet.in_service().await?;
-        match in_service.first() {
-            Some(node) => Ok(format!(
-                "node {} in service in the primary's group, to rebuild the cluster in",
-                node.instance
-            )),
-            None => Err(FailoverError::FailbackPhase {
-                phase: "PrimaryServing".into(),
-                reason: format!(
-                    "the fence emptied the primary's group; it {} one node to rebuild the cluster in, and none is in service yet (its node-lifecycle completes the launch and leaves the node uninitialised for the rebuild): run failback again then",
-                    if raised { "now wants" } else { "wants" }
-                ),
-                retry_helps: true,
-            }),
-        }
-    }
-
-    /// The DR cluster's share count and threshold, read from its active node: the
-    /// primary's (a standby is initialised with them, and serves with the primary's
-    /// keys), which a rebuilt primary is initialised with.
-    async fn standby_seal_config(&self) -> Result<(u8, u8), FailoverError> {
-        let members = self.standby_fleet.members().await?;
-        let asked = members.len();
-        let unread = |why: String| {
-            FailoverError::FailbackPhase {
-            phase: "RestoredIntoPrimary".into(),
-            reason: format!("the DR cluster's seal configuration, which the rebuilt primary is initialised with, could not be read: {why}"),
-            retry_helps: true,
-        }
-        };
-        let Some((active, _)) = find_active(&self.vault, members).await else {
-            return Err(unread(format!("no active node ({asked} asked)")));
-        };
-        let status = self
-            .vault
-            .seal_status(&active.addr)
-            .await
-            .map_err(|e| unread(error_chain(&e)))?;
-        match (u8::try_from(status.shares), u8::try_from(status.threshold)) {
-            (Ok(shares), Ok(threshold)) if threshold >= 1 && threshold <= shares => {
-                Ok((shares, threshold))
-            }
-            _ => Err(unread(format!(
-                "it reports {} shares and a threshold of {}",
-                status.shares, status.threshold
-            ))),
-        }
     }
 
     /// An active, unsealed primary node.
@@ -446,14 +363,4 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         )
         .await
     }
-}
-
-/// How the primary's nodes answered before a failback is recorded.
-enum PrimaryNodes {
-    /// One is initialised (sealed or not): restore into it.
-    Initialised,
-    /// Every member answered, none initialised (or there is none).
-    NoneInitialised,
-    /// Some did not answer.
-    Unanswered,
 }

@@ -21,6 +21,7 @@ mod failback;
 mod phases;
 mod plan;
 mod ports;
+mod rebuild;
 pub mod record;
 mod verify;
 

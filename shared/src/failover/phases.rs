@@ -182,25 +182,6 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
         }
     }
 
-    /// The in-service node to rebuild the standby's cluster in, when every member of
-    /// the group answers uninitialised (its node-lifecycle leaves a new node so once its
-    /// cluster has no node left); `None` while any is initialised or does not answer.
-    pub(super) async fn standby_to_rebuild(
-        &self,
-        in_service: &[FleetNode],
-    ) -> Result<Option<FleetNode>, FailoverError> {
-        let Some(first) = in_service.first() else {
-            return Ok(None);
-        };
-        let members = self.standby_fleet.members().await?;
-        let healths =
-            futures::future::join_all(members.iter().map(|m| self.vault.health(&m.addr))).await;
-        let empty = healths
-            .iter()
-            .all(|h| h.as_ref().is_ok_and(|h| !h.initialized));
-        Ok(empty.then(|| first.clone()))
-    }
-
     /// A member of the standby's group (launching or in service) that answers active.
     pub(super) async fn wait_for_active(
         &self,
@@ -295,37 +276,6 @@ impl<N: NodeApi, P: ParameterStore> DrFailover<N, P> {
             ));
         }
         Ok(detail)
-    }
-
-    /// Restores `snapshot` into the standby, or, when its cluster has no node left
-    /// (`rebuild`), rebuilds it in the new node: throwaway keys of the primary's counts,
-    /// the snapshot forced, the primary's shares. What was done, for the record.
-    pub(super) async fn restore_or_rebuild(
-        &self,
-        snapshot: &crate::snapshots::store::Location,
-        rebuild: bool,
-        reason: &str,
-        request_id: &str,
-        deadline: Instant,
-    ) -> Result<String, crate::lambda::FunctionError> {
-        if rebuild {
-            let rebuilt = self
-                .restorer
-                .rebuild(snapshot, self.settings.key_counts, deadline)
-                .await?;
-            return Ok(format!(
-                "{snapshot} restored into {}, the standby's cluster rebuilt in its new node (applied index {}; throwaway keys, then the primary's shares; no safety snapshot: the node held nothing)",
-                rebuilt.node, rebuilt.applied_index
-            ));
-        }
-        let restored = self
-            .restorer
-            .restore(snapshot, reason, request_id, deadline)
-            .await?;
-        Ok(format!(
-            "{snapshot} restored into {} (applied index {}; the standby's safety snapshot {})",
-            restored.active_node, restored.applied_index, restored.safety_snapshot
-        ))
     }
 
     /// Marks the catalog entry of `copy` failed (never chosen again, never drilled).

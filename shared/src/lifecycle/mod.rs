@@ -35,6 +35,7 @@ mod init_keys;
 pub mod launch;
 pub mod pending;
 pub mod quorum;
+mod rebuild;
 pub mod reconcile;
 pub mod records;
 mod replacement;
