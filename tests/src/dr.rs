@@ -488,6 +488,23 @@ impl DrBed {
         Ok(())
     }
 
+    /// The primary's failover record in the DR table, as dr-failover keeps it.
+    pub async fn failover_record(
+        &self,
+    ) -> Result<Option<shared::failover::record::FailoverRecord>> {
+        use shared::failover::record::FailoverRecords;
+        let records = shared::aws::DynamoStateRecords::from_sdk(
+            &self.primary.dr.sdk,
+            self.primary.dr.table.clone(),
+            self.primary
+                .bed
+                .cluster
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        );
+        Ok(records.current().await?)
+    }
+
     /// The primary's group.
     pub fn primary_group(&self) -> AsgCapacity {
         AsgCapacity::from_sdk(

@@ -232,7 +232,7 @@ pub enum RestoreError {
     /// in force: its throwaway keys were held in memory only.
     #[error("node {node} was initialised by an earlier rebuild cut off before the snapshot replaced its throwaway keys, which are gone ({why}); nothing was changed: terminate the instance (its group launches another, left uninitialised for the rebuild) and ask again")]
     RebuildKeysLost {
-        /// The node.
+        /// The node's instance and address.
         node: String,
         /// What was found.
         why: String,

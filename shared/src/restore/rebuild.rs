@@ -278,8 +278,9 @@ impl<N: NodeApi, P: ParameterStore> SnapshotRestore<N, P> {
         resumed: bool,
         deadline: Instant,
     ) -> Result<u64, RestoreError> {
+        // The instance, which the operator terminates, and its address.
         let lost = |why: String| RestoreError::RebuildKeysLost {
-            node: node.addr.to_string(),
+            node: format!("{} ({})", node.instance, node.addr),
             why,
         };
         let waited = poll_until(

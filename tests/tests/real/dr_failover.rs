@@ -285,6 +285,58 @@ async fn a_pilot_light_back_at_0_after_a_drill_is_rebuilt_by_the_failover() -> R
     Ok(())
 }
 
+/// A failback's rebuild cut off between `sys/init` and the send leaves a node sealed
+/// with throwaway keys nobody holds (played here by initialising the new node by hand).
+/// The next failback refuses by name (`RebuildKeysLost`), sends nothing, and leaves the
+/// DR cluster serving: the data is safe there.
+#[tokio::test]
+async fn a_rebuild_whose_throwaway_keys_are_lost_is_refused_and_changes_nothing() -> Result<()> {
+    let mut dr = DrBed::start().await?;
+    dr.backed_up("before the outage").await?;
+    let failover = dr.failover()?;
+    dr.primary.bed.bao.kill(0);
+    let FailoverOutcome::FailedOver(_) = send(&failover, sample("sns-metric.json")?).await? else {
+        bail!("expected a failover");
+    };
+    let first = send(&failover, json!({"action": "failback"})).await;
+    assert!(first.is_err(), "waits for the new node: {first:?}");
+    let launched = dr.launch_primary(Duration::from_secs(60)).await?;
+    assert_eq!(launched.unsealed, Unsealed::LeftForRebuild);
+    let node = dr.primary.bed.bao.index_of(launched.instance.as_str())?;
+    dr.primary.bed.bao.init(node, 5, 3).await?;
+
+    let refused = send(&failover, json!({"action": "failback"})).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| {
+            let text = e.to_string();
+            text.contains("RebuildKeysLost")
+                && text.contains(launched.instance.as_str())
+                && text.contains("terminate the instance")
+        }),
+        "{refused:?}"
+    );
+    assert_eq!(
+        dr.primary.bed.bao.health_code(node).await?,
+        503,
+        "still sealed: nothing was sent"
+    );
+    let record = dr.failover_record().await?.context("kept")?;
+    let failback = record.failback.context("recorded")?;
+    assert!(failback
+        .detail(FailbackPhase::RestoredIntoPrimary)
+        .is_none());
+    assert!(failback
+        .failed
+        .is_some_and(|f| f.contains("RebuildKeysLost")));
+    assert_eq!(
+        dr.records.current().await?,
+        Some(DnsTarget::cname("vault-dr.example.com", 60)?),
+        "the DR cluster still serves"
+    );
+    assert_eq!(dr.standby_kv().await?.as_deref(), Some("before the outage"));
+    Ok(())
+}
+
 /// A region outage took the primary's nodes while its Auto Scaling API did not answer:
 /// the fence was only recorded. The failback refuses while a member does not answer
 /// (`PrimaryNotServing`, nothing recorded); once an operator has emptied the group and

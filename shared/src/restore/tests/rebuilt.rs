@@ -84,8 +84,9 @@ async fn a_node_an_earlier_rebuild_initialised_and_lost_the_keys_of_is_refused_b
         "{error}"
     );
     assert!(
-        error.to_string().contains("terminate the instance"),
-        "{error}"
+        error.to_string().contains("node i-4 (")
+            && error.to_string().contains("terminate the instance"),
+        "names the instance to terminate: {error}"
     );
     assert!(bed.cluster().state().restores.is_empty(), "nothing sent");
     assert_eq!(bed.cluster().state().data, data);
