@@ -208,10 +208,9 @@ impl DrBed {
             timeout,
             || async {
                 let waiting: Vec<String> = bed
-                    .actions()
+                    .pending_launches()
                     .await?
                     .into_iter()
-                    .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
                     .map(|a| a.instance_id)
                     .collect();
                 Ok((!waiting.is_empty()).then_some(waiting))
@@ -270,35 +269,8 @@ impl DrBed {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<LaunchReport>> {
-        let bed = &self.standby.bed;
-        let waiting = crate::poll_until(
-            "the scaled standby's launches to be pending",
-            timeout,
-            || async {
-                let waiting: Vec<_> = bed
-                    .actions()
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
-                    .collect();
-                Ok((waiting.len() >= count).then_some(waiting))
-            },
-        )
-        .await?;
-        let instances: Vec<String> = waiting.iter().map(|a| a.instance_id.clone()).collect();
-        for (id, ip) in bed.region.private_ips(&instances).await? {
-            self.standby.bed.bao.add_instance_node(&id, ip).await?;
-        }
         let lifecycle = self.standby_lifecycle()?;
-        let mut reports = Vec::new();
-        for action in &waiting {
-            let event = crate::lifecycle::LifecycleBed::event(action);
-            match lifecycle.handle(&event, deadline()).await {
-                Ok(shared::lifecycle::Outcome::Launched(report)) => reports.push(report),
-                other => bail!("the launch of {} failed: {other:?}", action.instance_id),
-            }
-        }
-        Ok(reports)
+        launch_in(&mut self.standby.bed, &lifecycle, count, timeout).await
     }
 
     /// Writes `kv/app` on the primary and backs it up (with its DR copy); the entry.
@@ -455,28 +427,11 @@ impl DrBed {
     /// ([`Self::primary_lifecycle`], which reads the fence) the launch event. What it
     /// reported.
     pub async fn launch_primary(&mut self, timeout: Duration) -> Result<LaunchReport> {
-        let bed = &self.primary.bed;
-        let waiting = crate::poll_until(
-            "an instance of the primary's group waiting for its launch",
-            timeout,
-            || async {
-                Ok(bed
-                    .actions()
-                    .await?
-                    .into_iter()
-                    .find(|a| a.transition.contains("LAUNCHING") && a.state == "pending"))
-            },
-        )
-        .await?;
-        let instances = [waiting.instance_id.clone()];
-        for (id, ip) in bed.region.private_ips(&instances).await? {
-            self.primary.bed.bao.add_instance_node(&id, ip).await?;
-        }
-        let event = crate::lifecycle::LifecycleBed::event(&waiting);
-        match self.primary_lifecycle()?.handle(&event, deadline()).await {
-            Ok(shared::lifecycle::Outcome::Launched(report)) => Ok(report),
-            other => bail!("the launch of {} failed: {other:?}", waiting.instance_id),
-        }
+        let lifecycle = self.primary_lifecycle()?;
+        launch_in(&mut self.primary.bed, &lifecycle, 1, timeout)
+            .await?
+            .pop()
+            .context("one launch")
     }
 
     /// Panics if a secret of either cluster (every SSM parameter both beds hold: shares,
@@ -557,4 +512,34 @@ impl DrBed {
                 .to_owned()
         }))
     }
+}
+
+/// Plays Auto Scaling and a group's node-lifecycle: waits (at most `timeout`) until
+/// `count` launches of `bed`'s group are pending, starts each one's server on its
+/// instance's private IP (fresh data; an instance's EC2 boot is not played), and hands
+/// `lifecycle` each launch event in turn. What each launch reported.
+async fn launch_in(
+    bed: &mut crate::lifecycle::LifecycleBed,
+    lifecycle: &shared::lifecycle::NodeLifecycle<shared::vault::VaultClient, SsmParameters>,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<LaunchReport>> {
+    let waiting = crate::poll_until("the group's launches to be pending", timeout, || async {
+        let waiting = bed.pending_launches().await?;
+        Ok((waiting.len() >= count).then_some(waiting))
+    })
+    .await?;
+    let instances: Vec<String> = waiting.iter().map(|a| a.instance_id.clone()).collect();
+    for (id, ip) in bed.region.private_ips(&instances).await? {
+        bed.bao.add_instance_node(&id, ip).await?;
+    }
+    let mut reports = Vec::new();
+    for action in &waiting {
+        let event = crate::lifecycle::LifecycleBed::event(action);
+        match lifecycle.handle(&event, deadline()).await {
+            Ok(shared::lifecycle::Outcome::Launched(report)) => reports.push(report),
+            other => bail!("the launch of {} failed: {other:?}", action.instance_id),
+        }
+    }
+    Ok(reports)
 }

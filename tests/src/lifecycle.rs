@@ -110,6 +110,16 @@ impl LifecycleBed {
             .collect())
     }
 
+    /// The launch actions waiting (Pending:Wait) for their completion, oldest first.
+    pub async fn pending_launches(&self) -> Result<Vec<LifecycleActionRecord>> {
+        Ok(self
+            .actions()
+            .await?
+            .into_iter()
+            .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
+            .collect())
+    }
+
     /// The latest action of `instance` for `transition` (`launch` or `terminate`).
     pub async fn pending(&self, instance: &str, transition: &str) -> Result<LifecycleActionRecord> {
         let stated = match transition {

@@ -98,12 +98,7 @@ impl SnapshotBed {
         extra: &[(&str, &str)],
     ) -> Result<Vec<LaunchReport>> {
         let bed = &self.bed;
-        let waiting: Vec<_> = bed
-            .actions()
-            .await?
-            .into_iter()
-            .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
-            .collect();
+        let waiting: Vec<_> = bed.pending_launches().await?;
         let functions = waiting
             .iter()
             .map(|_| {

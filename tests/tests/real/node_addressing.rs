@@ -25,12 +25,7 @@ fn deadline() -> Instant {
 
 /// Delivers the launch event of every instance waiting in Pending:Wait at once.
 async fn launch_waiting(bed: &LifecycleBed) -> Result<Vec<Outcome>> {
-    let waiting: Vec<_> = bed
-        .actions()
-        .await?
-        .into_iter()
-        .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
-        .collect();
+    let waiting: Vec<_> = bed.pending_launches().await?;
     let functions = waiting
         .iter()
         .map(|_| bed.function(&[]))

@@ -32,12 +32,7 @@ use tokio::time::Instant;
 /// Sends the launch event of every instance waiting in Pending:Wait at once, each
 /// through its own function (as concurrent Lambda invocations would run).
 async fn launch_waiting(bed: &LifecycleBed) -> Result<Vec<Result<Outcome, FunctionError>>> {
-    let waiting = bed
-        .actions()
-        .await?
-        .into_iter()
-        .filter(|a| a.transition.contains("LAUNCHING") && a.state == "pending")
-        .collect::<Vec<_>>();
+    let waiting = bed.pending_launches().await?;
     let functions = waiting
         .iter()
         .map(|_| bed.function(&[]))

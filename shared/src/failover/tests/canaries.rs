@@ -138,13 +138,7 @@ async fn a_failback_restores_into_a_primary_whose_own_index_is_past_the_dr_snaps
         primary.canary = Some("primary-before-the-outage".into());
         primary.applied_index = Some(10_000);
     }
-    let outcome = bed
-        .send(json!({"action": "failback"}))
-        .await
-        .expect("failed back");
-    let FailoverOutcome::FailedBack(record) = outcome else {
-        panic!("{outcome:?}");
-    };
+    let record = bed.failed_back().await;
     assert_eq!(
         *bed.primary_restores.restored.lock().expect("lock"),
         std::slice::from_ref(&bed.backups.entry.object),

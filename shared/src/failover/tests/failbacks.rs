@@ -26,13 +26,7 @@ async fn a_failback_returns_to_the_primary_and_the_next_alarm_may_fail_over_agai
     assert_eq!(bed.standby_group.now().desired, 3);
     assert!(bed.dns_points_at_dr());
 
-    let outcome = bed
-        .send(json!({"action": "failback"}))
-        .await
-        .expect("failed back");
-    let FailoverOutcome::FailedBack(record) = outcome else {
-        panic!("{outcome:?}");
-    };
+    let record = bed.failed_back().await;
     let failback = record.failback.expect("its progress");
     assert_eq!(
         failback.phases.iter().map(|p| p.phase).collect::<Vec<_>>(),
@@ -131,13 +125,7 @@ async fn a_failback_into_a_primary_the_fence_emptied_rebuilds_its_cluster_in_one
 
     // Asked again once the new node is in service (the fake's one cluster plays it).
     bed.failover.primary_fleet = Box::new(FakeFleet::of(&bed.standby, &["d-1"]));
-    let outcome = bed
-        .send(json!({"action": "failback"}))
-        .await
-        .expect("failed back");
-    let FailoverOutcome::FailedBack(record) = outcome else {
-        panic!("{outcome:?}");
-    };
+    let record = bed.failed_back().await;
     let failback = record.failback.expect("its progress");
     let detail = |phase: FailbackPhase| failback.detail(phase).unwrap_or_default().to_owned();
     assert!(

@@ -278,6 +278,18 @@ impl Bed {
         state.leader = None;
     }
 
+    /// A failback asked for, run to its end: the record it archived.
+    async fn failed_back(&self) -> FailoverRecord {
+        match self
+            .send(json!({"action": "failback"}))
+            .await
+            .expect("failed back")
+        {
+            FailoverOutcome::FailedBack(record) => record,
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn restored(&self) -> Vec<Location> {
         self.restores.restored.lock().expect("lock").clone()
     }
